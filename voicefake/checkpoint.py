@@ -1,0 +1,285 @@
+"""The one checkpoint format for every model kind.
+
+A checkpoint is a directory::
+
+    my-vocoder/
+      config.json          # format_version, kind, voicefake_version, model, mel, metadata
+      model.safetensors    # the state dict only (no pickle anywhere)
+
+The mapping from ``kind`` to ``(ConfigClass, ModelClass)`` is written in code (:data:`KINDS`),
+never read from the file, so moving code never breaks old checkpoints. Loading is strict:
+unknown config keys, missing or unexpected weights and an unsupported format version raise
+:class:`CheckpointError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from voicefake import __version__
+from voicefake.audio.features import MelConfig
+from voicefake.config import ConfigError, from_dict, to_dict
+
+FORMAT_VERSION = 1
+
+# kind -> (module, config class, model class). Imported lazily so that loading one kind
+# never imports the others.
+KINDS: dict[str, tuple[str, str, str]] = {
+    "speaker": ("voicefake.speaker.model", "SpeakerEncoderConfig", "SpeakerEncoder"),
+    "vocoder": ("voicefake.vocoder.model", "VocoderConfig", "Vocoder"),
+    "synthesis": ("voicefake.synthesis.model", "SynthesizerConfig", "Synthesizer"),
+    "conversion": ("voicefake.conversion.model", "ConverterConfig", "Converter"),
+    "lipsync": ("voicefake.lipsync.model", "SyncNetConfig", "SyncNet"),
+    "detection": ("voicefake.detection.model", "DetectorConfig", "Detector"),
+    "watermark": ("voicefake.watermark.model", "WatermarkConfig", "Watermarker"),
+}
+
+BUNDLED_DIR = Path(__file__).parent / "models"
+# name -> folder under voicefake/models/. These ship inside the package and work offline.
+BUNDLED: dict[str, str] = {
+    "speaker": "speaker-16k",
+    "vocoder": "vocoder-16k",
+    "detection": "detector-16k",
+    "conversion": "converter-16k",
+    "synthesis": "synthesizer-16k",
+    "lipsync": "syncnet-25fps",
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is missing, malformed or incompatible."""
+
+
+def model_classes(kind: str) -> tuple[type, type[nn.Module]]:
+    """Returns ``(ConfigClass, ModelClass)`` registered for ``kind``."""
+    if kind not in KINDS:
+        raise CheckpointError(f"unknown checkpoint kind {kind!r}; known: {sorted(KINDS)}")
+    module_name, config_name, model_name = KINDS[kind]
+    module = importlib.import_module(module_name)
+    return getattr(module, config_name), getattr(module, model_name)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """Strips DistributedDataParallel / DataParallel / torch.compile wrappers."""
+    while True:
+        if hasattr(module, "_orig_mod"):
+            module = module._orig_mod  # torch.compile
+        elif isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            module = module.module
+        else:
+            return module
+
+
+def resolve(path_or_name: str | os.PathLike[str]) -> Path:
+    """A bundled model name (``"vocoder"``) or a checkpoint directory -> its directory."""
+    text = str(path_or_name)
+    if text in BUNDLED and not Path(text).exists():
+        return BUNDLED_DIR / BUNDLED[text]
+    return Path(path_or_name)
+
+
+@dataclass
+class Checkpoint:
+    """An in-memory checkpoint: config plus weights.
+
+    Attributes:
+        kind: one of :data:`KINDS`.
+        model: the model dataclass as a plain dict.
+        mel: the :class:`MelConfig` as a dict, or None for models without audio features.
+        metadata: free-form JSON (training step, data summary, metrics, licence, notes).
+        state_dict: tensor name -> tensor.
+    """
+
+    kind: str
+    model: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    mel: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    voicefake_version: str = __version__
+
+    @property
+    def model_config(self) -> Any:
+        """The model config dataclass (strictly parsed)."""
+        config_cls, _ = model_classes(self.kind)
+        return from_dict(config_cls, self.model, "model")
+
+    @property
+    def mel_config(self) -> MelConfig | None:
+        """The mel config the model was trained with, or None."""
+        return None if self.mel is None else from_dict(MelConfig, self.mel, "mel")
+
+    @property
+    def name(self) -> str:
+        """``<name>@<version>`` for reports, from metadata (falls back to the kind)."""
+        meta = self.metadata
+        return f"{meta.get('name', self.kind)}@{meta.get('version', self.voicefake_version)}"
+
+    @classmethod
+    def from_module(
+        cls,
+        module: nn.Module,
+        kind: str,
+        mel: MelConfig | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Checkpoint:
+        """Captures ``module`` (which must have a dataclass ``.config``) as a checkpoint."""
+        module = unwrap(module)
+        config_cls, model_cls = model_classes(kind)
+        if not isinstance(module, model_cls):
+            raise CheckpointError(f"kind {kind!r} expects {model_cls.__name__}, got {type(module).__name__}")
+        state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        return cls(
+            kind=kind,
+            model=to_dict(module.config),
+            mel=None if mel is None else to_dict(mel),
+            metadata=dict(metadata or {}),
+            state_dict=state,
+        )
+
+    def build(self, device: str | torch.device = "cpu") -> nn.Module:
+        """Rebuilds the module, loads the weights strictly and moves it to ``device``."""
+        _, model_cls = model_classes(self.kind)
+        config = self.model_config
+        module = model_cls(config, self.mel_config) if _takes_mel(model_cls) else model_cls(config)
+        expected = module.state_dict()
+        missing = sorted(set(expected) - set(self.state_dict))
+        unexpected = sorted(set(self.state_dict) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{self.kind} checkpoint weights do not match the model: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}"
+            )
+        for key, tensor in self.state_dict.items():
+            if tensor.shape != expected[key].shape:
+                raise CheckpointError(
+                    f"{self.kind} checkpoint weight {key!r} has shape {tuple(tensor.shape)}, "
+                    f"model expects {tuple(expected[key].shape)}"
+                )
+        cast = {k: v.to(expected[k].dtype) for k, v in self.state_dict.items()}
+        module.load_state_dict(cast, strict=True)
+        return module.to(device)
+
+    def save(self, path: str | os.PathLike[str], half: bool = False) -> Path:
+        """Writes the directory atomically (a temporary sibling, then a rename).
+
+        Args:
+            path: target directory; replaced if it exists.
+            half: store floating weights as float16 (release checkpoints; loads as float32).
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            state = {
+                k: (v.half() if half and v.is_floating_point() else v).contiguous()
+                for k, v in self.state_dict.items()
+            }
+            save_file(state, str(tmp / "model.safetensors"))
+            (tmp / "config.json").write_text(json.dumps(self._header(), indent=2) + "\n")
+            if path.exists():
+                old = path.with_name(path.name + ".old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "kind": self.kind,
+            "voicefake_version": self.voicefake_version,
+            "model": self.model,
+            "mel": self.mel,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Checkpoint:
+        """Reads a checkpoint directory (or a bundled name such as ``"vocoder"``) strictly."""
+        path = resolve(path)
+        config_path, weights_path = path / "config.json", path / "model.safetensors"
+        if not path.is_dir():
+            raise CheckpointError(f"{path}: not a checkpoint directory (expected config.json + model.safetensors)")
+        for needed in (config_path, weights_path):
+            if not needed.is_file():
+                raise CheckpointError(f"{path}: missing {needed.name}")
+        try:
+            header = json.loads(config_path.read_text())
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{config_path}: invalid JSON ({err})") from err
+        return cls(**_check_header(header, config_path), state_dict=_read_weights(weights_path))
+
+
+def _check_header(header: Any, where: Path) -> dict[str, Any]:
+    allowed = {"format_version", "kind", "voicefake_version", "model", "mel", "metadata"}
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{where}: expected a JSON object")
+    unknown = sorted(set(header) - allowed)
+    if unknown:
+        raise CheckpointError(f"{where}: unknown key(s) {unknown}")
+    for key in ("format_version", "kind", "model"):
+        if key not in header:
+            raise CheckpointError(f"{where}: missing key {key!r}")
+    if header["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{where}: format_version {header['format_version']!r} is not supported "
+            f"(this voicefake reads {FORMAT_VERSION}); upgrade voicefake or re-export"
+        )
+    if header["kind"] not in KINDS:
+        raise CheckpointError(f"{where}: unknown kind {header['kind']!r}; known: {sorted(KINDS)}")
+    config_cls, _ = model_classes(header["kind"])
+    try:
+        from_dict(config_cls, header["model"], "model")
+        if header.get("mel") is not None:
+            from_dict(MelConfig, header["mel"], "mel")
+    except ConfigError as err:
+        raise CheckpointError(f"{where}: {err}") from err
+    return {
+        "kind": header["kind"],
+        "model": header["model"],
+        "mel": header.get("mel"),
+        "metadata": header.get("metadata") or {},
+        "format_version": header["format_version"],
+        "voicefake_version": header.get("voicefake_version", "unknown"),
+    }
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own SafetensorError type
+        raise CheckpointError(f"{path}: unreadable safetensors file ({err})") from err
+
+
+def _takes_mel(model_cls: type) -> bool:
+    return bool(getattr(model_cls, "takes_mel", False))
+
+
+def check_same_mel(a: Checkpoint, b: Checkpoint) -> None:
+    """Raises if two chained checkpoints (e.g. synthesiser -> vocoder) disagree on the mel."""
+    if a.mel != b.mel:
+        diff = sorted(
+            k for k in set(a.mel or {}) | set(b.mel or {})
+            if (a.mel or {}).get(k) != (b.mel or {}).get(k)
+        )
+        raise CheckpointError(
+            f"mel configs differ between the {a.kind} and {b.kind} checkpoints in {diff}; "
+            "chain only models trained on the same MelConfig"
+        )

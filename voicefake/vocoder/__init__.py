@@ -1,0 +1,1 @@
+"""Mel-spectrogram GAN vocoder (Vocos / HiFi-GAN generators)."""

@@ -1,0 +1,251 @@
+"""Mel-spectrogram to waveform generators of the HiFi-GAN family.
+
+Two generator architectures share one config and one interface ``mel -> wav``:
+
+* ``"vocos"`` (default, bundled): a ConvNeXt backbone at the frame rate predicts STFT
+  magnitude and phase, and an inverse STFT makes the waveform (Siuzdak, 2023). All the
+  network runs at the frame rate, so it is several times faster on a CPU than upsampling.
+* ``"hifigan"``: transposed-convolution upsampling with multi-receptive-field residual
+  blocks (Kong et al., 2020); V1 and V3 sizes are available for comparison and GPU recipes.
+
+Shapes: ``mel`` is (B, M, F) natural-log mel from :class:`voicefake.audio.features.MelSpectrogram`;
+the output is (B, T) with ``T = num_samples(F, mel)``, values in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from voicefake.audio.features import MelConfig, num_samples
+
+
+@dataclass(frozen=True)
+class VocoderConfig:
+    """Generator architecture and size.
+
+    Attributes:
+        architecture: "vocos" or "hifigan".
+        dim / intermediate_dim / num_layers / kernel_size: Vocos ConvNeXt backbone.
+        head_n_fft: Vocos inverse-STFT size (hop = the mel hop length; window = head_n_fft).
+        upsample_rates / upsample_kernel_sizes / upsample_initial_channel: HiFi-GAN; the
+            product of the rates must equal the mel hop length.
+        resblock: HiFi-GAN residual block type "1" (V1/V2) or "2" (V3).
+        resblock_kernel_sizes / resblock_dilations: HiFi-GAN MRF blocks.
+    """
+
+    architecture: Literal["vocos", "hifigan"] = "vocos"
+    dim: int = 192
+    intermediate_dim: int = 576
+    num_layers: int = 8
+    kernel_size: int = 7
+    head_n_fft: int = 640
+    upsample_rates: tuple[int, ...] = (5, 4, 4, 2)
+    upsample_kernel_sizes: tuple[int, ...] = (10, 8, 8, 4)
+    upsample_initial_channel: int = 512
+    resblock: Literal["1", "2"] = "1"
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ("vocos", "hifigan"):
+            raise ValueError(f"VocoderConfig.architecture must be 'vocos' or 'hifigan', got {self.architecture!r}")
+        if self.resblock not in ("1", "2"):
+            raise ValueError(f"VocoderConfig.resblock must be '1' or '2', got {self.resblock!r}")
+        if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
+            raise ValueError("VocoderConfig: upsample_rates and upsample_kernel_sizes differ in length")
+
+    @classmethod
+    def tiny(cls) -> VocoderConfig:
+        """A few thousand parameters, for tests."""
+        return cls(dim=16, intermediate_dim=32, num_layers=1, head_n_fft=640)
+
+    @classmethod
+    def small(cls) -> VocoderConfig:
+        """The bundled 16 kHz model."""
+        return cls()
+
+    @classmethod
+    def hifigan_v1(cls) -> VocoderConfig:
+        """HiFi-GAN V1 at hop 160 (16 kHz, 10 ms)."""
+        return cls(architecture="hifigan")
+
+    @classmethod
+    def hifigan_v3(cls) -> VocoderConfig:
+        """HiFi-GAN V3 at hop 160."""
+        return cls(
+            architecture="hifigan", upsample_rates=(5, 4, 8), upsample_kernel_sizes=(10, 8, 16),
+            upsample_initial_channel=256, resblock="2", resblock_kernel_sizes=(3, 5, 7),
+            resblock_dilations=((1, 2), (2, 6), (3, 12)),
+        )
+
+    @classmethod
+    def vocos_base(cls) -> VocoderConfig:
+        """The published Vocos size (dim 512, 8 layers), for GPU recipes and speed tables."""
+        return cls(dim=512, intermediate_dim=1536, num_layers=8, head_n_fft=1024)
+
+    def replace(self, **changes: object) -> VocoderConfig:
+        """Returns a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv -> LayerNorm -> pointwise MLP with GELU -> layer scale, residual."""
+
+    def __init__(self, dim: int, intermediate_dim: int, kernel_size: int, layer_scale: float) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, intermediate_dim)
+        self.pwconv2 = nn.Linear(intermediate_dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, D, F) -> (B, D, F)."""
+        y = self.dwconv(x).transpose(1, 2)
+        y = self.pwconv2(F.gelu(self.pwconv1(self.norm(y))))
+        return x + (self.gamma * y).transpose(1, 2)
+
+
+class VocosGenerator(nn.Module):
+    """ConvNeXt backbone + inverse-STFT head."""
+
+    def __init__(self, config: VocoderConfig, mel: MelConfig) -> None:
+        super().__init__()
+        self.hop_length = mel.hop_length
+        self.n_fft = config.head_n_fft
+        if self.n_fft < self.hop_length:
+            raise ValueError(f"head_n_fft {self.n_fft} must be >= mel hop_length {self.hop_length}")
+        self.embed = nn.Conv1d(mel.n_mels, config.dim, config.kernel_size, padding=config.kernel_size // 2)
+        self.norm = nn.LayerNorm(config.dim, eps=1e-6)
+        scale = 1.0 / config.num_layers
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(config.dim, config.intermediate_dim, config.kernel_size, scale)
+            for _ in range(config.num_layers)
+        )
+        self.final_norm = nn.LayerNorm(config.dim, eps=1e-6)
+        self.head = nn.Linear(config.dim, self.n_fft + 2)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
+        log_mag, phase = x.float().chunk(2, dim=1)
+        # clamp keeps exp() finite early in training (as in Vocos)
+        mag = torch.exp(log_mag).clamp(max=1e2)
+        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        length = num_samples_for(mel.shape[-1], self.hop_length)
+        return torch.istft(
+            spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True,
+            length=length,
+        )
+
+
+def num_samples_for(frames: int, hop_length: int) -> int:
+    """Output length for ``frames`` centred frames (same rule as features.num_samples)."""
+    return max(0, frames - 1) * hop_length
+
+
+class ResBlock(nn.Module):
+    """HiFi-GAN multi-receptive-field residual block (type 1: two convs per dilation)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...], kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.convs1 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=d * (kernel_size - 1) // 2)
+            for d in dilations
+        )
+        self.convs2 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, padding=(kernel_size - 1) // 2)
+            for _ in (dilations if kind == "1" else ())
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, conv in enumerate(self.convs1):
+            y = conv(F.leaky_relu(x, 0.1))
+            if self.kind == "1":
+                y = self.convs2[i](F.leaky_relu(y, 0.1))
+            x = x + y
+        return x
+
+
+class HiFiGANGenerator(nn.Module):
+    """Transposed-conv upsampling with MRF residual blocks."""
+
+    def __init__(self, config: VocoderConfig, mel: MelConfig) -> None:
+        super().__init__()
+        if math.prod(config.upsample_rates) != mel.hop_length:
+            raise ValueError(
+                f"HiFi-GAN upsample_rates {config.upsample_rates} multiply to "
+                f"{math.prod(config.upsample_rates)}, but the mel hop_length is {mel.hop_length}"
+            )
+        ch = config.upsample_initial_channel
+        self.pre = nn.Conv1d(mel.n_mels, ch, 7, padding=3)
+        self.ups = nn.ModuleList()
+        self.mrfs = nn.ModuleList()
+        for i, (rate, kernel) in enumerate(zip(config.upsample_rates, config.upsample_kernel_sizes, strict=True)):
+            out = ch // 2 ** (i + 1)
+            self.ups.append(nn.ConvTranspose1d(out * 2, out, kernel, rate, padding=(kernel - rate) // 2))
+            self.mrfs.append(nn.ModuleList(
+                ResBlock(out, k, d, config.resblock)
+                for k, d in zip(config.resblock_kernel_sizes, config.resblock_dilations, strict=True)
+            ))
+        self.post = nn.Conv1d(ch // 2 ** len(config.upsample_rates), 1, 7, padding=3)
+        self.hop_length = mel.hop_length
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.pre(mel)
+        for up, blocks in zip(self.ups, self.mrfs, strict=True):
+            x = up(F.leaky_relu(x, 0.1))
+            x = sum(block(x) for block in blocks) / len(blocks)
+        x = torch.tanh(self.post(F.leaky_relu(x)))
+        return x[:, 0, : num_samples_for(mel.shape[-1], self.hop_length)]
+
+
+class Vocoder(nn.Module):
+    """A mel-to-waveform generator built from a :class:`VocoderConfig` and a :class:`MelConfig`.
+
+    Example:
+        >>> voc = Vocoder(VocoderConfig.tiny(), MelConfig())
+        >>> voc(torch.zeros(1, 80, 11)).shape
+        torch.Size([1, 1600])
+    """
+
+    takes_mel = True
+
+    def __init__(self, config: VocoderConfig, mel: MelConfig | None = None) -> None:
+        super().__init__()
+        if mel is None:
+            raise ValueError("Vocoder needs the MelConfig it is trained on")
+        self.config = config
+        self.mel = mel
+        cls = VocosGenerator if config.architecture == "vocos" else HiFiGANGenerator
+        self.generator = cls(config, mel)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel: (B, M, F) log-mel; returns (B, T) waveform, T = num_samples(F, mel)."""
+        if mel.dim() != 3 or mel.shape[1] != self.mel.n_mels:
+            raise ValueError(f"expected mel of shape (B, {self.mel.n_mels}, F), got {tuple(mel.shape)}")
+        wav = self.generator(mel)
+        assert wav.shape[-1] == num_samples(mel.shape[-1], self.mel)
+        return wav.clamp(-1.0, 1.0)
+
+    def receptive_field(self) -> int:
+        """Frames of context each side that influence an output frame (for chunked decoding)."""
+        cfg = self.config
+        if cfg.architecture == "vocos":
+            return (cfg.num_layers + 1) * (cfg.kernel_size // 2) + cfg.head_n_fft // self.mel.hop_length + 1
+        per_stage = sum(
+            sum(d * (k - 1) // 2 for d in dils) * (2 if cfg.resblock == "1" else 1)
+            for k, dils in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilations, strict=True)
+        )
+        return 3 + 1 + per_stage // 2 + 4  # generous: later stages are finer than a frame

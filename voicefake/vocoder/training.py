@@ -1,0 +1,170 @@
+"""Vocoder training: modules, optimizers and one GAN step (discriminator, then generator)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+from torch import nn
+
+from voicefake.audio.features import MelConfig, MelSpectrogram
+from voicefake.train.loop import TrainTask
+from voicefake.vocoder.discriminators import DiscriminatorConfig, MultiDiscriminator
+from voicefake.vocoder.losses import (
+    MultiResolutionMelLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+)
+from voicefake.vocoder.model import Vocoder, VocoderConfig
+
+DEFAULT_LOSS_MELS = (
+    MelConfig(n_fft=512, win_length=512, hop_length=128, n_mels=64),
+    MelConfig(n_fft=1024, win_length=1024, hop_length=256, n_mels=80),
+    MelConfig(n_fft=2048, win_length=2048, hop_length=512, n_mels=128),
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings for the vocoder.
+
+    Attributes:
+        lr / betas / weight_decay: AdamW for both generator and discriminator.
+        warmup_steps / min_lr_ratio / total_steps: linear warm-up then cosine decay.
+        loss_weights: generator loss terms ``mel``, ``adv``, ``fm``; a term missing or 0
+            is not computed.
+        grad_clip: max grad norm for each optimizer (0 disables).
+        loss_mels: the multi-resolution mel loss resolutions.
+        segment_samples: training crop length (a multiple of the mel hop length).
+        discriminator: the discriminator sizes.
+    """
+
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.8, 0.9)
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.05
+    total_steps: int = 100_000
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"mel": 45.0, "adv": 1.0, "fm": 2.0})
+    grad_clip: float = 100.0
+    loss_mels: tuple[MelConfig, ...] = DEFAULT_LOSS_MELS
+    segment_samples: int = 16000
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.loss_weights) - {"mel", "adv", "fm"}
+        if unknown:
+            raise ValueError(f"unknown vocoder loss weight(s) {sorted(unknown)}; allowed: mel, adv, fm")
+
+
+def build_modules(model: VocoderConfig, mel: MelConfig, cfg: TrainConfig) -> dict[str, nn.Module]:
+    """Generator, discriminators, the feature extractor and the reconstruction loss."""
+    if cfg.segment_samples % mel.hop_length:
+        raise ValueError(f"segment_samples {cfg.segment_samples} is not a multiple of hop {mel.hop_length}")
+    return {
+        "generator": Vocoder(model, mel),
+        "discriminator": MultiDiscriminator(cfg.discriminator),
+        "features": MelSpectrogram(mel),
+        "mel_loss": MultiResolutionMelLoss(cfg.loss_mels),
+    }
+
+
+def build_optimizers(modules: dict[str, nn.Module], cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """AdamW for generator and discriminator."""
+    def adamw(m: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(m.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+    return {"generator": adamw(modules["generator"]), "discriminator": adamw(modules["discriminator"])}
+
+
+def lr_lambda(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``total_steps``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_schedulers(optimizers: dict[str, torch.optim.Optimizer], cfg: TrainConfig) -> dict[str, object]:
+    """One LambdaLR per optimizer."""
+    fn = partial(lr_lambda, cfg=cfg)
+    return {k: torch.optim.lr_scheduler.LambdaLR(o, fn) for k, o in optimizers.items()}
+
+
+def _clip(module: nn.Module, value: float) -> float:
+    if value <= 0:
+        return float("nan")
+    return float(torch.nn.utils.clip_grad_norm_(module.parameters(), value))
+
+
+def train_step(
+    modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+    batch: torch.Tensor, cfg: TrainConfig,
+) -> dict[str, float]:
+    """One discriminator update, then one generator update.
+
+    Args:
+        batch: (B, T) real waveforms, T a multiple of the hop length.
+    """
+    weights = cfg.loss_weights
+    gen, disc = modules["generator"], modules["discriminator"]
+    with torch.no_grad():
+        mel = modules["features"](batch)
+    fake = gen(mel)
+    real = batch[:, : fake.shape[-1]]
+    out: dict[str, float] = {}
+    use_gan = weights.get("adv", 0) > 0 or weights.get("fm", 0) > 0
+    if use_gan:
+        real_scores, _ = disc(real)
+        fake_scores, _ = disc(fake.detach())
+        loss_d = discriminator_loss(real_scores, fake_scores)
+        optimizers["discriminator"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        out["grad_norm/discriminator"] = _clip(disc, cfg.grad_clip)
+        optimizers["discriminator"].step()
+        out["loss/disc"] = float(loss_d)
+    terms: dict[str, torch.Tensor] = {"mel": modules["mel_loss"](fake, real)}
+    if use_gan:
+        fake_scores, fake_feats = disc(fake)
+        with torch.no_grad():
+            _, real_feats = disc(real)
+        terms["adv"] = generator_loss(fake_scores)
+        terms["fm"] = feature_matching_loss(real_feats, fake_feats)
+    total = sum(weights.get(k, 0.0) * v for k, v in terms.items())
+    optimizers["generator"].zero_grad(set_to_none=True)
+    total.backward()
+    out["grad_norm/generator"] = _clip(gen, cfg.grad_clip)
+    optimizers["generator"].step()
+    out.update({f"loss/{k}": float(v) for k, v in terms.items()})
+    out["loss/total"] = float(total)
+    out["lr"] = optimizers["generator"].param_groups[0]["lr"]
+    return out
+
+
+def eval_step(modules: dict[str, nn.Module], batch: torch.Tensor) -> dict[str, float]:
+    """Copy-synthesis distances on a fixed crop: log-mel L1 at the model's own resolution."""
+    mel = modules["features"](batch)
+    fake = modules["generator"](mel)
+    real = batch[:, : fake.shape[-1]]
+    return {
+        "eval/mel_l1": float(torch.mean(torch.abs(modules["features"](fake) - mel))),
+        "eval/mr_mel_l1": float(modules["mel_loss"](fake, real)),
+    }
+
+
+def build_task(model: VocoderConfig, mel: MelConfig, cfg: TrainConfig, metadata: dict | None = None) -> TrainTask:
+    """Everything :func:`voicefake.train.loop.fit` needs to train a vocoder."""
+    modules = build_modules(model, mel, cfg)
+    optimizers = build_optimizers(modules, cfg)
+    return TrainTask(
+        modules=modules,
+        optimizers=optimizers,
+        schedulers=build_schedulers(optimizers, cfg),
+        train_step=partial(train_step, cfg=cfg),
+        eval_step=eval_step,
+        exports={"generator": ("vocoder", mel)},
+        metadata=dict(metadata or {}),
+    )
