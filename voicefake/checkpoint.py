@@ -188,6 +188,10 @@ class Checkpoint:
             }
             save_file(state, str(tmp / "model.safetensors"))
             (tmp / "config.json").write_text(json.dumps(self._header(), indent=2) + "\n")
+            # mkdtemp makes 0700 folders; a checkpoint shipped in a package must be readable
+            os.chmod(tmp, 0o755)
+            for child in tmp.iterdir():
+                os.chmod(child, 0o644)
             if path.exists():
                 old = path.with_name(path.name + ".old")
                 shutil.rmtree(old, ignore_errors=True)
