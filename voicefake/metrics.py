@@ -1,0 +1,117 @@
+"""Evaluation metrics shared by every capability: EER, min-DCF and cosine scoring.
+
+Scores are "higher means more likely the target class" (same speaker, fake, in sync, ...);
+labels are 1 for target trials and 0 for non-target trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def _check(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    if s.shape != y.shape:
+        raise ValueError(f"scores and labels differ in length: {s.size} vs {y.size}")
+    if not y.any() or y.all():
+        raise ValueError("need at least one target (label 1) and one non-target (label 0) trial")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores must be finite")
+    return s, y
+
+
+def error_rates(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False-reject and false-accept rates at every distinct threshold.
+
+    A trial is accepted when ``score >= threshold``. Thresholds are the sorted distinct scores
+    plus +inf (accept nothing).
+
+    Returns:
+        ``(thresholds, frr, far)``, each (K,), thresholds increasing (frr rising, far falling).
+    """
+    s, y = _check(scores, labels)
+    thresholds = np.append(np.unique(s), np.inf)
+    order = np.argsort(s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    # rejected at threshold t: every trial with score < t
+    below = np.searchsorted(s_sorted, thresholds, side="left")
+    tgt_below = np.concatenate([[0], np.cumsum(y_sorted)])[below]
+    non_below = np.concatenate([[0], np.cumsum(~y_sorted)])[below]
+    frr = tgt_below / y.sum()
+    far = 1.0 - non_below / (~y).sum()
+    return thresholds, frr, far
+
+
+def compute_eer(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> tuple[float, float]:
+    """Equal error rate and the threshold where false accepts meet false rejects.
+
+    The EER is taken where ``|FAR - FRR|`` is smallest over the score thresholds and is the
+    mean of the two rates there (exact when they cross at a threshold).
+
+    Args:
+        scores: (N,) trial scores, higher = more likely target.
+        labels: (N,) 1 for target, 0 for non-target.
+
+    Returns:
+        ``(eer, threshold)``: eer in [0, 1]; accept when ``score >= threshold``.
+
+    Raises:
+        ValueError: mismatched lengths, a single class, or non-finite scores.
+    """
+    thresholds, frr, far = error_rates(scores, labels)
+    i = int(np.argmin(np.abs(far - frr)))
+    return float((far[i] + frr[i]) / 2), float(thresholds[i])
+
+
+def min_dcf(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+            p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> float:
+    """Minimum normalised detection cost (NIST SRE), over all thresholds.
+
+    ``DCF = c_miss * p_target * FRR + c_fa * (1 - p_target) * FAR``, divided by the cost of the
+    best trivial system ``min(c_miss * p_target, c_fa * (1 - p_target))``.
+
+    Returns:
+        min-DCF >= 0 (1.0 = no better than always accepting or always rejecting).
+    """
+    if not 0 < p_target < 1:
+        raise ValueError(f"p_target must be in (0, 1), got {p_target}")
+    _, frr, far = error_rates(scores, labels)
+    dcf = c_miss * p_target * frr + c_fa * (1 - p_target) * far
+    return float(dcf.min() / min(c_miss * p_target, c_fa * (1 - p_target)))
+
+
+def threshold_at_far(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+                     far: float) -> float:
+    """The lowest threshold whose false-accept rate is at most ``far`` (accept ``score >= t``)."""
+    thresholds, _, rates = error_rates(scores, labels)
+    # tolerance: rates are k / N in floating point (1 - 0.95 > 0.05)
+    return float(thresholds[int(np.argmax(rates <= far + 1e-12))])
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities between rows: a (N, D), b (K, D) -> (N, K)."""
+    a = torch.nn.functional.normalize(a.float(), dim=-1)
+    b = torch.nn.functional.normalize(b.float(), dim=-1)
+    return a @ b.T
+
+
+def pairwise_trials(emb: torch.Tensor, groups: Sequence[int] | torch.Tensor
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Every unordered pair of rows as a trial: cosine score, label 1 if same group.
+
+    Args:
+        emb: (N, D) embeddings.
+        groups: (N,) group (speaker) ids.
+
+    Returns:
+        ``(scores, labels)``, each (N * (N - 1) / 2,).
+    """
+    groups = torch.as_tensor(groups)
+    sims = cosine_matrix(emb, emb)
+    i, j = torch.triu_indices(len(groups), len(groups), offset=1)
+    return sims[i, j].numpy(), (groups[i] == groups[j]).numpy().astype(np.int64)
