@@ -185,13 +185,15 @@ class MelSpectrogram(nn.Module):
 
     def _log_mel(self, wav: torch.Tensor) -> torch.Tensor:
         mel = self.config
+        frames = num_frames(wav.shape[-1], mel)
         if mel.center and wav.shape[-1] <= mel.n_fft // 2:
             # reflect padding needs more samples than the pad width; zero-extend tiny inputs
+            # and keep only the frames the true length has (see num_frames)
             wav = torch.nn.functional.pad(wav, (0, mel.n_fft // 2 + 1 - wav.shape[-1]))
         spec = torch.stft(
             wav, mel.n_fft, mel.hop_length, mel.win_length, self.window.to(wav.dtype),
             center=mel.center, pad_mode="reflect", return_complex=True,
-        )
+        )[..., :frames]
         mag = spec.abs()
         if mel.power == 2.0:
             mag = mag**2
@@ -208,12 +210,15 @@ class LinearSpectrogram(nn.Module):
         self.register_buffer("window", torch.hann_window(win_length), persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav: (B, T) or (T,); returns (B, n_fft // 2 + 1, F) log power, F = 1 + T // hop."""
+        frames = 1 + wav.shape[-1] // self.hop_length
         if wav.shape[-1] <= self.n_fft // 2:
+            # reflect padding needs more samples than the pad width; zero-extend tiny inputs
             wav = torch.nn.functional.pad(wav, (0, self.n_fft // 2 + 1 - wav.shape[-1]))
         spec = torch.stft(
             wav, self.n_fft, self.hop_length, self.win_length, self.window.to(wav.dtype),
             center=True, pad_mode="reflect", return_complex=True,
-        )
+        )[..., :frames]
         # floor keeps log finite on digital silence
         return torch.log(spec.real**2 + spec.imag**2 + 1e-9)
 
@@ -257,3 +262,35 @@ class LFCC(nn.Module):
         # floor keeps log finite on digital silence
         fbank = torch.log(torch.matmul(self.filters, power) + 1e-9)
         return torch.matmul(self.dct, fbank)
+
+
+class LogLinearFilterbank(nn.Module):
+    """Log energies of triangular filters equally spaced in Hz (LFCC before its DCT).
+
+    The detector's front end: linear spacing keeps the high-frequency resolution where
+    vocoder artefacts live (ASVspoof LFCC baselines).
+
+    (B, T) -> (B, n_filters, F), F = 1 + T // hop_length (centred frames).
+    """
+
+    def __init__(
+        self, n_fft: int = 512, hop_length: int = 160, win_length: int = 400, n_filters: int = 60
+    ) -> None:
+        super().__init__()
+        self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
+        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+        self.register_buffer("filters", linear_filterbank(n_filters, n_fft), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=wav.device.type, enabled=False):
+            wav = wav.float()
+            if wav.shape[-1] <= self.n_fft // 2:
+                # reflect padding needs more samples than the pad width; zero-extend tiny inputs
+                wav = torch.nn.functional.pad(wav, (0, self.n_fft // 2 + 1 - wav.shape[-1]))
+            spec = torch.stft(
+                wav, self.n_fft, self.hop_length, self.win_length, self.window,
+                center=True, pad_mode="reflect", return_complex=True,
+            )
+            power = spec.real**2 + spec.imag**2
+            # floor keeps log finite on digital silence
+            return torch.log(torch.matmul(self.filters, power) + 1e-9)
