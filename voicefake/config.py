@@ -64,7 +64,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
         kwargs[key] = _convert(hints[key], value, f"{where}.{key}" if where else key)
     try:
         return cls(**kwargs)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # missing keys, or __post_init__ checks
         raise ConfigError(f"{where or cls.__name__}: {err}") from err
 
 
@@ -83,6 +83,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, where) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} items, got {value!r}")
         return tuple(_convert(a, v, where) for a, v in zip(args, value, strict=True))
     if origin is dict:
         key_type, value_type = get_args(hint)
@@ -101,7 +103,9 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             return float(value)
         except ValueError:
             raise ConfigError(f"{where}: expected float, got {value!r}") from None
-    if hint in (int, float, str, bool) and not isinstance(value, hint):
+    # bool is a subclass of int in Python, but `max_steps: true` is a mistake, not 1
+    bad_bool = hint in (int, float) and isinstance(value, bool)
+    if hint in (int, float, str, bool) and (bad_bool or not isinstance(value, hint)):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
 
@@ -127,9 +131,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"override {item!r}: expected dotted.key=value")
         key, raw = item.split("=", 1)
         node = out
-        parts = key.split(".")
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: empty key in dotted path {key!r}")
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # absent, or an empty YAML section (`mel:`)
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
         node[parts[-1]] = yaml.safe_load(raw)
