@@ -108,6 +108,8 @@ class Checkpoint:
     metadata: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     voicefake_version: str = __version__
+    source: Path | None = field(default=None, compare=False, repr=False)
+    """The directory it was loaded from (for error messages), or None."""
 
     @property
     def model_config(self) -> Any:
@@ -156,15 +158,16 @@ class Checkpoint:
         expected = module.state_dict()
         missing = sorted(set(expected) - set(self.state_dict))
         unexpected = sorted(set(self.state_dict) - set(expected))
+        where = self.source / "model.safetensors" if self.source else f"{self.kind} checkpoint"
         if missing or unexpected:
             raise CheckpointError(
-                f"{self.kind} checkpoint weights do not match the model: missing {missing[:5]}, "
+                f"{where}: weights do not match the model: missing {missing[:5]}, "
                 f"unexpected {unexpected[:5]}"
             )
         for key, tensor in self.state_dict.items():
             if tensor.shape != expected[key].shape:
                 raise CheckpointError(
-                    f"{self.kind} checkpoint weight {key!r} has shape {tuple(tensor.shape)}, "
+                    f"{where}: weight {key!r} has shape {tuple(tensor.shape)}, "
                     f"model expects {tuple(expected[key].shape)}"
                 )
         cast = {k: v.to(expected[k].dtype) for k, v in self.state_dict.items()}
@@ -228,7 +231,9 @@ class Checkpoint:
             header = json.loads(config_path.read_text())
         except json.JSONDecodeError as err:
             raise CheckpointError(f"{config_path}: invalid JSON ({err})") from err
-        return cls(**_check_header(header, config_path), state_dict=_read_weights(weights_path))
+        return cls(
+            **_check_header(header, config_path), state_dict=_read_weights(weights_path), source=path
+        )
 
 
 def _check_header(header: Any, where: Path) -> dict[str, Any]:
