@@ -3,7 +3,9 @@
     python recipes/vocoder/train.py --config recipes/vocoder/configs/small.yaml \
         --run runs/vocoder-small [section.key=value ...]
 
-Multi-GPU: torchrun --nproc_per_node=N recipes/vocoder/train.py --config ... --run ...
+Multi-GPU: torchrun --nproc_per_node=N recipes/vocoder/train.py --config ... --run-dir ...
+(under torchrun spell it ``--run-dir``: torchrun's own parser rejects ``--run`` as an
+ambiguous abbreviation of its ``--run-path``).
 Re-running the same command resumes from the run's last complete step. To fine-tune from the
 bundled model, add ``--init vocoder`` (or a checkpoint directory).
 """
@@ -72,7 +74,8 @@ def read_waves(manifest: str, data: DataConfig, mel: MelConfig, seed: int) -> li
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--run", required=True, type=Path, help="run directory (resumed if it exists)")
+    parser.add_argument("--run", "--run-dir", dest="run", required=True, type=Path,
+                        help="run directory (resumed if it exists); --run-dir under torchrun")
     parser.add_argument("--init", help="start the generator from this checkpoint (fine-tuning)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. loop.max_steps=10")
     args = parser.parse_args()

@@ -27,6 +27,7 @@ import torch
 from voicefake.checkpoint import Checkpoint, CheckpointError
 
 STEP_RE = re.compile(r"^step_(\d{8})$")
+TEMP_RE = re.compile(r"^\.step_\d{8}\.")  # save_step's temporary folders
 STATE_FILE = "trainer_state.pt"
 
 
@@ -83,6 +84,10 @@ def save_step(
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    # temporaries of saves that were killed half-way (never listed by list_steps)
+    for stale in run_dir.glob(".step_*"):
+        if stale.is_dir() and TEMP_RE.match(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
     for old in list_steps(run_dir)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(step_dir(run_dir, old), ignore_errors=True)
     return final

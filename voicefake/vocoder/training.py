@@ -125,7 +125,7 @@ def train_step(
         loss_d.backward()
         out["grad_norm/discriminator"] = _clip(disc, cfg.grad_clip)
         optimizers["discriminator"].step()
-        out["loss/disc"] = float(loss_d)
+        out["loss/disc"] = float(loss_d.detach())
     terms: dict[str, torch.Tensor] = {"mel": modules["mel_loss"](fake, real)}
     if use_gan:
         fake_scores, fake_feats = disc(fake)
@@ -138,8 +138,8 @@ def train_step(
     total.backward()
     out["grad_norm/generator"] = _clip(gen, cfg.grad_clip)
     optimizers["generator"].step()
-    out.update({f"loss/{k}": float(v) for k, v in terms.items()})
-    out["loss/total"] = float(total)
+    out.update({f"loss/{k}": float(v.detach()) for k, v in terms.items()})
+    out["loss/total"] = float(total.detach())
     out["lr"] = optimizers["generator"].param_groups[0]["lr"]
     return out
 
