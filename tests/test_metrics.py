@@ -60,3 +60,13 @@ def test_pairwise_trials() -> None:
     assert labels.tolist() == [1, 0, 0]
     assert scores[0] > 0.99 and abs(scores[2] - 0.05) < 0.01
     assert cosine_matrix(emb, emb).shape == (3, 3)
+
+
+def test_expected_calibration_error_known_values() -> None:
+    from voicefake.metrics import expected_calibration_error
+
+    assert expected_calibration_error([0.0, 1.0], [0, 1]) == 0.0
+    # all predictions 0.8, half positive: |0.5 - 0.8| = 0.3
+    assert abs(expected_calibration_error([0.8] * 4, [1, 0, 1, 0]) - 0.3) < 1e-9
+    with pytest.raises(ValueError):
+        expected_calibration_error([1.5], [1])

@@ -138,3 +138,38 @@ def save_generated(path: PathLike, wav: np.ndarray, sample_rate: int, model: str
                    force: bool = False, extra: str = "") -> Path:
     """Writes generated audio labelled as synthetic in its metadata."""
     return write_audio(Path(path), wav, sample_rate, force=force, metadata=synthetic_metadata(model, extra))
+
+
+# ----------------------------------------------------------------------------- detection
+
+
+def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = "cpu",
+           name: str | None = None, window: float = 1.5, hop: float = 0.5,
+           evidence: bool = True) -> Any:
+    """Is this speech synthetic? A calibrated probability, a decision, a timeline and evidence.
+
+    Args:
+        audio: path, file bytes, or a (T,) waveform at the detector's rate (16 kHz; files
+            at any rate, 8 kHz calls included, are resampled on load).
+        window / hop: segment timeline window and hop in seconds.
+        evidence: also compute saliency (bands and time spans that drove the score).
+
+    Returns:
+        :class:`voicefake.detection.inference.DetectionReport` (``.to_dict()`` for JSON):
+        ``p_fake``, ``label`` ("fake"/"real"), ``threshold``, ``segments``, ``evidence``,
+        ``model``, ``duration``.
+
+    Example:
+        >>> report = detect("call.wav")
+        >>> report.label, report.p_fake, report.segments[0]
+        ('real', 0.012, {'start': 0.0, 'end': 1.5, 'p_fake': 0.02})
+    """
+    from voicefake.detection.inference import Calibration, detect_waveform, prepare
+
+    loaded = load(checkpoint, device, kind="detection")
+    rate = loaded.module.config.sample_rate
+    wav = prepare(_as_wave(audio, rate, name), rate)
+    meta = loaded.checkpoint.metadata
+    calibration = Calibration.from_metadata(meta)
+    model = {"name": str(meta.get("name", "detector")), "version": str(meta.get("version", __version__))}
+    return detect_waveform(loaded.module, wav, calibration, model, window, hop, evidence)

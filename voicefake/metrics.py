@@ -115,3 +115,30 @@ def pairwise_trials(emb: torch.Tensor, groups: Sequence[int] | torch.Tensor
     sims = cosine_matrix(emb, emb)
     i, j = torch.triu_indices(len(groups), len(groups), offset=1)
     return sims[i, j].numpy(), (groups[i] == groups[j]).numpy().astype(np.int64)
+
+
+def expected_calibration_error(probs: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+                               bins: int = 10) -> float:
+    """Expected calibration error of binary probabilities (equal-width bins).
+
+    Args:
+        probs: predicted P(label = 1), each in [0, 1].
+        labels: 1 or 0.
+        bins: number of equal-width probability bins.
+
+    Returns:
+        sum over bins of (bin share) * |mean label - mean probability|, in [0, 1].
+    """
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    if p.shape != y.shape or p.size == 0:
+        raise ValueError(f"probs and labels must be non-empty and equal in length: {p.size} vs {y.size}")
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("probs must lie in [0, 1]")
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            error += mask.mean() * abs(y[mask].mean() - p[mask].mean())
+    return float(error)

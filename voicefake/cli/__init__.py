@@ -11,10 +11,10 @@ import logging
 import sys
 
 from voicefake import __version__
-from voicefake.cli import common, vocoder
+from voicefake.cli import common, detection, vocoder
 
 # module with `register(subparsers)`; each adds its subcommands with `set_defaults(run=...)`
-COMMANDS = [vocoder]
+COMMANDS = [vocoder, detection]
 
 
 class _Parser(argparse.ArgumentParser):

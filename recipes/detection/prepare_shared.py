@@ -1,0 +1,346 @@
+"""Builds the detector's training and dev data from the shared data, plus fakes made here.
+
+    VOICEFAKE_DATA=../shared/data nice -n 5 python recipes/detection/prepare_shared.py \
+        --out runs/detection/data
+
+Writes 16 kHz FLAC under ``OUT/audio/`` and ``OUT/manifest.csv`` (our manifest format). Every
+clip is written twice: ``clean`` and through a random channel (a phone call from
+:func:`voicefake.channel.phone_call`, or a wideband MP3/Opus + noise/reverb chain), drawn
+with the same probabilities for real and fake, so the channel never decides the label.
+Columns used: ``label`` real/fake, ``system`` (the generator), ``folder`` (the generator
+family used for leave-one-generator-out folds), ``notes`` = ``split=train|dev;channel=...``.
+
+Real speech: every human recording in the shared data. Dev speakers (never trained on):
+LibriSpeech test-other, VCTK p228, FSDD theo/yweweler, Asterisk it/ru voices.
+Fakes: the shared fakes, plus copy-synthesis through voicefake's bundled vocoder,
+Griffin-Lim, WORLD (pyworld), espeak-ng voices, flite and festival voices; also spliced calls
+(``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
+Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import subprocess
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from voicefake import channel
+from voicefake.audio.io import load_audio, loudness_normalize, write_audio
+from voicefake.data.manifests import ManifestRow, data_root, read_manifest, write_manifest
+
+log = logging.getLogger("prepare")
+SAMPLE_RATE = 16000
+DEV_SPEAKERS_PREFIX = ("librispeech-1688", "librispeech-1998", "librispeech-2033", "librispeech-2414",
+                       "librispeech-2609", "librispeech-3005", "librispeech-3080", "librispeech-3331",
+                       "librispeech-367", "librispeech-533")
+DEV_SPEAKERS = set(DEV_SPEAKERS_PREFIX) | {"vctk-p228", "fsdd-theo", "fsdd-yweweler",
+                                           "asterisk-it-carlo_flora", "asterisk-ru-ivrvoice"}
+
+FAMILIES = {  # shared-data system prefix -> family
+    "NSF": "nsf", "PWG": "gan-vocoder", "QPPWG": "gan-vocoder", "QPNet": "gan-vocoder",
+    "uSFGAN": "gan-vocoder", "nii-vocoding": "gan-vocoder", "WORLD": "world",
+    "espeak": "formant-diphone", "mbrola": "formant-diphone", "festival": "festival-flite-pico",
+    "flite": "festival-flite-pico", "pico": "festival-flite-pico",
+}
+
+PHONE_LINES = [
+    "Hello, this is your bank calling about a suspicious transaction on your account.",
+    "Please confirm your date of birth and the last four digits of your card.",
+    "I need you to transfer the money today, it is really urgent.",
+    "Hi mum, I lost my phone, can you send me some money on this number?",
+    "Your parcel could not be delivered, press one to speak to an agent.",
+    "This is the fraud department, we have blocked your card for your protection.",
+    "Can you read me the code we just sent you by text message?",
+    "Good morning, I am calling from technical support about your computer.",
+    "The meeting has been moved to three thirty, please call me back.",
+    "Thank you for calling, all our operators are busy at the moment.",
+    "I am the director, please process this payment before the end of the day.",
+    "We are updating our records, could you spell your surname for me?",
+]
+
+
+def family_of(system: str) -> str:
+    for prefix, family in FAMILIES.items():
+        if system.startswith(prefix):
+            return family
+    raise ValueError(f"no generator family for system {system!r}")
+
+
+def hashed_fraction(text: str) -> float:
+    return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def draw_channel(seed: int) -> tuple[str, list[channel.ChannelStep]]:
+    """A phone call (p = 0.6) or a wideband lossy chain, identical odds for both labels."""
+    rng = np.random.default_rng(seed)
+    if rng.random() < 0.6:
+        return "phone", channel._draw_phone_steps(rng)
+    steps = []
+    if rng.random() < 0.5:
+        steps.append(channel.ChannelStep("add_noise", {"snr_db": float(rng.uniform(10, 35)),
+                                                       "kind": str(rng.choice(channel.NOISE_KINDS))}))
+    if rng.random() < 0.3:
+        steps.append(channel.ChannelStep("reverb", {"rt60": float(rng.uniform(0.15, 0.5))}))
+    codec = str(rng.choice(["mp3", "opus", "aac", "none"]))
+    if codec == "mp3":
+        steps.append(channel.ChannelStep("mp3", {"bitrate": int(rng.choice([24000, 32000, 64000]))}))
+    elif codec == "opus":
+        steps.append(channel.ChannelStep("opus", {"bitrate": int(rng.choice([12000, 16000, 24000]))}))
+    elif codec == "aac":
+        steps.append(channel.ChannelStep("aac", {"bitrate": int(rng.choice([32000, 64000]))}))
+    return "wideband", steps
+
+
+class Writer:
+    """Writes each clip clean and through a drawn channel; collects manifest rows."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.rows = out, []
+
+    def add(self, wav: np.ndarray, row: ManifestRow, split: str) -> None:
+        stem = row.path
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.size < SAMPLE_RATE // 5 or not np.isfinite(wav).all() or np.abs(wav).max() < 1e-4:
+            log.warning("skipping %s (too short or silent)", stem)
+            return
+        seed = int(hashlib.sha1(stem.encode()).hexdigest()[:8], 16)
+        kind, steps = draw_channel(seed)
+        for name in ("clean", kind):
+            rel = f"audio/{name}/{stem}.flac"
+            path = self.out / rel
+            if not path.exists():  # re-runs only compute what is missing
+                try:
+                    audio = wav if name == "clean" else channel.apply_chain(wav, SAMPLE_RATE, steps, seed=seed)
+                except (ValueError, RuntimeError) as err:
+                    log.warning("channel failed on %s: %s", stem, err)
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_audio(path, loudness_normalize(audio, SAMPLE_RATE), SAMPLE_RATE, force=True)
+            self.rows.append(replace(row, path=rel, sample_rate=SAMPLE_RATE, channels=1,
+                                     duration_s=round(wav.size / SAMPLE_RATE, 3),
+                                     notes=f"split={split};channel={name}"))
+
+
+def split_of(speaker: str, key: str, generated: bool) -> str:
+    if speaker in DEV_SPEAKERS:
+        return "dev"
+    return "dev" if not generated and hashed_fraction(key) < 0.3 else "train"
+
+
+def add_shared(writer: Writer, root: Path, reals_only: bool = False) -> list[tuple[np.ndarray, ManifestRow, str]]:
+    """Shared reals and fakes; returns the reals (for copy-synthesis sources)."""
+    reals = []
+    for row in read_manifest(root / "manifest.csv"):
+        if reals_only and (row.label != "real" or row.media != "audio"):
+            continue
+        try:
+            wav = load_audio(root / row.path, SAMPLE_RATE)
+        except ValueError as err:
+            log.warning("skipping %s: %s", row.path, err)
+            continue
+        stem = "shared/" + str(Path(row.path).with_suffix(""))
+        if row.label == "real":
+            split = "dev" if row.speaker in DEV_SPEAKERS else "train"
+            new = replace(row, path=stem, folder="human", system="human")
+            reals.append((wav, new, split))
+            if not reals_only:
+                writer.add(wav, new, split)
+        else:
+            new = replace(row, path=stem, folder=family_of(row.system))
+            writer.add(wav, new, split_of(row.speaker, row.path, generated=False))
+    return reals
+
+
+def pick_sources(reals: list, per_split: dict[str, int], seed: int, max_s: float = 8.0) -> list:
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for split, count in per_split.items():
+        pool = [r for r in reals if r[2] == split and r[0].size > SAMPLE_RATE]
+        for index in rng.permutation(len(pool))[:count]:
+            wav, row, _ = pool[index]
+            start = 0
+            if wav.size > max_s * SAMPLE_RATE:
+                start = int(rng.integers(0, wav.size - int(max_s * SAMPLE_RATE)))
+            chosen.append((wav[start : start + int(max_s * SAMPLE_RATE)], row, split))
+    return chosen
+
+
+def griffin_lim(wav: np.ndarray, seed: int) -> np.ndarray:
+    import librosa
+
+    n_fft = int(np.random.default_rng(seed).choice([512, 1024]))
+    mag = np.abs(librosa.stft(wav, n_fft=n_fft, hop_length=n_fft // 4))
+    return librosa.griffinlim(mag, n_iter=32, hop_length=n_fft // 4, n_fft=n_fft, random_state=seed)
+
+
+def world(wav: np.ndarray, seed: int) -> np.ndarray:
+    import pyworld
+
+    x = wav.astype(np.float64)
+    f0, t = pyworld.dio(x, SAMPLE_RATE, frame_period=5.0)
+    f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
+    sp = pyworld.cheaptrick(x, f0, t, SAMPLE_RATE)
+    ap = pyworld.d4c(x, f0, t, SAMPLE_RATE)
+    return pyworld.synthesize(f0, sp, ap, SAMPLE_RATE, frame_period=5.0).astype(np.float32)
+
+
+def vocoder(wav: np.ndarray, seed: int) -> np.ndarray:
+    from voicefake import api
+
+    return api.resynthesize(wav)[0]
+
+
+COPY_SYNTHESIS = {"voicefake-vocoder": vocoder, "griffin-lim": griffin_lim, "world": world}
+
+
+def add_copy_synthesis(writer: Writer, reals: list, counts: dict[str, int]) -> None:
+    for index, (name, fn) in enumerate(COPY_SYNTHESIS.items()):
+        sources = pick_sources(reals, {"train": counts["train"], "dev": counts["dev"]}, seed=index)
+        for number, (wav, row, split) in enumerate(sources):
+            fake = fn(wav, number)
+            new = replace(row, path=f"gen/{name}/{Path(row.path).name}_{number}", label="fake",
+                          system=name, folder=name)
+            writer.add(fake, new, split)
+        log.info("copy-synthesis %s: %d clips", name, len(sources))
+
+
+def tts_texts(root: Path) -> list[str]:
+    rows = read_manifest(root / "manifest.csv")
+    texts = {r.transcript for r in rows if r.transcript and len(r.transcript) > 12
+             and (r.folder in ("vctk_autovc", "ljspeech_coqui") or r.path.startswith("asterisk_prompts/en"))}
+    return sorted(texts) + PHONE_LINES
+
+
+def run_tts(command: list[str], wav_path: Path) -> np.ndarray:
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return load_audio(wav_path, SAMPLE_RATE)
+
+
+def tts_commands(voice: str, text: str, wav: Path, txt: Path, rng: np.random.Generator) -> list[str]:
+    if voice.startswith("espeak-ng"):
+        variant = str(rng.choice(["m1", "m3", "m5", "m7", "f1", "f2", "f3", "f4", "klatt"]))
+        lang = voice.split(":")[1]
+        return ["espeak-ng", "-v", f"{lang}+{variant}", "-s", str(int(rng.integers(130, 190))),
+                "-p", str(int(rng.integers(30, 70))), "-w", str(wav), text]
+    if voice.startswith("flite"):
+        return ["flite", "-voice", voice.split(":")[1], "-t", text, "-o", str(wav)]
+    txt.write_text(text)
+    return ["text2wave", str(txt), "-o", str(wav)]
+
+
+TTS_VOICES = {  # voice -> (system, family, utterances)
+    "espeak-ng:en-us": ("espeak-ng_en-us-variants", "formant-diphone", 24),
+    "espeak-ng:en-gb": ("espeak-ng_en-gb-variants", "formant-diphone", 16),
+    "espeak-ng:en-gb-scotland": ("espeak-ng_en-gb-scotland", "formant-diphone", 12),
+    "espeak-ng:en-gb-x-rp": ("espeak-ng_en-gb-x-rp", "formant-diphone", 12),
+    "flite:kal16": ("flite_kal16", "festival-flite-pico", 12),
+    "flite:kal": ("flite_kal_8k", "festival-flite-pico", 12),
+    "flite:awb": ("flite_awb", "festival-flite-pico", 12),
+    "flite:rms": ("flite_rms", "festival-flite-pico", 12),
+    "flite:slt": ("flite_slt", "festival-flite-pico", 12),
+    "festival:kal_diphone": ("festival_kal_diphone", "festival-flite-pico", 16),
+}
+
+
+def add_tts(writer: Writer, texts: list[str], seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav_path, txt_path = Path(tmp) / "out.wav", Path(tmp) / "in.txt"
+        for voice, (system, family, count) in TTS_VOICES.items():
+            for number in rng.permutation(len(texts))[:count]:
+                text = texts[number]
+                command = tts_commands(voice, text, wav_path, txt_path, rng)
+                try:
+                    wav = run_tts(command, wav_path)
+                except (subprocess.SubprocessError, ValueError) as err:
+                    log.warning("%s failed: %s", voice, err)
+                    continue
+                key = f"gen/{system}/{number:03d}"
+                row = ManifestRow(path=key, speaker=system, label="fake", system=system,
+                                  transcript=text, folder=family)
+                writer.add(wav, row, "dev" if hashed_fraction(key) < 0.3 else "train")
+            log.info("tts %s done", voice)
+
+
+def make_spliced(out: Path, reals: list, count: int, seed: int = 0) -> None:
+    """Dev calls: real utterances of one speaker with 1-2 vocoded / WORLD spans spliced in."""
+    rng = np.random.default_rng(seed)
+    by_speaker: dict[str, list[np.ndarray]] = {}
+    for wav, row, split in reals:
+        if split == "dev" and row.speaker.startswith("librispeech"):
+            by_speaker.setdefault(row.speaker, []).append(wav)
+    speakers = sorted(by_speaker)
+    (out / "spliced").mkdir(parents=True, exist_ok=True)
+    for number in range(count):
+        speaker = speakers[number % len(speakers)]
+        pool = by_speaker[speaker]
+        parts = [pool[i] for i in rng.permutation(len(pool))[:3]]
+        call = np.concatenate([np.concatenate([p, np.zeros(int(0.3 * SAMPLE_RATE), np.float32)]) for p in parts])
+        labels = np.zeros(call.size, bool)
+        for _ in range(int(rng.integers(1, 3))):
+            length = int(rng.uniform(1.5, 4.0) * SAMPLE_RATE)
+            start = int(rng.integers(0, max(1, call.size - length)))
+            fn = COPY_SYNTHESIS[str(rng.choice(["voicefake-vocoder", "world", "griffin-lim"]))]
+            span = fn(call[start : start + length], number)[:length]
+            call[start : start + span.size] = span
+            labels[start : start + span.size] = True
+        channel_name = "clean"
+        if number % 2 == 1:
+            call, _ = channel.phone_call(call, SAMPLE_RATE, seed=number)
+            channel_name = "phone"
+        name = f"call_{number:03d}_{channel_name}"
+        write_audio(out / "spliced" / f"{name}.flac", loudness_normalize(call, SAMPLE_RATE), SAMPLE_RATE, force=True)
+        segments = [{"start": round(a / SAMPLE_RATE, 3), "end": round(b / SAMPLE_RATE, 3), "speaker": speaker,
+                     "label": "fake" if labels[a] else "real"} for a, b in _runs(labels)]
+        (out / "spliced" / f"{name}.json").write_text(json.dumps({"segments": segments}, indent=1))
+
+
+def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(labels.astype(np.int8))) + 1
+    bounds = [0, *edges.tolist(), labels.size]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
+    parser.add_argument("--stage", choices=["shared", "tts", "copy", "spliced", "all"], default="all",
+                        help="one part (stages can run in parallel); 'all' also merges the manifests")
+    parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
+    parser.add_argument("--copy-dev", type=int, default=25, help="copy-synthesis sources per family (dev)")
+    parser.add_argument("--spliced", type=int, default=20, help="spliced dev calls")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    root = data_root()
+    stages = ["shared", "tts", "copy", "spliced"] if args.stage == "all" else [args.stage]
+    for stage in stages:
+        writer = Writer(args.out)
+        if stage == "tts":
+            add_tts(writer, tts_texts(root))
+        elif stage in ("copy", "spliced"):
+            reals = add_shared(Writer(args.out), root, reals_only=True)
+            if stage == "copy":
+                add_copy_synthesis(writer, reals, {"train": args.copy_train, "dev": args.copy_dev})
+            else:
+                make_spliced(args.out, reals, args.spliced)
+        else:
+            add_shared(writer, root)
+        if writer.rows:
+            write_manifest(writer.rows, args.out / f"manifest_{stage}.csv")
+            log.info("stage %s: %d rows", stage, len(writer.rows))
+    parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
+    if all(p.exists() for p in parts):
+        rows = [row for p in parts for row in read_manifest(p)]
+        write_manifest(rows, args.out / "manifest.csv")
+        log.info("wrote %d rows to %s", len(rows), args.out / "manifest.csv")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""API detect() and the CLI (detect --json, a corrupt file in the batch, detect-eval) on a tiny checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from voicefake import api
+from voicefake.audio.io import write_audio
+from voicefake.checkpoint import Checkpoint
+from voicefake.cli import main
+from voicefake.detection.inference import Calibration
+from voicefake.detection.model import Detector, DetectorConfig
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("det") / "tiny"
+    meta = {"name": "detector-tiny", "version": "0.0.1", "calibration": Calibration(threshold=0.6).to_dict()}
+    Checkpoint.from_module(Detector(DetectorConfig.tiny()), "detection", metadata=meta).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(0)
+    write_audio(folder / "a.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+    write_audio(folder / "b.flac", (0.1 * rng.standard_normal(40000)).astype(np.float32), 16000)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage")
+    return folder
+
+
+def test_api_detect(tiny_checkpoint, clips) -> None:
+    report = api.detect(clips / "a.wav", tiny_checkpoint)
+    assert 0 <= report.p_fake <= 1 and report.threshold == 0.6
+    assert report.model == {"name": "detector-tiny", "version": "0.0.1"}
+    assert report.segments[-1]["end"] == pytest.approx(1.0, abs=1e-3)  # 8 kHz file, 1 s
+    assert api.detect.__doc__ and "Example" in api.detect.__doc__
+
+
+def test_cli_detect_json_batch_with_corrupt_file(tiny_checkpoint, clips, capsys) -> None:
+    status = main(["detect", str(clips), "--json", "--checkpoint", tiny_checkpoint, "--no-evidence"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 1
+    assert [line["file"].rsplit("/", 1)[-1] for line in lines] == ["a.wav", "b.flac", "corrupt.wav"]
+    good, bad = lines[0], lines[2]
+    assert {"file", "sha256", "p_fake", "label", "threshold", "segments", "evidence", "model"} <= set(good)
+    assert good["label"] in ("fake", "real") and len(good["sha256"]) == 64
+    assert set(bad) == {"file", "error"}
+
+
+def test_cli_detect_eval(tiny_checkpoint, clips, tmp_path, capsys) -> None:
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"segments": [
+        {"start": 0.0, "end": 1.0, "speaker": "x", "label": "real"},
+        {"start": 1.0, "end": 2.5, "speaker": "x", "label": "fake"}]}))
+    status = main(["detect-eval", str(clips / "b.flac"), str(truth), "--json", "--checkpoint", tiny_checkpoint])
+    record = json.loads(capsys.readouterr().out)
+    assert status == 0 and record["fake_seconds"] == pytest.approx(1.5, abs=0.11)
+
+
+def test_cli_missing_checkpoint_is_one_error_line(clips, capsys) -> None:
+    assert main(["detect", str(clips / "a.wav"), "--checkpoint", "/nonexistent/ckpt"]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -1,0 +1,79 @@
+"""Detector shapes over lengths, frame arithmetic, checkpoint round trip, two train steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from voicefake.checkpoint import Checkpoint, CheckpointError
+from voicefake.detection.model import Detector, DetectorConfig, num_model_frames
+from voicefake.detection.training import (
+    DetectionCropDataset,
+    TrainConfig,
+    build_modules,
+    build_optimizers,
+    train_step,
+)
+
+
+@pytest.mark.parametrize("num_samples", [1, 100, 159, 160, 161, 640, 16000, 16001, 23457])
+def test_shapes_over_lengths(num_samples: int) -> None:
+    model = Detector(DetectorConfig.tiny()).eval()
+    out = model(torch.randn(2, num_samples) * 0.1)
+    assert out.logits.shape == (2,)
+    assert out.frame_logits.shape == (2, num_model_frames(num_samples, model.config))
+    assert torch.isfinite(out.logits).all()
+    # the utterance logit is the mean of the frame logits (what makes the timeline one pass)
+    assert torch.allclose(out.logits, out.frame_logits.mean(-1))
+
+
+def test_default_model_is_small() -> None:
+    params = sum(p.numel() for p in Detector(DetectorConfig()).parameters())
+    assert params < 200_000  # well under the 10 MB bundle limit in float16
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="multiple of 16"):
+        DetectorConfig(n_filters=30)
+    with pytest.raises(ValueError, match="odd"):
+        DetectorConfig(context=4)
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    model = Detector(DetectorConfig.tiny()).eval()
+    wav = torch.randn(1, 8000) * 0.1
+    Checkpoint.from_module(model, "detection", metadata={"name": "t"}).save(tmp_path / "ckpt")
+    loaded = Checkpoint.load(tmp_path / "ckpt")
+    rebuilt = loaded.build().eval()
+    assert torch.equal(model(wav).frame_logits, rebuilt(wav).frame_logits)
+    loaded.save(tmp_path / "again")
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (tmp_path / "ckpt" / "model.safetensors").read_bytes()
+
+
+def test_checkpoint_mismatch_raises(tmp_path) -> None:
+    Checkpoint.from_module(Detector(DetectorConfig.tiny()), "detection").save(tmp_path / "ckpt")
+    ckpt = Checkpoint.load(tmp_path / "ckpt")
+    ckpt.model["hidden"] = 9
+    with pytest.raises(CheckpointError):
+        ckpt.build()
+    ckpt.model["bogus"] = 1
+    with pytest.raises(Exception, match="bogus"):
+        ckpt.build()
+
+
+def test_two_train_steps_change_parameters() -> None:
+    torch.manual_seed(0)
+    cfg = TrainConfig(segment_seconds=0.5, min_seconds=0.25)
+    modules = build_modules(DetectorConfig.tiny())
+    optimizers = build_optimizers(modules, cfg)
+    waves = [np.random.default_rng(i).standard_normal(8000).astype(np.float32) * 0.1 for i in range(4)]
+    data = DetectionCropDataset(waves, [0, 1, 0, 1], 8000, cfg, 16000, length=8)
+    wav, labels = zip(*[data[i] for i in range(4)], strict=True)
+    batch = (torch.stack(wav), torch.stack(labels))
+    before = [p.detach().clone() for p in modules["detector"].parameters()]
+    for _ in range(2):
+        scalars = train_step(modules, optimizers, batch, cfg, 16000)
+        assert np.isfinite(scalars["loss/bce"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, modules["detector"].parameters(), strict=True))
+    assert labels[0].item() == 0.0 and labels[1].item() == 1.0  # class-balanced: even real, odd fake

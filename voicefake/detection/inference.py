@@ -1,0 +1,383 @@
+"""From a waveform to a detection report: calibrated probability, decision, timeline, evidence.
+
+The calibration lives in the checkpoint's ``metadata["calibration"]`` (see
+:class:`Calibration`), fitted on dev data by ``recipes/detection/calibrate.py``:
+
+* file level: logistic-regression fusion of the network's utterance logit with the two
+  Benford divergences (:mod:`voicefake.detection.benford`); this is Platt scaling of the
+  fused score, so its output is a calibrated probability;
+* segments: Platt scaling (scale, bias) of the network's window logit;
+* ``threshold``: chosen on dev real speech (clean and through channels) at a stated
+  false-alarm rate ``far_target``; ``segment_threshold`` likewise over dev real windows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from voicefake.audio.io import loudness_normalize
+from voicefake.detection.benford import BenfordStats, benford_features, benford_stats
+from voicefake.detection.model import Detector
+
+BANDS_HZ = ((0, 500), (500, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (4000, 6000), (6000, 8000))
+SALIENCY_MAX_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Fusion, calibration and decision settings stored with a detector checkpoint.
+
+    Attributes:
+        weights: fusion weights for [network logit, log Benford divergence, log pause divergence].
+        bias: fusion bias.
+        segment_scale / segment_bias: Platt scaling of a window's network logit.
+        threshold: decision threshold on the file probability.
+        segment_threshold: threshold on a window's probability.
+        far_target: false-alarm rate on dev real speech the thresholds were chosen at.
+        benford_range: 1st-99th percentile of each Benford divergence on dev real speech.
+    """
+
+    weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    bias: float = 0.0
+    segment_scale: float = 1.0
+    segment_bias: float = 0.0
+    threshold: float = 0.5
+    segment_threshold: float = 0.5
+    far_target: float = 0.01
+    benford_range: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {"divergence": (0.0, 1.0), "pause_divergence": (0.0, 1.0)})
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> Calibration:
+        """Reads ``metadata["calibration"]``; an uncalibrated checkpoint gets the identity."""
+        raw = dict(metadata.get("calibration") or {})
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown calibration keys {sorted(unknown)}")
+        if "weights" in raw:
+            raw["weights"] = tuple(raw["weights"])
+        if "benford_range" in raw:
+            raw["benford_range"] = {k: tuple(v) for k, v in raw["benford_range"].items()}
+        return cls(**raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (for checkpoint metadata)."""
+        return asdict(self)
+
+    def file_probability(self, logit: float, stats: BenfordStats) -> float:
+        """Fused, calibrated P(synthetic) of a whole recording."""
+        x = np.concatenate([[logit], benford_features(stats)])
+        return _sigmoid(float(np.dot(self.weights, x) + self.bias))
+
+    def segment_probability(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated P(synthetic) of window logits."""
+        return 1.0 / (1.0 + np.exp(-(self.segment_scale * logits + self.segment_bias)))
+
+
+@dataclass
+class DetectionReport:
+    """What :func:`voicefake.api.detect` returns for one recording.
+
+    Attributes:
+        p_fake: calibrated probability that the speech is synthetic.
+        label: "fake" if ``p_fake >= threshold`` else "real".
+        threshold: the decision threshold (chosen at ``evidence["far_target"]`` on dev).
+        segments: ``{"start", "end", "p_fake"}`` windows (seconds) covering the file.
+        evidence: saliency bands and spans, flagged spans, Benford statistics with their
+            reference range on real speech, the raw network logit.
+        model: ``{"name", "version"}``.
+        duration: seconds.
+    """
+
+    p_fake: float
+    label: str
+    threshold: float
+    segments: list[dict[str, float]]
+    evidence: dict[str, Any]
+    model: dict[str, str]
+    duration: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return asdict(self)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x > -50 else 0.0
+
+
+def window_bounds(duration: float, window: float, hop: float) -> list[tuple[float, float]]:
+    """Windows of ``window`` s every ``hop`` s covering [0, duration]; the last one ends at the end."""
+    if duration <= window:
+        return [(0.0, duration)]
+    starts = list(np.arange(0.0, duration - window, hop)) + [duration - window]
+    return [(float(s), float(s) + window) for s in starts]
+
+
+def window_logits(frame_logits: np.ndarray, frame_seconds: float,
+                  bounds: list[tuple[float, float]]) -> np.ndarray:
+    """Mean frame logit inside each window (a window's utterance logit, by construction)."""
+    cumulative = np.concatenate([[0.0], np.cumsum(frame_logits, dtype=np.float64)])
+    out = []
+    for start, end in bounds:
+        a = min(int(start / frame_seconds), frame_logits.size - 1)
+        b = max(a + 1, min(frame_logits.size, int(math.ceil(end / frame_seconds))))
+        out.append((cumulative[b] - cumulative[a]) / (b - a))
+    return np.asarray(out)
+
+
+def prepare(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The detector's input convention: loudness-normalised float32 at the model rate."""
+    return loudness_normalize(np.asarray(wav, dtype=np.float32), sample_rate)
+
+
+def saliency(module: Detector, wav: torch.Tensor, sample_rate: int) -> dict[str, Any]:
+    """Which frequency bands and time spans pushed the utterance logit towards "synthetic".
+
+    Gradient x input of the logit w.r.t. the (B=1, N, F) log filterbank, positive part only.
+
+    Returns:
+        ``{"bands": [{"low_hz", "high_hz", "share"}], "spans": [{"start", "end", "share"}]}``.
+    """
+    with torch.enable_grad():
+        spec = module.features(wav[None]).detach().requires_grad_(True)
+        module.score_features(spec).logits.sum().backward()
+    relevance = (spec.grad * spec).detach().clamp(min=0)[0].cpu()  # (N, F)
+    total = float(relevance.sum()) or 1.0
+    n_bands = relevance.shape[0]
+    centres = (np.arange(n_bands) + 1) / (n_bands + 1) * sample_rate / 2
+    per_band = relevance.sum(dim=1).numpy()
+    bands = [{"low_hz": lo, "high_hz": hi,
+              "share": round(float(per_band[(centres >= lo) & (centres < hi)].sum()) / total, 4)}
+             for lo, hi in BANDS_HZ]
+    hop = module.config.hop_length / sample_rate
+    per_frame = relevance.sum(dim=0).numpy()
+    step = max(1, int(round(0.5 / hop)))  # 0.5 s spans
+    sums = np.add.reduceat(per_frame, np.arange(0, per_frame.size, step))
+    top = np.argsort(sums)[::-1][:3]
+    spans = [{"start": round(float(i * step * hop), 3), "end": round(float(min(per_frame.size, (i + 1) * step) * hop), 3),
+              "share": round(float(sums[i]) / total, 4)} for i in sorted(top)]
+    return {"bands": bands, "spans": spans}
+
+
+def network_scores(module: Detector, wav: torch.Tensor) -> tuple[float, np.ndarray]:
+    """(T,) prepared waveform -> (utterance logit, (F',) frame logits every ``frame_hop`` samples)."""
+    with torch.inference_mode():
+        out = module(wav[None])
+    return float(out.logits[0]), out.frame_logits[0].cpu().numpy().astype(np.float64)
+
+
+def detect_waveform(module: Detector, wav: np.ndarray, calibration: Calibration, model: dict[str, str],
+                    window: float = 1.5, hop: float = 0.5, evidence: bool = True) -> DetectionReport:
+    """Scores one (T,) waveform at the model rate (already through :func:`prepare`).
+
+    Args:
+        module: the detector in eval mode.
+        window / hop: segment timeline window and hop, seconds.
+        evidence: compute saliency (one backward pass over at most 30 s).
+    """
+    rate = module.config.sample_rate
+    duration = wav.size / rate
+    tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)).to(next(module.parameters()).device)
+    logit, frames = network_scores(module, tensor)
+    bounds = window_bounds(duration, window, hop)
+    seg_p = calibration.segment_probability(window_logits(frames, module.config.frame_hop / rate, bounds))
+    stats = benford_stats(wav)
+    p_fake = calibration.file_probability(logit, stats)
+    segments = [{"start": round(a, 3), "end": round(b, 3), "p_fake": round(float(p), 4)}
+                for (a, b), p in zip(bounds, seg_p, strict=True)]
+    info: dict[str, Any] = {
+        "network_logit": round(logit, 4),
+        "far_target": calibration.far_target,
+        "segment_threshold": round(calibration.segment_threshold, 4),
+        "flagged_spans": flagged_spans(bounds, seg_p, calibration.segment_threshold),
+        "benford": {**stats.to_dict(), "reference_range_real": {k: list(v) for k, v in calibration.benford_range.items()}},
+    }
+    if evidence:
+        info["saliency"] = saliency(module, _most_suspicious(tensor, bounds, seg_p, rate), rate)
+    label = "fake" if p_fake >= calibration.threshold else "real"
+    return DetectionReport(round(p_fake, 4), label, round(calibration.threshold, 4), segments, info, model, round(duration, 3))
+
+
+def _most_suspicious(wav: torch.Tensor, bounds: list[tuple[float, float]], probs: np.ndarray,
+                     rate: int) -> torch.Tensor:
+    """The whole file, or the 30 s around its most suspicious window when longer."""
+    if wav.numel() <= SALIENCY_MAX_SECONDS * rate:
+        return wav
+    start, end = bounds[int(np.argmax(probs))]
+    centre = 0.5 * (start + end)
+    a = int(max(0.0, min(centre - SALIENCY_MAX_SECONDS / 2, wav.numel() / rate - SALIENCY_MAX_SECONDS)) * rate)
+    return wav[a : a + int(SALIENCY_MAX_SECONDS * rate)]
+
+
+def flagged_spans(bounds: list[tuple[float, float]], probs: np.ndarray, threshold: float) -> list[dict[str, float]]:
+    """Merged time spans of windows at or above ``threshold``."""
+    spans: list[dict[str, float]] = []
+    for (start, end), p in zip(bounds, probs, strict=True):
+        if p < threshold:
+            continue
+        if spans and start <= spans[-1]["end"]:
+            spans[-1]["end"] = round(end, 3)
+        else:
+            spans.append({"start": round(start, 3), "end": round(end, 3)})
+    return spans
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, steps: int = 200) -> tuple[np.ndarray, float]:
+    """Class-balanced L2-regularised logistic regression (Newton's method).
+
+    Classes are weighted equally, so the fitted probabilities assume a 50 % prior of fakes.
+
+    Args:
+        features: (N, K) inputs; labels: (N,) 0/1.
+
+    Returns:
+        (weights (K,), bias).
+    """
+    x = np.concatenate([np.asarray(features, np.float64), np.ones((len(features), 1))], axis=1)
+    y = np.asarray(labels, np.float64)
+    sample_weight = np.where(y > 0, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
+    theta = np.zeros(x.shape[1])
+    penalty = l2 * np.eye(x.shape[1])
+    penalty[-1, -1] = 0.0  # the bias is not regularised
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ theta, -50, 50)))
+        grad = x.T @ (sample_weight * (p - y)) + penalty @ theta
+        hessian = (x * (sample_weight * p * (1 - p))[:, None]).T @ x + penalty
+        delta = np.linalg.solve(hessian + 1e-9 * np.eye(x.shape[1]), grad)
+        theta -= delta
+        if np.abs(delta).max() < 1e-8:
+            break
+    return theta[:-1], float(theta[-1])
+
+
+def fit_calibration(logits: np.ndarray, benford: np.ndarray, labels: np.ndarray, window_logits: np.ndarray,
+                    window_labels: np.ndarray, real_stats: np.ndarray, far_target: float = 0.01,
+                    use_benford: bool = True) -> Calibration:
+    """Fits fusion, Platt scaling and thresholds on dev scores.
+
+    Args:
+        logits: (N,) network utterance logits of dev recordings.
+        benford: (N, 2) :func:`benford_features` of the same recordings.
+        labels: (N,) 1 = synthetic.
+        window_logits / window_labels: timeline windows of dev recordings (real and fake).
+        real_stats: (R, 2) raw Benford divergences of dev real speech (reference range).
+        far_target: false-alarm rate on dev real recordings/windows for the thresholds.
+        use_benford: fuse the Benford features (else weights 0 for them).
+    """
+    inputs = np.concatenate([logits[:, None], benford], axis=1) if use_benford else logits[:, None]
+    weights, bias = fit_logistic(inputs, labels)
+    if not use_benford:
+        weights = np.concatenate([weights, [0.0, 0.0]])
+    fused = 1 / (1 + np.exp(-(np.concatenate([logits[:, None], benford], axis=1) @ weights + bias)))
+    seg_w, seg_b = fit_logistic(window_logits[:, None], window_labels)
+    seg_p = 1 / (1 + np.exp(-(seg_w[0] * window_logits + seg_b)))
+    return Calibration(
+        weights=tuple(float(w) for w in weights), bias=bias,
+        segment_scale=float(seg_w[0]), segment_bias=seg_b,
+        threshold=threshold_for_far(fused[labels == 0], far_target),
+        segment_threshold=threshold_for_far(seg_p[window_labels == 0], far_target),
+        far_target=far_target,
+        benford_range={name: (round(float(np.percentile(real_stats[:, i], 1)), 5),
+                              round(float(np.percentile(real_stats[:, i], 99)), 5))
+                       for i, name in enumerate(("divergence", "pause_divergence"))},
+    )
+
+
+def threshold_for_far(real_probs: np.ndarray, far_target: float) -> float:
+    """Smallest threshold at which at most ``far_target`` of real scores are >= it (>= 0.5)."""
+    ordered = np.sort(np.asarray(real_probs, np.float64))[::-1]
+    allowed = int(np.floor(far_target * ordered.size))
+    # the threshold sits just above the (allowed+1)-th highest real score
+    above = ordered[allowed] if allowed < ordered.size else 0.0
+    return float(min(max(np.nextafter(above, 1.0), 0.5), 1.0))
+
+
+@dataclass
+class Scored:
+    """Raw scores of one recording (before calibration), for calibration and benchmarks."""
+
+    logit: float
+    frame_logits: np.ndarray
+    benford: BenfordStats
+    duration: float
+
+
+def score_recording(module: Detector, wav: np.ndarray) -> Scored:
+    """Network logit, frame logits and Benford statistics of one (T,) waveform at the model rate."""
+    rate = module.config.sample_rate
+    prepared = prepare(wav, rate)
+    tensor = torch.from_numpy(prepared).to(next(module.parameters()).device)
+    logit, frames = network_scores(module, tensor)
+    return Scored(logit, frames, benford_stats(prepared), prepared.size / rate)
+
+
+def windows_of(scored: Scored, module: Detector, window: float = 1.5, hop: float = 0.5) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Timeline windows of a scored recording and their network logits."""
+    bounds = window_bounds(scored.duration, window, hop)
+    frame_seconds = module.config.frame_hop / module.config.sample_rate
+    return bounds, window_logits(scored.frame_logits, frame_seconds, bounds)
+
+
+def calibrate_scored(module: Detector, scored: list[Scored], labels: np.ndarray, far_target: float = 0.01,
+                     use_benford: bool = True) -> Calibration:
+    """Fits a :class:`Calibration` from scored dev recordings (labels: 1 = synthetic)."""
+    from voicefake.detection.benford import benford_features as features
+
+    labels = np.asarray(labels)
+    logits = np.array([s.logit for s in scored])
+    feats = np.stack([features(s.benford) for s in scored])
+    win_logits, win_labels = [], []
+    for item, label in zip(scored, labels, strict=True):
+        _, logit_windows = windows_of(item, module)
+        win_logits.append(logit_windows)
+        win_labels.append(np.full(logit_windows.size, label))
+    raw = np.array([[s.benford.divergence, s.benford.pause_divergence] for s, y in zip(scored, labels, strict=True) if y == 0])
+    return fit_calibration(logits, feats, labels, np.concatenate(win_logits), np.concatenate(win_labels),
+                           raw, far_target, use_benford)
+
+
+def score_against_truth(report: DetectionReport, truth: list[dict[str, Any]], resolution: float = 0.1) -> dict[str, float]:
+    """Localisation of a report's timeline against ground-truth segments.
+
+    A time tick (every ``resolution`` s) counts as flagged when the window centred nearest
+    to it has ``p_fake >= segment_threshold``.
+
+    Args:
+        truth: ``[{"start", "end", "speaker", "label": "real"|"fake"}]`` (seconds).
+
+    Returns:
+        fake_seconds, found_fake_seconds, fake_recall, real_seconds, false_alarm_seconds,
+        false_alarm_seconds_per_minute, file_truth ("fake" if any fake segment), file_label.
+    """
+    for seg in truth:
+        if seg.get("label") not in ("real", "fake") or not seg.get("end", 0) > seg.get("start", -1):
+            raise ValueError(f"bad ground-truth segment {seg}: need start < end and label real/fake")
+    ticks = np.arange(0.0, report.duration, resolution) + resolution / 2
+    fake = np.zeros(ticks.size, bool)
+    known = np.zeros(ticks.size, bool)
+    for seg in truth:
+        inside = (ticks >= seg["start"]) & (ticks < seg["end"])
+        known |= inside
+        fake |= inside & (seg["label"] == "fake")
+    centres = np.array([0.5 * (s["start"] + s["end"]) for s in report.segments])
+    probs = np.array([s["p_fake"] for s in report.segments])
+    flagged = probs[np.abs(ticks[:, None] - centres[None]).argmin(axis=1)] >= report.evidence["segment_threshold"]
+    real = known & ~fake
+    fake_s, real_s = fake.sum() * resolution, real.sum() * resolution
+    false_s = (flagged & real).sum() * resolution
+    return {
+        "fake_seconds": round(float(fake_s), 2),
+        "found_fake_seconds": round(float((flagged & fake).sum() * resolution), 2),
+        "fake_recall": round(float((flagged & fake).sum() / max(fake.sum(), 1)), 4),
+        "real_seconds": round(float(real_s), 2),
+        "false_alarm_seconds": round(float(false_s), 2),
+        "false_alarm_seconds_per_minute": round(float(false_s / max(real_s / 60, 1e-9)), 3),
+        "file_truth": "fake" if fake.any() else "real",
+        "file_label": report.label,
+    }

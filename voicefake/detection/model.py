@@ -1,0 +1,154 @@
+"""The synthetic-speech detector: a light CNN (LCNN, max-feature-map) over log linear filterbanks.
+
+Design (ASVspoof LFCC/LFB-LCNN baselines, Lavrentyeva et al. 2019, shrunk for CPU speed)::
+
+    wav (B, T) -> log linear filterbank (B, N, F) -> per-band mean removed over time
+      -> 4 LCNN blocks (conv + max-feature-map, 2x2 / 2x1 pooling) -> (B, C, N/16, F/4)
+      -> flatten bands -> temporal conv (context) -> per-frame logit (B, F/4)
+      -> utterance logit = mean of frame logits (B,)
+
+Because the utterance logit is a mean of frame logits, a window's logit is the mean of the
+frame logits inside it: the whole segment timeline of a call costs one forward pass.
+Logits are positive for synthetic speech.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from voicefake.audio.features import LogLinearFilterbank
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Sizes of the detector.
+
+    Attributes:
+        sample_rate: input rate in Hz (8 kHz calls are upsampled before the model).
+        n_fft / win_length / hop_length: STFT of the front end, in samples.
+        n_filters: linear filterbank bands ``N`` (a multiple of 16).
+        channels: output channels of the four LCNN blocks.
+        hidden: per-frame embedding width before the logit.
+        context: temporal kernel (in model frames of 4 hops) of the frame head.
+        dropout: before the frame logit (training only).
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_filters: int = 64
+    channels: tuple[int, int, int, int] = (8, 16, 16, 24)
+    hidden: int = 32
+    context: int = 5
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.n_filters % 16:
+            raise ValueError(f"DetectorConfig.n_filters must be a multiple of 16, got {self.n_filters}")
+        if len(self.channels) != 4 or min(self.channels) <= 0:
+            raise ValueError(f"DetectorConfig.channels needs 4 positive widths, got {self.channels}")
+        if self.context % 2 == 0:
+            raise ValueError(f"DetectorConfig.context must be odd, got {self.context}")
+
+    @property
+    def frame_hop(self) -> int:
+        """Samples between the model's output frames (4 STFT hops)."""
+        return 4 * self.hop_length
+
+    @classmethod
+    def tiny(cls) -> DetectorConfig:
+        """A few channels, for tests."""
+        return cls(n_filters=32, channels=(4, 4, 4, 4), hidden=8, context=3)
+
+
+class DetectorOutput(NamedTuple):
+    """logits: (B,) utterance logit (> 0 means synthetic); frame_logits: (B, F') per 4 hops."""
+
+    logits: torch.Tensor
+    frame_logits: torch.Tensor
+
+
+class MaxFeatureMap(nn.Module):
+    """Conv with 2C outputs, then the elementwise max of the two halves (LCNN's activation)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 2 * out_channels, kernel, stride=stride, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.conv(x).chunk(2, dim=1)
+        return torch.maximum(a, b)
+
+
+class LcnnBlock(nn.Module):
+    """Max pooling by ``pool`` (first: the convolutions run on the smaller grid), 1x1 MFM,
+    batch norm, kxk MFM."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, pool: tuple[int, int]) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(pool, ceil_mode=True) if pool != (1, 1) else nn.Identity()
+        self.reduce = MaxFeatureMap(in_channels, in_channels, 1)
+        self.norm = nn.BatchNorm2d(in_channels)
+        self.conv = MaxFeatureMap(in_channels, out_channels, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.norm(self.reduce(self.pool(x))))
+
+
+class Detector(nn.Module):
+    """Waveform -> utterance and per-frame "synthetic" logits."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.frontend = LogLinearFilterbank(config.n_fft, config.hop_length, config.win_length, config.n_filters)
+        # the stem keeps the full 10 ms / N-band resolution for fine spectral artefacts, then
+        # strides and pools to 40 ms frames: the costly convolutions run on a 16x smaller grid
+        self.stem = MaxFeatureMap(1, c[0], 5, stride=2)
+        self.stem_pool = nn.MaxPool2d((2, 2), ceil_mode=True)
+        self.blocks = nn.Sequential(
+            LcnnBlock(c[0], c[1], 3, (1, 1)),
+            LcnnBlock(c[1], c[2], 3, (2, 1)),
+            LcnnBlock(c[2], c[3], 3, (2, 1)),
+        )
+        width = c[3] * (config.n_filters // 16)
+        self.head = nn.Sequential(
+            nn.Conv1d(width, config.hidden, config.context, padding=config.context // 2),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Conv1d(config.hidden, 1, 1),
+        )
+
+    def features(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav: (B, T) in [-1, 1]; returns (B, N, F) log filterbank with each band's mean removed.
+
+        Removing the per-band mean over time cancels a fixed channel response (handset,
+        codec tilt), so the network looks at spectral fine structure and dynamics instead.
+        """
+        spec = self.frontend(wav)
+        return spec - spec.mean(dim=-1, keepdim=True)
+
+    def score_features(self, spec: torch.Tensor) -> DetectorOutput:
+        """spec: (B, N, F) from :meth:`features`; returns logits (B,), frame_logits (B, ceil(F/4))."""
+        x = self.blocks(self.stem_pool(self.stem(spec[:, None])))
+        x = x.flatten(1, 2)  # (B, C * N/16, F/4)
+        frame_logits = self.head(x)[:, 0]
+        return DetectorOutput(frame_logits.mean(dim=-1), frame_logits)
+
+    def forward(self, wav: torch.Tensor) -> DetectorOutput:
+        """wav: (B, T) loudness-normalised 16 kHz waveform; returns :class:`DetectorOutput`."""
+        if wav.dim() == 1:
+            wav = wav[None]
+        return self.score_features(self.features(wav))
+
+
+def num_model_frames(num_samples: int, config: DetectorConfig) -> int:
+    """Number of frame logits for ``num_samples`` input samples."""
+    frames = 1 + num_samples // config.hop_length
+    return -(-frames // 4)
