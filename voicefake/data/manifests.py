@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 DATA_ENV = "VOICEFAKE_DATA"
 
@@ -71,10 +72,15 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ManifestRow]:
             raise ValueError(f"{path}: unknown manifest column(s) {unknown}; allowed: {list(COLUMNS)}")
         if "path" not in (reader.fieldnames or ()):
             raise ValueError(f"{path}: a manifest needs a 'path' column")
-        return [_row(raw, path, i + 2) for i, raw in enumerate(reader)]
+        return [_row(raw, path, reader.line_num) for raw in reader]
 
 
-def _row(raw: dict[str, str], path: Path, line: int) -> ManifestRow:
+def _row(raw: dict[str | None, Any], path: Path, line: int) -> ManifestRow:
+    # csv.DictReader files surplus fields under None and fills missing ones with None
+    if None in raw or None in raw.values():
+        raise ValueError(f"{path}:{line}: the row does not have one field per column")
+    if not raw.get("path"):
+        raise ValueError(f"{path}:{line}: empty 'path'")
     try:
         return ManifestRow(
             **{k: v for k, v in raw.items() if k not in ("sample_rate", "channels", "duration_s")},
