@@ -11,10 +11,10 @@ import logging
 import sys
 
 from voicefake import __version__
-from voicefake.cli import common, detection, vocoder
+from voicefake.cli import common, detection, speaker, vocoder
 
 # module with `register(subparsers)`; each adds its subcommands with `set_defaults(run=...)`
-COMMANDS = [vocoder, detection]
+COMMANDS = [vocoder, speaker, detection]
 
 
 class _Parser(argparse.ArgumentParser):

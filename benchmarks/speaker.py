@@ -1,0 +1,162 @@
+"""Speaker-encoder benchmark: EER on speaker-disjoint dev trials, ours vs Resemblyzer, and speed.
+
+Trials: every pair of the 100 LibriSpeech test-other utterances in $VOICEFAKE_DATA (10 unseen
+speakers x 10; 450 same-speaker and 4500 different-speaker trials), scored by cosine:
+
+* ``clean``: both sides as recorded;
+* ``phone``: both sides through ``voicefake.channel.phone_call`` (seeded per utterance, a new
+  random call for each side);
+* ``cross``: clean enrollment against a phone-line test.
+
+Resemblyzer (pretrained GE2E, weights in its wheel) embeds the very same waveforms with its
+own standard preprocessing (``preprocess_wav``: VAD trimming + volume normalisation).
+Speed: embeddings per second and times real time of 10 s inputs, 1 and 2 torch threads.
+
+With ``--calibrate OUT`` the checkpoint is also calibrated on these trials (logistic
+regression on the pooled clean + phone cosines, threshold at ``--far``) and written to OUT
+(float16), with a speaker-split check of that threshold.
+
+    VOICEFAKE_DATA=../shared/data python benchmarks/speaker.py [--checkpoint speaker] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voicefake import api
+from voicefake.audio.io import load_audio
+from voicefake.channel import phone_call
+from voicefake.checkpoint import Checkpoint
+from voicefake.data.manifests import data_root, read_manifest
+from voicefake.metrics import compute_eer, min_dcf, pairwise_trials
+from voicefake.speaker.inference import fit_calibration
+
+SAMPLE_RATE = 16000
+
+
+def dev_set(root: Path) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """(clean waves, phone waves, speaker ids) of the test-other dev utterances."""
+    rows = [r for r in read_manifest(root / "manifest.csv") if "/test-other/" in r.path and r.label == "real"]
+    speakers = sorted({r.speaker for r in rows})
+    clean = [load_audio(root / r.path, SAMPLE_RATE) for r in rows]
+    phone = [phone_call(w, SAMPLE_RATE, seed=1000 + i)[0] for i, w in enumerate(clean)]
+    return clean, phone, np.array([speakers.index(r.speaker) for r in rows])
+
+
+def ours(checkpoint: str):
+    return lambda wav: api.embed(wav, checkpoint)
+
+
+def resemblyzer():
+    from resemblyzer import VoiceEncoder, preprocess_wav
+
+    encoder = VoiceEncoder("cpu", verbose=False)
+    return lambda wav: encoder.embed_utterance(preprocess_wav(wav, SAMPLE_RATE))
+
+
+def score(embed, clean: list[np.ndarray], phone: list[np.ndarray], groups: np.ndarray) -> dict:
+    """EER / min-DCF per condition, plus the raw trial scores."""
+    emb_clean = torch.tensor(np.stack([embed(w) for w in clean]))
+    emb_phone = torch.tensor(np.stack([embed(w) for w in phone]))
+    out: dict = {"trials": {}}
+    for name, (a, b) in {"clean": (emb_clean, emb_clean), "phone": (emb_phone, emb_phone),
+                         "cross": (emb_clean, emb_phone)}.items():
+        if name == "cross":  # enrol clean i, test phone j, i != j
+            sims = torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(b, dim=-1).T
+            mask = ~torch.eye(len(groups), dtype=torch.bool)
+            scores = sims[mask].numpy()
+            labels = (groups[:, None] == groups[None, :])[mask.numpy()].astype(int)
+        else:
+            scores, labels = pairwise_trials(a, groups)
+        eer, threshold = compute_eer(scores, labels)
+        out[name] = {"eer": eer, "eer_threshold": threshold, "min_dcf_0.01": min_dcf(scores, labels, 0.01)}
+        out["trials"][name] = (scores, labels)
+    return out
+
+
+def speed(embed, threads: int, seconds: float = 10.0, repeats: int = 5) -> dict:
+    """Embeddings per second and times real time on ``seconds``-long speech-like input."""
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    wav = (0.1 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 3 * t) > 0) + 0.01 * rng.standard_normal(t.size))
+    wav = wav.astype(np.float32)
+    embed(wav)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        embed(wav)
+    per = (time.perf_counter() - start) / repeats
+    return {"threads": threads, "embeddings_per_s": 1 / per, "x_real_time": seconds / per}
+
+
+def calibrate(checkpoint: str, trials: dict, groups: np.ndarray, far: float, out: Path) -> dict:
+    """Fits the calibration on pooled clean + phone trials and writes the calibrated checkpoint."""
+    scores = np.concatenate([trials["clean"][0], trials["phone"][0]])
+    labels = np.concatenate([trials["clean"][1], trials["phone"][1]])
+    cal = fit_calibration(scores, labels, far)
+    ckpt = Checkpoint.load(checkpoint)
+    ckpt.metadata["calibration"] = {
+        "scale": cal.scale, "offset": cal.offset, "threshold": cal.threshold, "far": far,
+        "trials": "all pairs of LibriSpeech test-other dev utterances (10 speakers x 10), clean and "
+                  "both sides through phone_call; the same trials the EER is reported on",
+    }
+    ckpt.save(out, half=True)
+    return {"scale": cal.scale, "offset": cal.offset, "threshold": cal.threshold, "far": far,
+            "split_check": split_check(trials, groups, far)}
+
+
+def split_check(trials: dict, groups: np.ndarray, far: float) -> list[dict]:
+    """Threshold fitted on trials among 5 speakers, FAR/FRR measured on the other 5."""
+    i, j = np.triu_indices(len(groups), 1)
+    results = []
+    for fold in (0, 1):
+        fit_side = np.isin(groups, np.arange(10)[fold::2])
+        pick_fit = fit_side[i] & fit_side[j]
+        pick_test = ~fit_side[i] & ~fit_side[j]
+        s = np.concatenate([trials[c][0] for c in ("clean", "phone")])
+        y = np.concatenate([trials[c][1] for c in ("clean", "phone")])
+        fit_mask, test_mask = np.tile(pick_fit, 2), np.tile(pick_test, 2)
+        t = fit_calibration(s[fit_mask], y[fit_mask], far).threshold
+        st, yt = s[test_mask], y[test_mask].astype(bool)
+        results.append({"threshold": t, "far_heldout": float((st[~yt] >= t).mean()),
+                        "frr_heldout": float((st[yt] < t).mean())})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="speaker")
+    parser.add_argument("--calibrate", type=Path, help="write the calibrated checkpoint here")
+    parser.add_argument("--far", type=float, default=0.01)
+    parser.add_argument("--skip-resemblyzer", action="store_true")
+    parser.add_argument("--json", type=Path, help="write all figures here")
+    args = parser.parse_args()
+    root = data_root()
+    assert root is not None
+    clean, phone, groups = dev_set(root)
+    report: dict = {"trials": {"utterances": len(groups), "speakers": int(groups.max() + 1)}}
+    systems = {"voicefake": ours(args.checkpoint)}
+    if not args.skip_resemblyzer:
+        systems["resemblyzer"] = resemblyzer()
+    for name, embed in systems.items():
+        result = score(embed, clean, phone, groups)
+        trials = result.pop("trials")
+        result["speed"] = [speed(embed, threads) for threads in (1, 2)]
+        report[name] = result
+        if name == "voicefake" and args.calibrate:
+            report["calibration"] = calibrate(args.checkpoint, trials, groups, args.far, args.calibrate)
+        print(name, json.dumps(result, indent=1), flush=True)
+    if "calibration" in report:
+        print("calibration", json.dumps(report["calibration"], indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

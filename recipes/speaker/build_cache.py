@@ -1,0 +1,163 @@
+"""Precomputes the distillation cache: teacher embeddings of clean crops + augmented student mels.
+
+For every training speaker, the speech regions of all their files are joined into one stream
+and cut into ``crop_seconds`` crops every ``hop_seconds``. For each crop the cache holds:
+
+* the Resemblyzer GE2E embedding (the teacher, pretrained weights shipped in its wheel) of the
+  CLEAN crop, (256,);
+* our log-mels (MEL_16K_40) of ``1 + augmentations`` versions of the crop: version 0 clean,
+  then ``voicefake.channel.phone_call`` calls, then one speed-perturbed (0.95-1.05x) copy with
+  noise or reverberation. The student learns to map every version to the clean teacher.
+
+The dev speakers (LibriSpeech test-other) get fixed 3 s crops, clean and through a phone call,
+for the EER measured during training. Resemblyzer is needed only here, never at run time.
+
+Usage:
+    python recipes/speaker/build_cache.py --train runs/data/speaker/train.csv \
+        --dev runs/data/speaker/dev.csv --out runs/data/speaker/cache.pt [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voicefake.audio.features import MEL_16K_40, MelSpectrogram, num_frames
+from voicefake.audio.io import AudioError, load_audio, speech_regions
+from voicefake.channel import add_noise, phone_call, reverb, speed
+from voicefake.data.manifests import ManifestRow, data_root, read_manifest
+
+SAMPLE_RATE = 16000
+log = logging.getLogger("build_cache")
+
+
+def speech_stream(rows: list[ManifestRow], root: Path) -> np.ndarray:
+    """The speech regions (0.1 s padded) of every file of one speaker, joined."""
+    parts = []
+    for row in rows:
+        try:
+            wav = load_audio(root / row.path, SAMPLE_RATE)
+        except AudioError as err:
+            log.warning("skipping %s: %s", row.path, err)
+            continue
+        for start, end in speech_regions(wav, SAMPLE_RATE):
+            parts.append(wav[max(0, int((start - 0.1) * SAMPLE_RATE)) : int((end + 0.1) * SAMPLE_RATE)])
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def crops_of(stream: np.ndarray, crop: int, hop: int) -> list[np.ndarray]:
+    """Crops of ``crop`` samples every ``hop``; a stream shorter than one crop is tiled."""
+    if 0 < len(stream) < crop:
+        stream = np.tile(stream, crop // len(stream) + 1)
+    return [stream[s : s + crop] for s in range(0, len(stream) - crop + 1, hop)]
+
+
+def augment(wav: np.ndarray, version: int, phone_versions: int, seed: int) -> np.ndarray:
+    """Version 0 clean; 1..phone_versions a phone call; then speed + noise or reverb."""
+    if version == 0:
+        return wav
+    if version <= phone_versions:
+        return phone_call(wav, SAMPLE_RATE, seed=seed)[0]
+    rng = np.random.default_rng(seed)
+    out = speed(wav, SAMPLE_RATE, float(rng.uniform(0.95, 1.05)))
+    if rng.random() < 0.5:
+        return add_noise(out, SAMPLE_RATE, float(rng.uniform(5, 25)), str(rng.choice(["white", "pink", "babble"])), seed=seed)
+    return reverb(out, SAMPLE_RATE, float(rng.uniform(0.2, 0.8)), seed=seed)
+
+
+def _fit_frames(mel: torch.Tensor, frames: int) -> torch.Tensor:
+    """Crops or edge-pads (M, F) to (M, frames) (speed perturbation changes F)."""
+    if mel.shape[-1] >= frames:
+        return mel[:, :frames]
+    return torch.nn.functional.pad(mel[None], (0, frames - mel.shape[-1]), mode="replicate")[0]
+
+
+def speaker_job(args: tuple[int, list[ManifestRow], Path, float, float, int, int, int]) -> dict:
+    """Teacher embeddings and augmented mels for one speaker's crops (at most ``max_crops``,
+    evenly spread, so the few long-recorded speakers do not dominate)."""
+    index, rows, root, crop_s, hop_s, phone_versions, seed, max_crops = args
+    torch.set_num_threads(1)
+    from resemblyzer import VoiceEncoder
+    from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
+
+    teacher = VoiceEncoder("cpu", verbose=False)
+    features = MelSpectrogram(MEL_16K_40)
+    crop, frames = int(crop_s * SAMPLE_RATE), num_frames(int(crop_s * SAMPLE_RATE), MEL_16K_40)
+    crops = crops_of(speech_stream(rows, root), crop, int(hop_s * SAMPLE_RATE))
+    if len(crops) > max_crops:
+        crops = [crops[i] for i in np.linspace(0, len(crops) - 1, max_crops).round().astype(int)]
+    versions = 2 + phone_versions
+    mels = torch.zeros(len(crops), versions, MEL_16K_40.n_mels, frames, dtype=torch.float16)
+    teacher_mels = []
+    for i, wav in enumerate(crops):
+        teacher_mels.append(wav_to_mel_spectrogram(normalize_volume(wav, -30, increase_only=True))[:160])
+        for v in range(versions):
+            out = augment(wav, v, phone_versions, seed * 7919 + index * 100_003 + i * 17 + v)
+            mels[i, v] = _fit_frames(features(torch.from_numpy(out)), frames).half()
+    with torch.no_grad():
+        emb = teacher(torch.from_numpy(np.stack(teacher_mels))) if crops else torch.zeros(0, 256)
+    return {"mels": mels, "teacher": emb.float(), "speaker": torch.full((len(crops),), index)}
+
+
+def dev_crops(rows: list[ManifestRow], root: Path, seconds: float) -> dict:
+    """Fixed crops of each dev file (speech only), clean and through a seeded phone call."""
+    features = MelSpectrogram(MEL_16K_40)
+    speakers = sorted({r.speaker for r in rows})
+    length = int(seconds * SAMPLE_RATE)
+    clean, phone, labels = [], [], []
+    for i, row in enumerate(rows):
+        wav = speech_stream([row], root)
+        wav = np.pad(wav, (0, max(0, length - len(wav))))[:length]
+        clean.append(features(torch.from_numpy(wav)))
+        phone.append(features(torch.from_numpy(phone_call(wav, SAMPLE_RATE, seed=10_000 + i)[0])))
+        labels.append(speakers.index(row.speaker))
+    return {"clean": torch.stack(clean).half(), "phone": torch.stack(phone).half(),
+            "speaker": torch.tensor(labels)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--dev", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--crop-seconds", type=float, default=1.6)
+    parser.add_argument("--hop-seconds", type=float, default=0.8)
+    parser.add_argument("--phone-versions", type=int, default=2)
+    parser.add_argument("--dev-seconds", type=float, default=3.0)
+    parser.add_argument("--max-crops-per-speaker", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    root = data_root()
+    assert root is not None
+    by_speaker: dict[str, list[ManifestRow]] = defaultdict(list)
+    for row in read_manifest(args.train):
+        by_speaker[row.speaker].append(row)
+    names = sorted(by_speaker)
+    jobs = [(i, by_speaker[n], root, args.crop_seconds, args.hop_seconds, args.phone_versions, args.seed,
+             args.max_crops_per_speaker) for i, n in enumerate(names)]
+    # longest speakers first, so no worker is left with one long job at the end
+    jobs.sort(key=lambda job: -sum(r.duration_s for r in job[1]))
+    parts = []
+    with ProcessPoolExecutor(args.workers) as pool:
+        for done, part in enumerate(pool.map(speaker_job, jobs)):
+            parts.append(part)
+            log.info("speaker %d/%d: %d crops", done + 1, len(jobs), len(part["speaker"]))
+    parts.sort(key=lambda part: int(part["speaker"][0]) if len(part["speaker"]) else -1)
+    cache = {key: torch.cat([p[key] for p in parts]) for key in ("mels", "teacher", "speaker")}
+    cache["speakers"] = names
+    cache["dev"] = dev_crops(read_manifest(args.dev), root, args.dev_seconds)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(cache, args.out)
+    print(f"{len(cache['speaker'])} crops of {len(names)} speakers -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Trains the speaker encoder (distillation from Resemblyzer + AAM-softmax).
+
+    python recipes/speaker/prepare_shared.py --out runs/data/speaker
+    python recipes/speaker/build_cache.py --train runs/data/speaker/train.csv \
+        --dev runs/data/speaker/dev.csv --out runs/data/speaker/cache.pt
+    python recipes/speaker/train.py --config recipes/speaker/configs/bundled.yaml \
+        --run runs/speaker-bundled [section.key=value ...]
+
+Multi-GPU: torchrun --nproc_per_node=N recipes/speaker/train.py --config ... --run ...
+Re-running the same command resumes from the run's last complete step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from voicefake.audio.features import MelConfig, MelSpectrogram
+from voicefake.config import apply_overrides, from_dict, load_yaml, to_dict
+from voicefake.speaker.model import SpeakerEncoderConfig
+from voicefake.speaker.training import MelCropDataset, TrainConfig, build_task
+from voicefake.train.loop import LoopConfig, fit
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training crops come from.
+
+    Attributes:
+        cache: a cache written by build_cache.py, or "synthetic" (generated tone "speakers").
+        synthetic_speakers: speakers in the synthetic set.
+    """
+
+    cache: str = "synthetic"
+    synthetic_speakers: int = 4
+
+
+class OneItem(Dataset):
+    """A dataset of one item (the whole dev set, scored at once)."""
+
+    def __init__(self, item: dict[str, torch.Tensor]) -> None:
+        self.item = item
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.item
+
+
+def synthetic(mel: MelConfig, speakers: int, per_speaker: int, frames: int, seed: int) -> dict:
+    """Harmonic tones whose pitch and timbre depend on the "speaker": a stand-in for speech."""
+    rng = np.random.default_rng(seed)
+    features = MelSpectrogram(mel)
+    num = (frames - 1) * mel.hop_length
+    t = np.arange(num) / mel.sample_rate
+    mels, labels = [], []
+    for spk in range(speakers):
+        for _ in range(per_speaker):
+            f0 = (100 + 40 * spk) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(2, 5) * t))
+            phase = 2 * np.pi * np.cumsum(f0) / mel.sample_rate
+            wav = sum(np.sin(k * phase) / k ** (1 + 0.3 * spk) for k in range(1, 10)) * 0.1
+            wav = wav + 0.01 * rng.standard_normal(num)
+            mels.append(features(torch.from_numpy(wav.astype(np.float32))))
+            labels.append(spk)
+    return {"mels": torch.stack(mels)[:, None], "speaker": torch.tensor(labels)}
+
+
+def datasets(data: DataConfig, mel: MelConfig, seed: int) -> tuple[MelCropDataset, OneItem, int]:
+    """(train dataset, dev item, number of training speakers)."""
+    if data.cache == "synthetic":
+        train = synthetic(mel, data.synthetic_speakers, 4, 81, seed)
+        dev = synthetic(mel, data.synthetic_speakers, 2, 121, seed + 1)
+        dev_item = {"clean": dev["mels"][:, 0], "phone": dev["mels"][:, 0], "speaker": dev["speaker"]}
+        return MelCropDataset(train["mels"], None, train["speaker"]), OneItem(dev_item), data.synthetic_speakers
+    cache = torch.load(data.cache, weights_only=True)
+    dev = {k: v.float() if v.is_floating_point() else v for k, v in cache["dev"].items()}
+    train = MelCropDataset(cache["mels"], cache["teacher"], cache["speaker"])
+    return train, OneItem(dev), len(cache["speakers"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--run", required=True, type=Path, help="run directory (resumed if it exists)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. loop.max_steps=10")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    raw = apply_overrides(load_yaml(args.config), args.overrides)
+    allowed = {"model", "mel", "train", "loop", "data"}
+    if set(raw) - allowed:
+        raise SystemExit(f"{args.config}: unknown section(s) {sorted(set(raw) - allowed)}; allowed {sorted(allowed)}")
+    model = from_dict(SpeakerEncoderConfig, raw.get("model", {}), "model")
+    mel = from_dict(MelConfig, raw.get("mel", {}), "mel")
+    train_cfg = from_dict(TrainConfig, raw.get("train", {}), "train")
+    loop = from_dict(LoopConfig, raw.get("loop", {}), "loop")
+    data = from_dict(DataConfig, raw.get("data", {}), "data")
+    resolved = {"model": to_dict(model), "mel": to_dict(mel), "train": to_dict(train_cfg),
+                "loop": to_dict(loop), "data": to_dict(data)}
+    train, dev, num_speakers = datasets(data, mel, loop.seed)
+    task = build_task(model, mel, train_cfg, num_speakers, metadata={
+        "name": "speaker", "cache": data.cache, "train_crops": len(train), "train_speakers": num_speakers,
+    })
+    fit(task, loop, train, args.run, eval_data=dev, resolved_config=resolved)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: {args.run}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Speaker verbs and CLI: embed / similarity / verify on tiny and bundled checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from voicefake import api
+from voicefake.audio.features import MEL_16K_40
+from voicefake.audio.io import write_audio
+from voicefake.checkpoint import BUNDLED_DIR, Checkpoint
+from voicefake.cli import main
+from voicefake.speaker.model import SpeakerEncoder, SpeakerEncoderConfig
+
+SAMPLE_RATE = 16000
+
+
+def voice(f0: float, seconds: float = 2.0, tilt: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A buzzy harmonic "voice" with syllable-rate gating: generated test audio."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 4 * t))) / SAMPLE_RATE
+    wav = sum(np.sin(k * phase) / k**tilt for k in range(1, 20))
+    gate = 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)
+    return (0.1 * wav * gate + 0.002 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    torch.manual_seed(0)
+    model = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40)
+    calibration = {"scale": 10.0, "offset": -5.0, "threshold": 0.5, "far": 0.01}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-speaker"
+    Checkpoint.from_module(model, "speaker", mel=MEL_16K_40,
+                           metadata={"name": "tiny-speaker", "calibration": calibration}).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def wav_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("audio")
+    files = {"a1": voice(120, seed=1), "a2": voice(122, seed=2), "b": voice(230, tilt=2.0, seed=3)}
+    paths = {name: folder / f"{name}.wav" for name in files}
+    for name, wav in files.items():
+        write_audio(paths[name], wav, SAMPLE_RATE)
+    # an 8 kHz copy: upsampled on load
+    write_audio(folder / "a1_8k.wav", voice(120, seed=1)[::2], 8000)
+    paths["a1_8k"] = folder / "a1_8k.wav"
+    (folder / "bad.wav").write_bytes(b"not audio at all")
+    paths["bad"] = folder / "bad.wav"
+    return paths
+
+
+def test_embed_is_unit_norm_and_deterministic(tiny_checkpoint: str, wav_files: dict[str, Path]) -> None:
+    emb = api.embed(wav_files["a1"], tiny_checkpoint)
+    assert emb.shape == (16,) and emb.dtype == np.float32
+    assert np.linalg.norm(emb) == pytest.approx(1.0, abs=1e-5)
+    # the file holds 16-bit samples, the array float32: equal up to quantisation
+    np.testing.assert_allclose(api.embed(voice(120, seed=1), tiny_checkpoint), emb, atol=1e-3)
+    assert api.embed(wav_files["a1_8k"], tiny_checkpoint).shape == (16,)
+
+
+def test_short_input_rules(tiny_checkpoint: str) -> None:
+    assert api.embed(voice(120, seconds=0.8), tiny_checkpoint).shape == (16,)  # < 1.5 s: accepted
+    with pytest.raises(ValueError, match="too short"):
+        api.embed(voice(120, seconds=0.3), tiny_checkpoint)
+
+
+def test_similarity_and_verify(tiny_checkpoint: str, wav_files: dict[str, Path]) -> None:
+    a = api.embed(wav_files["a1"], tiny_checkpoint)
+    assert api.similarity(a, a) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="same non-zero size"):
+        api.similarity(a, a[:3])
+    result = api.verify([wav_files["a1"], wav_files["a2"]], wav_files["a1"], tiny_checkpoint)
+    assert -1 <= result.cosine <= 1 and 0 <= result.p_same <= 1
+    assert result.same == (result.cosine >= 0.5) and result.threshold == 0.5
+    assert result.p_same == pytest.approx(1 / (1 + np.exp(-(10 * result.cosine - 5))))
+
+
+def test_enrollment_averages_clips(tiny_checkpoint: str, wav_files: dict[str, Path]) -> None:
+    a1, a2 = (api.embed(wav_files[k], tiny_checkpoint) for k in ("a1", "a2"))
+    mean = (a1 + a2) / np.linalg.norm(a1 + a2)
+    np.testing.assert_allclose(api.embed_speaker([wav_files["a1"], wav_files["a2"]], tiny_checkpoint), mean, atol=1e-5)
+
+
+def test_cli_embed_json_with_bad_file(tiny_checkpoint: str, wav_files: dict[str, Path],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["embed", str(wav_files["a1"]), str(wav_files["bad"]), "--json", "--checkpoint", tiny_checkpoint])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 1
+    assert lines[0]["file"] == str(wav_files["a1"]) and len(lines[0]["embedding"]) == 16
+    assert lines[0]["model"].startswith("tiny-speaker")
+    assert lines[1]["file"] == str(wav_files["bad"]) and "error" in lines[1]
+
+
+def test_cli_verify_json(tiny_checkpoint: str, wav_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["verify", str(wav_files["a1"]), str(wav_files["a2"]), str(wav_files["b"]), "--json",
+                   "--checkpoint", tiny_checkpoint])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 0 and len(lines) == 2
+    for line in lines:
+        assert {"file", "cosine", "p_same", "same", "model"} <= set(line)
+        assert isinstance(line["same"], bool) and 0 <= line["p_same"] <= 1
+
+
+def test_cli_verify_missing_enroll_is_one_line(tiny_checkpoint: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["verify", str(tmp_path / "nobody.wav"), str(tmp_path / "x.wav"), "--checkpoint", tiny_checkpoint]
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nobody.wav" in err[0]
+
+
+@pytest.mark.skipif(not (BUNDLED_DIR / "speaker-16k").is_dir(), reason="bundled speaker model not built")
+def test_bundled_model_on_generated_audio(wav_files: dict[str, Path]) -> None:
+    ckpt = Checkpoint.load("speaker")
+    assert ckpt.kind == "speaker" and "calibration" in ckpt.metadata
+    a1, b = api.embed(wav_files["a1"]), api.embed(wav_files["b"])
+    assert a1.shape == (256,) and np.linalg.norm(a1) == pytest.approx(1.0, abs=1e-4)
+    assert api.verify(wav_files["a1"], wav_files["a1"]).same
+    assert api.similarity(a1, a1) > api.similarity(a1, b)

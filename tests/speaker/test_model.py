@@ -1,0 +1,142 @@
+"""Speaker encoder: shapes, unit norm, checkpoint round trip, training steps, tiny recipe."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from voicefake.audio.features import MEL_16K_40
+from voicefake.checkpoint import Checkpoint, CheckpointError
+from voicefake.config import load_yaml
+from voicefake.speaker.model import SpeakerEncoder, SpeakerEncoderConfig
+from voicefake.speaker.training import (
+    MelCropDataset,
+    TrainConfig,
+    build_modules,
+    build_optimizers,
+    train_step,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _recipe() -> types.ModuleType:
+    """recipes/speaker/train.py as a module (recipes are scripts, not a package)."""
+    if "speaker_train_recipe" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("speaker_train_recipe", ROOT / "recipes/speaker/train.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while being built
+        spec.loader.exec_module(module)
+    return sys.modules["speaker_train_recipe"]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> SpeakerEncoder:
+    torch.manual_seed(0)
+    return SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40).eval()
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 39, 40, 41, 97, 250])
+def test_shapes_and_unit_norm_over_lengths(tiny: SpeakerEncoder, frames: int) -> None:
+    mel = torch.randn(2, 40, frames)
+    with torch.no_grad():
+        for emb in (tiny(mel), tiny.embed_long(mel)):
+            assert emb.shape == (2, 16)
+            assert torch.allclose(emb.norm(dim=-1), torch.ones(2), atol=1e-5)
+            assert torch.isfinite(emb).all()
+
+
+def test_frame_features_follow_the_stride(tiny: SpeakerEncoder) -> None:
+    config = SpeakerEncoderConfig(channels=8, dilations=(1, 2), stride=2, pool_channels=8,
+                                  attention_dim=4, emb_dim=16)
+    model = SpeakerEncoder(config, MEL_16K_40).eval()
+    for frames in (1, 160, 161):
+        assert model.frames(torch.randn(1, 40, frames)).shape == (1, 8, (frames + 1) // 2)
+
+
+def test_long_input_is_the_mean_of_windows(tiny: SpeakerEncoder) -> None:
+    # a signal of exactly one window pools as one window; a longer one differs from one pass
+    mel = torch.randn(1, 40, 200)
+    with torch.no_grad():
+        assert torch.allclose(tiny.embed_long(mel[..., :40]), tiny(mel[..., :40]), atol=1e-6)
+        assert not torch.allclose(tiny.embed_long(mel), tiny(mel), atol=1e-4)
+
+
+def test_bad_config_raises() -> None:
+    with pytest.raises(ValueError, match="dilations"):
+        SpeakerEncoderConfig(dilations=())
+    with pytest.raises(ValueError, match="kernel_size"):
+        SpeakerEncoderConfig(kernel_size=4)
+
+
+def test_checkpoint_round_trip(tiny: SpeakerEncoder, tmp_path: Path) -> None:
+    ckpt = Checkpoint.from_module(tiny, "speaker", mel=MEL_16K_40, metadata={"name": "speaker"})
+    ckpt.save(tmp_path / "a")
+    rebuilt = Checkpoint.load(tmp_path / "a").build().eval()
+    mel = torch.randn(1, 40, 123)
+    with torch.no_grad():
+        assert torch.equal(tiny.embed_long(mel), rebuilt.embed_long(mel))
+    header = json.loads((tmp_path / "a" / "config.json").read_text())
+    header["model"]["channels"] = 12
+    (tmp_path / "a" / "config.json").write_text(json.dumps(header))
+    with pytest.raises(CheckpointError, match="shape"):
+        Checkpoint.load(tmp_path / "a").build()
+    header["model"]["colour"] = 1
+    (tmp_path / "a" / "config.json").write_text(json.dumps(header))
+    with pytest.raises(CheckpointError, match="colour"):
+        Checkpoint.load(tmp_path / "a")
+
+
+def test_two_train_steps_change_parameters() -> None:
+    torch.manual_seed(0)
+    cfg = TrainConfig(min_frames=30, warmup_steps=1, loss_weights={"distill": 1.0, "aam": 0.5})
+    modules = build_modules(SpeakerEncoderConfig.tiny(), MEL_16K_40, cfg, num_speakers=3)
+    optimizers = build_optimizers(modules, cfg)
+    before = [p.detach().clone() for p in modules["encoder"].parameters()]
+    data = MelCropDataset(torch.randn(6, 2, 40, 50), torch.randn(6, 16), torch.tensor([0, 0, 1, 1, 2, 2]))
+    batch = torch.utils.data.default_collate([data[i] for i in range(6)])
+    for _ in range(2):
+        scalars = train_step(modules, optimizers, batch, cfg)
+    assert all(torch.isfinite(torch.tensor(v)) for v in scalars.values())
+    assert {"loss/distill", "loss/aam", "loss/total"} <= set(scalars)
+    assert any(not torch.equal(a, b) for a, b in zip(before, modules["encoder"].parameters(), strict=True))
+
+
+def test_every_recipe_config_loads() -> None:
+    recipe = _recipe()
+    from voicefake.audio.features import MelConfig
+    from voicefake.config import from_dict
+    from voicefake.train.loop import LoopConfig
+
+    for path in sorted((ROOT / "recipes/speaker/configs").glob("*.yaml")):
+        raw = load_yaml(path)
+        from_dict(SpeakerEncoderConfig, raw["model"], "model")
+        assert from_dict(MelConfig, raw["mel"], "mel") == MEL_16K_40
+        from_dict(TrainConfig, raw["train"], "train")
+        from_dict(LoopConfig, raw["loop"], "loop")
+        from_dict(recipe.DataConfig, raw["data"], "data")
+
+
+def test_tiny_recipe_trains_and_exports(tmp_path: Path) -> None:
+    recipe = _recipe()
+    from voicefake.audio.features import MelConfig
+    from voicefake.config import from_dict
+    from voicefake.speaker.training import build_task
+    from voicefake.train.loop import LoopConfig, fit
+
+    raw = load_yaml(ROOT / "recipes/speaker/configs/tiny.yaml")
+    model = from_dict(SpeakerEncoderConfig, raw["model"], "model")
+    mel = from_dict(MelConfig, raw["mel"], "mel")
+    cfg = from_dict(TrainConfig, raw["train"], "train")
+    loop = from_dict(LoopConfig, raw["loop"], "loop")
+    train, dev, speakers = recipe.datasets(from_dict(recipe.DataConfig, raw["data"], "data"), mel, 0)
+    scalars = fit(build_task(model, mel, cfg, speakers), loop, train, tmp_path / "run", eval_data=dev)
+    assert 0.0 <= scalars["eval/eer_mean"] <= 1.0
+    assert Checkpoint.load(tmp_path / "run" / "best" / "encoder").kind == "speaker"

@@ -1,0 +1,60 @@
+"""``voicefake embed`` (speaker embeddings) and ``voicefake verify`` (is it the same speaker?)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from voicefake import api
+from voicefake.cli import common
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds the embed and verify subcommands."""
+    p = sub.add_parser("embed", help="speaker embedding of each recording",
+                       description="Prints a unit-norm speaker embedding per audio or video file "
+                       "(256 numbers for the bundled model). 8 kHz phone audio is upsampled.")
+    p.add_argument("inputs", nargs="+", help="audio or video files, or folders")
+    common.add_common(p)
+    p.set_defaults(run=run_embed)
+
+    v = sub.add_parser("verify", help="is TEST spoken by the speaker of ENROLL?",
+                       description="Compares each TEST recording with the enrolled speaker. ENROLL is a "
+                       "file or a folder (all its clips are averaged). Prints the cosine, a calibrated "
+                       "same-speaker probability p_same and the decision same (cosine >= the threshold "
+                       "giving 1%% false accepts on dev trials).")
+    v.add_argument("enroll", help="recording (or folder of recordings) of the claimed speaker")
+    v.add_argument("tests", nargs="+", metavar="TEST", help="recordings to check")
+    common.add_common(v)
+    v.set_defaults(run=run_verify)
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    checkpoint = args.checkpoint or "speaker"
+    model = api.load(checkpoint, args.device, kind="speaker").name
+
+    def handle(label: str, path: Path) -> tuple[dict, str]:
+        emb = api.embed(path, checkpoint, args.device, name=label)
+        values = [round(float(x), 6) for x in emb]
+        head = " ".join(f"{x:+.3f}" for x in values[:4])
+        return {"embedding": values, "model": model}, f"{label}: {len(values)}-d embedding [{head} ...]"
+
+    return common.per_file(args, args.inputs, handle)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    checkpoint = args.checkpoint or "speaker"
+    model = api.load(checkpoint, args.device, kind="speaker").name
+    clips = [path for label, path, error in common.expand_inputs([args.enroll]) if error is None and path]
+    if not clips:
+        raise FileNotFoundError(f"{args.enroll}: no audio or video files to enroll")
+    enrolled = api.embed_speaker(clips, checkpoint, args.device)
+
+    def handle(label: str, path: Path) -> tuple[dict, str]:
+        result = api.verify_embedding(enrolled, path, checkpoint, args.device, name=label)
+        record = {"enroll": args.enroll, "cosine": round(result.cosine, 4), "p_same": round(result.p_same, 4),
+                  "same": result.same, "threshold": round(result.threshold, 4), "model": model}
+        verdict = "SAME speaker" if result.same else "different speaker"
+        return record, f"{label}: {verdict} (cosine {result.cosine:.3f}, p_same {result.p_same:.2f})"
+
+    return common.per_file(args, args.tests, handle)

@@ -1,0 +1,172 @@
+"""The speaker encoder: log-mel -> L2-normalised speaker embedding.
+
+A small ECAPA-style TDNN (Desplanques et al. 2020) without the per-utterance SE gates, so
+frame features do not depend on the length of the input:
+
+    log-mel (B, M, F) - per-band time mean (CMN: removes the fixed channel/gain colouring)
+      -> stem Conv1d(M -> C, k=5, stride s)                 (B, C, F/s)
+      -> residual dilated Conv1d blocks (k=3, dilations d_i)  (B, C, F/s) each
+      -> concat block outputs -> Conv1d 1x1 -> P channels     (B, P, F/s)   "frame features"
+      -> attentive statistics pooling (weighted mean, std)  (B, 2P)
+      -> BatchNorm -> Linear -> L2 normalise                  (B, D)
+
+Long inputs are embedded by :meth:`SpeakerEncoder.embed_long`: the frame features are
+computed once over the whole input, pooled in overlapping windows of ``window_frames``
+mel frames, and the window embeddings are averaged and renormalised (as GE2E / Resemblyzer
+average partial utterances, without recomputing the overlap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from voicefake.audio.features import MelConfig
+
+
+@dataclass(frozen=True)
+class SpeakerEncoderConfig:
+    """Sizes of the speaker encoder.
+
+    Attributes:
+        channels: TDNN width ``C``.
+        dilations: one residual block per entry, its dilation.
+        kernel_size: block kernel (frames).
+        stride: time subsampling of the stem (1 keeps the 10 ms mel rate).
+        pool_channels: frame-feature width ``P`` before pooling.
+        attention_dim: hidden width of the attention.
+        emb_dim: embedding size ``D``.
+        window_frames: mel frames per partial window for long inputs (160 = 1.6 s).
+        window_hop_frames: mel frames between partial windows.
+    """
+
+    channels: int = 256
+    dilations: tuple[int, ...] = (1, 2, 3)
+    kernel_size: int = 3
+    stride: int = 2
+    pool_channels: int = 512
+    attention_dim: int = 64
+    emb_dim: int = 256
+    window_frames: int = 160
+    window_hop_frames: int = 80
+
+    def __post_init__(self) -> None:
+        if not self.dilations or min(self.dilations) < 1:
+            raise ValueError(f"dilations must be a non-empty tuple of ints >= 1, got {self.dilations}")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if self.stride < 1 or self.window_frames < self.stride or self.window_hop_frames < self.stride:
+            raise ValueError(f"need 1 <= stride <= window_frames, window_hop_frames: {self}")
+
+    @classmethod
+    def tiny(cls) -> SpeakerEncoderConfig:
+        """A few channels, one block: for tests."""
+        return cls(channels=8, dilations=(1,), pool_channels=8, attention_dim=4, emb_dim=16,
+                   window_frames=40, window_hop_frames=20)
+
+
+class Block(nn.Module):
+    """Residual dilated TDNN block: x + BN(ReLU(Conv1d(x))); (B, C, F) -> (B, C, F)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation,
+                              padding=dilation * (kernel_size - 1) // 2)
+        self.norm = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.norm(torch.relu(self.conv(x)))
+
+
+class AttentiveStatsPool(nn.Module):
+    """Attention-weighted mean and standard deviation over time, per channel.
+
+    Args:
+        channels: input width ``P``.
+        attention_dim: hidden width.
+    """
+
+    def __init__(self, channels: int, attention_dim: int) -> None:
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.Conv1d(channels, attention_dim, 1), nn.Tanh(), nn.Conv1d(attention_dim, channels, 1)
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """h: (B, P, F) -> (B, 2P) [weighted mean, weighted std]."""
+        weights = torch.softmax(self.attention(h), dim=-1)
+        mean = torch.sum(weights * h, dim=-1)
+        var = torch.sum(weights * h * h, dim=-1) - mean * mean
+        # the variance can be a tiny negative number by cancellation; the floor keeps sqrt finite
+        return torch.cat([mean, torch.sqrt(var.clamp(min=1e-5))], dim=-1)
+
+
+class SpeakerEncoder(nn.Module):
+    """Log-mel spectrogram -> unit-norm speaker embedding.
+
+    Args:
+        config: sizes.
+        mel: the MelConfig the input log-mels are made with (its ``n_mels`` sets the input width).
+    """
+
+    takes_mel = True
+
+    def __init__(self, config: SpeakerEncoderConfig, mel: MelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.mel = mel
+        c = config.channels
+        self.stem = nn.Sequential(
+            nn.Conv1d(mel.n_mels, c, 5, stride=config.stride, padding=2), nn.ReLU(), nn.BatchNorm1d(c)
+        )
+        self.blocks = nn.ModuleList(Block(c, config.kernel_size, d) for d in config.dilations)
+        self.merge = nn.Sequential(
+            nn.Conv1d(c * len(config.dilations), config.pool_channels, 1), nn.ReLU()
+        )
+        self.pool = AttentiveStatsPool(config.pool_channels, config.attention_dim)
+        self.pool_norm = nn.BatchNorm1d(2 * config.pool_channels)
+        self.head = nn.Linear(2 * config.pool_channels, config.emb_dim)
+
+    def frames(self, mel: torch.Tensor) -> torch.Tensor:
+        """Frame features: mel (B, M, F) log-mel -> (B, P, ceil(F / stride))."""
+        x = self.stem(mel - mel.mean(dim=-1, keepdim=True))
+        outs = []
+        for block in self.blocks:
+            x = block(x)
+            outs.append(x)
+        return self.merge(torch.cat(outs, dim=1))
+
+    def pool_frames(self, h: torch.Tensor) -> torch.Tensor:
+        """Frame features (B, P, F') -> (B, D) unit-norm embeddings."""
+        return nn.functional.normalize(self.head(self.pool_norm(self.pool(h))), dim=-1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel: (B, M, F) log-mel, F >= 1 -> (B, D) unit-norm embeddings (one per input)."""
+        return self.pool_frames(self.frames(mel))
+
+    def embed_long(self, mel: torch.Tensor) -> torch.Tensor:
+        """Mean of overlapping partial-window embeddings, renormalised.
+
+        Inputs up to ``window_frames`` long are pooled as one window; longer ones in windows of
+        ``window_frames`` every ``window_hop_frames`` (the last window is aligned to the end).
+
+        Args:
+            mel: (B, M, F) log-mel, F >= 1.
+
+        Returns:
+            (B, D) unit-norm embeddings.
+        """
+        h = self.frames(mel)
+        stride = self.config.stride
+        width = self.config.window_frames // stride
+        if h.shape[-1] <= width:
+            return self.pool_frames(h)
+        hop = self.config.window_hop_frames // stride
+        starts = list(range(0, h.shape[-1] - width + 1, hop))
+        if starts[-1] != h.shape[-1] - width:
+            starts.append(h.shape[-1] - width)
+        windows = torch.stack([h[..., s : s + width] for s in starts], dim=1)  # (B, W, P, width)
+        emb = self.pool_frames(windows.flatten(0, 1)).view(h.shape[0], len(starts), -1)
+        return nn.functional.normalize(emb.mean(dim=1), dim=-1)
