@@ -143,6 +143,8 @@ class VocosGenerator(nn.Module):
         mag = torch.exp(log_mag).clamp(max=1e2)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         length = num_samples_for(mel.shape[-1], self.hop_length)
+        if length == 0:  # a single frame spans no samples; torch.istft cannot make 0 of them
+            return spec.real.new_zeros(spec.shape[0], 0)
         return torch.istft(
             spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True,
             length=length,

@@ -1,0 +1,221 @@
+"""Tests for voicefake.vocoder.model and inference: shapes, lengths, chunked decoding, API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from voicefake.audio.features import (
+    MEL_16K_80,
+    MEL_22K_80,
+    MelConfig,
+    MelSpectrogram,
+    num_frames,
+    num_samples,
+)
+from voicefake.vocoder.inference import vocode_chunked
+from voicefake.vocoder.model import Vocoder, VocoderConfig
+
+# small HiFi-GAN configs whose upsampling rates multiply to the mel hop (160 or 256)
+HIFIGAN_TINY = VocoderConfig(
+    architecture="hifigan", upsample_rates=(10, 16), upsample_kernel_sizes=(20, 32),
+    upsample_initial_channel=16, resblock_kernel_sizes=(3, 7), resblock_dilations=((1, 3), (1, 3)),
+)
+HIFIGAN_V3_TINY = VocoderConfig(
+    architecture="hifigan", upsample_rates=(5, 4, 8), upsample_kernel_sizes=(10, 8, 16),
+    upsample_initial_channel=16, resblock="2", resblock_kernel_sizes=(3, 5, 7),
+    resblock_dilations=((1, 2), (2, 6), (3, 12)),
+)
+
+MODELS = {
+    "vocos": (VocoderConfig.tiny(), MEL_16K_80),
+    "vocos_22k": (VocoderConfig(dim=16, intermediate_dim=32, num_layers=2, head_n_fft=1024), MEL_22K_80),
+    "hifigan": (HIFIGAN_TINY, MEL_16K_80),
+    "hifigan_v3": (HIFIGAN_V3_TINY, MEL_16K_80),
+}
+
+
+def _vocoder(name: str) -> Vocoder:
+    torch.manual_seed(0)
+    config, mel = MODELS[name]
+    return Vocoder(config, mel).eval()
+
+
+def _random_mel(mel: MelConfig, frames: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, mel.n_mels, frames, generator=generator) - 4.0
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_output_length_matches_num_samples(name: str) -> None:
+    voc = _vocoder(name)
+    mel = MODELS[name][1]
+    with torch.no_grad():
+        for frames in (1, 2, 3, 7, 16, 101):
+            wav = voc(_random_mel(mel, frames, batch=2))
+            assert wav.shape == (2, num_samples(frames, mel)), f"F={frames}"
+            assert torch.isfinite(wav).all() and (wav.abs() <= 1.0).all()
+
+
+@pytest.mark.parametrize("name", ["vocos", "hifigan"])
+def test_round_trip_lengths_with_features(name: str) -> None:
+    """wav of T samples -> mel -> vocoder gives T // hop * hop samples."""
+    voc = _vocoder(name)
+    mel_cfg = MODELS[name][1]
+    features = MelSpectrogram(mel_cfg)
+    with torch.no_grad():
+        for length in (1, 159, 160, 161, 1601, 4000):
+            mel = features(torch.randn(1, length) * 0.1)
+            assert mel.shape[-1] == num_frames(length, mel_cfg)
+            assert voc(mel).shape[-1] == length // mel_cfg.hop_length * mel_cfg.hop_length
+
+
+@pytest.mark.parametrize("name", ["vocos", "hifigan", "hifigan_v3"])
+@pytest.mark.parametrize("chunk_frames", [9, 50, 113])
+def test_chunked_equals_whole(name: str, chunk_frames: int) -> None:
+    voc = _vocoder(name)
+    mel = _random_mel(MODELS[name][1], 263, batch=2, seed=3)
+    with torch.no_grad():
+        whole = voc(mel)
+        chunked = vocode_chunked(voc, mel, chunk_frames=chunk_frames)
+    assert chunked.shape == whole.shape
+    error = (chunked - whole).abs().max().item()
+    assert error < 1e-5, f"{name} chunk {chunk_frames}: max error {error:.2e}"
+
+
+def test_chunked_short_input_and_bad_chunk() -> None:
+    voc = _vocoder("vocos")
+    mel = _random_mel(MEL_16K_80, 5)
+    with torch.no_grad():
+        assert torch.equal(vocode_chunked(voc, mel, chunk_frames=2), voc(mel))
+    with pytest.raises(ValueError, match="chunk_frames must be positive"):
+        vocode_chunked(voc, mel, chunk_frames=0)
+
+
+def test_hifigan_rates_must_multiply_to_hop() -> None:
+    with pytest.raises(ValueError, match=r"multiply to 128, but the mel hop_length is 160"):
+        Vocoder(HIFIGAN_TINY.replace(upsample_rates=(8, 16)), MEL_16K_80)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"architecture": "wavenet"}, "architecture"),
+        ({"resblock": "3"}, "resblock"),
+        ({"upsample_rates": (10,)}, "differ in length"),
+    ],
+)
+def test_config_validation(changes: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        VocoderConfig().replace(**changes)
+
+
+def test_vocos_head_must_cover_hop() -> None:
+    with pytest.raises(ValueError, match="head_n_fft"):
+        Vocoder(VocoderConfig.tiny().replace(head_n_fft=128), MEL_16K_80)
+
+
+def test_vocoder_needs_mel_config() -> None:
+    with pytest.raises(ValueError, match="MelConfig"):
+        Vocoder(VocoderConfig.tiny())
+
+
+@pytest.mark.parametrize("shape", [(80, 10), (1, 40, 10), (1, 1, 80, 10)])
+def test_rejects_wrong_mel_shape(shape: tuple[int, ...]) -> None:
+    voc = _vocoder("vocos")
+    with pytest.raises(ValueError, match=r"expected mel of shape \(B, 80, F\)"):
+        voc(torch.zeros(shape))
+
+
+def test_named_sizes_build() -> None:
+    assert VocoderConfig.small() == VocoderConfig()
+    assert VocoderConfig.hifigan_v1().architecture == "hifigan"
+    v3 = Vocoder(VocoderConfig.hifigan_v3(), MEL_16K_80)
+    assert v3.generator.hop_length == 160
+    tiny = Vocoder(VocoderConfig.tiny(), MEL_16K_80)
+    assert sum(p.numel() for p in tiny.parameters()) < 50_000
+
+
+def test_gradients_flow_to_all_parameters() -> None:
+    voc = Vocoder(VocoderConfig.tiny(), MEL_16K_80)
+    voc(_random_mel(MEL_16K_80, 12)).pow(2).mean().backward()
+    missing = [n for n, p in voc.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+
+
+# ----------------------------------------------------------------------------- api
+
+
+def test_api_vocode_lengths() -> None:
+    from voicefake import api
+
+    mel = _random_mel(MEL_16K_80, 31)[0]
+    wav = api.vocode(mel)
+    assert wav.shape == (30 * 160,) and wav.dtype == torch.float32
+    batch = api.vocode(_random_mel(MEL_16K_80, 31, batch=2), chunk_frames=8)
+    assert batch.shape == (2, 30 * 160)
+    assert (batch[0] - api.vocode(_random_mel(MEL_16K_80, 31, batch=2)[0])).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="expected mel of shape"):
+        api.vocode(torch.zeros(40, 10))
+
+
+@pytest.mark.parametrize("length", [160, 4001, 8000])
+def test_api_resynthesize_lengths(length: int) -> None:
+    from voicefake import api
+
+    t = np.arange(length) / 16000
+    wav = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    out, sample_rate = api.resynthesize(wav)
+    assert sample_rate == 16000
+    assert out.dtype == np.float32 and out.shape == (length // 160 * 160,)
+    assert np.isfinite(out).all()
+
+
+def test_api_resynthesize_from_file_resamples(tmp_path) -> None:  # noqa: ANN001
+    from voicefake import api
+    from voicefake.audio.io import write_audio
+
+    t = np.arange(8000) / 8000
+    path = write_audio(tmp_path / "a.wav", 0.3 * np.sin(2 * np.pi * 200 * t), 8000)
+    out, sample_rate = api.resynthesize(path)
+    assert sample_rate == 16000 and out.shape == (16000,)
+    with pytest.raises(ValueError):
+        api.resynthesize(np.zeros((2, 100), np.float32))
+
+
+@pytest.mark.xfail(
+    reason="the bundled 7k-step vocoder puts a pure tone's energy on multiples of the 100 Hz "
+    "frame rate (220 Hz comes back as 200 Hz); passes once the model is trained further",
+    strict=False,
+)
+def test_bundled_vocoder_reconstructs_a_tone() -> None:
+    """The shipped model turns a tone's mel back into that tone (pitch within 2 %)."""
+    from voicefake import api
+
+    t = np.arange(16000) / 16000
+    wav = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    out, _ = api.resynthesize(wav)
+    spectrum = np.abs(np.fft.rfft(out[2000:14000] * np.hanning(12000)))
+    peak_hz = np.argmax(spectrum) * 16000 / 12000
+    assert abs(peak_hz - 220) < 0.02 * 220
+    assert 0.1 < np.sqrt(np.mean(out**2)) / np.sqrt(np.mean(wav**2)) < 10
+
+
+@pytest.mark.data
+def test_bundled_vocoder_on_real_speech(data_root) -> None:  # noqa: ANN001
+    """Copy-synthesis log-mel L1 on three real utterances (measured 0.95-1.08 at 7k steps)."""
+    from voicefake import api
+    from voicefake.audio.io import load_audio
+    from voicefake.data.manifests import read_manifest
+
+    rows = [r for r in read_manifest(data_root / "manifest.csv") if r.label == "real" and r.media == "audio"]
+    features = MelSpectrogram(MEL_16K_80)
+    distances = []
+    for row in rows[:3]:
+        wav = load_audio(data_root / row.path, 16000)[: 16000 * 3]
+        out, _ = api.resynthesize(wav)
+        assert out.shape == (wav.size // 160 * 160,)
+        real, fake = features(torch.from_numpy(wav[: out.size])), features(torch.from_numpy(out))
+        distances.append(float((real - fake).abs().mean()))
+    assert np.mean(distances) < 1.25, distances
