@@ -9,6 +9,7 @@ Models are loaded once per (checkpoint, device) and cached. Inference runs under
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from voicefake.audio.features import MelSpectrogram
 from voicefake.audio.io import AudioError, load_audio, write_audio
 from voicefake.checkpoint import Checkpoint, CheckpointError, resolve
 
+_log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 AudioInput = PathLike | bytes | np.ndarray
 
@@ -75,6 +77,45 @@ def _as_wave(audio: AudioInput, sample_rate: int, name: str | None = None) -> np
             raise AudioError(f"{name or '<array>'}: expected a non-empty finite 1-D waveform; got shape {wav.shape}")
         return wav
     return load_audio(audio, sample_rate, name=name)
+
+
+def load_waveform(audio: PathLike | bytes, sample_rate: int = 16000,
+                  max_duration: float | None = 600.0, name: str | None = None) -> np.ndarray:
+    """Decodes a recording (any common audio format or a video's sound) to mono float32.
+
+    Raises :class:`AudioError` with a one-line message for anything unusable (missing,
+    corrupt, silent, too long, video without sound, ...).
+
+    Example:
+        >>> wav = load_waveform("call.amr", 16000, max_duration=600)
+    """
+    return load_audio(audio, sample_rate, max_duration=max_duration, name=name)
+
+
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 of a file, as reported in detection reports.
+
+    Example:
+        >>> file_sha256("call.wav")[:8]
+        '3f1c9a2b'
+    """
+    from voicefake.audio.io import sha256_file
+
+    return sha256_file(path)
+
+
+def display_spectrogram(wav: np.ndarray, sample_rate: int = 16000, hop_length: int = 160) -> np.ndarray:
+    """Log-power spectrogram in dB for display, (n_fft // 2 + 1, F) with n_fft 512.
+
+    Example:
+        >>> display_spectrogram(np.zeros(16000, dtype=np.float32)).shape
+        (257, 101)
+    """
+    from voicefake.audio.features import LinearSpectrogram
+
+    with torch.inference_mode():
+        spec = LinearSpectrogram(512, hop_length, 400)(torch.from_numpy(np.asarray(wav, dtype=np.float32)))
+    return (spec.numpy() * (10 / np.log(10))).astype(np.float32)
 
 
 def synthetic_metadata(model: str, extra: str = "") -> dict[str, str]:
@@ -136,9 +177,72 @@ def _mel_module(mel_cfg: Any) -> MelSpectrogram:
 
 
 def save_generated(path: PathLike, wav: np.ndarray, sample_rate: int, model: str,
-                   force: bool = False, extra: str = "") -> Path:
-    """Writes generated audio labelled as synthetic in its metadata."""
+                   force: bool = False, extra: str = "", watermark: bool = True) -> Path:
+    """Writes generated audio labelled as synthetic in its metadata, watermarked by default.
+
+    ``watermark=False`` skips the mark; that is logged as a warning and stated in the
+    file's metadata comment ("watermark: OFF (disabled by user)").
+    """
+    if watermark:
+        wav, note = watermark_generated(wav, sample_rate, model)
+    else:
+        _log.warning("%s: watermark disabled by the user; the file carries no watermark", path)
+        note = "watermark: OFF (disabled by user)"
+    extra = f"{extra}; {note}" if extra else note
     return write_audio(Path(path), wav, sample_rate, force=force, metadata=synthetic_metadata(model, extra))
+
+
+# ----------------------------------------------------------------------------- watermark
+
+
+def watermark_generated(wav: np.ndarray, sample_rate: int, model: str) -> tuple[np.ndarray, str]:
+    """Marks generated audio with today's payload for ``model``; returns (wav, metadata note).
+
+    Example:
+        >>> marked, note = watermark_generated(wav, 16000, "vocoder-16k@1")
+    """
+    from voicefake.watermark import Payload, embed as embed_mark
+
+    payload = Payload.today(model.split("-")[0])
+    return embed_mark(wav, payload, sample_rate), f"watermark: voicefake/{payload.hex()}"
+
+
+def watermark_embed(audio: AudioInput, payload: Any = None, sample_rate: int = 16000,
+                    key: str | None = None, name: str | None = None) -> tuple[np.ndarray, int]:
+    """Adds the voicefake watermark to audio (a path, bytes or a waveform at ``sample_rate``).
+
+    Args:
+        payload: a ``voicefake.watermark.Payload`` (default: today's, model "user").
+        sample_rate: rate of an array input, and of a file input after loading.
+        key: a private key (default: the public voicefake key).
+
+    Returns:
+        ``(wav, sample_rate)``: (T,) float32 marked waveform.
+
+    Example:
+        >>> marked, rate = watermark_embed("speech.wav")
+    """
+    from voicefake.watermark import DEFAULT_KEY, Payload, embed as embed_mark
+
+    wav = _as_wave(audio, sample_rate, name)
+    payload = payload if payload is not None else Payload.today("user")
+    return embed_mark(wav, payload, sample_rate, key or DEFAULT_KEY), sample_rate
+
+
+def watermark_detect(audio: AudioInput, sample_rate: int = 16000, key: str | None = None,
+                     name: str | None = None) -> Any:
+    """Looks for the voicefake watermark; returns a ``voicefake.watermark.WatermarkReport``.
+
+    Reports presence (``watermarked``, ``p``), the decoded payload with per-bit confidence,
+    and the marked time segments (0.512 s windows).
+
+    Example:
+        >>> report = watermark_detect("leaked_call.wav")
+        >>> report.watermarked, report.payload
+    """
+    from voicefake.watermark import DEFAULT_KEY, detect as detect_mark
+
+    return detect_mark(_as_wave(audio, sample_rate, name), sample_rate, key or DEFAULT_KEY)
 
 
 # ----------------------------------------------------------------------------- speaker

@@ -1,0 +1,248 @@
+"""voicefake's Gradio page: a fraud analyst's workbench and a red team's studio.
+
+    python demo/app.py [--host 127.0.0.1] [--port 7860] [--auth user:password]
+
+Every action is a call into :mod:`voicefake.api`; models load once and are cached there.
+Safe by default: binds 127.0.0.1, no public share link, optional login, upload size and
+duration limits, a queue for concurrent users, and errors shown in the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import views  # noqa: E402
+
+from voicefake import __version__, api  # noqa: E402
+from voicefake.audio.io import AudioError  # noqa: E402
+
+log = logging.getLogger("voicefake.demo")
+LIMITS = {"max_seconds": 600.0, "max_file_mb": 100}
+RATE = views.SAMPLE_RATE
+TABLE_HEADERS = ["file", "verdict", "p_fake", "watermark", "speaker check", "error"]
+
+
+def _path(item: Any) -> str:
+    return item if isinstance(item, str) else getattr(item, "name", str(item))
+
+
+def _load(path: str) -> np.ndarray:
+    return api.load_waveform(path, RATE, max_duration=LIMITS["max_seconds"], name=Path(path).name)
+
+
+def analyze_one(path: str, threshold: float | None, enrolled: np.ndarray | None) -> dict[str, Any]:
+    """Everything the page shows for one recording (raises AudioError for unusable files)."""
+    wav = _load(path)
+    report = api.detect(wav).to_dict()
+    threshold = report["threshold"] if threshold is None else float(threshold)
+    report["label"] = "fake" if report["p_fake"] >= threshold else "real"
+    item: dict[str, Any] = {"file": Path(path).name, "sha256": api.file_sha256(path),
+                            "threshold": threshold, "report": report}
+    mark = getattr(api, "watermark_detect", None)
+    if mark is not None:
+        found = mark(wav)
+        item["watermark"] = found.to_dict() if hasattr(found, "to_dict") else found
+    if enrolled is not None:
+        check = api.verify_embedding(enrolled, wav)
+        item["speaker"] = {"cosine": round(check.cosine, 3), "p_same": round(check.p_same, 3), "same": check.same}
+    item["timeline_png"] = views.figure_png(views.timeline_figure(wav, report, threshold))
+    item["evidence_png"] = views.figure_png(views.evidence_figure(api.display_spectrogram(wav), report))
+    return item
+
+
+def _row(item: dict[str, Any]) -> list[Any]:
+    if "error" in item:
+        return [item["file"], "error", None, "", "", item["error"]]
+    report = item["report"]
+    mark = item.get("watermark")
+    mark_text = "" if mark is None else ("voicefake mark found" if _marked(mark) else "none")
+    speaker = item.get("speaker")
+    speaker_text = "" if speaker is None else f"{'same' if speaker['same'] else 'DIFFERENT'} (cos {speaker['cosine']})"
+    return [item["file"], report["label"], round(report["p_fake"], 4), mark_text, speaker_text, ""]
+
+
+def _marked(mark: Any) -> bool:
+    return bool(mark.get("watermarked")) if isinstance(mark, dict) else bool(mark)
+
+
+def analyze(files: list[Any] | None, threshold: float, enroll: list[Any] | None,
+            progress: gr.Progress = gr.Progress()) -> tuple:
+    """Detect tab: scores every upload; returns table, details of the top file and reports."""
+    if not files:
+        raise gr.Error("Upload one or more recordings (wav, mp3, m4a, ogg, amr, flac) or videos.")
+    enrolled = None
+    if enroll:
+        try:
+            enrolled = api.embed_speaker([_load(_path(f)) for f in enroll])
+        except (AudioError, ValueError) as err:
+            raise gr.Error(f"Enrolled voice: {err}") from None
+    items = []
+    for path in progress.tqdm([_path(f) for f in files], desc="analysing"):
+        try:
+            items.append(analyze_one(path, threshold, enrolled))
+        except (AudioError, ValueError) as err:
+            gr.Warning(str(err))
+            items.append({"file": Path(path).name, "error": str(err)})
+    good = [i for i in items if "error" not in i]
+    first = max(good, key=lambda i: i["report"]["p_fake"]) if good else None
+    reports = _write_reports(good, threshold) if good else (None, None)
+    choices = [i["file"] for i in good]
+    return ([_row(i) for i in items], *detail(first), *reports,
+            gr.update(choices=choices, value=first["file"] if first else None), items)
+
+
+def detail(item: dict[str, Any] | None) -> tuple:
+    """(verdict markdown, timeline image, evidence image, raw JSON) for one analysed file."""
+    if item is None:
+        return "No file could be analysed.", None, None, None
+    extra = {}
+    if "watermark" in item:
+        extra["watermark"] = "voicefake watermark FOUND" if _marked(item["watermark"]) else "no voicefake watermark"
+    if "speaker" in item:
+        s = item["speaker"]
+        extra["speaker check"] = (f"{'matches' if s['same'] else 'does NOT match'} the enrolled voice "
+                                  f"(cosine {s['cosine']}, p_same {s['p_same']})")
+    md = views.verdict_markdown(item["file"], item["report"], extra)
+    return md, _png_file(item["timeline_png"]), _png_file(item["evidence_png"]), item["report"]
+
+
+def _png_file(encoded: str) -> str:
+    import base64
+
+    handle, path = tempfile.mkstemp(suffix=".png", prefix="voicefake-")
+    with os.fdopen(handle, "wb") as f:
+        f.write(base64.b64decode(encoded))
+    return path
+
+
+def show(choice: str, items: list[dict[str, Any]]) -> tuple:
+    """Shows the details of another file of the batch."""
+    return detail(next((i for i in items or [] if i["file"] == choice and "error" not in i), None))
+
+
+def _write_reports(items: list[dict[str, Any]], threshold: float) -> tuple[str, str]:
+    settings = {"threshold": threshold, "voicefake": __version__, "limits": LIMITS}
+    folder = Path(tempfile.mkdtemp(prefix="voicefake-report-"))
+    plain = [{k: v for k, v in i.items() if not k.endswith("_png")} for i in items]
+    (folder / "report.json").write_text(json.dumps({"settings": settings, "files": plain}, indent=1))
+    (folder / "report.html").write_text(views.report_html(items, settings))
+    return str(folder / "report.json"), str(folder / "report.html")
+
+
+def operating_point(threshold: float) -> str:
+    """False-alarm and miss rates on the detector's dev data at ``threshold``."""
+    rates = api.detection_operating_point(threshold) if hasattr(api, "detection_operating_point") else None
+    if rates is None:
+        return f"Threshold {threshold:.2f}."
+    return (f"At threshold **{threshold:.2f}**: false alarms on dev real speech **{100 * rates['far']:.1f}%**, "
+            f"missed fakes **{100 * rates['miss']:.1f}%** (dev data: {rates['description']}).")
+
+
+def check_speaker(enroll: list[Any] | None, test: Any) -> str:
+    """Speaker tab: is the test recording the enrolled voice?"""
+    if not enroll or test is None:
+        raise gr.Error("Upload at least one known-genuine clip to enroll, and a recording to check.")
+    try:
+        result = api.verify([_load(_path(f)) for f in enroll], _load(_path(test)))
+    except (AudioError, ValueError) as err:
+        raise gr.Error(str(err)) from None
+    verdict = "✅ same speaker" if result.same else "⚠️ different speaker"
+    return (f"### {verdict}\n\ncosine **{result.cosine:.3f}** (threshold {result.threshold:.3f}, 1% false "
+            f"accepts on dev trials) · calibrated p_same **{result.p_same:.3f}**")
+
+
+def resynthesize(source: Any) -> tuple[tuple[int, np.ndarray], str]:
+    """Vocoder tab: copy-synthesis of an upload; the result is synthetic speech."""
+    if source is None:
+        raise gr.Error("Upload a recording to re-synthesise.")
+    try:
+        wav, rate = api.resynthesize(_load(_path(source)))
+    except (AudioError, ValueError) as err:
+        raise gr.Error(str(err)) from None
+    model = api.load("vocoder").name
+    return (rate, wav), f"**SYNTHETIC SPEECH** generated by voicefake {__version__} ({model})."
+
+
+def build_app() -> gr.Blocks:
+    """The whole page."""
+    default_threshold = _default_threshold()
+    with gr.Blocks(title="voicefake", delete_cache=(3600, 3600)) as app:
+        gr.Markdown("# voicefake\nDetect synthetic speech in recorded calls, check speakers, and study "
+                    "generated speech. Cloning a voice needs its owner's consent; everything generated "
+                    "here is labelled as synthetic.")
+        with gr.Tab("Detect"):
+            with gr.Row():
+                files = gr.File(label="Recordings or videos", file_count="multiple", elem_id="detect-files")
+                enroll = gr.File(label="Optional: known-genuine clips of the claimed speaker", file_count="multiple")
+            threshold = gr.Slider(0.0, 1.0, value=default_threshold, step=0.01, label="Decision threshold on p_fake")
+            point = gr.Markdown(operating_point(default_threshold))
+            run = gr.Button("Analyse", variant="primary", elem_id="detect-run")
+            table = gr.Dataframe(headers=TABLE_HEADERS, label="Batch (click a column to sort)", interactive=False,
+                                 elem_id="detect-table")
+            pick = gr.Dropdown(label="Details for", choices=[])
+            verdict = gr.Markdown(elem_id="detect-verdict")
+            timeline = gr.Image(label="Timeline: waveform and p_fake per window", type="filepath",
+                                elem_id="detect-timeline")
+            evidence = gr.Image(label="Evidence: spectrogram, time spans and bands that drove the score", type="filepath")
+            raw = gr.JSON(label="Report (JSON)")
+            with gr.Row():
+                json_file = gr.File(label="Report (JSON)")
+                html_file = gr.File(label="Report (printable HTML)")
+            state = gr.State([])
+            threshold.change(operating_point, threshold, point)
+            run.click(analyze, [files, threshold, enroll],
+                      [table, verdict, timeline, evidence, raw, json_file, html_file, pick, state],
+                      api_name="analyze")
+            pick.change(show, [pick, state], [verdict, timeline, evidence, raw], api_name=False)
+        with gr.Tab("Speaker check"):
+            enroll2 = gr.File(label="Known-genuine clips (enrollment)", file_count="multiple")
+            test = gr.File(label="Recording to check")
+            gr.Button("Check", variant="primary").click(check_speaker, [enroll2, test], gr.Markdown(),
+                                                         api_name="check_speaker")
+        with gr.Tab("Vocoder"):
+            source = gr.File(label="Recording to re-synthesise through the GAN vocoder")
+            out_audio = gr.Audio(label="Output (SYNTHETIC)", type="numpy")
+            gr.Button("Re-synthesise", variant="primary").click(resynthesize, source, [out_audio, gr.Markdown()],
+                                                                 api_name="resynthesize")
+    return app
+
+
+def _default_threshold() -> float:
+    try:
+        return round(float(api.load("detection").checkpoint.metadata["calibration"]["threshold"]), 2)
+    except (KeyError, TypeError, ValueError):
+        return 0.5
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--auth", default=os.environ.get("VOICEFAKE_DEMO_AUTH"),
+                        help="user:password to require a login (or $VOICEFAKE_DEMO_AUTH)")
+    parser.add_argument("--max-file-mb", type=int, default=LIMITS["max_file_mb"])
+    parser.add_argument("--max-seconds", type=float, default=LIMITS["max_seconds"])
+    parser.add_argument("--concurrency", type=int, default=2, help="requests processed at once; others queue")
+    args = parser.parse_args(argv)
+    LIMITS.update(max_seconds=args.max_seconds, max_file_mb=args.max_file_mb)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    app = build_app().queue(default_concurrency_limit=args.concurrency, max_size=64)
+    app.launch(server_name=args.host, server_port=args.port, share=False, auth=auth,
+               max_file_size=f"{args.max_file_mb}mb", show_error=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Figures and printable reports for the demo (presentation only; numbers come from voicefake.api)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+SAMPLE_RATE = 16000
+
+
+def timeline_figure(wav: np.ndarray, report: dict[str, Any], threshold: float) -> plt.Figure:
+    """Waveform on top, segment p_fake under it, with the decision threshold."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 3.6), sharex=True, height_ratios=[1, 1.2])
+    t = np.arange(wav.size) / SAMPLE_RATE
+    step = max(1, wav.size // 4000)
+    top.plot(t[::step], wav[::step], lw=0.6, color="#444")
+    top.set_ylabel("waveform")
+    top.set_yticks([])
+    for seg in report["segments"]:
+        color = "#d62728" if seg["p_fake"] >= threshold else "#2ca02c"
+        bottom.fill_between([seg["start"], seg["end"]], 0, seg["p_fake"], color=color, alpha=0.25, step="pre")
+        bottom.hlines(seg["p_fake"], seg["start"], seg["end"], color=color, lw=2)
+    for span in report["evidence"].get("flagged_spans", []):
+        top.axvspan(span["start"], span["end"], color="#d62728", alpha=0.15)
+    bottom.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("p_fake per window")
+    bottom.set_xlabel("time (s)")
+    bottom.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def evidence_figure(spec_db: np.ndarray, report: dict[str, Any]) -> plt.Figure:
+    """Spectrogram with the saliency evidence: bands (right bar) and time spans (shaded)."""
+    fig, (ax, bar) = plt.subplots(1, 2, figsize=(9, 3.2), width_ratios=[12, 1], sharey=True)
+    duration = report["duration"]
+    vmax = float(np.percentile(spec_db, 99.5))
+    ax.imshow(spec_db, origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
+              extent=(0, duration, 0, SAMPLE_RATE / 2))
+    saliency = report["evidence"].get("saliency", {})
+    for span in saliency.get("spans", []):
+        ax.axvspan(span["start"], span["end"], color="cyan", alpha=min(0.5, 0.1 + span["share"]), lw=0)
+    bands = saliency.get("bands", [])
+    if bands:
+        shares = np.array([b["share"] for b in bands])
+        lows = np.array([b["low_hz"] for b in bands])
+        highs = np.array([b["high_hz"] for b in bands])
+        bar.barh(lows, shares, height=highs - lows, align="edge", color="cyan", edgecolor="k")
+        bar.set_xlabel("share")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    ax.set_title("spectrogram; shaded: time spans that drove the score", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig: plt.Figure) -> str:
+    """A figure as a base64 PNG (for the HTML report); closes the figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def verdict_markdown(name: str, report: dict[str, Any], extra: dict[str, Any]) -> str:
+    """A short human verdict for one file."""
+    label = report["label"].upper()
+    icon = "🔴" if report["label"] == "fake" else "🟢"
+    lines = [
+        f"### {icon} {html.escape(name)}: **{label}**",
+        f"p_fake = **{report['p_fake']:.3f}** (threshold {report['threshold']:.3f}, chosen at "
+        f"{100 * report['evidence'].get('far_target', 0):.1f}% false alarms on dev real speech) · "
+        f"{report['duration']:.1f} s · model {report['model']['name']} {report['model']['version']}",
+    ]
+    benford = report["evidence"].get("benford")
+    if benford:
+        lines.append(f"Benford statistics: `{json.dumps({k: v for k, v in benford.items() if not isinstance(v, dict)})}`"
+                     f", real-speech reference range `{json.dumps(benford.get('reference_range_real', {}))}`")
+    for key, value in extra.items():
+        lines.append(f"**{key}**: {value}")
+    return "\n\n".join(lines)
+
+
+def report_html(items: list[dict[str, Any]], settings: dict[str, Any]) -> str:
+    """A printable HTML report: per-file hash, verdict, figures and evidence, plus the settings."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>voicefake detection report</title>",
+        "<style>body{font-family:sans-serif;max-width:960px;margin:auto}pre{white-space:pre-wrap;"
+        "background:#f4f4f4;padding:6px}img{max-width:100%}.fake{color:#b00}.real{color:#070}</style>",
+        "</head><body><h1>voicefake detection report</h1>",
+        f"<p>Settings: <code>{html.escape(json.dumps(settings))}</code></p>",
+    ]
+    for item in items:
+        report = item["report"]
+        parts += [
+            f"<h2>{html.escape(item['file'])}: <span class='{report['label']}'>{report['label'].upper()}</span></h2>",
+            f"<p>sha256 <code>{item['sha256']}</code><br>p_fake {report['p_fake']:.4f} at threshold "
+            f"{item['threshold']:.4f}; model {html.escape(json.dumps(report['model']))}</p>",
+        ]
+        for key in ("timeline_png", "evidence_png"):
+            if item.get(key):
+                parts.append(f"<img alt='{key}' src='data:image/png;base64,{item[key]}'>")
+        extra = {k: v for k, v in item.items() if k not in ("report", "timeline_png", "evidence_png")}
+        parts.append(f"<pre>{html.escape(json.dumps({'checks': extra, 'report': report}, indent=1))}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,85 @@
+"""The demo in a real headless browser (Debian's chromium driven by Playwright).
+
+Launches demo/app.py in a subprocess on a free localhost port, uploads a real and a synthetic
+recording, checks the verdicts and the rendered timeline, uploads a corrupt file and sees the
+error while the page keeps working, and saves screenshots as test artefacts (folder
+$VOICEFAKE_TEST_ARTIFACTS, default: the test's tmp_path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.demo.server import running_demo
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.data,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)"),
+]
+REAL = "librispeech_resemblyzer/test-other/1688/1688-142285-0003.flac"
+FAKE = "debian_tts/espeak-ng_en-us/call01.flac"
+
+
+def _artifacts(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("VOICEFAKE_TEST_ARTIFACTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_detect_tab_in_browser(data_root: Path, tmp_path: Path) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    corrupt = tmp_path / "corrupt_call.wav"
+    corrupt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(64))
+    artifacts = _artifacts(tmp_path)
+    with running_demo(tmp_path) as url, playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 2400})
+        page.goto(url, timeout=60_000)
+        page.locator("#detect-files input[type=file]").set_input_files(
+            [str(data_root / REAL), str(data_root / FAKE)])
+        page.wait_for_timeout(1500)
+        page.locator("#detect-run").click()
+        table = page.locator("#detect-table")
+        page.wait_for_function(
+            "document.querySelector('#detect-table') && /call01/.test(document.querySelector('#detect-table').innerText)",
+            timeout=120_000)
+        rows = table.inner_text()
+        assert _verdict(rows, "1688-142285-0003") == "real", rows
+        assert _verdict(rows, "call01") == "fake", rows
+        page.locator("#detect-timeline img").wait_for(timeout=60_000)
+        assert page.locator("#detect-verdict").inner_text().strip()
+        page.screenshot(path=str(artifacts / "demo_detect.png"), full_page=True)
+
+        page.reload()
+        page.locator("#detect-files input[type=file]").set_input_files([str(corrupt)])
+        page.wait_for_timeout(1500)
+        page.locator("#detect-run").click()
+        page.wait_for_function(
+            "document.querySelector('#detect-table') && /corrupt_call/.test(document.querySelector('#detect-table').innerText)",
+            timeout=60_000)
+        assert "error" in page.locator("#detect-table").inner_text()
+        page.screenshot(path=str(artifacts / "demo_corrupt.png"), full_page=True)
+
+        page.locator("#detect-files input[type=file]").set_input_files([str(data_root / REAL)])
+        page.wait_for_timeout(1500)
+        page.locator("#detect-run").click()
+        page.wait_for_function(
+            "document.querySelector('#detect-table') && /1688-142285-0003/.test(document.querySelector('#detect-table').innerText)",
+            timeout=120_000)
+        browser.close()
+
+
+def _verdict(table_text: str, name: str) -> str:
+    for line in table_text.splitlines():
+        if name in line:
+            for word in ("fake", "real", "error"):
+                if word in line.split():
+                    return word
+    return "missing"
