@@ -161,6 +161,22 @@ def stft(
     )
 
 
+def istft(
+    spec: torch.Tensor, n_fft: int, hop_length: int, win_length: int, length: int,
+    center: bool = True,
+) -> torch.Tensor:
+    """Inverse of :func:`stft` (Hann window, overlap-add), the watermark's resynthesis.
+
+    Args:
+        spec: (n_fft // 2 + 1, F) or (B, n_fft // 2 + 1, F) complex spectrum from :func:`stft`.
+        length: number of output samples ``T``.
+    Returns:
+        (T,) or (B, T) real waveform.
+    """
+    window = torch.hann_window(win_length, device=spec.device, dtype=spec.real.dtype)
+    return torch.istft(spec, n_fft, hop_length, win_length, window, center=center, length=length)
+
+
 class MelSpectrogram(nn.Module):
     """Waveform to natural-log mel spectrogram under a :class:`MelConfig`.
 

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "Writes <input>.vocoded.wav beside each input unless -o is given.")
     p.add_argument("inputs", nargs="+", help="audio or video files, or folders")
     p.add_argument("-o", "--output", help="output file (one input) or folder")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="do not watermark the output (logged, and stated in its metadata)")
     common.add_common(p)
     p.set_defaults(run=run_vocode)
 
@@ -42,10 +44,12 @@ def run_vocode(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         wav, sample_rate = api.resynthesize(path, checkpoint, args.device, name=label)
         seconds = time.perf_counter() - start
-        api.save_generated(target, wav, sample_rate, model, force=args.force)
+        api.save_generated(target, wav, sample_rate, model, force=args.force,
+                           watermark=not args.no_watermark)
         duration = len(wav) / sample_rate
         record = {"output": str(target), "duration": round(duration, 3), "seconds": round(seconds, 3),
-                  "x_real_time": round(duration / max(seconds, 1e-9), 1), "model": model}
+                  "x_real_time": round(duration / max(seconds, 1e-9), 1), "model": model,
+                  "watermark": not args.no_watermark}
         return record, f"{label} -> {target} ({duration:.2f} s audio in {seconds:.2f} s)"
 
     return common.per_file(args, args.inputs, handle)
