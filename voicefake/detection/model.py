@@ -41,7 +41,7 @@ class DetectorConfig:
     n_fft: int = 512
     win_length: int = 400
     hop_length: int = 160
-    n_filters: int = 64
+    n_filters: int = 128
     channels: tuple[int, int, int, int] = (8, 16, 16, 24)
     hidden: int = 32
     context: int = 5
@@ -110,6 +110,7 @@ class Detector(nn.Module):
         self.frontend = LogLinearFilterbank(config.n_fft, config.hop_length, config.win_length, config.n_filters)
         # the stem keeps the full 10 ms / N-band resolution for fine spectral artefacts, then
         # strides and pools to 40 ms frames: the costly convolutions run on a 16x smaller grid
+        self.input_norm = nn.BatchNorm2d(1)
         self.stem = MaxFeatureMap(1, c[0], 5, stride=2)
         self.stem_pool = nn.MaxPool2d((2, 2), ceil_mode=True)
         self.blocks = nn.Sequential(
@@ -136,7 +137,7 @@ class Detector(nn.Module):
 
     def score_features(self, spec: torch.Tensor) -> DetectorOutput:
         """spec: (B, N, F) from :meth:`features`; returns logits (B,), frame_logits (B, ceil(F/4))."""
-        x = self.blocks(self.stem_pool(self.stem(spec[:, None])))
+        x = self.blocks(self.stem_pool(self.stem(self.input_norm(spec[:, None]))))
         x = x.flatten(1, 2)  # (B, C * N/16, F/4)
         frame_logits = self.head(x)[:, 0]
         return DetectorOutput(frame_logits.mean(dim=-1), frame_logits)

@@ -1,0 +1,231 @@
+"""Synthetic-speech detector benchmark: LOGO EER/ECE, false alarms, localisation, speed.
+
+    VOICEFAKE_DATA=../shared/data nice -n 5 python benchmarks/detection.py \
+        --data runs/detection/data --folds runs/detection/logo --out runs/detection/benchmark.json
+
+Inputs come from ``recipes/detection/prepare_shared.py`` (manifest + spliced calls) and from
+the fold runs ``runs/detection/logo/<family>`` (``recipes/detection/train.py`` with
+``data.exclude_family=<family>``). For each fold: the fold's model is calibrated on dev data
+without the held-out family, then scored on dev real speech + every fake of the held-out
+family (never seen in training or calibration). EER and ECE are reported per channel
+(clean / phone / wideband); pooled EER pools the fold scores. The bundled model is then
+measured for false alarms on dev real recordings at its default threshold, for timeline
+localisation on the spliced calls, and for speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voicefake import api
+from voicefake.audio.io import load_audio
+from voicefake.checkpoint import Checkpoint
+from voicefake.data.manifests import ManifestRow, read_manifest
+from voicefake.detection.inference import (
+    calibrate_scored,
+    detect_waveform,
+    prepare,
+    score_against_truth,
+    score_recording,
+)
+from voicefake.metrics import compute_eer, expected_calibration_error
+from voicefake.train import state as run_state
+
+log = logging.getLogger("benchmark")
+CHANNELS = ("clean", "phone", "wideband")
+
+
+def notes(row: ManifestRow) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
+
+
+def latest(run: Path) -> torch.nn.Module:
+    steps = run_state.list_steps(run)
+    return Checkpoint.load(run_state.step_dir(run, steps[-1]) / "detector").build("cpu").eval()
+
+
+class Cache:
+    """Loads each recording once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.waves = root, {}
+
+    def __call__(self, row: ManifestRow) -> np.ndarray:
+        if row.path not in self.waves:
+            self.waves[row.path] = load_audio(self.root / row.path, 16000, allow_silence=True)
+        return self.waves[row.path]
+
+
+def eer_or_none(scores: list[float], labels: list[int]) -> float | None:
+    if len(set(labels)) < 2:
+        return None
+    return round(compute_eer(scores, labels)[0], 4)
+
+
+def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: float) -> dict:
+    """Calibrate on dev without ``family``; score dev reals + all fakes of ``family``."""
+    module = latest(run)
+    dev = [r for r in rows if notes(r)["split"] == "dev" and r.folder != family]
+    dev_scored = [score_recording(module, cache(r)) for r in dev]
+    dev_labels = np.array([int(r.is_fake) for r in dev])
+    calibration = calibrate_scored(module, dev_scored, dev_labels, far)
+    net_only = calibrate_scored(module, dev_scored, dev_labels, far, use_benford=False)
+    by_path = {r.path: s for r, s in zip(dev, dev_scored, strict=True)}
+    test = [r for r in rows if (notes(r)["split"] == "dev" and not r.is_fake) or r.folder == family]
+    result: dict = {"family": family, "steps": run_state.list_steps(run)[-1], "conditions": {}}
+    records = []
+    for row in test:
+        scored = by_path.get(row.path) or score_recording(module, cache(row))
+        records.append({"channel": notes(row)["channel"], "label": int(row.is_fake), "logit": scored.logit,
+                        "p": calibration.file_probability(scored.logit, scored.benford),
+                        "p_net": net_only.file_probability(scored.logit, scored.benford)})
+    for channel in CHANNELS:
+        subset = [r for r in records if r["channel"] == channel]
+        labels = [r["label"] for r in subset]
+        if len(set(labels)) < 2:
+            continue
+        result["conditions"][channel] = {
+            "n_real": labels.count(0), "n_fake": labels.count(1),
+            "eer": eer_or_none([r["p"] for r in subset], labels),
+            "eer_network_only": eer_or_none([r["p_net"] for r in subset], labels),
+            "ece": round(expected_calibration_error([r["p"] for r in subset], labels), 4),
+            "miss_rate_at_threshold": round(float(np.mean([r["p"] < calibration.threshold for r in subset if r["label"]])), 4),
+            "false_alarm_at_threshold": round(float(np.mean([r["p"] >= calibration.threshold for r in subset if not r["label"]])), 4),
+        }
+    result["records"] = records
+    return result
+
+
+def false_alarms(rows: list[ManifestRow], cache: Cache) -> dict:
+    """Bundled model at its default threshold on dev real recordings, by corpus and channel."""
+    out: dict = defaultdict(dict)
+    groups: dict = defaultdict(list)
+    for row in rows:
+        if notes(row)["split"] == "dev" and not row.is_fake:
+            corpus = row.path.split("/")[3]
+            groups[(corpus, notes(row)["channel"])].append(row)
+    for (corpus, channel), items in sorted(groups.items()):
+        labels = [api.detect(cache(r), evidence=False).label for r in items]
+        out[corpus][channel] = {"n": len(items), "false_alarm_rate": round(labels.count("fake") / len(items), 4)}
+    return dict(out)
+
+
+def in_distribution(rows: list[ManifestRow], cache: Cache) -> dict:
+    """Bundled model on dev (its calibration set): EER per family vs dev reals, per channel."""
+    probs = defaultdict(list)
+    for row in rows:
+        if notes(row)["split"] == "dev":
+            probs[(row.folder, notes(row)["channel"])].append(api.detect(cache(row), evidence=False).p_fake)
+    out: dict = defaultdict(dict)
+    for (family, channel), values in probs.items():
+        if family == "human":
+            continue
+        reals = probs[("human", channel)]
+        out[family][channel] = eer_or_none(values + reals, [1] * len(values) + [0] * len(reals))
+    return dict(out)
+
+
+def localisation(spliced: Path) -> dict:
+    out: dict = defaultdict(list)
+    for audio in sorted(spliced.glob("*.flac")):
+        truth = json.loads(audio.with_suffix(".json").read_text())["segments"]
+        report = api.detect(audio, evidence=False)
+        out["phone" if "phone" in audio.stem else "clean"].append(score_against_truth(report, truth))
+    summary = {}
+    for channel, items in out.items():
+        fake = sum(i["fake_seconds"] for i in items)
+        real = sum(i["real_seconds"] for i in items)
+        summary[channel] = {
+            "calls": len(items), "fake_seconds": round(fake, 1), "real_seconds": round(real, 1),
+            "fake_seconds_found": round(sum(i["found_fake_seconds"] for i in items) / max(fake, 1e-9), 4),
+            "false_alarm_seconds_per_minute": round(sum(i["false_alarm_seconds"] for i in items) / max(real / 60, 1e-9), 3),
+            "calls_labelled_fake": sum(i["file_label"] == "fake" for i in items),
+        }
+    return summary
+
+
+def speed() -> dict:
+    """Times real time of the network (CPU time and wall) and the full timeline of a 10-min call."""
+    loaded = api.load("detection")
+    module = loaded.module
+    out = {}
+    rng = np.random.default_rng(0)
+    minute = torch.from_numpy((0.05 * rng.standard_normal(60 * 16000)).astype(np.float32))
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            module(minute[None])
+            walls, cpus = [], []
+            for _ in range(3):
+                wall, cpu = time.perf_counter(), time.process_time()
+                module(minute[None])
+                walls.append(time.perf_counter() - wall)
+                cpus.append(time.process_time() - cpu)
+        out[f"network_x_real_time_{threads}_thread_wall"] = round(60 / min(walls), 1)
+        out[f"network_x_real_time_{threads}_thread_cpu"] = round(60 / min(cpus), 1)
+    torch.set_num_threads(2)
+    call = prepare((0.05 * rng.standard_normal(600 * 16000)).astype(np.float32), 16000)
+    from voicefake.detection.inference import Calibration
+
+    cal = Calibration.from_metadata(loaded.checkpoint.metadata)
+    for evidence in (False, True):
+        wall = time.perf_counter()
+        report = detect_waveform(module, call, cal, {"name": "x", "version": "x"}, evidence=evidence)
+        out[f"ten_minute_call_seconds_2_threads{'_with_saliency' if evidence else ''}"] = round(time.perf_counter() - wall, 2)
+    out["ten_minute_call_segments"] = len(report.segments)
+    return out
+
+
+def pooled(folds: list[dict]) -> dict:
+    out = {}
+    for channel in CHANNELS:
+        records = [r for f in folds for r in f["records"] if r["channel"] == channel]
+        if records:
+            labels = [r["label"] for r in records]
+            out[channel] = {"eer": eer_or_none([r["p"] for r in records], labels),
+                            "eer_network_only": eer_or_none([r["p_net"] for r in records], labels),
+                            "ece": round(expected_calibration_error([r["p"] for r in records], labels), 4)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("runs/detection/data"))
+    parser.add_argument("--folds", type=Path, default=Path("runs/detection/logo"))
+    parser.add_argument("--out", type=Path, default=Path("runs/detection/benchmark.json"))
+    parser.add_argument("--far", type=float, default=0.01)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "speed"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(2)
+    rows = read_manifest(args.data / "manifest.csv")
+    cache = Cache(args.data)
+    result: dict = {}
+    if "logo" not in args.skip:
+        folds = []
+        for run in sorted(p for p in args.folds.iterdir() if run_state.list_steps(p)):
+            folds.append(fold(run.name, run, rows, cache, args.far))
+            log.info("fold %s: %s", run.name, folds[-1]["conditions"])
+        result["logo"] = [{k: v for k, v in f.items() if k != "records"} for f in folds]
+        result["logo_pooled"] = pooled(folds)
+    if "bundled" not in args.skip:
+        result["false_alarms_dev_real"] = false_alarms(rows, cache)
+        result["bundled_dev_eer_by_family"] = in_distribution(rows, cache)
+        result["localisation_spliced"] = localisation(args.data / "spliced")
+        result["bundled_metadata"] = api.load("detection").checkpoint.metadata.get("dev")
+    if "speed" not in args.skip:
+        result["speed"] = speed()
+    args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

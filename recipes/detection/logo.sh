@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Leave-one-generator-out folds: one detector per held-out generator family, same recipe as
+# the bundled model but shorter (STEPS). Then: python benchmarks/detection.py.
+#   PYTHON=.venv/bin/python bash recipes/detection/logo.sh [STEPS] [FAMILY ...]
+set -euo pipefail
+steps=${1:-160}
+shift || true
+families=${*:-nsf gan-vocoder world griffin-lim voicefake-vocoder formant-diphone festival-flite-pico}
+for family in $families; do
+  nice -n 5 "${PYTHON:-python}" recipes/detection/train.py --config recipes/detection/configs/bundled.yaml \
+    --run "runs/detection/logo/$family" "data.exclude_family=$family" \
+    "loop.max_steps=$steps" "train.total_steps=$steps" "loop.eval_every=$steps" "loop.checkpoint_every=$steps"
+done

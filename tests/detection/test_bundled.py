@@ -1,0 +1,61 @@
+"""The bundled detector on a fixed dev list of the shared data (speakers and fakes it was not trained on).
+
+Reals: LibriSpeech test-other (dev speakers), Asterisk Italian/Russian voices and FSDD theo (dev
+speakers), also through a seeded phone channel. Fakes: shared fakes in the dev split of
+recipes/detection/prepare_shared.py, plus copy-synthesis of dev speech through the bundled vocoder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voicefake import api
+from voicefake.audio.io import load_audio
+from voicefake.channel import phone_call
+from voicefake.metrics import compute_eer
+
+pytestmark = pytest.mark.data
+
+# EER ceiling from docs/benchmarks/detection.md (measured value + margin for a small list).
+MAX_EER = 0.12
+
+REALS = [
+    *(f"librispeech_resemblyzer/test-other/{spk}/{spk}-{chapter}-000{i}.flac"
+      for spk, chapter in (("1688", "142285"), ("1998", "15444"), ("2033", "164914"), ("2414", "128291"),
+                           ("3005", "163389"), ("367", "130732"), ("533", "1066")) for i in (1, 2)),
+    "asterisk_prompts/it/auth-incorrect.flac", "asterisk_prompts/it/conf-full.flac",
+    "asterisk_prompts/it/check-number-dial-again.flac", "asterisk_prompts/ru/at-tone-time-exactly.flac",
+    "asterisk_prompts/ru/conf-locked.flac", "asterisk_prompts/ru/check-number-dial-again.flac",
+    *(f"fsdd/theo/{d}_theo_0.wav" for d in range(5)),
+]
+FAKES = [
+    "vocoders_cmu_arctic/nii_nsf/cyc-noise-nsf-4/bdl_arctic_b0474.flac",
+    "vocoders_cmu_arctic/nii_nsf/hn-nsf/slt_arctic_b0474.flac",
+    "vocoders_cmu_arctic/nii_nsf/hn-sinc-nsf-10/clb_arctic_b0474.flac",
+    "vocoders_cmu_arctic/usfgan_demo/usfgan/clb_arctic_b0475.flac",
+    "vocoders_vcc2018_qppwg/SF3/PWG_16_30013.flac",
+    "debian_tts/espeak-ng_en-us/vctk003.flac", "debian_tts/espeak_en/call02.flac",
+    "debian_tts/mbrola_us1/vctk008.flac", "debian_tts/mbrola_us2/call01.flac",
+    "debian_tts/flite_kal16/call01.flac", "debian_tts/flite_awb/vctk005.flac", "debian_tts/flite_slt/call02.flac",
+    "debian_tts/festival_kal_diphone/vctk005.flac", "debian_tts/festival_cmu_us_slt_arctic_hts/vctk008.flac",
+    "debian_tts/pico_en-US/vctk008.flac",
+]
+
+
+def _existing(root, paths: list[str]) -> list:
+    found = [root / p for p in paths if (root / p).is_file()]
+    assert len(found) >= len(paths) // 2, "the fixed dev list no longer matches the shared data"
+    return found
+
+
+def test_bundled_eer_on_fixed_dev_list(data_root) -> None:
+    reals = [load_audio(p) for p in _existing(data_root, REALS)]
+    fakes = [load_audio(p) for p in _existing(data_root, FAKES)]
+    fakes += [api.resynthesize(w)[0] for w in reals[:6]]
+    reals += [phone_call(w, 16000, seed=i)[0] for i, w in enumerate(reals[:8])]
+    scores = [api.detect(w, evidence=False).p_fake for w in reals + fakes]
+    labels = [0] * len(reals) + [1] * len(fakes)
+    eer, _ = compute_eer(scores, labels)
+    assert eer <= MAX_EER, f"bundled detector EER {eer:.3f} > {MAX_EER} on the fixed dev list"
+    assert np.isfinite(scores).all()
