@@ -92,8 +92,9 @@ def per_file(args: argparse.Namespace, inputs: list[str],
                     traceback.print_exc()
                 error = " ".join(str(err).split())
         failed = True
-        emit(args, {"file": label, "error": error}, f"{label}: error: {error}")
-        print(f"{label}: error: {error}", file=sys.stderr) if getattr(args, "json", False) else None
+        if getattr(args, "json", False):
+            emit(args, {"file": label, "error": error}, "")
+        print(f"{label}: error: {error}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -17,11 +17,12 @@ class ScalarLogger:
         total_steps: used for the progress percentage and ETA.
     """
 
-    def __init__(self, log_dir: Path, enabled: bool = True, total_steps: int = 0) -> None:
+    def __init__(self, log_dir: Path, enabled: bool = True, total_steps: int = 0,
+                 start_step: int = 0) -> None:
         self.enabled = enabled
         self.total_steps = total_steps
         self.start = time.monotonic()
-        self.first_step: int | None = None
+        self.first_step = start_step
         self.file = None
         if enabled:
             log_dir.mkdir(parents=True, exist_ok=True)
@@ -32,8 +33,6 @@ class ScalarLogger:
         if not self.enabled or self.file is None:
             return
         now = time.monotonic()
-        if self.first_step is None:
-            self.first_step, self.start = step, now
         record = {"step": step, "time": round(now - self.start, 3), **scalars}
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()

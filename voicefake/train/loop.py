@@ -117,7 +117,7 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
         if resolved_config is not None and start_step == 0:
             dump_yaml(resolved_config, run_dir / "config.yaml")
-    logger = ScalarLogger(run_dir / "logs", enabled=rank == 0, total_steps=loop.max_steps)
+    logger = ScalarLogger(run_dir / "logs", enabled=rank == 0, total_steps=loop.max_steps, start_step=start_step)
     batches = _batches(train_data, loop, task, rank, world, start_step)
     last_eval: Scalars = {}
     step = start_step
