@@ -143,6 +143,8 @@ def block_cells(found: Alignment, config: WatermarkConfig) -> np.ndarray:
                        config.chip_frames)
     chips = found.features[starts]
     blocks = len(chips) // config.block_chips
+    if blocks == 0:  # shorter than one block: no whole block to read a payload from
+        return np.zeros((0, config.block_chips, config.n_bands))
     return chips[: blocks * config.block_chips].reshape(blocks, config.block_chips, -1)
 
 
