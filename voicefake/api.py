@@ -401,3 +401,69 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
     calibration = Calibration.from_metadata(meta)
     model = {"name": str(meta.get("name", "detector")), "version": str(meta.get("version", __version__))}
     return detect_waveform(loaded.module, wav, calibration, model, window, hop, evidence)
+
+
+# ----------------------------------------------------------------------------- lipsync
+
+LIPSYNC_MODEL = "lipsync-engineered"  # no learned weights: mouth PCA + ridge (voicefake.lipsync.sync)
+
+
+def sync_offset(video: PathLike, audio: AudioInput | None = None, name: str | None = None) -> Any:
+    """Measures how far a video's soundtrack (or ``audio``) is from its lips, on the CPU.
+
+    Args:
+        video: a video with one talking face.
+        audio: other speech to test against the face (path, bytes or 16 kHz waveform);
+            default: the video's own soundtrack.
+
+    Returns:
+        :class:`voicefake.lipsync.sync.SyncResult`: ``offset_frames`` (> 0: audio late),
+        ``offset_ms``, ``confidence`` (cross-validated lips->loudness correlation; below
+        ``SyncConfig.threshold`` the audio likely does not belong to the lips), ``in_sync``;
+        ``.to_dict()`` gives the JSON fields.
+
+    Raises:
+        NoFaceError: no face in the video. AudioError: unreadable audio.
+
+    Example:
+        >>> result = sync_offset("talk.mp4")
+        >>> result.offset_frames, result.confidence, result.in_sync
+        (0, 0.58, True)
+    """
+    from voicefake.audio.video import load_mouth
+    from voicefake.lipsync.sync import audio_envelope, measure_sync
+
+    crops, fps = load_mouth(video, name=name)
+    wav = _as_wave(video if audio is None else audio, 16000, name)
+    return measure_sync(crops, audio_envelope(wav, 16000, fps), fps)
+
+
+def align(video: PathLike, speech: AudioInput, output: PathLike | None = None,
+          force: bool = False, warp: bool = True, name: str | None = None) -> Any:
+    """Aligns new speech to a face's mouth movements; optionally writes the dubbed video.
+
+    Global shift (+-15 frames) plus a monotonic DTW warp, rendered with pitch-preserving
+    WSOLA and clamped to 0.8-1.25x local stretch. With ``output`` the video stream is written
+    with the aligned speech as its AAC track (mp4), watermarked and labelled synthetic in its
+    metadata (``result.wav`` itself is the unmarked aligned speech).
+
+    Returns:
+        :class:`voicefake.lipsync.align.AlignResult` (``wav`` at 16 kHz, ``before`` /
+        ``after`` sync results, ``stretch_min`` / ``stretch_max``).
+
+    Example:
+        >>> result = align("talk.mp4", "cloned.wav", output="dubbed.mp4")
+        >>> result.before.offset_frames, result.after.offset_frames
+        (7, 0)
+    """
+    from voicefake.audio.video import load_mouth, mux_audio
+    from voicefake.lipsync.align import AlignConfig, align_speech
+
+    crops, fps = load_mouth(video, name=name)
+    wav = _as_wave(speech, 16000, name)
+    result = align_speech(crops, fps, wav, 16000, config=AlignConfig(warp=warp))
+    if output is not None:
+        wav, note = watermark_generated(result.wav, 16000, LIPSYNC_MODEL)
+        mux_audio(video, wav, 16000, output, force=force,
+                  metadata=synthetic_metadata(LIPSYNC_MODEL, f"audio aligned to the lips; {note}"))
+    return result
