@@ -140,3 +140,14 @@ def test_tiny_recipe_trains_and_exports(tmp_path: Path) -> None:
     scalars = fit(build_task(model, mel, cfg, speakers), loop, train, tmp_path / "run", eval_data=dev)
     assert 0.0 <= scalars["eval/eer_mean"] <= 1.0
     assert Checkpoint.load(tmp_path / "run" / "best" / "encoder").kind == "speaker"
+
+
+def test_spec_augment_masks_part_of_each_example() -> None:
+    from voicefake.speaker.training import spec_augment
+
+    torch.manual_seed(0)
+    mel = torch.randn(4, 40, 100)
+    out = spec_augment(mel, 8, 20)
+    assert out.shape == mel.shape
+    assert 0 < (out != mel).float().mean() < 0.5
+    assert torch.equal(spec_augment(mel, 0, 0), mel)

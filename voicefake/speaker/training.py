@@ -43,6 +43,8 @@ class TrainConfig:
         min_frames: each batch is cut to a random length in [min_frames, F] mel frames, so the
             encoder also sees short inputs.
         grad_clip: max grad norm (0 disables).
+        freq_mask / time_mask: SpecAugment: one band of up to ``freq_mask`` mel bins and one
+            stretch of up to ``time_mask`` frames per example are set to its mean (0 disables).
     """
 
     lr: float = 2e-3
@@ -55,6 +57,8 @@ class TrainConfig:
     aam_scale: float = 30.0
     min_frames: int = 100
     grad_clip: float = 5.0
+    freq_mask: int = 0
+    time_mask: int = 0
 
     def __post_init__(self) -> None:
         unknown = set(self.loss_weights) - set(LOSSES)
@@ -117,11 +121,28 @@ def random_length_crop(mel: torch.Tensor, min_frames: int) -> torch.Tensor:
     return mel[..., start : start + length]
 
 
+def spec_augment(mel: torch.Tensor, freq_mask: int, time_mask: int) -> torch.Tensor:
+    """One random mel band and one random time stretch per example set to its mean: (B, M, F)."""
+    batch, bins, frames = mel.shape
+    mean = mel.mean(dim=(1, 2), keepdim=True)
+    keep = torch.ones_like(mel, dtype=torch.bool)
+    for size, axis, length in ((freq_mask, 1, bins), (time_mask, 2, frames)):
+        if size <= 0:
+            continue
+        width = torch.randint(0, min(size, length) + 1, (batch, 1))
+        start = (torch.rand(batch, 1) * (length - width + 1)).long()
+        position = torch.arange(length)[None]
+        hit = (position >= start) & (position < start + width)  # (B, length)
+        keep &= ~(hit[:, :, None] if axis == 1 else hit[:, None, :]).to(mel.device)
+    return torch.where(keep, mel, mean)
+
+
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict[str, float]:
     """One update on a batch (see the module docstring for its keys)."""
     weights = cfg.loss_weights
-    emb = modules["encoder"](random_length_crop(batch["mel"], cfg.min_frames))
+    mel = random_length_crop(batch["mel"], cfg.min_frames)
+    emb = modules["encoder"](spec_augment(mel, cfg.freq_mask, cfg.time_mask))
     terms: dict[str, torch.Tensor] = {}
     if weights.get("distill", 0) > 0:
         terms["distill"] = distill_loss(emb, batch["teacher"])
