@@ -29,12 +29,14 @@ from voicefake import api
 from voicefake.audio.io import load_audio
 from voicefake.checkpoint import Checkpoint
 from voicefake.data.manifests import ManifestRow, read_manifest
+from voicefake.detection.benford import benford_stats
 from voicefake.detection.inference import (
+    Scored,
     calibrate_scored,
     detect_waveform,
+    network_scores,
     prepare,
     score_against_truth,
-    score_recording,
 )
 from voicefake.metrics import compute_eer, expected_calibration_error
 from voicefake.train import state as run_state
@@ -53,15 +55,23 @@ def latest(run: Path) -> torch.nn.Module:
 
 
 class Cache:
-    """Loads each recording once."""
+    """Loads (and prepares) each recording once; Benford statistics do not depend on the model."""
 
     def __init__(self, root: Path) -> None:
-        self.root, self.waves = root, {}
+        self.root, self.waves, self.benford = root, {}, {}
 
     def __call__(self, row: ManifestRow) -> np.ndarray:
         if row.path not in self.waves:
-            self.waves[row.path] = load_audio(self.root / row.path, 16000, allow_silence=True)
+            self.waves[row.path] = prepare(load_audio(self.root / row.path, 16000, allow_silence=True), 16000)
         return self.waves[row.path]
+
+    def score(self, module: torch.nn.Module, row: ManifestRow) -> Scored:
+        """:func:`score_recording` with the Benford part cached."""
+        wav = self(row)
+        if row.path not in self.benford:
+            self.benford[row.path] = benford_stats(wav)
+        logit, frames = network_scores(module, torch.from_numpy(wav))
+        return Scored(logit, frames, self.benford[row.path], wav.size / 16000)
 
 
 def eer_or_none(scores: list[float], labels: list[int]) -> float | None:
@@ -74,7 +84,7 @@ def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: flo
     """Calibrate on dev without ``family``; score dev reals + all fakes of ``family``."""
     module = latest(run)
     dev = [r for r in rows if notes(r)["split"] == "dev" and r.folder != family]
-    dev_scored = [score_recording(module, cache(r)) for r in dev]
+    dev_scored = [cache.score(module, r) for r in dev]
     dev_labels = np.array([int(r.is_fake) for r in dev])
     calibration = calibrate_scored(module, dev_scored, dev_labels, far)
     net_only = calibrate_scored(module, dev_scored, dev_labels, far, use_benford=False)
@@ -83,7 +93,7 @@ def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: flo
     result: dict = {"family": family, "steps": run_state.list_steps(run)[-1], "conditions": {}}
     records = []
     for row in test:
-        scored = by_path.get(row.path) or score_recording(module, cache(row))
+        scored = by_path.get(row.path) or cache.score(module, row)
         records.append({"channel": notes(row)["channel"], "label": int(row.is_fake), "logit": scored.logit,
                         "p": calibration.file_probability(scored.logit, scored.benford),
                         "p_net": net_only.file_probability(scored.logit, scored.benford)})
@@ -196,6 +206,42 @@ def pooled(folds: list[dict]) -> dict:
     return out
 
 
+def to_markdown(result: dict) -> str:
+    """The benchmark tables for docs/benchmarks/detection.md."""
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f} %"
+
+    lines = []
+    if "logo" in result:
+        lines += ["| held-out family | steps | EER clean | EER phone | EER wideband | ECE clean | ECE phone "
+                  "| EER clean, network only | EER phone, network only |", "|---|---|---|---|---|---|---|---|---|"]
+        for f in result["logo"]:
+            def get(ch: str, key: str, c: dict = f["conditions"]) -> float | None:
+                return c.get(ch, {}).get(key)
+
+            lines.append(f"| {f['family']} | {f['steps']} | {pct(get('clean', 'eer'))} | {pct(get('phone', 'eer'))} "
+                         f"| {pct(get('wideband', 'eer'))} | {pct(get('clean', 'ece'))} | {pct(get('phone', 'ece'))} "
+                         f"| {pct(get('clean', 'eer_network_only'))} | {pct(get('phone', 'eer_network_only'))} |")
+        pool = result["logo_pooled"]
+        lines += ["", "| pooled LOGO | EER (fused) | EER (network only) | ECE |", "|---|---|---|---|"]
+        lines += [f"| {ch} | {pct(v['eer'])} | {pct(v['eer_network_only'])} | {pct(v['ece'])} |" for ch, v in pool.items()]
+    if "false_alarms_dev_real" in result:
+        lines += ["", "| dev real corpus | channel | recordings | false alarms at the default threshold |", "|---|---|---|---|"]
+        for corpus, chans in result["false_alarms_dev_real"].items():
+            lines += [f"| {corpus} | {ch} | {v['n']} | {pct(v['false_alarm_rate'])} |" for ch, v in chans.items()]
+        lines += ["", "| family (bundled model, dev split) | EER clean | EER phone | EER wideband |", "|---|---|---|---|"]
+        for family, chans in result["bundled_dev_eer_by_family"].items():
+            lines.append(f"| {family} | {pct(chans.get('clean'))} | {pct(chans.get('phone'))} | {pct(chans.get('wideband'))} |")
+        lines += ["", "| spliced calls | calls | fake s | real s | fake seconds found | false-alarm s per minute of real | calls labelled fake |",
+                  "|---|---|---|---|---|---|---|"]
+        for ch, v in result["localisation_spliced"].items():
+            lines.append(f"| {ch} | {v['calls']} | {v['fake_seconds']} | {v['real_seconds']} | {pct(v['fake_seconds_found'])} "
+                         f"| {v['false_alarm_seconds_per_minute']} | {v['calls_labelled_fake']} |")
+    if "speed" in result:
+        lines += ["", "| speed | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in result["speed"].items()]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("runs/detection/data"))
@@ -203,10 +249,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/detection/benchmark.json"))
     parser.add_argument("--far", type=float, default=0.01)
     parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "speed"])
+    parser.add_argument("--subsample", type=int, default=1, help="keep every N-th manifest row (quick checks)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(2)
-    rows = read_manifest(args.data / "manifest.csv")
+    rows = read_manifest(args.data / "manifest.csv")[:: args.subsample]
     cache = Cache(args.data)
     result: dict = {}
     if "logo" not in args.skip:
@@ -224,7 +271,8 @@ def main() -> None:
     if "speed" not in args.skip:
         result["speed"] = speed()
     args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps({k: v for k, v in result.items()}, indent=1))
+    args.out.with_suffix(".md").write_text(to_markdown(result) + "\n")
+    print(to_markdown(result))
 
 
 if __name__ == "__main__":

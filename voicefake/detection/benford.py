@@ -44,18 +44,24 @@ class BenfordStats:
         return out
 
 
+_DIGIT_EDGES = np.log10(np.arange(2, 10)).astype(np.float32)
+
+
 def first_digits(values: np.ndarray) -> np.ndarray:
-    """First significant digit (1..9) of each positive value; values <= 0 are dropped."""
-    values = values[values > 0]
-    exponent = np.floor(np.log10(values))
-    digits = np.floor(values / 10.0**exponent).astype(np.int64)
-    # float rounding can give 10 for values like 9.9999999e-3
-    return np.clip(digits, 1, 9)
+    """First significant digit (1..9) of each positive value; values <= 0 are dropped.
+
+    The digit is read off the fractional part of log10 (one transcendental per value):
+    d = 1 + #{k in 2..9 : frac >= log10 k}.
+    """
+    values = np.asarray(values)
+    logs = np.log10(values[values > 0].astype(np.float32))
+    fraction = logs - np.floor(logs)
+    return 1 + np.searchsorted(_DIGIT_EDGES, fraction, side="right")
 
 
 def digit_histogram(values: np.ndarray) -> np.ndarray:
     """(9,) first-digit frequencies of ``values`` (uniform-free: zeros if nothing is positive)."""
-    digits = first_digits(np.asarray(values, dtype=np.float64).ravel())
+    digits = first_digits(np.asarray(values).ravel())
     counts = np.bincount(digits, minlength=10)[1:].astype(np.float64)
     return counts / max(counts.sum(), 1.0)
 
@@ -72,7 +78,8 @@ def js_divergence(p: np.ndarray, q: np.ndarray = BENFORD) -> float:
 
 
 def benford_stats(
-    wav: np.ndarray, n_fft: int = 512, hop_length: int = 160, pause_fraction: float = 0.2
+    wav: np.ndarray, n_fft: int = 512, hop_length: int = 160, pause_fraction: float = 0.2,
+    max_frames: int = 6000,
 ) -> BenfordStats:
     """First-digit statistics of the STFT magnitudes of ``wav``.
 
@@ -81,6 +88,7 @@ def benford_stats(
             its scale only through the normalisation, which the detector fixes).
         n_fft / hop_length: STFT size and hop, samples.
         pause_fraction: share of lowest-energy frames treated as pauses.
+        max_frames: at most this many frames (evenly spaced) are counted (60 s at 10 ms).
 
     Returns:
         :class:`BenfordStats`.
@@ -89,6 +97,8 @@ def benford_stats(
     if wav_t.numel() <= n_fft // 2:
         wav_t = torch.nn.functional.pad(wav_t, (0, n_fft // 2 + 1 - wav_t.numel()))
     mag = stft(wav_t, n_fft, hop_length, n_fft).abs().numpy()  # (n_fft//2+1, F)
+    if mag.shape[1] > max_frames:  # long calls: evenly spaced frames keep the cost bounded
+        mag = mag[:, np.linspace(0, mag.shape[1] - 1, max_frames).astype(np.int64)]
     hist = digit_histogram(mag)
     energy = mag.sum(axis=0)
     count = max(1, int(round(pause_fraction * energy.size)))
