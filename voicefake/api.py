@@ -439,11 +439,11 @@ def sync_offset(video: PathLike, audio: AudioInput | None = None, name: str | No
 
 
 def align(video: PathLike, speech: AudioInput, output: PathLike | None = None,
-          force: bool = False, warp: bool = True, name: str | None = None) -> Any:
+          force: bool = False, warp: bool = False, name: str | None = None) -> Any:
     """Aligns new speech to a face's mouth movements; optionally writes the dubbed video.
 
-    Global shift (+-15 frames) plus a monotonic DTW warp, rendered with pitch-preserving
-    WSOLA and clamped to 0.8-1.25x local stretch. With ``output`` the video stream is written
+    Global shift (+-15 frames), plus with ``warp=True`` a monotonic DTW warp clamped to
+    0.8-1.25x local stretch, rendered with pitch-preserving WSOLA. With ``output`` the video stream is written
     with the aligned speech as its AAC track (mp4), watermarked and labelled synthetic in its
     metadata (``result.wav`` itself is the unmarked aligned speech).
 

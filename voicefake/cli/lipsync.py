@@ -21,13 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_sync)
 
     s = sub.add_parser("lipsync", help="align new speech to a face's lips and write the video",
-                       description="Shifts and time-warps SPEECH (pitch kept, stretch 0.8-1.25) to "
+                       description="Shifts (and with --warp time-warps, pitch kept) SPEECH to "
                        "follow the mouth in VIDEO and writes the video with it as the soundtrack "
                        "(mp4, labelled synthetic). Writes <video>.lipsync.mp4 unless -o is given.")
     s.add_argument("video", help="video with one talking face")
     s.add_argument("--audio", required=True, help="speech to put on the video (e.g. a cloned voice)")
     s.add_argument("-o", "--output", help="output .mp4")
-    s.add_argument("--no-warp", action="store_true", help="global shift only, no time warp")
+    s.add_argument("--warp", action="store_true",
+                   help="also time-warp the speech (DTW, stretch clamped to 0.8-1.25)")
     common.add_common(s, checkpoint=False)
     s.set_defaults(run=run_lipsync)
 
@@ -49,7 +50,7 @@ def run_lipsync(args: argparse.Namespace) -> int:
     common.check_writable(target, args.force)
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
-        result = api.align(path, args.audio, output=target, force=args.force, warp=not args.no_warp)
+        result = api.align(path, args.audio, output=target, force=args.force, warp=args.warp)
         record = {"output": str(target), "before": result.before.to_dict(),
                   "after": result.after.to_dict(),
                   "stretch_range": [round(result.stretch_min, 3), round(result.stretch_max, 3)],

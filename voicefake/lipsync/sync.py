@@ -18,7 +18,7 @@ How it works (every step is a few lines of linear algebra, so every number can b
 4. **Offset** = the lag with the highest curve value. Sign convention: ``offset_frames > 0``
    means the **audio lags the video** (you hear a sound after the lips make it); delaying the
    audio of an in-sync video by ``d`` frames gives ``offset_frames == d``.
-5. **Confidence** = cross-validated correlation at the found offset: the ridge map is fitted
+5. **Confidence** = cross-validated correlation at the found offset (best of offset +-1): the ridge map is fitted
    on 4/5 of the frames and scored on the held-out 1/5 (5 contiguous folds), averaged over the
    ensemble. It reads "how well these lips predict the loudness of this audio on frames the
    fit never saw": about 0 for audio that does not belong to the face, 0.4-0.7 for real
@@ -242,11 +242,21 @@ def measure_sync(crops: np.ndarray, envelope: np.ndarray, fps: float,
         raise ValueError(f"{len(crops)} video frames and {len(envelope)} audio frames overlap by less "
                          f"than {config.min_overlap} frames at every offset; use a longer clip")
     best = int(lags[np.nanargmax(curve)])
-    confidence = float(np.mean([cv_corr(visual[v], audio[a], config.cv_ridge, config.cv_folds)
-                                for audio, visual in settings
-                                for v, a in [_pairs(len(audio), len(visual), best)]]))
+    # the offset is only good to +-1 frame, so the confidence takes the best lag near it
+    confidence = max(_confidence(settings, lag, config) for lag in (best - 1, best, best + 1))
     in_sync = confidence >= config.threshold and abs(best) <= config.in_sync_frames
     return SyncResult(best, best * 1000.0 / fps, confidence, bool(in_sync), lags, curve, fps)
+
+
+def _confidence(settings: list[tuple[np.ndarray, np.ndarray]], lag: int, config: SyncConfig) -> float:
+    """Mean cross-validated correlation over the ensemble at ``lag`` (-1 if too little overlap)."""
+    scores = []
+    for audio, visual in settings:
+        video_part, audio_part = _pairs(len(audio), len(visual), lag)
+        if video_part.stop - video_part.start < config.min_overlap:
+            return -1.0
+        scores.append(cv_corr(visual[video_part], audio[audio_part], config.cv_ridge, config.cv_folds))
+    return float(np.mean(scores))
 
 
 def _lag_score(audio: np.ndarray, visual: np.ndarray, lag: int, config: SyncConfig) -> float:
