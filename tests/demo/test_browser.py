@@ -77,9 +77,10 @@ def test_detect_tab_in_browser(data_root: Path, tmp_path: Path) -> None:
 
 
 def _verdict(table_text: str, name: str) -> str:
-    for line in table_text.splitlines():
-        if name in line:
-            for word in ("fake", "real", "error"):
-                if word in line.split():
-                    return word
+    """The verdict cell that follows the file-name cell containing ``name`` (cells are
+    separate lines or tab-separated in the rendered table's text)."""
+    cells = table_text.split()
+    for index, cell in enumerate(cells[:-1]):
+        if name in cell:
+            return cells[index + 1] if cells[index + 1] in ("fake", "real", "error") else "missing"
     return "missing"
