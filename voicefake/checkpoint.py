@@ -34,15 +34,12 @@ from voicefake.config import ConfigError, from_dict, to_dict
 FORMAT_VERSION = 1
 
 # kind -> (module, config class, model class). Imported lazily so that loading one kind
-# never imports the others.
+# never imports the others. A kind is added when its capability ships learned weights
+# (synthesis and conversion with the cloning issue; lip-sync and the watermark are DSP today).
 KINDS: dict[str, tuple[str, str, str]] = {
     "speaker": ("voicefake.speaker.model", "SpeakerEncoderConfig", "SpeakerEncoder"),
     "vocoder": ("voicefake.vocoder.model", "VocoderConfig", "Vocoder"),
-    "synthesis": ("voicefake.synthesis.model", "SynthesizerConfig", "Synthesizer"),
-    "conversion": ("voicefake.conversion.model", "ConverterConfig", "Converter"),
-    "lipsync": ("voicefake.lipsync.model", "SyncNetConfig", "SyncNet"),
     "detection": ("voicefake.detection.model", "DetectorConfig", "Detector"),
-    "watermark": ("voicefake.watermark.model", "WatermarkConfig", "Watermarker"),
 }
 
 BUNDLED_DIR = Path(__file__).parent / "models"
@@ -51,9 +48,6 @@ BUNDLED: dict[str, str] = {
     "speaker": "speaker-16k",
     "vocoder": "vocoder-16k",
     "detection": "detector-16k",
-    "conversion": "converter-16k",
-    "synthesis": "synthesizer-16k",
-    "lipsync": "syncnet-25fps",
 }
 
 
