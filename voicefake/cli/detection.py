@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=float, default=1.5, help="timeline window, seconds (default 1.5)")
     p.add_argument("--hop", type=float, default=0.5, help="timeline hop, seconds (default 0.5)")
     p.add_argument("--no-evidence", action="store_true", help="skip saliency (faster)")
+    p.add_argument("--no-watermark-check", action="store_true",
+                   help="skip looking for voicefake's watermark (faster)")
     common.add_common(p)
     p.set_defaults(run=run_detect)
 
@@ -50,6 +52,10 @@ def run_detect(args: argparse.Namespace) -> int:
                             hop=args.hop, evidence=not args.no_evidence)
         record = {"sha256": sha256_file(path), **report.to_dict()}
         text = f"{label}: {report.label} (p_fake {report.p_fake:.3f}, threshold {report.threshold:.3f})"
+        if not args.no_watermark_check:
+            mark = api.watermark_detect(path).to_dict()
+            record["watermark"] = {k: mark[k] for k in ("watermarked", "p", "payload") if k in mark}
+            text += "; voicefake watermark found" if mark.get("watermarked") else ""
         return record, text
 
     status = common.per_file(args, args.inputs, handle)
