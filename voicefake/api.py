@@ -201,7 +201,8 @@ def watermark_generated(wav: np.ndarray, sample_rate: int, model: str) -> tuple[
     Example:
         >>> marked, note = watermark_generated(wav, 16000, "vocoder-16k@1")
     """
-    from voicefake.watermark import Payload, embed as embed_mark
+    from voicefake.watermark import Payload
+    from voicefake.watermark import embed as embed_mark
 
     payload = Payload.today(model.split("-")[0])
     return embed_mark(wav, payload, sample_rate), f"watermark: voicefake/{payload.hex()}"
@@ -222,7 +223,8 @@ def watermark_embed(audio: AudioInput, payload: Any = None, sample_rate: int = 1
     Example:
         >>> marked, rate = watermark_embed("speech.wav")
     """
-    from voicefake.watermark import DEFAULT_KEY, Payload, embed as embed_mark
+    from voicefake.watermark import DEFAULT_KEY, Payload
+    from voicefake.watermark import embed as embed_mark
 
     wav = _as_wave(audio, sample_rate, name)
     payload = payload if payload is not None else Payload.today("user")
@@ -240,7 +242,8 @@ def watermark_detect(audio: AudioInput, sample_rate: int = 16000, key: str | Non
         >>> report = watermark_detect("leaked_call.wav")
         >>> report.watermarked, report.payload
     """
-    from voicefake.watermark import DEFAULT_KEY, detect as detect_mark
+    from voicefake.watermark import DEFAULT_KEY
+    from voicefake.watermark import detect as detect_mark
 
     return detect_mark(_as_wave(audio, sample_rate, name), sample_rate, key or DEFAULT_KEY)
 

@@ -7,6 +7,7 @@ recipe never silently falls back to a default.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -147,3 +148,42 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def dump_yaml(data: dict[str, Any], path: str | Path) -> None:
     """Writes a plain dict as YAML (used for a run's resolved config)."""
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def load_sections(
+    path: str | Path, overrides: list[str], sections: dict[str, type]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Reads a recipe YAML (one section per dataclass) with dotted overrides, strictly.
+
+    Args:
+        path: the YAML file.
+        overrides: ``section.key=value`` strings applied before parsing.
+        sections: section name -> dataclass; a missing section takes the defaults.
+
+    Returns:
+        ``(configs, resolved)``: section -> dataclass instance, and the fully resolved plain
+        dict a run writes to its ``config.yaml``.
+
+    Raises:
+        ConfigError: an unknown section or key, or a value of the wrong type.
+    """
+    raw = apply_overrides(load_yaml(path), overrides)
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; allowed: {sorted(sections)}")
+    configs = {name: from_dict(cls, raw.get(name) or {}, name) for name, cls in sections.items()}
+    return configs, {name: to_dict(config) for name, config in configs.items()}
+
+
+def recipe_parser(description: str | None) -> argparse.ArgumentParser:
+    """The arguments every ``recipes/<capability>/train.py`` shares.
+
+    ``--run-dir`` is an alias of ``--run``: under ``torchrun``, ``--run`` is rejected as an
+    ambiguous abbreviation of torchrun's own ``--run-path``.
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, type=Path, help="recipe YAML")
+    parser.add_argument("--run", "--run-dir", dest="run", required=True, type=Path,
+                        help="run directory (resumed if it exists); use --run-dir under torchrun")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. loop.max_steps=10")
+    return parser

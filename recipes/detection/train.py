@@ -12,7 +12,6 @@ with the Benford branch and the threshold are fitted afterwards by ``calibrate.p
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from voicefake.audio.io import load_audio
-from voicefake.config import apply_overrides, from_dict, load_yaml, to_dict
+from voicefake.config import load_sections, recipe_parser
 from voicefake.data.manifests import ManifestRow, read_manifest
 from voicefake.detection.model import DetectorConfig
 from voicefake.detection.training import DetectionCropDataset, TrainConfig, build_task
@@ -96,21 +95,14 @@ class FixedDev(Dataset):
         return torch.from_numpy(wav), torch.tensor(label)
 
 
+SECTIONS = {"model": DetectorConfig, "train": TrainConfig, "loop": LoopConfig, "data": DataConfig}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--run", required=True, type=Path, help="run directory (resumed if it exists)")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. loop.max_steps=10")
-    args = parser.parse_args()
+    args = recipe_parser(__doc__).parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    raw = apply_overrides(load_yaml(args.config), args.overrides)
-    model = from_dict(DetectorConfig, raw.get("model", {}), "model")
-    train = from_dict(TrainConfig, raw.get("train", {}), "train")
-    loop = from_dict(LoopConfig, raw.get("loop", {}), "loop")
-    data = from_dict(DataConfig, raw.get("data", {}), "data")
-    extra = sorted(set(raw) - {"model", "train", "loop", "data"})
-    if extra:
-        raise SystemExit(f"unknown config section(s) {extra}; allowed: model, train, loop, data")
+    configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
+    model, train, loop, data = configs["model"], configs["train"], configs["loop"], configs["data"]
     rate = model.sample_rate
     if data.manifest == "synthetic":
         (train_waves, train_labels), (dev_waves, dev_labels) = synthetic(16, rate, 0), synthetic(8, rate, 1)
@@ -126,7 +118,6 @@ def main() -> None:
                "excluded_family": data.exclude_family}
     logging.info("data: %s", summary)
     task = build_task(model, train, metadata={"name": "detector-16k", "data": summary})
-    resolved = {"model": to_dict(model), "train": to_dict(train), "loop": to_dict(loop), "data": to_dict(data)}
     fit(task, loop, dataset, args.run, eval_data=dev, resolved_config=resolved)
 
 

@@ -12,18 +12,16 @@ Re-running the same command resumes from the run's last complete step.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from voicefake.audio.features import MelConfig, MelSpectrogram
-from voicefake.config import apply_overrides, from_dict, load_yaml, to_dict
+from voicefake.config import load_sections, recipe_parser
 from voicefake.speaker.model import SpeakerEncoderConfig
 from voicefake.speaker.training import MelCropDataset, TrainConfig, build_task
 from voicefake.train.loop import LoopConfig, fit
@@ -73,6 +71,10 @@ def synthetic(mel: MelConfig, speakers: int, per_speaker: int, frames: int, seed
     return {"mels": torch.stack(mels)[:, None], "speaker": torch.tensor(labels)}
 
 
+SECTIONS = {"model": SpeakerEncoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig,
+            "data": DataConfig}
+
+
 def datasets(data: DataConfig, mel: MelConfig, seed: int) -> tuple[MelCropDataset, OneItem, int]:
     """(train dataset, dev item, number of training speakers)."""
     if data.cache == "synthetic":
@@ -87,23 +89,11 @@ def datasets(data: DataConfig, mel: MelConfig, seed: int) -> tuple[MelCropDatase
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--run", required=True, type=Path, help="run directory (resumed if it exists)")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. loop.max_steps=10")
-    args = parser.parse_args()
+    args = recipe_parser(__doc__).parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    raw = apply_overrides(load_yaml(args.config), args.overrides)
-    allowed = {"model", "mel", "train", "loop", "data"}
-    if set(raw) - allowed:
-        raise SystemExit(f"{args.config}: unknown section(s) {sorted(set(raw) - allowed)}; allowed {sorted(allowed)}")
-    model = from_dict(SpeakerEncoderConfig, raw.get("model", {}), "model")
-    mel = from_dict(MelConfig, raw.get("mel", {}), "mel")
-    train_cfg = from_dict(TrainConfig, raw.get("train", {}), "train")
-    loop = from_dict(LoopConfig, raw.get("loop", {}), "loop")
-    data = from_dict(DataConfig, raw.get("data", {}), "data")
-    resolved = {"model": to_dict(model), "mel": to_dict(mel), "train": to_dict(train_cfg),
-                "loop": to_dict(loop), "data": to_dict(data)}
+    configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
+    model, mel, train_cfg = configs["model"], configs["mel"], configs["train"]
+    loop, data = configs["loop"], configs["data"]
     train, dev, num_speakers = datasets(data, mel, loop.seed)
     task = build_task(model, mel, train_cfg, num_speakers, metadata={
         "name": "speaker", "cache": data.cache, "train_crops": len(train), "train_speakers": num_speakers,

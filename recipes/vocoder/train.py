@@ -12,7 +12,6 @@ bundled model, add ``--init vocoder`` (or a checkpoint directory).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import numpy as np
 
 from voicefake.audio.features import MelConfig
 from voicefake.checkpoint import Checkpoint
-from voicefake.config import apply_overrides, from_dict, load_yaml, to_dict
+from voicefake.config import load_sections, recipe_parser
 from voicefake.data.datasets import FixedCropDataset, RandomCropDataset, load_waveforms
 from voicefake.data.manifests import data_root, read_manifest
 from voicefake.train.loop import LoopConfig, fit
@@ -49,6 +48,9 @@ class DataConfig:
     eval_seconds: float = 3.0
 
 
+SECTIONS = {"model": VocoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig, "data": DataConfig}
+
+
 def synthetic_waves(count: int, seconds: float, sample_rate: int, seed: int) -> list[np.ndarray]:
     """Harmonic tones with vibrato and noise bursts: stand-in audio for the tiny config."""
     rng = np.random.default_rng(seed)
@@ -72,25 +74,13 @@ def read_waves(manifest: str, data: DataConfig, mel: MelConfig, seed: int) -> li
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--run", "--run-dir", dest="run", required=True, type=Path,
-                        help="run directory (resumed if it exists); --run-dir under torchrun")
+    parser = recipe_parser(__doc__)
     parser.add_argument("--init", help="start the generator from this checkpoint (fine-tuning)")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. loop.max_steps=10")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    raw = apply_overrides(load_yaml(args.config), args.overrides)
-    allowed = {"model", "mel", "train", "loop", "data"}
-    if set(raw) - allowed:
-        raise SystemExit(f"{args.config}: unknown section(s) {sorted(set(raw) - allowed)}; allowed {sorted(allowed)}")
-    model = from_dict(VocoderConfig, raw.get("model", {}), "model")
-    mel = from_dict(MelConfig, raw.get("mel", {}), "mel")
-    train_cfg = from_dict(TrainConfig, raw.get("train", {}), "train")
-    loop = from_dict(LoopConfig, raw.get("loop", {}), "loop")
-    data = from_dict(DataConfig, raw.get("data", {}), "data")
-    resolved = {"model": to_dict(model), "mel": to_dict(mel), "train": to_dict(train_cfg),
-                "loop": to_dict(loop), "data": to_dict(data)}
+    configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
+    model, mel, train_cfg = configs["model"], configs["mel"], configs["train"]
+    loop, data = configs["loop"], configs["data"]
     train_waves = read_waves(data.train_manifest, data, mel, loop.seed)
     dev_waves = read_waves(data.dev_manifest, data, mel, loop.seed + 1)
     task = build_task(model, mel, train_cfg, metadata={

@@ -161,7 +161,7 @@ def test_recipe_rejects_unknown_section_and_key(tmp_path: Path, monkeypatch: pyt
     module = _recipe_module()
     monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(TINY), "--run", str(tmp_path / "r"),
                                       "optim.lr=1"])
-    with pytest.raises(SystemExit, match=r"unknown section\(s\) \['optim'\]"):
+    with pytest.raises(ValueError, match=r"unknown section\(s\) \['optim'\]"):
         module.main()
     monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(TINY), "--run", str(tmp_path / "r"),
                                       "train.lrr=1"])

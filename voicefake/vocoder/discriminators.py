@@ -41,6 +41,17 @@ class DiscriminatorConfig:
         return cls(periods=(2, 3), mpd_channels=(4, 8), resolutions=((256, 64, 256),), mrd_channels=4)
 
 
+def conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv stack then a 1-channel output conv; returns (flat score, feature maps)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """Reshapes the waveform into (T / p, p) and applies strided 2-D convolutions."""
 
@@ -59,13 +70,7 @@ class PeriodDiscriminator(nn.Module):
         batch, length = wav.shape
         pad = (self.period - length % self.period) % self.period
         x = F.pad(wav, (0, pad), mode="reflect").view(batch, 1, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return conv_stack(self.convs, self.post, x)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -87,13 +92,7 @@ class ResolutionDiscriminator(nn.Module):
         spec = stft(wav, self.n_fft, self.hop_length, self.win_length).abs()
         # log compression with a floor; the floor keeps log finite in silence
         x = torch.log(spec.clamp(min=1e-5)).unsqueeze(1)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return conv_stack(self.convs, self.post, x)
 
 
 class MultiDiscriminator(nn.Module):
