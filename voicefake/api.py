@@ -470,3 +470,60 @@ def align(video: PathLike, speech: AudioInput, output: PathLike | None = None,
         mux_audio(video, wav, 16000, output, force=force,
                   metadata=synthetic_metadata(LIPSYNC_MODEL, f"audio aligned to the lips; {note}"))
     return result
+
+
+# ----------------------------------------------------------------------------- scenario
+
+
+def render_scenario(script_path: PathLike, output: PathLike | None = None, force: bool = False,
+                    watermark: bool = True) -> tuple[np.ndarray, int, dict[str, Any]]:
+    """Renders a call-scenario script into one phone call and its ground truth.
+
+    Cloned turns are spoken by :func:`clone` with the voice's references; real turns are the
+    recordings. See recipes/scenarios/README.md for the script format.
+
+    Args:
+        script_path: the YAML script.
+        output: write the call here (``.wav``/``.flac``, watermarked unless ``watermark`` is
+            False, labelled synthetic) and its ground truth as ``CALL.json`` beside it.
+        force: overwrite existing outputs.
+
+    Returns:
+        ``(wav, sample_rate, truth)``: the (T,) float32 call (8 kHz after the phone channel)
+        and its truth: ``truth["segments"]`` is ``[{"start", "end", "speaker", "label", ...}]``
+        in seconds, the format of ``voicefake.detection.inference.score_against_truth``.
+
+    Raises:
+        ScenarioError: a bad script. FileExistsError: an output exists and ``force`` is False.
+
+    Example:
+        >>> wav, sample_rate, truth = render_scenario("ceo_fraud.yaml", "call.wav")
+        >>> [(s["speaker"], s["label"]) for s in truth["segments"]][:2]
+        [('employee', 'real'), ('ceo', 'fake')]
+    """
+    from voicefake import scenario
+
+    script = scenario.load_script(script_path)
+    if output is not None:
+        scenario.check_outputs(output, force)  # fail before minutes of rendering
+    wav, sample_rate, truth = scenario.render(script, _scenario_synthesizer(script.sample_rate))
+    if output is not None:
+        scenario.write_call(output, wav, sample_rate, truth, force=force, watermark=watermark)
+    return wav, sample_rate, truth
+
+
+def _scenario_synthesizer(sample_rate: int) -> Any:
+    """A ``voicefake.scenario.Synthesizer`` that speaks through :func:`clone` at ``sample_rate``."""
+    from voicefake.audio.io import resample
+
+    def synthesize(voice_name: str, voice: Any, text: str) -> np.ndarray:
+        clone_fn = globals().get("clone")  # looked up at run time: clone lives in this module
+        if clone_fn is None:
+            raise RuntimeError(f"voice {voice_name!r}: this voicefake has no api.clone, so cloned "
+                               "turns cannot be rendered; use a recording (audio:) instead")
+        references = [str(path) for path in voice.reference]
+        wav, rate = clone_fn(text, references[0] if len(references) == 1 else references)
+        wav = np.asarray(wav, dtype=np.float32)
+        return wav if rate == sample_rate else resample(wav, rate, sample_rate)
+
+    return synthesize
