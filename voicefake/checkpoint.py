@@ -35,11 +35,14 @@ FORMAT_VERSION = 1
 
 # kind -> (module, config class, model class). Imported lazily so that loading one kind
 # never imports the others. A kind is added when its capability ships learned weights
-# (synthesis and conversion with the cloning issue; lip-sync and the watermark are DSP today).
+# (lip-sync and the watermark are DSP today).
 KINDS: dict[str, tuple[str, str, str]] = {
     "speaker": ("voicefake.speaker.model", "SpeakerEncoderConfig", "SpeakerEncoder"),
     "vocoder": ("voicefake.vocoder.model", "VocoderConfig", "Vocoder"),
     "detection": ("voicefake.detection.model", "DetectorConfig", "Detector"),
+    "content": ("voicefake.conversion.model", "ContentEncoderConfig", "ContentEncoder"),
+    "conversion": ("voicefake.conversion.model", "DecoderConfig", "ConversionDecoder"),
+    "voice": ("voicefake.conversion.voice", "VoiceConfig", "VoiceProfile"),
 }
 
 BUNDLED_DIR = Path(__file__).parent / "models"
@@ -48,6 +51,8 @@ BUNDLED: dict[str, str] = {
     "speaker": "speaker-16k",
     "vocoder": "vocoder-16k",
     "detection": "detector-16k",
+    "content": "content-16k",
+    "conversion": "conversion-16k",
 }
 
 

@@ -142,3 +142,32 @@ def expected_calibration_error(probs: Sequence[float] | np.ndarray, labels: Sequ
         if mask.any():
             error += mask.mean() * abs(y[mask].mean() - p[mask].mean())
     return float(error)
+
+
+def normalize_words(text: str) -> list[str]:
+    """Lower-cases, drops apostrophes ("it's" -> "its") and other punctuation, splits on spaces."""
+    import re
+
+    text = re.sub(r"[^a-z0-9 ]+", " ", text.lower().replace("'", "").replace("\u2019", ""))
+    return text.split()
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance in words, reference length) after :func:`normalize_words`."""
+    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
+    previous = list(range(len(hyp) + 1))
+    for i, word in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, other in enumerate(hyp, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
+        previous = current
+    return previous[-1], len(ref)
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus WER: total word edits / total reference words (0 for an empty reference set)."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    pairs = [word_errors(r, h) for r, h in zip(references, hypotheses, strict=True)]
+    total = sum(n for _, n in pairs)
+    return sum(e for e, _ in pairs) / total if total else 0.0

@@ -11,10 +11,10 @@ import logging
 import sys
 
 from voicefake import __version__
-from voicefake.cli import common, detection, lipsync, scenario, speaker, vocoder, watermark
+from voicefake.cli import cloning, common, detection, lipsync, scenario, speaker, vocoder, watermark
 
 # module with `register(subparsers)`; each adds its subcommands with `set_defaults(run=...)`
-COMMANDS = [vocoder, speaker, detection, watermark, lipsync, scenario]
+COMMANDS = [vocoder, speaker, cloning, detection, watermark, lipsync, scenario]
 
 
 class _Parser(argparse.ArgumentParser):

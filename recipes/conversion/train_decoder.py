@@ -1,0 +1,86 @@
+"""Trains the speaker-conditioned conversion decoder on a frozen content encoder.
+
+    python recipes/conversion/build_decoder_cache.py --data runs/data/conversion
+    python recipes/conversion/train_decoder.py --config recipes/conversion/configs/decoder_bundled.yaml \
+        --run runs/decoder-bundled [section.key=value ...]
+
+Multi-GPU: torchrun --nproc_per_node=N recipes/conversion/train_decoder.py --config ... --run ...
+Re-running the same command resumes from the run's last complete step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+from train import OneItem  # type: ignore[import-not-found]
+
+from voicefake import api
+from voicefake.audio.features import MelConfig, MelSpectrogram
+from voicefake.config import load_sections, recipe_parser
+from voicefake.conversion.decoder_training import DecoderCrops, TrainConfig, build_task
+from voicefake.conversion.model import ContentEncoder, DecoderConfig
+from voicefake.train.loop import LoopConfig, fit
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training data comes from.
+
+    Attributes:
+        content: the frozen content encoder (checkpoint directory or bundled name).
+        cache / decoder_cache: written by build_cache.py and build_decoder_cache.py, or
+            "synthetic" (random tones, for tests).
+        crop_frames: training crop length in mel frames.
+        epoch_items: crops per epoch (a cadence only; crops are random).
+    """
+
+    content: str = "content"
+    cache: str = "synthetic"
+    decoder_cache: str = "synthetic"
+    crop_frames: int = 200
+    epoch_items: int = 10000
+
+
+SECTIONS = {"model": DecoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig, "data": DataConfig}
+
+
+def synthetic(mel: MelConfig, speaker_dim: int, frames: int) -> tuple[DecoderCrops, OneItem]:
+    gen = torch.Generator().manual_seed(0)
+    features = MelSpectrogram(mel)
+    mels = [torch.stack([features(torch.randn((frames - 1) * mel.hop_length, generator=gen))] * 2) for _ in range(4)]
+    f0 = [torch.rand(frames, generator=gen) + 4 for _ in range(4)]
+    table = torch.nn.functional.normalize(torch.randn(2, speaker_dim, generator=gen), dim=-1)
+    train = DecoderCrops(mels, f0, torch.tensor([0, 1, 0, 1]), table, frames, 16)
+    dev = {"mel": torch.stack([m[0] for m in mels[:2]]), "log_f0": torch.stack(f0[:2]), "speaker": table}
+    return train, OneItem(dev)
+
+
+def main() -> None:
+    args = recipe_parser(__doc__).parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
+    model, mel, train_cfg, loop, data = (configs[k] for k in ("model", "mel", "train", "loop", "data"))
+    content = api.load(data.content, kind="content")
+    assert isinstance(content.module, ContentEncoder)
+    if data.cache == "synthetic":
+        train, dev = synthetic(mel, model.speaker_dim, data.crop_frames)
+    else:
+        cache, extra = torch.load(data.cache, weights_only=True), torch.load(data.decoder_cache, weights_only=True)
+        t = extra["train"]
+        train = DecoderCrops(cache["train"]["mels"], t["log_f0"], t["speaker"], t["embeddings"],
+                             data.crop_frames, data.epoch_items)
+        dev = OneItem({k: v.float() for k, v in extra["dev"].items()})
+    task = build_task(model, mel, train_cfg, content.module, metadata={
+        "name": "conversion", "content": content.checkpoint.name, "cache": data.cache,
+        "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
+    })
+    fit(task, loop, train, args.run, eval_data=dev, resolved_config=resolved)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: {args.run}")
+
+
+if __name__ == "__main__":
+    main()

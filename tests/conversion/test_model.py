@@ -1,0 +1,141 @@
+"""Content encoder, decoder, voice profiles, pitch and kNN matching: behaviour on generated audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from voicefake.audio.features import MEL_16K_80, MelSpectrogram
+from voicefake.checkpoint import Checkpoint
+from voicefake.conversion.decoder_training import relative_pitch
+from voicefake.conversion.finetune import finetune_decoder, with_decoder
+from voicefake.conversion.inference import build_profile, convert_mel, match_spectra, spectral_keys
+from voicefake.conversion.model import (
+    ContentEncoder,
+    ContentEncoderConfig,
+    ConversionDecoder,
+    DecoderConfig,
+)
+from voicefake.conversion.training import distill_loss, warp_mel
+from voicefake.conversion.voice import VoiceProfile, estimate_log_f0, shift_pitch
+
+SR = 16000
+TINY_CONTENT = ContentEncoderConfig(channels=16, dilations=(1, 2), content_dim=8, teacher_dim=12)
+TINY_DECODER = DecoderConfig(content_dim=8, speaker_dim=16, channels=16, dilations=(1, 2), bottleneck=4)
+
+
+def voice(f0: float, seconds: float = 2.0, seed: int = 0) -> np.ndarray:
+    """A harmonic "voice" with a vowel-like changing spectrum: generated test audio."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * f0 * t
+    tilt = 1.0 + 0.5 * np.sin(2 * np.pi * 2 * t)
+    wav = sum(np.sin(k * phase) / k ** tilt for k in range(1, 25))
+    return (0.05 * wav + 0.001 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def features() -> MelSpectrogram:
+    return MelSpectrogram(MEL_16K_80)
+
+
+@pytest.fixture(scope="module")
+def content() -> ContentEncoder:
+    torch.manual_seed(0)
+    return ContentEncoder(TINY_CONTENT, MEL_16K_80).eval()
+
+
+def test_content_features_are_unit_norm_and_level_invariant(features: MelSpectrogram, content: ContentEncoder) -> None:
+    mel = features(torch.from_numpy(voice(150)))[None]
+    out = content(mel)
+    assert out.shape == (1, mel.shape[-1], 8)
+    assert torch.allclose(out.norm(dim=-1), torch.ones(1, mel.shape[-1]), atol=1e-5)
+    # a gain change is a constant in log-mel: the per-utterance normalisation removes it
+    assert torch.allclose(content(mel + 1.7), out, atol=1e-4)
+
+
+def test_warp_moves_energy_up_and_identity_is_exact(features: MelSpectrogram) -> None:
+    mel = features(torch.from_numpy(voice(200)))[None]
+    assert torch.allclose(warp_mel(mel, torch.ones(1), MEL_16K_80), mel, atol=1e-5)
+    up = warp_mel(mel, torch.tensor([1.3]), MEL_16K_80)
+    bands = torch.arange(80, dtype=torch.float32)[None, :, None]
+    centroid = lambda m: float((m.exp() * bands).sum() / m.exp().sum())  # noqa: E731
+    assert centroid(up) > centroid(mel) + 1
+
+
+def test_distill_loss_pools_to_teacher_rate() -> None:
+    teacher = torch.randn(2, 10, 12)
+    student = teacher.repeat_interleave(2, dim=1)
+    assert float(distill_loss(student, teacher)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill_loss(-student, teacher)) == pytest.approx(2.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("f0", [90.0, 150.0, 260.0])
+def test_pitch_estimate_on_harmonic_tones(features: MelSpectrogram, f0: float) -> None:
+    wav = torch.from_numpy(voice(f0))
+    log_f0 = estimate_log_f0(wav, MEL_16K_80)
+    assert len(log_f0) == features(wav).shape[-1]
+    voiced = log_f0 > 0
+    assert voiced.float().mean() > 0.9
+    assert float(torch.exp(log_f0[voiced]).median()) == pytest.approx(f0, rel=0.03)
+    silence = estimate_log_f0(torch.zeros(SR), MEL_16K_80)
+    assert not (silence > 0).any()
+
+
+def test_shift_pitch_moves_the_voiced_median_only() -> None:
+    log_f0 = torch.tensor([0.0, 4.6, 4.7, 4.8, 0.0])
+    out = shift_pitch(log_f0, 5.5)
+    assert float(out[out > 0].median()) == pytest.approx(5.5)
+    assert out[0] == 0 and out[-1] == 0
+    rel, voiced = relative_pitch(log_f0[None])
+    assert voiced.tolist() == [[0, 1, 1, 1, 0]] and float(rel[0, 2]) == pytest.approx(0.0)
+
+
+def test_knn_over_its_own_frames_returns_them(features: MelSpectrogram, content: ContentEncoder) -> None:
+    wav = voice(140, 1.5) + voice(220, 1.5, seed=1)
+    profile = build_profile([wav], features, content, None, k=1)
+    mel = features(torch.from_numpy(wav))
+    assert torch.allclose(match_spectra(mel, profile, k=1), mel, atol=1e-5)
+    keys = spectral_keys(mel)
+    assert keys.shape[0] == mel.shape[-1] and torch.allclose(keys.norm(dim=-1), torch.ones(len(keys)), atol=1e-5)
+
+
+def test_profile_output_is_built_from_the_targets_frames(features: MelSpectrogram, content: ContentEncoder) -> None:
+    target = voice(110, 3.0, seed=2)
+    profile = build_profile([target], features, content, None, k=1)
+    out = profile(content(features(torch.from_numpy(voice(240, 1.0)))[None])[0])
+    bank = profile.mels  # every output frame is one of the bank's frames
+    distance = (out.T[:, None, :] - bank[None]).abs().amax(dim=-1).amin(dim=1)
+    assert float(distance.max()) < 1e-5
+
+
+def test_decoder_shapes_and_voice_checkpoint_round_trip(tmp_path, features: MelSpectrogram,
+                                                        content: ContentEncoder) -> None:
+    torch.manual_seed(0)
+    decoder = ConversionDecoder(TINY_DECODER, MEL_16K_80).eval()
+    embedding = torch.nn.functional.normalize(torch.randn(16), dim=0).numpy()
+    profile = build_profile([voice(120, 3.0)], features, content, embedding, k=2)
+    mel = convert_mel(voice(200, 1.0), profile, features, content, decoder, blend=0.5)
+    assert mel.shape == features(torch.from_numpy(voice(200, 1.0))).shape
+    with pytest.raises(ValueError, match="blend"):
+        convert_mel(voice(200, 1.0), profile, features, content, decoder, blend=1.5)
+    tuned = with_decoder(profile, decoder)
+    path = Checkpoint.from_module(tuned, "voice", MEL_16K_80, {"name": "voice"}).save(tmp_path / "voice")
+    loaded = Checkpoint.load(path).build().eval()
+    assert isinstance(loaded, VoiceProfile) and loaded.decoder is not None
+    again = convert_mel(voice(200, 1.0), loaded, features, content, None, blend=0.5)
+    assert torch.allclose(again, convert_mel(voice(200, 1.0), tuned, features, content, None, blend=0.5), atol=1e-5)
+
+
+def test_finetune_lowers_the_reconstruction_loss(features: MelSpectrogram, content: ContentEncoder) -> None:
+    torch.manual_seed(0)
+    decoder = ConversionDecoder(TINY_DECODER, MEL_16K_80)
+    wavs = [voice(130, 2.5, seed=i) for i in range(3)]
+    embedding = torch.nn.functional.normalize(torch.randn(16), dim=0)
+    tuned, losses = finetune_decoder(decoder, content, wavs, embedding, features, steps=40, batch_size=4,
+                                     crop_frames=100, lr=3e-3)
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert not any(p.requires_grad for p in tuned.parameters())
+    with pytest.raises(ValueError, match="at least"):
+        finetune_decoder(decoder, content, [voice(130, 0.5)], embedding, features, steps=1, crop_frames=100)

@@ -1,0 +1,50 @@
+"""Text front end: sentence splitting, espeak-ng rendering, and the WER metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voicefake.metrics import normalize_words, word_error_rate, word_errors
+from voicefake.synthesis.espeak import EspeakError, speak
+from voicefake.synthesis.text import MAX_CHARS, clean_text, split_sentences
+
+
+def test_sentences_split_at_ends_not_at_abbreviations() -> None:
+    assert split_sentences("Hello there.  This is Mr. Smith! Wire it today?") == [
+        "Hello there.", "This is Mr. Smith!", "Wire it today?"]
+
+
+def test_long_sentences_are_cut_at_commas_within_the_limit() -> None:
+    pieces = split_sentences("alpha beta, " * 40, max_chars=60)
+    assert len(pieces) > 1 and all(len(p) <= 60 for p in pieces)
+    assert " ".join(pieces).split() == ("alpha beta, " * 40).split()
+
+
+@pytest.mark.parametrize("bad, message", [("", "no words"), ("  ...  ", "no words"),
+                                          ("a" * (MAX_CHARS + 1), "limit")])
+def test_bad_text_is_one_clear_error(bad: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        clean_text(bad)
+
+
+def test_espeak_speaks_in_process() -> None:
+    short, rate = speak("Yes.")
+    long, _ = speak("Please wire forty thousand dollars to the new supplier today.")
+    assert rate == 22050
+    assert np.abs(long).max() > 0.1 and np.isfinite(long).all()
+    assert len(long) > 3 * len(short)  # longer text, longer speech
+
+
+def test_espeak_unknown_voice_is_an_error() -> None:
+    with pytest.raises(EspeakError, match="no voice"):
+        speak("hello", voice="xx-not-a-voice")
+
+
+def test_word_error_rate() -> None:
+    assert normalize_words("It's 40 dollars, OK?") == ["its", "40", "dollars", "ok"]
+    assert word_errors("the cat sat", "the cat sat") == (0, 3)
+    assert word_errors("the cat sat", "the bat sat down") == (2, 3)
+    assert word_error_rate(["a b", "c d e"], ["a b", "c e"]) == pytest.approx(1 / 5)
+    with pytest.raises(ValueError):
+        word_error_rate(["a"], [])

@@ -1,0 +1,129 @@
+"""``voicefake clone`` (text to speech in a voice), ``convert`` (voice conversion) and
+``finetune`` (a voice profile, optionally with a decoder adapted to that voice)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from voicefake import api
+from voicefake.cli import common
+
+CONSENT = "Cloning a voice needs its owner's consent."
+
+
+def _add_voice_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", nargs="+", required=True, metavar="REF",
+                   help="3-30 s of the target voice: audio files, or a voice-profile folder (finetune / --save-voice)")
+    p.add_argument("--blend", type=float, default=0.5,
+                   help="0 = decoder only, 1 = only the target's matched frames (default 0.5)")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="do not watermark the output (logged, and stated in its metadata)")
+    common.add_common(p)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds the clone, convert and finetune subcommands."""
+    c = sub.add_parser("clone", help="text to speech in a target voice", epilog=CONSENT,
+                       description="Speaks TEXT in the reference's voice (espeak-ng front end, then voice "
+                       "conversion and the GAN vocoder). The output is watermarked and labelled synthetic.")
+    c.add_argument("--text", help="what to say (or --text-file)")
+    c.add_argument("--text-file", help="a UTF-8 text file to speak")
+    c.add_argument("--language", default="en-us", help="espeak-ng voice (default en-us)")
+    c.add_argument("-o", "--output", required=True, help="output audio file (.wav or .flac)")
+    _add_voice_options(c)
+    c.set_defaults(run=run_clone)
+
+    v = sub.add_parser("convert", help="voice conversion: source speech in a target voice", epilog=CONSENT,
+                       description="Converts each SOURCE (same words, timing, intonation) into the reference's "
+                       "voice. Writes <source>.converted.wav beside each input unless -o is given.")
+    v.add_argument("inputs", nargs="+", metavar="SOURCE", help="audio or video files, or folders")
+    v.add_argument("-o", "--output", help="output file (one input) or folder")
+    v.add_argument("--save-voice", help="also save the reference's voice profile to this folder (reuse it with --reference)")
+    _add_voice_options(v)
+    v.set_defaults(run=run_convert)
+
+    f = sub.add_parser("finetune", help="a voice profile from minutes of one voice", epilog=CONSENT,
+                       description="Builds a voice checkpoint (kind 'voice') from every recording in --audio: "
+                       "its frames for matching, its embedding, and a copy of the conversion decoder "
+                       "fine-tuned on that voice for --steps steps. Use it as --reference.")
+    f.add_argument("--audio", required=True, help="folder (or file) with minutes of the target voice")
+    f.add_argument("-o", "--output", required=True, help="output checkpoint folder")
+    f.add_argument("--steps", type=int, default=300, help="decoder fine-tuning steps (0 = profile only)")
+    f.add_argument("--max-minutes", type=float, default=10.0, help="use at most this much audio")
+    common.add_common(f)
+    f.set_defaults(run=run_finetune)
+
+
+def _model(args: argparse.Namespace) -> str:
+    return api.load(args.checkpoint or "conversion", args.device, kind="conversion").name
+
+
+def _progress(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    def show(done: int, total: int) -> None:
+        print(f"\rsentence {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+    return show
+
+
+def run_clone(args: argparse.Namespace) -> int:
+    if (args.text is None) == (args.text_file is None):
+        raise common.UsageError("give the text with exactly one of --text or --text-file")
+    text = args.text if args.text is not None else Path(args.text_file).read_text(encoding="utf-8")
+    target = Path(args.output)
+    common.check_writable(target, args.force)
+    model = _model(args)
+    start = time.perf_counter()
+    profile = api.voice_profile(args.reference if len(args.reference) > 1 else args.reference[0], device=args.device)
+    wav, rate = api.clone(text, profile, language=args.language, blend=args.blend, device=args.device,
+                          progress=_progress(args))
+    seconds = time.perf_counter() - start
+    api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
+    duration = len(wav) / rate
+    record = {"file": str(target), "output": str(target), "duration": round(duration, 3),
+              "seconds": round(seconds, 3), "x_real_time": round(duration / max(seconds, 1e-9), 2),
+              "reference": args.reference, "model": model, "watermark": not args.no_watermark}
+    common.emit(args, record, f"-> {target} ({duration:.2f} s of speech in {seconds:.2f} s)")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    model = _model(args)
+    profile = api.voice_profile(args.reference if len(args.reference) > 1 else args.reference[0], device=args.device)
+    if args.save_voice:
+        common.check_writable(Path(args.save_voice), args.force)
+        api.save_voice(profile, args.save_voice, {"name": "voice", "references": list(args.reference)})
+    multiple = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+
+    def handle(label: str, path: Path) -> tuple[dict, str]:
+        target = common.output_path(args.output, path, ".converted.wav", multiple)
+        common.check_writable(target, args.force)
+        start = time.perf_counter()
+        wav, rate = api.convert(path, profile, blend=args.blend, checkpoint=args.checkpoint or "conversion",
+                                device=args.device, name=label)
+        seconds = time.perf_counter() - start
+        api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
+        duration = len(wav) / rate
+        record = {"output": str(target), "duration": round(duration, 3), "seconds": round(seconds, 3),
+                  "x_real_time": round(duration / max(seconds, 1e-9), 2), "model": model,
+                  "watermark": not args.no_watermark}
+        return record, f"{label} -> {target} ({duration:.2f} s in {seconds:.2f} s)"
+
+    return common.per_file(args, args.inputs, handle)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from voicefake.audio.io import iter_media_files
+
+    out = Path(args.output)
+    common.check_writable(out, args.force)
+    files = list(iter_media_files([args.audio]))
+    if not files:
+        raise common.UsageError(f"{args.audio}: no audio files found")
+    start = time.perf_counter()
+    path, info = api.finetune_voice(files, out, steps=args.steps, max_minutes=args.max_minutes,
+                                    checkpoint=args.checkpoint or "conversion", device=args.device)
+    record = {"file": args.audio, "output": str(path), "seconds": round(time.perf_counter() - start, 1), **info}
+    common.emit(args, record, f"voice checkpoint -> {path} ({info['minutes']:.1f} min of audio, {args.steps} steps)")
+    return 0

@@ -1,0 +1,126 @@
+"""Decoder training: reconstruct a clean log-mel from its content, intonation and speaker.
+
+A batch is a dict:
+
+* ``mel``: (B, M, F) clean log-mel crop (the target);
+* ``source``: (B, M, F) the same crop, clean or through a phone line (the content's input);
+* ``log_f0``: (B, F) log-F0 of the crop (0 = unvoiced);
+* ``speaker``: (B, S) the speaker's embedding (mean over its utterances).
+
+The frozen content encoder sees ``source`` with a random vocal-tract warp and level shift, so
+what it passes on describes the words, not the voice; the decoder must take the voice from
+``speaker``. The loss is mel L1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from voicefake.audio.features import MelConfig
+from voicefake.conversion.model import ContentEncoder, ConversionDecoder, DecoderConfig
+from voicefake.conversion.training import TrainConfig as _EncoderTrainConfig
+from voicefake.conversion.training import augment, lr_lambda
+from voicefake.train.loop import TrainTask
+
+
+@dataclass(frozen=True)
+class TrainConfig(_EncoderTrainConfig):
+    """Same optimisation and augmentation settings as the content encoder's."""
+
+
+def relative_pitch(log_f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, F) log-F0 -> (contour minus each row's voiced median, voiced flag as float)."""
+    voiced = log_f0 > 0
+    rel = torch.zeros_like(log_f0)
+    for row in range(len(log_f0)):
+        if voiced[row].any():
+            rel[row] = torch.where(voiced[row], log_f0[row] - log_f0[row][voiced[row]].median(), rel[row])
+    return rel, voiced.float()
+
+
+class DecoderCrops(Dataset):
+    """Random crops of cached utterances: versions (V, M, F), log-F0 (F,), speaker index."""
+
+    def __init__(self, mels: list[torch.Tensor], log_f0: list[torch.Tensor], speaker: torch.Tensor,
+                 embeddings: torch.Tensor, frames: int, items: int) -> None:
+        keep = [i for i, m in enumerate(mels) if m.shape[-1] >= frames]
+        if not keep:
+            raise ValueError(f"no utterance has {frames} frames")
+        self.mels, self.log_f0 = [mels[i] for i in keep], [log_f0[i] for i in keep]
+        self.speaker, self.embeddings = speaker[keep], embeddings
+        self.frames, self.items = frames, items
+
+    def __len__(self) -> int:
+        return self.items
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        utt = int(torch.randint(0, len(self.mels), ()))
+        mel = self.mels[utt]
+        start = int(torch.randint(0, mel.shape[-1] - self.frames + 1, ()))
+        crop = slice(start, start + self.frames)
+        version = int(torch.randint(0, mel.shape[0], ()))
+        return {"mel": mel[0, :, crop].float(), "source": mel[version, :, crop].float(),
+                "log_f0": self.log_f0[utt][crop].float(), "speaker": self.embeddings[self.speaker[utt]].float()}
+
+
+def convert_batch(content: ContentEncoder, decoder: ConversionDecoder, source: torch.Tensor,
+                  log_f0: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        features = content(source)
+    rel, voiced = relative_pitch(log_f0)
+    return decoder(features, rel, voiced, speaker)
+
+
+def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+               batch: dict[str, torch.Tensor], cfg: TrainConfig, mel_config: MelConfig,
+               content: ContentEncoder) -> dict[str, float]:
+    decoder = modules["decoder"]
+    assert isinstance(decoder, ConversionDecoder)
+    source = augment(batch["source"], cfg, mel_config)
+    pred = convert_batch(content.to(source.device), decoder, source, batch["log_f0"], batch["speaker"])
+    loss = (pred - batch["mel"]).abs().mean()
+    optimizer = optimizers["decoder"]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    out = {"loss/mel_l1": float(loss.detach())}
+    if cfg.grad_clip > 0:
+        out["grad_norm/decoder"] = float(nn.utils.clip_grad_norm_(decoder.parameters(), cfg.grad_clip))
+    optimizer.step()
+    out["lr"] = optimizer.param_groups[0]["lr"]
+    return out
+
+
+def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor], content: ContentEncoder) -> dict[str, float]:
+    """Mel L1 on unseen speakers' crops, reconstructed from their own content, pitch and voice.
+
+    Args:
+        batch: ``mel`` (1, N, M, F), ``log_f0`` (1, N, F), ``speaker`` (1, N, S).
+    """
+    decoder = modules["decoder"]
+    assert isinstance(decoder, ConversionDecoder)
+    mel, log_f0, speaker = batch["mel"][0], batch["log_f0"][0], batch["speaker"][0]
+    pred = convert_batch(content.to(mel.device), decoder, mel, log_f0, speaker)
+    return {"eval/mel_l1": float((pred - mel).abs().mean())}
+
+
+def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: ContentEncoder,
+               metadata: dict | None = None) -> TrainTask:
+    """Everything :func:`voicefake.train.loop.fit` needs to train a conversion decoder."""
+    decoder = ConversionDecoder(model, mel)
+    content = content.eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(decoder.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_lambda, cfg=cfg))
+    return TrainTask(
+        modules={"decoder": decoder},
+        optimizers={"decoder": optimizer},
+        schedulers={"decoder": scheduler},
+        train_step=partial(train_step, cfg=cfg, mel_config=mel, content=content),
+        eval_step=partial(eval_step, content=content),
+        exports={"decoder": ("conversion", mel)},
+        metadata=dict(metadata or {}),
+    )

@@ -1,0 +1,96 @@
+"""Conversion inference: reference audio -> voice profile; source audio -> mel in that voice.
+
+The pipeline for one source utterance (16 kHz):
+
+1. content = ContentEncoder(log-mel of the source); log-F0 of the source.
+2. decoder: ConversionDecoder(content, the source's intonation, the target's embedding) gives a
+   first mel in the target's voice (``blend = 0`` stops here);
+3. kNN refinement: every frame of that mel is matched (cosine on standardised MFCCs with
+   +-2 frames of context) against the target's own reference frames, and the ``k`` nearest
+   reference mels are averaged; because the query is already in the target's voice, the
+   match is within one voice, where spectral matching finds the same sounds. The output is
+   ``(1 - blend) * decoder + blend * matched``.
+
+Without a decoder (``decoder=None``) the source's content features are matched against the
+reference's directly (plain kNN-VC).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchaudio
+from torch.nn import functional as F
+
+from voicefake.audio.features import MelSpectrogram
+from voicefake.conversion.decoder_training import relative_pitch
+from voicefake.conversion.model import ContentEncoder, ConversionDecoder
+from voicefake.conversion.voice import VoiceConfig, VoiceProfile, estimate_log_f0
+
+
+def spectral_keys(mel: torch.Tensor, context: int = 2, coefficients: int = 30) -> torch.Tensor:
+    """(M, F) log-mel -> (F, D) unit-norm keys: standardised MFCCs 1..n with +-context frames."""
+    dct = torchaudio.functional.create_dct(coefficients, mel.shape[0], "ortho").to(mel)
+    x = (mel.T @ dct)[:, 1:]
+    x = (x - x.mean(0)) / (x.std(0) + 1e-3) if len(x) > 1 else x
+    padded = F.pad(x.T[None], (context, context), mode="replicate")[0].T
+    stacked = torch.cat([padded[i:i + len(x)] for i in range(2 * context + 1)], dim=1)
+    return F.normalize(stacked, dim=-1)
+
+
+def build_profile(wavs: list[np.ndarray], features: MelSpectrogram, content: ContentEncoder,
+                  embedding: np.ndarray | None, k: int = 4, pitch_weight: float = 0.0) -> VoiceProfile:
+    """A :class:`VoiceProfile` from 16 kHz reference waveforms (their frames, all kept)."""
+    mels, contents, f0 = [], [], []
+    for wav in wavs:
+        tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+        mel = features(tensor)
+        mels.append(mel.T)
+        contents.append(content(mel[None])[0])
+        f0.append(estimate_log_f0(tensor, features.config)[: mel.shape[-1]])
+    emb = torch.from_numpy(np.asarray(embedding, np.float32)) if embedding is not None else torch.zeros(0)
+    config = VoiceConfig(frames=sum(len(m) for m in mels), content_dim=content.config.content_dim,
+                         k=k, pitch_weight=pitch_weight, embedding_dim=len(emb))
+    profile = VoiceProfile(config, features.config)
+    profile.content.copy_(torch.cat(contents))
+    profile.mels.copy_(torch.cat(mels))
+    profile.log_f0.copy_(torch.cat(f0))
+    profile.embedding.copy_(emb)
+    return profile
+
+
+def match_spectra(query: torch.Tensor, profile: VoiceProfile, k: int, chunk: int = 2000) -> torch.Tensor:
+    """(M, F) query mel -> (M, F) average of the k reference mels with the nearest spectral keys."""
+    bank = spectral_keys(profile.mels.T)
+    keys = spectral_keys(query)
+    k = min(k, len(bank))
+    out = []
+    for start in range(0, len(keys), chunk):
+        index = (keys[start:start + chunk] @ bank.T).topk(k, dim=1).indices
+        out.append(profile.mels[index].mean(dim=1))
+    return torch.cat(out).T
+
+
+def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
+                decoder: ConversionDecoder | None, blend: float = 0.5) -> torch.Tensor:
+    """16 kHz source waveform -> (M, F) log-mel in the profile's voice (see the module docstring).
+
+    A profile with its own fine-tuned decoder uses it instead of ``decoder``.
+    """
+    if not 0.0 <= blend <= 1.0:
+        raise ValueError(f"blend must be in [0, 1], got {blend}")
+    tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+    mel = features(tensor)
+    source_content = content(mel[None])
+    log_f0 = estimate_log_f0(tensor, features.config)[: mel.shape[-1]]
+    decoder = profile.decoder if profile.decoder is not None else decoder
+    if decoder is None:
+        return profile(source_content[0], log_f0)
+    if profile.config.embedding_dim != decoder.config.speaker_dim:
+        raise ValueError(f"the voice profile has a {profile.config.embedding_dim}-d speaker embedding; "
+                         f"the decoder needs {decoder.config.speaker_dim}-d (rebuild the profile)")
+    rel, voiced = relative_pitch(log_f0[None])
+    first = decoder(source_content, rel, voiced, profile.embedding[None])[0]
+    if blend == 0.0:
+        return first
+    return (1 - blend) * first + blend * match_spectra(first, profile, profile.config.k)

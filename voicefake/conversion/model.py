@@ -1,0 +1,137 @@
+"""The content encoder: log-mel -> speaker-robust content features, 100 frames per second.
+
+It is distilled from Whisper tiny.en's encoder (see ``recipes/conversion``): the student sees
+speaker- and channel-perturbed mels (vocal-tract warping, phone line, gain) and learns to
+predict what the teacher says about the clean audio, so its features keep the words and lose
+most of the voice. ``forward`` returns the unit-norm ``content`` features used for matching;
+``head`` maps them to the teacher's space (training only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from voicefake.audio.features import MelConfig
+
+
+@dataclass(frozen=True)
+class ContentEncoderConfig:
+    """Sizes of the content encoder.
+
+    Attributes:
+        channels: width of the residual conv stack.
+        kernel_size: temporal kernel of each block.
+        dilations: one residual block per entry (receptive field grows with the sum).
+        content_dim: size of the content features used for matching.
+        teacher_dim: size of the distillation target (Whisper tiny: 384).
+    """
+
+    channels: int = 256
+    kernel_size: int = 3
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)
+    content_dim: int = 192
+    teacher_dim: int = 384
+
+
+class Block(nn.Module):
+    """Pre-norm dilated conv residual block."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(1, channels)
+        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation,
+                              padding=dilation * (kernel_size - 1) // 2)
+        self.mix = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(F.gelu(self.conv(self.norm(x))))
+
+
+class ContentEncoder(nn.Module):
+    """(B, M, F) log-mel -> (B, F, content_dim) unit-norm content features."""
+
+    takes_mel = True
+
+    def __init__(self, config: ContentEncoderConfig, mel: MelConfig) -> None:
+        super().__init__()
+        self.config, self.mel = config, mel
+        self.stem = nn.Conv1d(mel.n_mels, config.channels, 5, padding=2)
+        self.blocks = nn.Sequential(*[Block(config.channels, config.kernel_size, d) for d in config.dilations])
+        self.out = nn.Conv1d(config.channels, config.content_dim, 1)
+        self.head = nn.Linear(config.content_dim, config.teacher_dim)
+
+    @staticmethod
+    def normalize(mel: torch.Tensor) -> torch.Tensor:
+        """Per-utterance mean/variance normalisation of each mel band (removes channel tilt)."""
+        mean = mel.mean(dim=-1, keepdim=True)
+        std = mel.std(dim=-1, keepdim=True) if mel.shape[-1] > 1 else torch.ones_like(mean)
+        return (mel - mean) / (std + 1e-3)
+
+    def features(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, M, F) -> (B, F, content_dim) before normalisation."""
+        x = self.blocks(self.stem(self.normalize(mel)))
+        return self.out(x).transpose(1, 2)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.features(mel), dim=-1)
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Sizes of the speaker-conditioned decoder (content + pitch + speaker -> log-mel).
+
+    Attributes:
+        content_dim: input content size (the content encoder's ``content_dim``).
+        speaker_dim: speaker embedding size (the speaker encoder's ``emb_dim``).
+        channels / kernel_size / dilations: the residual conv stack.
+        bottleneck: content channels after the input projection; with ``downsample`` this
+            narrow, temporally coarse code is the AutoVC-style squeeze that keeps the voice
+            out of the content path.
+        downsample: content frames are averaged in groups of this many (then repeated).
+    """
+
+    content_dim: int = 192
+    speaker_dim: int = 256
+    channels: int = 256
+    kernel_size: int = 5
+    dilations: tuple[int, ...] = (1, 2, 4, 1, 2, 4)
+    bottleneck: int = 32
+    downsample: int = 2
+
+
+class ConversionDecoder(nn.Module):
+    """(B, F, content_dim) content, (B, F) relative log-F0, (B, speaker_dim) voice -> (B, M, F) log-mel.
+
+    The pitch input is the log-F0 contour minus its voiced median (intonation only; 0 where
+    unvoiced) plus a voiced flag; the absolute pitch comes from the speaker embedding.
+    """
+
+    takes_mel = True
+
+    def __init__(self, config: DecoderConfig, mel: MelConfig) -> None:
+        super().__init__()
+        self.config, self.mel = config, mel
+        self.squeeze = nn.Linear(config.content_dim, config.bottleneck)
+        self.content_in = nn.Conv1d(config.bottleneck + 2, config.channels, 3, padding=1)
+        self.speaker_in = nn.Linear(config.speaker_dim, config.channels)
+        self.blocks = nn.ModuleList([Block(config.channels, config.kernel_size, d) for d in config.dilations])
+        self.speaker_gain = nn.ModuleList([nn.Linear(config.speaker_dim, config.channels) for _ in config.dilations])
+        self.out = nn.Conv1d(config.channels, mel.n_mels, 5, padding=2)
+
+    def forward(self, content: torch.Tensor, rel_log_f0: torch.Tensor, voiced: torch.Tensor,
+                speaker: torch.Tensor) -> torch.Tensor:
+        frames, step = content.shape[1], self.config.downsample
+        code = torch.tanh(self.squeeze(content)).transpose(1, 2)  # (B, C, F)
+        if step > 1:
+            pad = (-frames) % step
+            code = F.avg_pool1d(F.pad(code, (0, pad), mode="replicate"), step)
+            code = code.repeat_interleave(step, dim=-1)[..., :frames]
+        pitch = torch.stack([rel_log_f0 * voiced, voiced], dim=1)
+        x = self.content_in(torch.cat([code, pitch], dim=1)) + self.speaker_in(speaker)[..., None]
+        for block, gain in zip(self.blocks, self.speaker_gain, strict=True):
+            x = block(x) * (1 + torch.tanh(gain(speaker)))[..., None]
+        return self.out(x)

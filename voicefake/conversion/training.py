@@ -1,0 +1,171 @@
+"""Content-encoder training: distillation from a teacher's features of the clean audio.
+
+A batch is a dict:
+
+* ``mel``: (B, M, F) log-mels of a crop, clean or through a simulated phone line;
+* ``teacher``: (B, F // 2, D) the teacher's features of the clean crop (50 frames/s);
+
+Each step warps the mel's frequency axis by a random factor (a vocal-tract-length change:
+formants and harmonics move together, as between speakers) and shifts its level, so the
+student learns to say the same thing about every voice and line. The loss is
+``1 - cos`` between the student's head output (pooled to 50 frames/s) and the teacher.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import librosa
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import Dataset
+
+from voicefake.audio.features import MelConfig
+from voicefake.conversion.model import ContentEncoder, ContentEncoderConfig
+from voicefake.train.loop import TrainTask
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and augmentation settings for the content encoder.
+
+    Attributes:
+        lr / weight_decay: AdamW.
+        warmup_steps / total_steps / min_lr_ratio: linear warm-up then cosine decay.
+        warp: frequency-axis warping factors are drawn log-uniformly in [1/warp, warp].
+        gain_db: random level shift in [-gain_db, gain_db].
+        grad_clip: max grad norm (0 disables).
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    total_steps: int = 3000
+    min_lr_ratio: float = 0.05
+    warp: float = 1.2
+    gain_db: float = 12.0
+    grad_clip: float = 5.0
+
+
+class CropDataset(Dataset):
+    """Random fixed-length crops of cached utterances (a random version of each: clean or phone).
+
+    Args:
+        mels: per utterance, (V, M, F) log-mels of V versions (float16 is fine).
+        teacher: per utterance, (F // 2 or so, D) teacher features.
+        frames: crop length in mel frames (even).
+        items: epoch size (crops are random, so this is only a cadence).
+    """
+
+    def __init__(self, mels: list[torch.Tensor], teacher: list[torch.Tensor], frames: int, items: int) -> None:
+        keep = [i for i, m in enumerate(mels) if m.shape[-1] >= frames and len(teacher[i]) >= frames // 2]
+        if not keep:
+            raise ValueError(f"no utterance has {frames} frames")
+        self.mels, self.teacher = [mels[i] for i in keep], [teacher[i] for i in keep]
+        self.frames, self.items = frames - frames % 2, items
+
+    def __len__(self) -> int:
+        return self.items
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        utt = int(torch.randint(0, len(self.mels), ()))
+        mel, teacher = self.mels[utt], self.teacher[utt]
+        half = min(mel.shape[-1], 2 * len(teacher)) // 2
+        start = int(torch.randint(0, half - self.frames // 2 + 1, ()))
+        version = int(torch.randint(0, mel.shape[0], ()))
+        return {"mel": mel[version, :, 2 * start: 2 * start + self.frames].float(),
+                "teacher": teacher[start: start + self.frames // 2].float()}
+
+
+def warp_mel(mel: torch.Tensor, factors: torch.Tensor, config: MelConfig) -> torch.Tensor:
+    """Scales the frequency axis of (B, M, F) log-mels by per-example factors (B,).
+
+    Band m of the output takes the input's value at its centre frequency divided by the
+    factor (linear interpolation between bands, clamped at the edges).
+    """
+    centres = librosa.mel_frequencies(config.n_mels + 2, fmin=config.f_min, fmax=config.f_max,
+                                      htk=config.mel_scale == "htk")[1:-1]
+    index = np.arange(config.n_mels, dtype=np.float64)
+    rows = [np.interp(centres / float(f), centres, index) for f in factors]
+    position = torch.tensor(np.stack(rows), dtype=mel.dtype, device=mel.device)  # (B, M)
+    low = position.floor().long().clamp(0, config.n_mels - 1)
+    high = (low + 1).clamp(max=config.n_mels - 1)
+    frac = (position - low)[..., None]
+    take = lambda idx: torch.gather(mel, 1, idx[..., None].expand(-1, -1, mel.shape[-1]))  # noqa: E731
+    return take(low) * (1 - frac) + take(high) * frac
+
+
+def augment(mel: torch.Tensor, cfg: TrainConfig, config: MelConfig) -> torch.Tensor:
+    """Random vocal-tract warp and level shift of a (B, M, F) log-mel batch."""
+    batch = mel.shape[0]
+    factors = torch.exp(torch.empty(batch).uniform_(-math.log(cfg.warp), math.log(cfg.warp)))
+    gain = torch.empty(batch, 1, 1).uniform_(-cfg.gain_db, cfg.gain_db) * math.log(10) / 20
+    return warp_mel(mel, factors, config) + gain.to(mel.device)
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean 1 - cos between (B, F, D) student frames pooled to the teacher's (B, F // 2, D)."""
+    pooled = F.avg_pool1d(student.transpose(1, 2), 2).transpose(1, 2)
+    length = min(pooled.shape[1], teacher.shape[1])
+    return (1 - F.cosine_similarity(pooled[:, :length], teacher[:, :length], dim=-1)).mean()
+
+
+def lr_lambda(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``total_steps``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+               batch: dict[str, torch.Tensor], cfg: TrainConfig, mel_config: MelConfig) -> dict[str, float]:
+    encoder = modules["encoder"]
+    student = encoder.head(encoder.features(augment(batch["mel"], cfg, mel_config)))
+    loss = distill_loss(student, batch["teacher"])
+    optimizer = optimizers["encoder"]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    out = {"loss/distill": float(loss.detach())}
+    if cfg.grad_clip > 0:
+        out["grad_norm/encoder"] = float(nn.utils.clip_grad_norm_(encoder.parameters(), cfg.grad_clip))
+    optimizer.step()
+    out["lr"] = optimizer.param_groups[0]["lr"]
+    return out
+
+
+def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor], mel_config: MelConfig) -> dict[str, float]:
+    """Distillation loss on dev crops as they are and with the voice warped by 1.15 and 1/1.15.
+
+    Args:
+        batch: ``mel`` (1, N, M, F) and ``teacher`` (1, N, F // 2, D): the whole dev set.
+    """
+    encoder = modules["encoder"]
+    dev_mel, teacher = batch["mel"][0], batch["teacher"][0]
+    out = {"eval/distill": float(distill_loss(encoder.head(encoder.features(dev_mel)), teacher))}
+    warped = []
+    for factor in (1.15, 1 / 1.15):
+        mel = warp_mel(dev_mel, torch.full((len(dev_mel),), factor), mel_config)
+        warped.append(float(distill_loss(encoder.head(encoder.features(mel)), teacher)))
+    out["eval/distill_warped"] = float(np.mean(warped))
+    return out
+
+
+def build_task(model: ContentEncoderConfig, mel: MelConfig, cfg: TrainConfig, metadata: dict | None = None) -> TrainTask:
+    """Everything :func:`voicefake.train.loop.fit` needs to train a content encoder."""
+    encoder = ContentEncoder(model, mel)
+    optimizer = torch.optim.AdamW(encoder.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_lambda, cfg=cfg))
+    return TrainTask(
+        modules={"encoder": encoder},
+        optimizers={"encoder": optimizer},
+        schedulers={"encoder": scheduler},
+        train_step=partial(train_step, cfg=cfg, mel_config=mel),
+        eval_step=partial(eval_step, mel_config=mel),
+        exports={"encoder": ("content", mel)},
+        metadata=dict(metadata or {}),
+    )
