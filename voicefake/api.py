@@ -485,7 +485,8 @@ def voice_profile(reference: VoiceReference, content: PathLike = "content", spea
     Args:
         reference: one or more recordings of the target (paths, bytes or 16 kHz waveforms;
             3-30 s in all is the zero-shot range, more is better), a saved voice-profile
-            directory (:func:`save_voice`, ``voicefake finetune``) or a profile.
+            directory (:func:`save_voice`, ``voicefake finetune``), a profile, or the JSON line
+            of ``voicefake embed --json`` (embedding only: the decoder speaks, no frame matching).
         k: reference frames averaged per output frame in the kNN refinement.
 
     Raises:
@@ -500,8 +501,12 @@ def voice_profile(reference: VoiceReference, content: PathLike = "content", spea
 
     if isinstance(reference, VoiceProfile):
         return reference
+    if isinstance(reference, (list, tuple)) and len(reference) == 1 and isinstance(reference[0], (str, os.PathLike)):
+        reference = reference[0]
     if isinstance(reference, (str, os.PathLike)) and (Path(reference) / "config.json").is_file():
         return load(reference, device, kind="voice").module
+    if isinstance(reference, (str, os.PathLike)) and str(reference).endswith((".json", ".jsonl")):
+        return _embedding_profile(Path(reference), content, device)
     clips = [reference] if isinstance(reference, (str, bytes, os.PathLike, np.ndarray)) else list(reference)
     if not clips:
         raise ValueError("no reference given: pass 3-30 s of the target voice (one or more files)")
@@ -515,6 +520,24 @@ def voice_profile(reference: VoiceReference, content: PathLike = "content", spea
                          "(3-30 s of clean speech of the target works best)")
     with torch.inference_mode():
         return build_profile(wavs, _mel_module(mel_cfg), encoder.module, embed_speaker(wavs, speaker, device), k)
+
+
+def _embedding_profile(path: Path, content: PathLike, device: str) -> Any:
+    """A frame-less profile from ``voicefake embed --json`` output: the decoder alone speaks."""
+    import json
+
+    from voicefake.conversion.voice import VoiceConfig, VoiceProfile
+
+    try:
+        record = json.loads(path.read_text().strip().splitlines()[0])
+        embedding = np.asarray(record["embedding"], np.float32)
+    except (OSError, IndexError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a `voicefake embed --json` line with an 'embedding' ({err})") from None
+    encoder = load(content, device, kind="content")
+    config = VoiceConfig(frames=0, content_dim=encoder.module.config.content_dim, embedding_dim=len(embedding))
+    profile = VoiceProfile(config, encoder.checkpoint.mel_config)
+    profile.embedding.copy_(torch.from_numpy(embedding))
+    return profile
 
 
 def save_voice(profile: Any, path: PathLike, metadata: dict[str, Any] | None = None) -> Path:

@@ -117,3 +117,17 @@ def test_conversion_moves_real_speech_towards_an_unseen_target(data_root: Path) 
     source = data_root / "vctk_autovc/p225/p225_023.flac"
     wav, _ = api.convert(source, reference)
     assert api.similarity(api.embed(wav), held) > api.similarity(api.embed(source), held) + 0.1
+
+
+def test_embed_json_is_an_embedding_only_reference(files: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    assert main(["embed", str(files["ref"]), "--json"]) == 0
+    line = tmp_path / "ref.json"
+    line.write_text(capsys.readouterr().out)
+    profile = api.voice_profile(str(line))
+    assert profile.config.frames == 0 and profile.embedding.shape == (256,)
+    wav, _ = api.convert(files["src"], profile, blend=0.5)
+    assert np.isfinite(wav).all() and abs(len(wav) - SR * 1.5) <= 160
+    (tmp_path / "broken.json").write_text("{}")
+    with pytest.raises(ValueError, match="embedding"):
+        api.voice_profile(str(tmp_path / "broken.json"))

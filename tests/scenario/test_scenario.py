@@ -45,7 +45,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("scenario")
     lines = {"employee_hello.wav": ("Finance, this is Anna speaking.", "en-us", 80),
              "ceo_real.wav": ("Good morning. Thanks for picking up so quickly.", "en-us", 35),
-             "ceo_ref.wav": ("This is a reference recording of my own voice.", "en-us", 35)}
+             "ceo_ref.wav": ("This is a reference recording of my own voice, and it is long enough "
+                             "for the cloning model to learn how I sound.", "en-us", 35)}
     for name, (text, voice, pitch) in lines.items():
         wav, rate = speak(text, voice=voice, pitch=pitch)
         write_audio(root / name, wav, rate)

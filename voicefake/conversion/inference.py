@@ -91,6 +91,6 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
                          f"the decoder needs {decoder.config.speaker_dim}-d (rebuild the profile)")
     rel, voiced = relative_pitch(log_f0[None])
     first = decoder(source_content, rel, voiced, profile.embedding[None])[0]
-    if blend == 0.0:
+    if blend == 0.0 or profile.config.frames == 0:  # an embedding-only profile has no frames to match
         return first
     return (1 - blend) * first + blend * match_spectra(first, profile, profile.config.k)
