@@ -17,7 +17,10 @@ our speaker-16k, which does condition the decoder, was distilled from it).
 * speed: seconds of output per second of compute, on ``--threads`` threads, end to end
   (profile building included once per target, reported separately too).
 
-    VOICEFAKE_DATA=../shared/data python benchmarks/cloning.py [--blend 0 0.5 1] [--json out.json]
+* fine-tuning (``--finetune N``): for the first N targets, ``finetune_voice`` on all their
+  utterances except the held-out one (~2 min), against the zero-shot profile on the same pairs.
+
+    VOICEFAKE_DATA=../shared/data python benchmarks/cloning.py [--blend 0 0.5 1] [--finetune 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def targets(root: Path, reference_seconds: float) -> list[dict]:
                 break
             reference.append(wav[: int(reference_seconds * SR) - total])
             total += len(reference[-1])
-        out.append({"speaker": speaker, "reference": reference, "held": wavs[-1]})
+        out.append({"speaker": speaker, "reference": reference, "held": wavs[-1], "all_but_held": wavs[:-1]})
     return out
 
 
@@ -118,6 +121,8 @@ def run(args: argparse.Namespace) -> dict:
     report["real_sources"] = {"wer": summarise(real)["wer"], "dnsmos_ovrl": summarise(real)["dnsmos_ovrl"]}
     baseline, ceiling, profile_s = {}, [], []
     results: dict[str, list] = {f"convert_blend{b}": [] for b in args.blend}
+    if args.finetune:
+        results.update({"finetuned_convert": [], "zero_shot_same_targets": []})
     results.update({f"tts_blend{b}": [] for b in args.blend})
     for t in tgts:
         held = judges.embed(t["held"])
@@ -136,13 +141,33 @@ def run(args: argparse.Namespace) -> dict:
                 start = time.perf_counter()
                 wav, _ = api.clone(text, profile, blend=blend)
                 results[f"tts_blend{blend}"].append(_item(judges, wav, held, text, start, None))
+        if len(results.get("finetuned_convert", [])) < args.finetune * len(srcs):
+            finetuned(args, judges, t, srcs, held, results)
         print(f"{t['speaker']} done", flush=True)
     report["source_to_target_similarity"] = float(np.mean(list(baseline.values())))
     report["real_target_similarity_ceiling"] = float(np.mean(ceiling))
     report["profile_seconds_mean"] = float(np.mean(profile_s))
+    report["finetune_info"] = results.pop("finetune_info", [])
     for name, items in results.items():
-        report[name] = summarise(items, baseline if name.startswith("convert") else None)
+        report[name] = summarise(items, None if name.startswith("tts") else baseline)
     return report
+
+
+def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list[dict], held: np.ndarray,
+              results: dict[str, list]) -> None:
+    """Fine-tunes on all of the target's audio but the held-out utterance; compares with zero-shot."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="voicefake-finetune-"))
+    start = time.perf_counter()
+    path, info = api.finetune_voice(target["all_but_held"], folder / "voice", steps=args.finetune_steps)
+    results.setdefault("finetune_info", []).append({**info, "seconds": time.perf_counter() - start})
+    zero_shot = api.voice_profile(target["reference"])
+    for s in srcs:
+        for name, reference in (("finetuned_convert", str(path)), ("zero_shot_same_targets", zero_shot)):
+            begin = time.perf_counter()
+            wav, _ = api.convert(s["wav"], reference, blend=args.finetune_blend)
+            results[name].append(_item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"])))
 
 
 def _item(judges: Judges, wav: np.ndarray, held: np.ndarray, text: str, start: float, key: tuple | None) -> dict:
@@ -156,6 +181,9 @@ def main() -> None:
     parser.add_argument("--blend", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     parser.add_argument("--reference-seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--finetune", type=int, default=0, help="also fine-tune on the first N targets")
+    parser.add_argument("--finetune-steps", type=int, default=300)
+    parser.add_argument("--finetune-blend", type=float, default=0.5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     report = run(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,52 @@ def test_tabs_through_gradio_client(data_root: Path, tmp_path: Path) -> None:
         sf.write(tmp_path / "tone.wav", wav, 16000)
         audio, label = client.predict(handle(str(tmp_path / "tone.wav")), api_name="/resynthesize")
         assert "SYNTHETIC" in label and Path(audio).exists()
+
+
+def test_clone_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> None:
+    client_module = pytest.importorskip("gradio_client")
+    with running_demo(tmp_path) as url:
+        client = client_module.Client(url, verbose=False)
+        handle = client_module.handle_file
+        refs = [handle(str(data_root / REAL)), handle(str(data_root / SAME))]
+        audio, label = client.predict(refs, "Text to speech", "Please call me back today.", None, True, 0.5,
+                                      api_name="/clone")
+        assert "SYNTHETIC" in label and "watermark" in label and Path(audio).exists()
+        wav, rate = sf.read(audio)
+        assert len(wav) / rate > 0.8
+        with pytest.raises(Exception, match="consent"):
+            client.predict(refs, "Text to speech", "Hello.", None, False, 0.5, api_name="/clone")
+        converted, _ = client.predict(refs, "Convert a recording", "", handle(str(data_root / OTHER)), True, 0.5,
+                                      api_name="/clone")
+        assert Path(converted).exists()
+
+
+def test_scenario_tab_renders_and_scores_a_call(data_root: Path, tmp_path: Path) -> None:
+    client_module = pytest.importorskip("gradio_client")
+    script = """
+channel: phone
+seed: 3
+voices:
+  ceo: {reference: [ref_a.flac, ref_b.flac]}
+  employee: {recording: true}
+turns:
+  - {speaker: employee, audio: hello.flac}
+  - {pause: 0.5}
+  - {speaker: ceo, text: "Hi, it's me. Please wire the money before noon."}
+"""
+    with running_demo(tmp_path) as url:
+        client = client_module.Client(url, verbose=False)
+        handle = client_module.handle_file
+        assets = []
+        for name, rel in (("ref_a.flac", REAL), ("ref_b.flac", SAME), ("hello.flac", OTHER)):
+            (tmp_path / name).write_bytes((data_root / rel).read_bytes())
+            assets.append(handle(str(tmp_path / name)))
+        audio, files, info, _ = client.predict(script, assets, api_name="/render_call")
+        assert "2 segments" in info and "1 synthetic" in info
+        assert sorted(Path(f).name for f in files) == ["call.json", "call.wav"]
+        truth = json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())
+        assert [s["label"] for s in truth["segments"]] == ["real", "fake"]
+        md, _, score = client.predict(api_name="/score_call")
+        assert "recall" in md and 0.0 <= score["fake_recall"] <= 1.0
+        with pytest.raises(Exception, match="missing|not found|does not exist|No such"):
+            client.predict(script.replace("hello.flac", "gone.flac"), assets, api_name="/render_call")
