@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-ORDER = ["vocoder", "speaker", "detection", "watermark", "lipsync", "demo"]
+ORDER = ["vocoder", "speaker", "cloning", "detection", "watermark", "lipsync", "demo"]
 HEADER = """# Benchmarks
 
 Every figure below was measured by the command printed with it, on the machines described

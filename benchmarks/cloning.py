@@ -20,7 +20,7 @@ our speaker-16k, which does condition the decoder, was distilled from it).
 * fine-tuning (``--finetune N``): for the first N targets, ``finetune_voice`` on all their
   utterances except the held-out one (~2 min), against the zero-shot profile on the same pairs.
 
-    VOICEFAKE_DATA=../shared/data python benchmarks/cloning.py [--blend 0 0.5 1] [--finetune 3] [--json out.json]
+    VOICEFAKE_DATA=../shared/data python benchmarks/cloning.py [--blend 0 0.25 0.5 1] [--tts-blend 0.25] [--finetune 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> dict:
     results: dict[str, list] = {f"convert_blend{b}": [] for b in args.blend}
     if args.finetune:
         results.update({"finetuned_convert": [], "zero_shot_same_targets": []})
-    results.update({f"tts_blend{b}": [] for b in args.blend})
+    results.update({f"tts_blend{b}": [] for b in args.tts_blend})
     for t in tgts:
         held = judges.embed(t["held"])
         ceiling.append(float(np.dot(judges.embed(np.concatenate(t["reference"])), held)))
@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> dict:
                 start = time.perf_counter()
                 wav, _ = api.convert(s["wav"], profile, blend=blend)
                 results[f"convert_blend{blend}"].append(_item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
+        for blend in args.tts_blend:
             for text in TEXTS:
                 start = time.perf_counter()
                 wav, _ = api.clone(text, profile, blend=blend)
@@ -178,7 +179,8 @@ def _item(judges: Judges, wav: np.ndarray, held: np.ndarray, text: str, start: f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blend", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    parser.add_argument("--blend", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0], help="conversion blends")
+    parser.add_argument("--tts-blend", type=float, nargs="+", default=[0.25], help="text-to-speech blends")
     parser.add_argument("--reference-seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--finetune", type=int, default=0, help="also fine-tune on the first N targets")

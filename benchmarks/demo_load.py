@@ -91,7 +91,7 @@ def main() -> None:
         wall = time.perf_counter() - start
         answered = [r for r in results if isinstance(r, float)]
         peak = memory_kb(server.pid)
-        print(f"| clients | answered | wall (s) | latency median / max (s) | server RSS idle -> peak (MB) |")
+        print("| clients | answered | wall (s) | latency median / max (s) | server RSS idle -> peak (MB) |")
         print("|---|---|---|---|---|")
         print(f"| {args.clients} x {args.seconds:.0f} s calls | {len(answered)}/{args.clients} | {wall:.1f} | "
               f"{statistics.median(answered):.1f} / {max(answered):.1f} | "

@@ -80,7 +80,7 @@ def _marked(mark: Any) -> bool:
 
 
 def analyze(files: list[Any] | None, threshold: float, enroll: list[Any] | None,
-            progress: gr.Progress = gr.Progress()) -> tuple:
+            progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008 (gradio injects progress this way)
     """Detect tab: scores every upload; returns table, details of the top file and reports."""
     if not files:
         raise gr.Error("Upload one or more recordings (wav, mp3, m4a, ogg, amr, flac) or videos.")
@@ -249,7 +249,8 @@ def build_app() -> gr.Blocks:
                     text = gr.Textbox(label="Text to speak", lines=3, elem_id="clone-text")
                     src = gr.File(label="Recording to convert (Convert mode)")
             with gr.Row():
-                blend = gr.Slider(0.0, 1.0, value=0.5, step=0.1, label="Blend: 0 = decoder, 1 = the reference's own frames")
+                blend = gr.Slider(0.0, 1.0, value=api.DEFAULT_BLEND, step=0.05,
+                                  label="Blend: 0 = decoder (clearest words), 1 = the reference's own frames (closest voice)")
                 save_as = gr.Textbox(label="Save this voice as (optional name)")
                 consent = gr.Checkbox(label="I have the voice owner's consent", elem_id="clone-consent")
             cloned = gr.Audio(label="Output (SYNTHETIC)", type="numpy")

@@ -476,6 +476,9 @@ def align(video: PathLike, speech: AudioInput, output: PathLike | None = None,
 
 VoiceReference = Any  # a path, a list of paths/waveforms, a voice-profile directory or a VoiceProfile
 MIN_REFERENCE_S = 3.0
+# 0 = the decoder alone (most intelligible), 1 = only the target's own frames (most similar,
+# unintelligible today); 0.25 is the measured compromise (docs/benchmarks/cloning.md)
+DEFAULT_BLEND = 0.25
 
 
 def voice_profile(reference: VoiceReference, content: PathLike = "content", speaker: PathLike = "speaker",
@@ -560,7 +563,7 @@ def _profile(reference: VoiceReference, device: str) -> Any:
     return voice_profile(reference, device=device)
 
 
-def convert(source: AudioInput, reference: VoiceReference, blend: float = 0.5, checkpoint: PathLike = "conversion",
+def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAULT_BLEND, checkpoint: PathLike = "conversion",
             content: PathLike = "content", vocoder: PathLike = "vocoder", device: str = "cpu",
             name: str | None = None) -> tuple[np.ndarray, int]:
     """Voice conversion: the source's words, timing and intonation in the reference's voice.
@@ -593,7 +596,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = 0.5, c
 
 
 def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: int = 150,
-          blend: float = 0.5, device: str = "cpu", progress: Any = None) -> tuple[np.ndarray, int]:
+          blend: float = DEFAULT_BLEND, device: str = "cpu", progress: Any = None) -> tuple[np.ndarray, int]:
     """Text to speech in the reference's voice: espeak-ng speaks each sentence, then
     :func:`convert` moves it into the target voice; sentences are joined with short pauses.
 

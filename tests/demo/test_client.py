@@ -52,16 +52,17 @@ def test_clone_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> Non
         client = client_module.Client(url, verbose=False)
         handle = client_module.handle_file
         refs = [handle(str(data_root / REAL)), handle(str(data_root / SAME))]
-        audio, label = client.predict(refs, "Text to speech", "Please call me back today.", None, True, 0.5,
-                                      api_name="/clone")
+        audio, label, _ = client.predict(refs, None, None, "Text to speech", "Please call me back today.", None,
+                                         True, 0.5, "ceo", api_name="/clone")
         assert "SYNTHETIC" in label and "watermark" in label and Path(audio).exists()
         wav, rate = sf.read(audio)
         assert len(wav) / rate > 0.8
         with pytest.raises(Exception, match="consent"):
-            client.predict(refs, "Text to speech", "Hello.", None, False, 0.5, api_name="/clone")
-        converted, _ = client.predict(refs, "Convert a recording", "", handle(str(data_root / OTHER)), True, 0.5,
-                                      api_name="/clone")
-        assert Path(converted).exists()
+            client.predict(refs, None, None, "Text to speech", "Hello.", None, False, 0.5, "", api_name="/clone")
+        # the voice saved as "ceo" is reused without uploading the reference again
+        converted, label, _ = client.predict(None, None, "ceo", "Convert a recording", "",
+                                             handle(str(data_root / OTHER)), True, 0.5, "", api_name="/clone")
+        assert Path(converted).exists() and "SYNTHETIC" in label
 
 
 def test_scenario_tab_renders_and_scores_a_call(data_root: Path, tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ turns:
         for name, rel in (("ref_a.flac", REAL), ("ref_b.flac", SAME), ("hello.flac", OTHER)):
             (tmp_path / name).write_bytes((data_root / rel).read_bytes())
             assets.append(handle(str(tmp_path / name)))
-        audio, files, info, _ = client.predict(script, assets, api_name="/render_call")
+        audio, files, info = client.predict(script, assets, api_name="/render_call")
         assert "2 segments" in info and "1 synthetic" in info
         assert sorted(Path(f).name for f in files) == ["call.json", "call.wav"]
         truth = json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())

@@ -17,8 +17,8 @@ CONSENT = "Cloning a voice needs its owner's consent."
 def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", nargs="+", required=True, metavar="REF",
                    help="3-30 s of the target voice: audio files, or a voice-profile folder (finetune / --save-voice)")
-    p.add_argument("--blend", type=float, default=0.5,
-                   help="0 = decoder only, 1 = only the target's matched frames (default 0.5)")
+    p.add_argument("--blend", type=float, default=api.DEFAULT_BLEND,
+                   help="0 = decoder only (most intelligible), 1 = only the target's matched frames (most similar); default %(default)s")
     p.add_argument("--no-watermark", action="store_true",
                    help="do not watermark the output (logged, and stated in its metadata)")
     common.add_common(p)

@@ -72,7 +72,7 @@ def match_spectra(query: torch.Tensor, profile: VoiceProfile, k: int, chunk: int
 
 
 def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
-                decoder: ConversionDecoder | None, blend: float = 0.5) -> torch.Tensor:
+                decoder: ConversionDecoder | None, blend: float = 0.25) -> torch.Tensor:
     """16 kHz source waveform -> (M, F) log-mel in the profile's voice (see the module docstring).
 
     A profile with its own fine-tuned decoder uses it instead of ``decoder``.
