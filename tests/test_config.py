@@ -257,7 +257,9 @@ def _section_classes(train_py: Path) -> dict[str, str]:
 
 
 def _import_recipe(train_py: Path) -> Any:
-    name = f"_recipe_{train_py.parent.name}_train"
+    name = f"_recipe_{train_py.parent.name}_{train_py.stem}"
+    if str(train_py.parent) not in sys.path:
+        sys.path.append(str(train_py.parent))  # a recipe's scripts may import each other
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, train_py)
@@ -289,7 +291,9 @@ def test_recipe_configs_exist() -> None:
     "yaml_path", _recipe_yaml_files(), ids=lambda p: f"{p.parts[-3]}/{p.name}"
 )
 def test_recipe_yaml_loads_into_dataclasses(yaml_path: Path) -> None:
-    train_py = yaml_path.parents[1] / "train.py"
+    # configs of a second script in the same recipe are named after it: decoder_*.yaml -> train_decoder.py
+    specific = yaml_path.parents[1] / f"train_{yaml_path.stem.split('_')[0]}.py"
+    train_py = specific if specific.is_file() else yaml_path.parents[1] / "train.py"
     if not train_py.is_file():
         pytest.skip(f"{train_py.relative_to(REPO)} does not exist yet; cannot map sections to classes")
     module = _import_recipe(train_py)

@@ -16,12 +16,12 @@ import os
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import Dataset
 
 from voicefake.audio.features import MelConfig, MelSpectrogram
 from voicefake.config import load_sections, recipe_parser
 from voicefake.conversion.model import ContentEncoderConfig
 from voicefake.conversion.training import CropDataset, TrainConfig, build_task
+from voicefake.data.datasets import OneItem
 from voicefake.train.loop import LoopConfig, fit
 
 
@@ -39,18 +39,6 @@ class DataConfig:
     crop_frames: int = 200
     epoch_items: int = 10000
 
-
-class OneItem(Dataset):
-    """A dataset of one item (the whole dev set, scored at once)."""
-
-    def __init__(self, item: dict[str, torch.Tensor]) -> None:
-        self.item = item
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.item
 
 
 def synthetic(mel: MelConfig, teacher_dim: int, count: int, frames: int, seed: int) -> tuple[list, list]:

@@ -15,13 +15,13 @@ import os
 from dataclasses import dataclass
 
 import torch
-from train import OneItem  # type: ignore[import-not-found]
 
 from voicefake import api
 from voicefake.audio.features import MelConfig, MelSpectrogram
 from voicefake.config import load_sections, recipe_parser
 from voicefake.conversion.decoder_training import DecoderCrops, TrainConfig, build_task
 from voicefake.conversion.model import ContentEncoder, DecoderConfig
+from voicefake.data.datasets import OneItem
 from voicefake.train.loop import LoopConfig, fit
 
 

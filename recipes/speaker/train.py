@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from voicefake.audio.features import MelConfig, MelSpectrogram
 from voicefake.config import load_sections, recipe_parser
+from voicefake.data.datasets import OneItem
 from voicefake.speaker.model import SpeakerEncoderConfig
 from voicefake.speaker.training import MelCropDataset, TrainConfig, build_task
 from voicefake.train.loop import LoopConfig, fit
@@ -39,18 +39,6 @@ class DataConfig:
     cache: str = "synthetic"
     synthetic_speakers: int = 4
 
-
-class OneItem(Dataset):
-    """A dataset of one item (the whole dev set, scored at once)."""
-
-    def __init__(self, item: dict[str, torch.Tensor]) -> None:
-        self.item = item
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.item
 
 
 def synthetic(mel: MelConfig, speakers: int, per_speaker: int, frames: int, seed: int) -> dict:

@@ -69,3 +69,19 @@ def crop(wav: torch.Tensor, length: int, random: bool) -> torch.Tensor:
         return torch.nn.functional.pad(wav, (0, length - wav.shape[0]))
     start = int(torch.randint(0, wav.shape[0] - length + 1, ())) if random else 0
     return wav[start : start + length]
+
+
+class OneItem(Dataset):
+    """A dataset of one item: a whole dev set scored at once by an ``eval_step``.
+
+    The loader adds a batch dimension of 1, so ``eval_step`` reads ``batch[key][0]``.
+    """
+
+    def __init__(self, item: dict[str, torch.Tensor]) -> None:
+        self.item = item
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.item
