@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 _API = (
     "load", "load_waveform", "vocode", "resynthesize", "embed", "embed_speaker", "similarity",
     "verify", "verify_embedding", "detect", "sync_offset", "align", "watermark_embed",
-    "watermark_detect", "voice_profile", "save_voice", "convert", "clone", "finetune_voice", "render_scenario",
+    "watermark_detect", "detection_operating_point", "voice_profile", "save_voice", "convert", "clone", "finetune_voice", "render_scenario",
 )
 __all__ = [*_API, "Checkpoint", "AudioError", "__version__"]
 

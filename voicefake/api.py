@@ -406,6 +406,29 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
     return detect_waveform(loaded.module, wav, calibration, model, window, hop, evidence)
 
 
+def detection_operating_point(threshold: float, checkpoint: PathLike = "detection") -> dict[str, Any] | None:
+    """False-alarm and miss rates of the detector's dev data at a p_fake threshold.
+
+    Linear interpolation in the table the calibration stored (thresholds 0, 0.01, ..., 1);
+    None for a checkpoint without one.
+
+    Returns:
+        ``{"threshold", "far", "miss", "description"}``.
+
+    Example:
+        >>> detection_operating_point(0.9)["far"]
+    """
+    dev = load(checkpoint, kind="detection").checkpoint.metadata.get("dev", {})
+    roc = dev.get("roc")
+    if not roc:
+        return None
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    grid = np.asarray(roc["thresholds"])
+    return {"threshold": float(threshold), "far": float(np.interp(threshold, grid, roc["far"])),
+            "miss": float(np.interp(threshold, grid, roc["miss"])), "description": dev.get("roc_description", "")}
+
+
 # ----------------------------------------------------------------------------- lipsync
 
 LIPSYNC_MODEL = "lipsync-engineered"  # no learned weights: mouth PCA + ridge (voicefake.lipsync.sync)

@@ -22,7 +22,7 @@ import numpy as np
 from voicefake.audio.io import load_audio
 from voicefake.checkpoint import Checkpoint
 from voicefake.data.manifests import ManifestRow, read_manifest
-from voicefake.detection.inference import Scored, calibrate_scored, score_recording
+from voicefake.detection.inference import Calibration, Scored, calibrate_scored, score_recording
 from voicefake.metrics import compute_eer, expected_calibration_error
 from voicefake.train import state as run_state
 
@@ -46,6 +46,31 @@ def score_rows(module, rows: list[ManifestRow], root: Path) -> list[Scored]:
             for row in rows]
 
 
+def roc_table(probs: np.ndarray, labels: np.ndarray, points: int = 101) -> dict[str, list[float]]:
+    """False-alarm and miss rates of the calibrated p_fake at thresholds 0, 0.01, ..., 1 (dev data)."""
+    grid = np.linspace(0.0, 1.0, points)
+    real, fake = probs[labels == 0], probs[labels == 1]
+    return {"thresholds": [round(float(t), 2) for t in grid],
+            "far": [round(float(np.mean(real >= t)), 4) for t in grid],
+            "miss": [round(float(np.mean(fake < t)), 4) for t in grid]}
+
+
+def add_roc(args: argparse.Namespace) -> None:
+    """--roc-only: adds the dev operating-point table to an existing release checkpoint."""
+    ckpt = Checkpoint.load(args.out)
+    module = ckpt.build("cpu").eval()
+    calibration = Calibration.from_metadata(ckpt.metadata)
+    rows = [r for r in read_manifest(args.manifest) if notes(r).get("split") == "dev"]
+    scored = score_rows(module, rows, args.manifest.parent)
+    labels = np.array([int(r.is_fake) for r in rows])
+    probs = np.array([calibration.file_probability(s.logit, s.benford) for s in scored])
+    dev = {**ckpt.metadata.get("dev", {}), "roc": roc_table(probs, labels),
+           "roc_description": f"{len(rows)} dev recordings ({int((labels == 0).sum())} real, "
+                              f"{int(labels.sum())} synthetic; clean, wideband-codec and phone-line versions)"}
+    Checkpoint(ckpt.kind, ckpt.model, ckpt.state_dict, ckpt.mel, {**ckpt.metadata, "dev": dev}).save(args.out, half=True)
+    log.info("added the dev operating-point table to %s", args.out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True)
@@ -54,8 +79,13 @@ def main() -> None:
     parser.add_argument("--far", type=float, default=0.01, help="false-alarm rate for the thresholds")
     parser.add_argument("--exclude-family", default="")
     parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--roc-only", action="store_true",
+                        help="only add the dev operating-point table to the existing checkpoint at --out")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.roc_only:
+        add_roc(args)
+        return
     ckpt = latest_checkpoint(args.run)
     module = ckpt.build("cpu").eval()
     rows = [r for r in read_manifest(args.manifest)
@@ -69,7 +99,8 @@ def main() -> None:
     figures = {"dev_items": len(rows), "dev_eer_fused": round(eer, 4), "dev_eer_network": round(net_eer, 4),
                "dev_ece": round(expected_calibration_error(probs, labels), 4),
                "dev_false_alarm_rate": round(float(np.mean(probs[labels == 0] >= calibration.threshold)), 4),
-               "dev_miss_rate": round(float(np.mean(probs[labels == 1] < calibration.threshold)), 4)}
+               "dev_miss_rate": round(float(np.mean(probs[labels == 1] < calibration.threshold)), 4),
+               "roc": roc_table(probs, labels)}
     log.info("dev figures: %s", figures)
     meta = {**ckpt.metadata, "name": "detector-16k", "version": args.version,
             "calibration": calibration.to_dict(), "dev": figures}

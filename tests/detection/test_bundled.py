@@ -60,3 +60,20 @@ def test_bundled_eer_on_fixed_dev_list(data_root) -> None:
     eer, _ = compute_eer(scores, labels)
     assert eer <= MAX_EER, f"bundled detector EER {eer:.3f} > {MAX_EER} on the fixed dev list"
     assert np.isfinite(scores).all()
+
+
+def test_operating_point_table_matches_the_calibrated_threshold() -> None:
+    from voicefake import api
+
+    meta = api.load("detection").checkpoint.metadata
+    at = api.detection_operating_point(meta["calibration"]["threshold"])
+    assert at is not None and "dev recordings" in at["description"]
+    # the stored dev figures at the calibrated threshold agree with the table (interpolated)
+    assert abs(at["far"] - meta["dev"]["dev_false_alarm_rate"]) < 0.02
+    assert abs(at["miss"] - meta["dev"]["dev_miss_rate"]) < 0.05
+    points = [api.detection_operating_point(t / 20) for t in range(21)]
+    fars, misses = [p["far"] for p in points], [p["miss"] for p in points]
+    assert fars[0] == 1.0 and misses[0] == 0.0
+    assert fars == sorted(fars, reverse=True) and misses == sorted(misses)
+    with pytest.raises(ValueError, match="threshold"):
+        api.detection_operating_point(1.5)
