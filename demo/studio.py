@@ -37,7 +37,7 @@ def _profile(paths: list[str], load: Any) -> Any:
 
 
 def clone_voice(references: list[Any] | None, microphone: str | None, saved: str | None, mode: str, text: str,
-                source: Any, consent: bool, blend: float, save_as: str, load: Any) -> tuple:
+                source: Any, consent: bool, blend: float, save_as: str, load: Any, progress: Any = None) -> tuple:
     """Clone tab: returns ((rate, wav), info markdown, saved-voices dropdown update)."""
     if not consent:
         raise gr.Error("Cloning a voice needs its owner's consent: tick the box to confirm you have it.")
@@ -49,7 +49,7 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
         if mode == MODES[0]:
             if not (text or "").strip():
                 raise gr.Error("Type the text the cloned voice should say.")
-            wav, rate = api.clone(text, profile, blend=blend)
+            wav, rate = api.clone(text, profile, blend=blend, progress=progress)
         else:
             if source is None:
                 raise gr.Error("Upload the recording to convert into the target voice.")

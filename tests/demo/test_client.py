@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from tests.demo.server import running_demo
+from voicefake.audio.io import load_audio
 
 pytestmark = pytest.mark.data
 REAL = "librispeech_resemblyzer/test-other/1688/1688-142285-0003.flac"
@@ -94,3 +95,20 @@ turns:
         assert "recall" in md and 0.0 <= score["fake_recall"] <= 1.0
         with pytest.raises(Exception, match="missing|not found|does not exist|No such"):
             client.predict(script.replace("hello.flac", "gone.flac"), assets, api_name="/render_call")
+
+
+def test_lipsync_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> None:
+    client_module = pytest.importorskip("gradio_client")
+    video = data_root / "grid_lipnet" / "bbaf2n.mpg"
+    if not video.exists():
+        pytest.skip(f"{video} is not in the shared data")
+    speech = tmp_path / "speech.wav"
+    wav = load_audio(video, 16000)
+    sf.write(speech, np.concatenate([np.zeros(3200, np.float32), wav])[: len(wav)], 16000)  # 0.2 s late
+    with running_demo(tmp_path) as url:
+        client = client_module.Client(url, verbose=False)
+        handle = client_module.handle_file
+        out, text = client.predict(handle(str(video)), handle(str(speech)), api_name="/lipsync")
+        path = out["video"] if isinstance(out, dict) else out
+        assert Path(path).exists() and Path(path).stat().st_size > 10_000
+        assert "Offset before" in text and "after" in text and "SYNTHETIC" in text
