@@ -13,7 +13,9 @@ family used for leave-one-generator-out folds), ``notes`` = ``split=train|dev;ch
 Real speech: every human recording in the shared data. Dev speakers (never trained on):
 LibriSpeech test-other, VCTK p228, FSDD theo/yweweler, Asterisk it/ru voices.
 Fakes: the shared fakes, plus copy-synthesis through voicefake's bundled vocoder,
-Griffin-Lim, WORLD (pyworld), espeak-ng voices, flite and festival voices; also spliced calls
+Griffin-Lim, WORLD (pyworld), espeak-ng voices, flite and festival voices, and (stage
+``clones``, family ``voicefake-clone``) voicefake's own conversion and text-to-speech output;
+also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
 Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
 """
@@ -172,6 +174,34 @@ def pick_sources(reals: list, per_split: dict[str, int], seed: int, max_s: float
     return chosen
 
 
+def add_clones(writer: Writer, reals: list, counts: dict[str, int], seed: int = 0) -> None:
+    """voicefake's own cloning output: conversion (random blend) and text to speech, each source
+    spoken in another speaker of the same split (30 s of that speaker as the reference)."""
+    from voicefake import api
+
+    rng = np.random.default_rng(seed)
+    by_speaker: dict[tuple[str, str], list[np.ndarray]] = {}
+    for wav, row, split in reals:
+        by_speaker.setdefault((split, row.speaker), []).append(wav)
+    for index, (wav, row, split) in enumerate(pick_sources(reals, counts, seed + 7)):
+        others = sorted(k for k, v in by_speaker.items() if k[0] == split and k[1] != row.speaker
+                        and sum(w.size for w in v) >= 5 * SAMPLE_RATE)
+        target = others[int(rng.integers(len(others)))]
+        reference = np.concatenate(by_speaker[target])[: 30 * SAMPLE_RATE]
+        blend = float(rng.choice([0.0, 0.25, 0.5, 1.0]))
+        if index % 4 == 3:
+            text = PHONE_LINES[int(rng.integers(len(PHONE_LINES)))]
+            fake, _ = api.clone(text, reference, blend=blend)
+            system = "voicefake-tts"
+        else:
+            text = row.transcript
+            fake, _ = api.convert(wav, reference, blend=blend)
+            system = "voicefake-convert"
+        stem = f"gen/{system}/{split}-{index:04d}"
+        writer.add(fake, replace(row, path=stem, label="fake", system=f"{system}-blend{blend}", speaker=target[1],
+                                 folder="voicefake-clone", transcript=text), split)
+
+
 def griffin_lim(wav: np.ndarray, seed: int) -> np.ndarray:
     import librosa
 
@@ -311,11 +341,13 @@ def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
-    parser.add_argument("--stage", choices=["shared", "tts", "copy", "spliced", "all"], default="all",
+    parser.add_argument("--stage", choices=["shared", "tts", "copy", "spliced", "clones", "all"], default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
     parser.add_argument("--copy-dev", type=int, default=25, help="copy-synthesis sources per family (dev)")
     parser.add_argument("--spliced", type=int, default=20, help="spliced dev calls")
+    parser.add_argument("--clones-train", type=int, default=150, help="voicefake clones (train)")
+    parser.add_argument("--clones-dev", type=int, default=40, help="voicefake clones (dev)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     root = data_root()
@@ -324,10 +356,12 @@ def main() -> None:
         writer = Writer(args.out)
         if stage == "tts":
             add_tts(writer, tts_texts(root))
-        elif stage in ("copy", "spliced"):
+        elif stage in ("copy", "spliced", "clones"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":
                 add_copy_synthesis(writer, reals, {"train": args.copy_train, "dev": args.copy_dev})
+            elif stage == "clones":
+                add_clones(writer, reals, {"train": args.clones_train, "dev": args.clones_dev})
             else:
                 make_spliced(args.out, reals, args.spliced)
         else:
@@ -337,6 +371,7 @@ def main() -> None:
             log.info("stage %s: %d rows", stage, len(writer.rows))
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
     if all(p.exists() for p in parts):
+        parts += [p for p in [args.out / "manifest_clones.csv"] if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")
         log.info("wrote %d rows to %s", len(rows), args.out / "manifest.csv")
