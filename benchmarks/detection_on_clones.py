@@ -5,7 +5,7 @@ references, default blend) and speaks one text-to-speech line per target (45 clo
 ``api.detect`` on them and on the 8 real sources; prints mean p_fake and how many are flagged
 at the detector's calibrated threshold.
 
-    VOICEFAKE_DATA=../shared/data python benchmarks/detection_on_clones.py
+    VOICEFAKE_DATA=../shared/data python benchmarks/detection_on_clones.py [--checkpoint DIR]
 """
 
 from __future__ import annotations
@@ -19,16 +19,21 @@ from voicefake.data.manifests import data_root
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="detection", help="detector (default: the bundled one)")
+    args = parser.parse_args()
     torch.set_num_threads(2)
     root = data_root()
     assert root is not None
     srcs = sources(root)
-    real = [api.detect(s["wav"]) for s in srcs]
+    real = [api.detect(s["wav"], args.checkpoint) for s in srcs]
     fake = []
     for target in targets(root, 30)[:5]:
         profile = api.voice_profile(target["reference"])
-        fake += [api.detect(api.convert(s["wav"], profile)[0]) for s in srcs]
-        fake.append(api.detect(api.clone(TEXTS[0], profile)[0]))
+        fake += [api.detect(api.convert(s["wav"], profile)[0], args.checkpoint) for s in srcs]
+        fake.append(api.detect(api.clone(TEXTS[0], profile)[0], args.checkpoint))
     print(f"threshold {real[0].threshold}")
     for name, reports in (("real sources", real), ("voicefake clones", fake)):
         flagged = sum(r.label == "fake" for r in reports)

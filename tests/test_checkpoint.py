@@ -338,3 +338,21 @@ def test_resolve_prefers_existing_path(tmp_path: Path, monkeypatch: pytest.Monke
     (tmp_path / "vocoder").mkdir()
     assert resolve("vocoder") == Path("vocoder")
     assert resolve(tmp_path / "x") == tmp_path / "x"
+
+
+def test_resaving_keeps_the_model_card(tmp_path) -> None:
+    import torch
+
+    from voicefake.audio.features import MEL_16K_80
+    from voicefake.checkpoint import Checkpoint
+    from voicefake.conversion.model import ContentEncoder, ContentEncoderConfig
+
+    model = ContentEncoder(ContentEncoderConfig(channels=8, dilations=(1,), content_dim=4, teacher_dim=6), MEL_16K_80)
+    ckpt = Checkpoint.from_module(model, "content", MEL_16K_80, {"name": "c"})
+    path = ckpt.save(tmp_path / "c")
+    (path / "MODEL_CARD.md").write_text("# card\n")
+    ckpt.metadata["note"] = "re-calibrated"
+    ckpt.save(path, half=True)
+    assert (path / "MODEL_CARD.md").read_text() == "# card\n"
+    assert Checkpoint.load(path).metadata["note"] == "re-calibrated"
+    assert torch.allclose(Checkpoint.load(path).build().stem.weight, model.stem.weight, atol=1e-2)

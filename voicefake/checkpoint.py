@@ -177,7 +177,8 @@ class Checkpoint:
         """Writes the directory atomically (a temporary sibling, then a rename).
 
         Args:
-            path: target directory; replaced if it exists.
+            path: target directory; replaced if it exists (other files in it, such as a
+                MODEL_CARD.md, are kept).
             half: store floating weights as float16 (release checkpoints; loads as float32).
         """
         path = Path(path)
@@ -195,6 +196,10 @@ class Checkpoint:
             for child in tmp.iterdir():
                 os.chmod(child, 0o644)
             if path.exists():
+                for extra in path.iterdir():  # keep what lives beside the weights (MODEL_CARD.md)
+                    if extra.is_file() and extra.name not in ("config.json", "model.safetensors"):
+                        shutil.copy2(extra, tmp / extra.name)
+                        os.chmod(tmp / extra.name, 0o644)
                 old = path.with_name(path.name + ".old")
                 shutil.rmtree(old, ignore_errors=True)
                 os.replace(path, old)

@@ -100,7 +100,9 @@ def main() -> None:
                "dev_ece": round(expected_calibration_error(probs, labels), 4),
                "dev_false_alarm_rate": round(float(np.mean(probs[labels == 0] >= calibration.threshold)), 4),
                "dev_miss_rate": round(float(np.mean(probs[labels == 1] < calibration.threshold)), 4),
-               "roc": roc_table(probs, labels)}
+               "roc": roc_table(probs, labels),
+               "roc_description": f"{len(rows)} dev recordings ({int((labels == 0).sum())} real, "
+                                  f"{int(labels.sum())} synthetic; clean, wideband-codec and phone-line versions)"}
     log.info("dev figures: %s", figures)
     meta = {**ckpt.metadata, "name": "detector-16k", "version": args.version,
             "calibration": calibration.to_dict(), "dev": figures}
