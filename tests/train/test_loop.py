@@ -367,3 +367,13 @@ def test_cli_export(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert "already exists" in captured.err and "--force" in captured.err
     assert main(["export", str(trained_run), str(out), "--force", "--json"]) == 0
     assert "best" in Checkpoint.load(out).metadata
+
+
+def test_warmup_cosine_schedule() -> None:
+    from voicefake.train.loop import warmup_cosine
+
+    assert warmup_cosine(0, 10, 110) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 110) == pytest.approx(1.0)
+    assert warmup_cosine(60, 10, 110, 0.2) == pytest.approx(0.6)  # half way down the cosine
+    assert warmup_cosine(110, 10, 110, 0.2) == pytest.approx(0.2)
+    assert warmup_cosine(10_000, 10, 110, 0.2) == pytest.approx(0.2)

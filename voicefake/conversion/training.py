@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from voicefake.audio.features import MelConfig
 from voicefake.conversion.model import ContentEncoder, ContentEncoderConfig
-from voicefake.train.loop import TrainTask
+from voicefake.train.loop import TrainTask, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,7 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 
 def lr_lambda(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``total_steps``."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio)
 
 
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],

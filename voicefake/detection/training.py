@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from voicefake.detection.losses import detection_loss
 from voicefake.detection.model import Detector, DetectorConfig
-from voicefake.train.loop import TrainTask
+from voicefake.train.loop import TrainTask, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,7 @@ def build_optimizers(modules: dict[str, nn.Module], cfg: TrainConfig) -> dict[st
 
 def lr_lambda(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to 5 %."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step, cfg.warmup_steps, cfg.total_steps, 0.05)
 
 
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],

@@ -13,7 +13,6 @@ our own training speakers apart.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -26,7 +25,7 @@ from voicefake.audio.features import MelConfig
 from voicefake.metrics import compute_eer, pairwise_trials
 from voicefake.speaker.losses import AAMSoftmax, distill_loss
 from voicefake.speaker.model import SpeakerEncoder, SpeakerEncoderConfig
-from voicefake.train.loop import TrainTask
+from voicefake.train.loop import TrainTask, warmup_cosine
 
 LOSSES = ("distill", "aam")
 
@@ -107,10 +106,7 @@ def build_optimizers(modules: dict[str, nn.Module], cfg: TrainConfig) -> dict[st
 
 def lr_lambda(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``total_steps``."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio)
 
 
 def random_length_crop(mel: torch.Tensor, min_frames: int) -> torch.Tensor:

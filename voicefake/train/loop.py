@@ -92,6 +92,17 @@ class TrainTask:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
+    """Learning-rate factor: linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total_steps``.
+
+    The one schedule every capability uses (``LambdaLR(optimizer, partial(warmup_cosine, ...))``).
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def fit(
     task: TrainTask,
     loop: LoopConfig,

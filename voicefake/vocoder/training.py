@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -10,7 +9,7 @@ import torch
 from torch import nn
 
 from voicefake.audio.features import MelConfig, MelSpectrogram
-from voicefake.train.loop import TrainTask
+from voicefake.train.loop import TrainTask, warmup_cosine
 from voicefake.vocoder.discriminators import DiscriminatorConfig, MultiDiscriminator
 from voicefake.vocoder.losses import (
     MultiResolutionMelLoss,
@@ -82,10 +81,7 @@ def build_optimizers(modules: dict[str, nn.Module], cfg: TrainConfig) -> dict[st
 
 def lr_lambda(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``total_steps``."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio)
 
 
 def build_schedulers(optimizers: dict[str, torch.optim.Optimizer], cfg: TrainConfig) -> dict[str, object]:
