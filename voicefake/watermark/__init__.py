@@ -26,7 +26,7 @@ from voicefake.watermark.core import (
     WatermarkConfig,
     embed_16k,
 )
-from voicefake.watermark.detector import align, decode_bits, payload_scores
+from voicefake.watermark.detector import align, decode_payload, payload_z
 from voicefake.watermark.payload import MODEL_IDS, Payload
 
 __all__ = ["DEFAULT_KEY", "MODEL_IDS", "Payload", "WatermarkConfig", "WatermarkReport", "detect",
@@ -119,8 +119,7 @@ def detect(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, key: str = DEFAULT_K
         raise ValueError(f"detect: expected a non-empty finite 1-D waveform, got shape {wav.shape}")
     at_16k = wav if sample_rate == SAMPLE_RATE else resample(wav, sample_rate, SAMPLE_RATE)
     found = align(at_16k, key, config)
-    scores, _, _ = payload_scores(found, key, config)
-    coded, confidence = decode_bits(scores)
+    coded, confidence = decode_payload(payload_z(found, key, config)[0])
     watermarked = found.statistic >= config.threshold
     # logistic in the statistic: 0.5 at the threshold, ~0.999 two units above it
     p = 1.0 / (1.0 + math.exp(-3.5 * (found.statistic - config.threshold)))

@@ -2,24 +2,30 @@
 
 The mark is a tiny keyed +-gain on a grid of time-frequency *cells*: ``n_bands`` mel-spaced
 bands between 300 and 3400 Hz (the telephone band) times *chips* of ``chip_frames`` STFT
-hops (32 ms). A *block* of ``block_chips`` chips (0.512 s) holds two interleaved patterns:
+hops (64 ms). A *block* of ``block_chips`` chips (0.512 s) holds two interleaved patterns:
 
 * **sync** cells: a fixed keyed +-1 pattern, the same in every block. Presence is a
-  normalised correlation of the received, whitened log band energies with it.
-* **payload** cells: one byte per block as a biorthogonal Walsh-Hadamard code word
-  (128 rows x sign = 8 bits), scrambled by a keyed sign sequence per byte position.
-  Four blocks carry the four payload bytes (24 data bits + CRC-8), cyclically.
+  weighted, normalised correlation of the received, whitened log band energies with it.
+* **payload** cells: all 32 coded bits (24 data bits + CRC-8) in every block, each bit on
+  ``n_payload_cells / 32`` cells with a keyed scrambling sign. The detector adds the soft
+  evidence of every block of the clip (repetition code, soft combining), so a 3 s crop
+  still carries six copies.
 
 Why it survives a phone call: everything lives in coarse band energies inside 300-3400 Hz,
 which every telephone codec keeps (they code the spectral envelope); log energies make it
 gain-invariant, and the detector whitens away the speech envelope (local mean removal).
-Cropping, splicing and concatenation: the pattern repeats every block and the detector
-searches all circular offsets per 0.5 s window. Speed +-5 % and pitch shifts: the detector
+The 64 ms chips outlast the 128 ms frames of a phase-vocoder pitch shift and the 20 ms
+frames of CELP codecs. Cropping, splicing and concatenation: the pattern repeats every
+block and the detector searches all offsets. Speed +-5 % and pitch shifts: the detector
 searches a small grid of time and frequency scale factors.
 
-Imperceptibility: the gain of each cell is set so that every marked cell adds the same mark
-energy (quiet cells get larger dB changes, loud cells smaller ones, capped), with the total
-chosen for a target SNR (``snr_db``) between the marked and the original signal.
+Imperceptibility: a cell's gain falls with its energy (equal mark energy per cell, capped
+at ``max_db`` on quiet cells); the common level is solved so that the mark has exactly
+``snr_db`` against the original.
+
+Informed embedding: the embedder runs the detector's own feature on the host and, in every
+block, boosts the sync cells (and each bit's payload cells) whose host projection works
+against the pattern, so weak blocks stop failing; the SNR budget is then re-solved.
 
 Shapes: ``T`` samples, ``F`` STFT frames, ``B`` bands (``n_bands``), ``C`` chips.
 """
@@ -32,14 +38,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.ndimage import uniform_filter, uniform_filter1d
 
 from voicefake.audio.features import istft, stft
 
 SAMPLE_RATE = 16000
 N_FFT = 512
 HOP_LENGTH = 128
-DEFAULT_KEY = "voicefake-public-watermark-v1"
-N_POSITIONS = 4  # payload bytes, one per block, cyclic
+DEFAULT_KEY = "voicefake-public-watermark-v2"
+N_BITS = 32  # coded payload bits: 24 data + CRC-8
 _FLOOR = 1e-10  # power floor: keeps logs finite on digital silence
 
 
@@ -53,10 +60,15 @@ class WatermarkConfig:
         n_bands: mel-spaced bands ``B`` between the edges.
         chip_frames: STFT hops (8 ms) per chip.
         block_chips: chips per block; a block is ``block_chips * chip_frames`` hops.
-        n_payload_cells: cells per block carrying the payload byte (a power of two).
-        snr_db: target SNR of the marked signal against the original, dB.
+        n_payload_cells: cells per block carrying the payload (a multiple of 32).
+        snr_db: SNR of the marked signal against the original, dB (solved exactly).
         max_db: cap of the per-cell gain, dB.
         floor_db: cells this far below the loudest cell stay unmarked, dB.
+        boost_max: largest informed-embedding boost of a block's (or bit's) cells.
+        weight_range_db: the detector weights cells by 1/amplitude over this range below
+            the loud cells (a matched filter for the embedder's gain rule), dB.
+        min_segment_windows: shortest run of windows the clip statistic is taken over
+            (dyadic segments of 6, 12, 24... windows at half-length steps, and the whole clip).
         time_scales: time scale factors searched by the detector (speed changes).
         freq_scales: frequency scale factors searched by the detector (pitch shifts).
         clip_db: whitened features are clipped to +-clip_db (tames onsets' heavy tails).
@@ -67,17 +79,25 @@ class WatermarkConfig:
     low_hz: float = 300.0
     high_hz: float = 3400.0
     n_bands: int = 32
-    chip_frames: int = 4
-    block_chips: int = 16
-    n_payload_cells: int = 128
-    snr_db: float = 30.5
-    max_db: float = 5.0
+    chip_frames: int = 8
+    block_chips: int = 8
+    n_payload_cells: int = 64
+    snr_db: float = 30.05
+    max_db: float = 8.0
     floor_db: float = 50.0
+    boost_max: float = 1.0
+    weight_range_db: float = 20.0
+    min_segment_windows: int = 6
     time_scales: tuple[float, ...] = (1 / 1.05, 1.0, 1 / 0.95)
     freq_scales: tuple[float, ...] = (0.944, 0.97, 1.0, 1.03, 1.06)
     clip_db: float = 6.0
     threshold: float = 5.5
     window_threshold: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.n_payload_cells % N_BITS or self.n_payload_cells >= self.block_chips * self.n_bands:
+            raise ValueError(f"n_payload_cells must be a multiple of {N_BITS} below the block's "
+                             f"{self.block_chips * self.n_bands} cells, got {self.n_payload_cells}")
 
     @property
     def block_frames(self) -> int:
@@ -98,13 +118,15 @@ class Pattern:
     """The keyed patterns of one key and config.
 
     Attributes:
-        sync: (C_block, B) +-1 sync signs, 0 on payload cells.
+        sync: (block_chips, B) +-1 sync signs, 0 on payload cells.
         payload_index: (n_payload_cells, 2) (chip, band) of each payload cell.
-        scramble: (N_POSITIONS, n_payload_cells) +-1 keyed sign per byte position.
+        payload_bit: (n_payload_cells,) which of the 32 coded bits each payload cell carries.
+        scramble: (n_payload_cells,) +-1 keyed sign of each payload cell.
     """
 
     sync: np.ndarray
     payload_index: np.ndarray
+    payload_bit: np.ndarray
     scramble: np.ndarray
 
 
@@ -114,8 +136,7 @@ def make_pattern(key: str, config: WatermarkConfig = DEFAULT_CONFIG) -> Pattern:
     seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
     rng = np.random.default_rng(seed)
     n_cells = config.block_chips * config.n_bands
-    order = rng.permutation(n_cells)
-    payload_flat = np.sort(order[: config.n_payload_cells])
+    payload_flat = np.sort(rng.permutation(n_cells)[: config.n_payload_cells])
     sync = np.zeros(n_cells)
     is_sync = np.ones(n_cells, dtype=bool)
     is_sync[payload_flat] = False
@@ -128,25 +149,18 @@ def make_pattern(key: str, config: WatermarkConfig = DEFAULT_CONFIG) -> Pattern:
             signs[-1] = 0.0
         sync[cells] = rng.permutation(signs)
     chips, bands = np.divmod(payload_flat, config.n_bands)
-    scramble = rng.choice([-1.0, 1.0], size=(N_POSITIONS, config.n_payload_cells))
+    payload_bit = rng.permutation(np.arange(config.n_payload_cells) % N_BITS)
+    scramble = rng.choice([-1.0, 1.0], size=config.n_payload_cells)
     return Pattern(sync.reshape(config.block_chips, config.n_bands),
-                   np.stack([chips, bands], axis=1), scramble)
+                   np.stack([chips, bands], axis=1), payload_bit, scramble)
 
 
-@functools.lru_cache(maxsize=4)
-def hadamard(size: int) -> np.ndarray:
-    """(size, size) Sylvester Hadamard matrix of +-1 (``size`` a power of two)."""
-    matrix = np.ones((1, 1))
-    while len(matrix) < size:
-        matrix = np.block([[matrix, matrix], [matrix, -matrix]])
-    return matrix
-
-
-def payload_signs(byte: int, position: int, pattern: Pattern) -> np.ndarray:
-    """(n_payload_cells,) +-1 code word of one payload byte at one byte position."""
-    size = pattern.scramble.shape[1]
-    word = hadamard(size)[byte % size] * (1.0 if byte < size else -1.0)
-    return word * pattern.scramble[position]
+def payload_bits(payload: bytes) -> np.ndarray:
+    """(32,) +-1 of the coded payload bits, most significant bit of byte 0 first."""
+    if len(payload) != N_BITS // 8:
+        raise ValueError(f"payload must be {N_BITS // 8} bytes, got {len(payload)}")
+    bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))
+    return np.where(bits == 1, 1.0, -1.0)
 
 
 @functools.lru_cache(maxsize=32)
@@ -174,48 +188,99 @@ def spectrum(wav: np.ndarray) -> torch.Tensor:
     return stft(tensor, N_FFT, HOP_LENGTH, N_FFT)[:, : 1 + len(wav) // HOP_LENGTH]
 
 
+# ------------------------------------------------------------------ the detector's feature
+
+
+def log_band_features(band_power: np.ndarray, config: WatermarkConfig) -> np.ndarray:
+    """(F, B) band power -> (F, B) log band energy (dB) summed over one chip ahead."""
+    # uniform_filter1d with origin shifts the window to [t, t + chip_frames)
+    summed = uniform_filter1d(band_power, config.chip_frames, axis=0, mode="constant",
+                              origin=-(config.chip_frames // 2))
+    # relative floor: digital silence and dither become a constant, not random dB values
+    floor = max(float(summed.max(initial=0.0)) * 1e-9, 1e-12)
+    return 10.0 * np.log10(summed + floor)
+
+
+def whiten(features: np.ndarray, config: WatermarkConfig) -> np.ndarray:
+    """Subtracts the local mean over 3 chips x 3 bands (the speech envelope), then clips."""
+    # the loudness envelope (syllables, onsets) is common to all bands: remove it first
+    features = features - features.mean(axis=1, keepdims=True)
+    local = uniform_filter(features, (3 * config.chip_frames, 3), mode="nearest")
+    return np.clip(features - local, -config.clip_db, config.clip_db)
+
+
+def cell_weights(features: np.ndarray, config: WatermarkConfig) -> np.ndarray:
+    """(F, B) log band energies (dB) -> (F, B) matched-filter weights in (0, 1].
+
+    The embedder gives quiet cells larger dB gains (~1/amplitude), so the detector trusts
+    them more, down to ``weight_range_db`` below the loud cells (95th percentile).
+    """
+    ref = float(np.percentile(features, 95)) if features.size else 0.0
+    level = np.clip(features - ref, -config.weight_range_db, 0.0)
+    return 10.0 ** (-(level + config.weight_range_db) / 20.0)
+
+
+def detector_features(features: np.ndarray, config: WatermarkConfig) -> np.ndarray:
+    """(F, B) log band energies (dB) -> (F, B) weighted whitened features (the sync's input)."""
+    return whiten(features, config) * cell_weights(features, config)
+
+
 # ---------------------------------------------------------------------------------- embed
 
 
-def cell_gains_db(power: np.ndarray, signs: np.ndarray, total: float,
-                  config: WatermarkConfig) -> np.ndarray:
-    """Per-cell gains in dB: equal mark energy per marked cell, total at ``config.snr_db``.
-
-    Args:
-        power: (F, B) band power per frame.
-        signs: (C, B) +-1 pattern per chip (C = ceil(F / chip_frames)).
-        total: energy of the whole signal, in the same (STFT power) units.
-
-    Returns:
-        (C, B) signed gain in dB.
-    """
-    chips = signs.shape[0]
-    padded = np.zeros((chips * config.chip_frames, power.shape[1]))
-    padded[: len(power)] = power
-    energy = padded.reshape(chips, config.chip_frames, -1).sum(1)
-    top = float(energy.max(initial=0.0))
-    active = energy > max(top * 10.0 ** (-config.floor_db / 10.0), _FLOOR * config.chip_frames)
-    if not active.any():
-        return np.zeros_like(signs)
-    # A gain of g dB changes a cell's amplitude by (10^(g/20) - 1) ~ 0.115 g: mark energy
-    # per cell (0.115 g)^2 E. Equal mark energy c^2 per active cell, summed, meets snr_db
-    # against the total (all-band) signal energy.
-    per_cell = np.sqrt(total * 10.0 ** (-config.snr_db / 10.0) / active.sum())
-    gains = np.where(active, per_cell / (0.115 * np.sqrt(np.maximum(energy, _FLOOR))), 0.0)
-    return np.minimum(gains, config.max_db) * signs
-
-
 def chip_signs(num_chips: int, payload: bytes, pattern: Pattern, config: WatermarkConfig
-               ) -> np.ndarray:
-    """(C, B) +-1 signs of every chip: sync cells plus the payload byte of each block."""
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(C, B) +-1 signs of every chip (sync cells plus the payload bits, the same in every
+    block) and the (C, B) role of each cell: -1 sync, 0..31 the payload bit it carries."""
     blocks = -(-num_chips // config.block_chips)
-    signs = np.tile(pattern.sync, (blocks, 1))
     chips, bands = pattern.payload_index[:, 0], pattern.payload_index[:, 1]
-    for block in range(blocks):
-        position = block % N_POSITIONS
-        word = payload_signs(payload[position], position, pattern)
-        signs[block * config.block_chips + chips, bands] = word
-    return signs[:num_chips]
+    block = pattern.sync.copy()
+    block[chips, bands] = payload_bits(payload)[pattern.payload_bit] * pattern.scramble
+    role = np.full(block.shape, -1)
+    role[chips, bands] = pattern.payload_bit
+    return np.tile(block, (blocks, 1))[:num_chips], np.tile(role, (blocks, 1))[:num_chips]
+
+
+def informed_boost(host: np.ndarray, weights: np.ndarray, signs: np.ndarray, role: np.ndarray,
+                   gains: np.ndarray, config: WatermarkConfig) -> np.ndarray:
+    """(C, B) gain multipliers that cancel the host where it works against the pattern.
+
+    In every block, the host's projection on the sync pattern (and on each payload bit)
+    is ``q = sum(sign * weight * host)``; the mark adds ``m = sum(weight * gain)``. Where
+    ``q < 0`` the group's gains are raised by ``(m - q) / m`` (at most ``boost_max``), so
+    the detector sees at least the nominal mark.
+    """
+    block_index = np.arange(len(role))[:, None] // config.block_chips
+    flat = (role + 1 + (N_BITS + 1) * block_index).ravel()  # group: (block, sync or bit)
+    n_groups = int(flat.max(initial=0)) + 1
+    projection = np.bincount(flat, (signs * weights * host).ravel(), n_groups)
+    mark = np.bincount(flat, (weights * np.abs(gains)).ravel(), n_groups)
+    boost = np.where((projection < 0) & (mark > 0) & (np.arange(n_groups) % (N_BITS + 1) > 0),
+                     (mark - projection) / np.maximum(mark, 1e-9), 1.0)
+    return np.minimum(boost, config.boost_max)[flat].reshape(signs.shape)
+
+
+def solve_gains(energy: np.ndarray, signs: np.ndarray, boost: np.ndarray, budget: float,
+                config: WatermarkConfig) -> np.ndarray:
+    """(C, B) signed gains in dB, ``min(max_db, boost * level / amplitude)``, whose mark
+    energy ``sum((10^(g/20) - 1)^2 * energy)`` equals ``budget`` (bisection on ``level``)."""
+    top = float(energy.max(initial=0.0))
+    active = (energy > max(top * 10.0 ** (-config.floor_db / 10.0), _FLOOR)) & (signs != 0)
+    if not active.any() or budget <= 0:
+        return np.zeros_like(signs)
+    inverse = np.where(active, boost / np.sqrt(np.maximum(energy, _FLOOR)), 0.0)
+
+    def mark_energy(level: float) -> tuple[float, np.ndarray]:
+        gains = np.minimum(level * inverse, config.max_db)
+        return float(((10.0 ** (gains / 20.0) - 1.0) ** 2 * energy).sum()), gains
+
+    low, high = 0.0, 1.0
+    while mark_energy(high)[0] < budget and high < 1e12:
+        high *= 4.0
+    for _ in range(40):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if mark_energy(middle)[0] < budget else (low, middle)
+    return mark_energy(low)[1] * signs
 
 
 def embed_16k(wav: np.ndarray, payload: bytes, key: str = DEFAULT_KEY,
@@ -224,22 +289,38 @@ def embed_16k(wav: np.ndarray, payload: bytes, key: str = DEFAULT_KEY,
 
     Args:
         wav: (T,) float waveform at 16 kHz.
-        payload: N_POSITIONS bytes (data + CRC, see :mod:`voicefake.watermark.payload`).
+        payload: 4 bytes (data + CRC, see :mod:`voicefake.watermark.payload`).
 
     Returns:
-        (T,) float32 mark: ``wav + mark`` is the marked signal.
+        (T,) float32 mark: ``wav + mark`` is the marked signal, at ``config.snr_db``.
     """
-    if len(payload) != N_POSITIONS:
-        raise ValueError(f"payload must be {N_POSITIONS} bytes, got {len(payload)}")
     spec = spectrum(wav)
-    power = (spec.real**2 + spec.imag**2).numpy().T  # (F, K)
+    power = (spec.real**2 + spec.imag**2).numpy().T.astype(np.float64)  # (F, K)
     bands = band_matrix(1.0, config)
     band_power = power @ bands.T  # (F, B)
     num_chips = -(-len(band_power) // config.chip_frames)
-    signs = chip_signs(num_chips, payload, make_pattern(key, config), config)
-    gains = cell_gains_db(band_power, signs, float(power.sum()), config)
+    signs, role = chip_signs(num_chips, payload, make_pattern(key, config), config)
+    padded = np.zeros((num_chips * config.chip_frames, config.n_bands))
+    padded[: len(band_power)] = band_power
+    energy = padded.reshape(num_chips, config.chip_frames, -1).sum(1)  # (C, B)
+    features = log_band_features(band_power, config)
+    host = np.zeros_like(energy)
+    host_weights = np.zeros_like(energy)
+    starts = np.arange(0, len(features), config.chip_frames)
+    host[: len(starts)] = whiten(features, config)[starts]
+    host_weights[: len(starts)] = cell_weights(features, config)[starts]
+    total = float(power.sum())
+    budget = total * 10.0 ** (-config.snr_db / 10.0)
+    gains = solve_gains(energy, signs, np.ones_like(energy), budget, config)
+    boost = informed_boost(host, host_weights, signs, role, gains, config)
+    gains = solve_gains(energy, signs, boost, budget, config)
     frame_gains = np.repeat(gains, config.chip_frames, axis=0)[: len(band_power)]  # (F, B)
     bin_gain = 10.0 ** (frame_gains @ bands / 20.0) - 1.0  # (F, K); 0 outside the bands
     delta = spec * torch.from_numpy(bin_gain.T.astype(np.float32))
-    mark = istft(delta, N_FFT, HOP_LENGTH, N_FFT, length=len(wav))
-    return mark.numpy().astype(np.float32)
+    mark = istft(delta, N_FFT, HOP_LENGTH, N_FFT, length=len(wav)).numpy().astype(np.float64)
+    # the STFT round trip moves the mark energy a little: land exactly on snr_db
+    mark_energy = float(np.sum(mark**2))
+    signal_energy = float(np.sum(np.asarray(wav, dtype=np.float64) ** 2))
+    if mark_energy > 0:
+        mark *= np.sqrt(signal_energy * 10.0 ** (-config.snr_db / 10.0) / mark_energy)
+    return mark.astype(np.float32)

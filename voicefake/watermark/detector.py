@@ -5,15 +5,16 @@ Pipeline for a 16 kHz waveform (shapes: ``F`` frames, ``B`` bands, ``W`` windows
 1. Power STFT once; for each frequency scale, band powers (F, B); a moving sum over one
    chip; log (dB). For each time scale, resample that along time.
 2. Whitening: subtract the local mean over 3 chips x 3 bands, so the speech envelope
-   (the host signal) mostly drops out and the +-gain pattern stays.
+   (the host signal) mostly drops out and the +-gain pattern stays; then weight each cell
+   by the gain the embedder gave it (larger on quiet cells): a matched filter.
 3. Per window of one block, the circular correlation with the sync pattern at every
    offset, divided by its exact null standard deviation: ``z`` ~ N(0, 1) on unmarked audio.
 4. Clip statistic: ``sum_w z_w / sqrt(W)`` at the best (time scale, frequency scale,
    offset). Windows of that alignment with ``z_w`` over ``window_threshold`` are the
    marked segments.
-5. Payload: at the best alignment, per block and byte position, a fast Walsh-Hadamard
-   transform of the descrambled payload cells; scores summed over repeats; the cyclic
-   position assignment with the largest total wins.
+5. Payload: at the best alignment, every block carries all 32 coded bits; each bit's
+   descrambled cells are summed over every block whose sync z exceeds 1 (soft
+   combining), giving a z-score per bit and its posterior.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import uniform_filter, uniform_filter1d
 
 from voicefake.watermark.core import (
     DEFAULT_CONFIG,
     DEFAULT_KEY,
-    N_POSITIONS,
+    N_BITS,
     Pattern,
     WatermarkConfig,
     band_matrix,
+    detector_features,
+    log_band_features,
     make_pattern,
     spectrum,
 )
@@ -47,17 +49,6 @@ class Alignment:
     window_z: np.ndarray  # (W,) z of each window at this offset
 
 
-def log_band_features(power: np.ndarray, scale: float, config: WatermarkConfig) -> np.ndarray:
-    """(F, K) power spectrum -> (F, B) log band energy (dB) summed over one chip ahead."""
-    band = power @ band_matrix(scale, config).T
-    # uniform_filter1d with origin shifts the window to [t, t + chip_frames)
-    summed = uniform_filter1d(band, config.chip_frames, axis=0, mode="constant",
-                              origin=-(config.chip_frames // 2))
-    # relative floor: digital silence and dither become a constant, not random dB values
-    floor = max(float(summed.max(initial=0.0)) * 1e-9, 1e-12)
-    return 10.0 * np.log10(summed + floor)
-
-
 def time_scaled(features: np.ndarray, time_scale: float) -> np.ndarray:
     """Linear interpolation along time: row u of the result is row ``u * time_scale``."""
     if time_scale == 1.0:
@@ -67,14 +58,6 @@ def time_scaled(features: np.ndarray, time_scale: float) -> np.ndarray:
     frac = (positions - low)[:, None]
     high = np.minimum(low + 1, len(features) - 1)
     return features[low] * (1.0 - frac) + features[high] * frac
-
-
-def whiten(features: np.ndarray, config: WatermarkConfig) -> np.ndarray:
-    """Subtracts the local mean over 3 chips x 3 bands (the speech envelope), then clips."""
-    # the loudness envelope (syllables, onsets) is common to all bands: remove it first
-    features = features - features.mean(axis=1, keepdims=True)
-    local = uniform_filter(features, (3 * config.chip_frames, 3), mode="nearest")
-    return np.clip(features - local, -config.clip_db, config.clip_db)
 
 
 def _sparse_sync(pattern: Pattern, config: WatermarkConfig) -> np.ndarray:
@@ -102,6 +85,27 @@ def window_scores(features: np.ndarray, pattern: Pattern, config: WatermarkConfi
     return np.where(var > 1e-9, corr / np.sqrt(np.maximum(var, 1e-9)), 0.0)
 
 
+def segment_statistic(z: np.ndarray, min_windows: int) -> np.ndarray:
+    """(W, O) window z per offset -> (O,) max over segments of ``sum(z) / sqrt(length)``.
+
+    Segments: the whole clip, and dyadic runs of ``min_windows``, 2x, 4x... windows
+    starting every half length, so a marked stretch inside unmarked audio (a splice, a
+    concatenation) is not diluted by the unmarked windows around it. Few segments, so
+    the null maximum grows little.
+    """
+    windows = len(z)
+    cumulative = np.concatenate([np.zeros((1, z.shape[1])), np.cumsum(z, axis=0)])
+    best = cumulative[-1] / np.sqrt(windows)
+    length = min_windows
+    while length < windows:
+        starts = np.unique(np.append(np.arange(0, windows - length + 1, length // 2),
+                                     windows - length))
+        sums = (cumulative[starts + length] - cumulative[starts]) / np.sqrt(length)
+        best = np.maximum(best, sums.max(0))
+        length *= 2
+    return best
+
+
 def align(wav: np.ndarray, key: str = DEFAULT_KEY, config: WatermarkConfig = DEFAULT_CONFIG
           ) -> Alignment:
     """Searches scales and offsets for the sync pattern in a (T,) 16 kHz waveform."""
@@ -110,31 +114,17 @@ def align(wav: np.ndarray, key: str = DEFAULT_KEY, config: WatermarkConfig = DEF
     power = (spec.real**2 + spec.imag**2).numpy().T.astype(np.float64)
     best: Alignment | None = None
     for freq_scale in config.freq_scales:
-        base = log_band_features(power, freq_scale, config)
+        base = log_band_features(power @ band_matrix(freq_scale, config).T, config)
         for time_scale in config.time_scales:
-            features = whiten(time_scaled(base, time_scale), config)
+            features = detector_features(time_scaled(base, time_scale), config)
             z = window_scores(features, pattern, config)
-            totals = z.sum(0) / np.sqrt(len(z))
+            totals = segment_statistic(z, config.min_segment_windows)
             offset = int(np.argmax(totals))
             if best is None or totals[offset] > best.statistic:
                 best = Alignment(float(totals[offset]), time_scale, freq_scale, offset,
                                  features, z[:, offset])
     assert best is not None
     return best
-
-
-def fwht(values: np.ndarray) -> np.ndarray:
-    """Fast Walsh-Hadamard transform along the last axis (Sylvester order, unnormalised)."""
-    out = np.array(values, dtype=np.float64)
-    size = out.shape[-1]
-    step = 1
-    while step < size:
-        shaped = out.reshape(*out.shape[:-1], -1, 2, step)
-        first, second = shaped[..., 0, :].copy(), shaped[..., 1, :].copy()
-        shaped[..., 0, :], shaped[..., 1, :] = first + second, first - second
-        out = shaped.reshape(out.shape)
-        step *= 2
-    return out
 
 
 def block_cells(found: Alignment, config: WatermarkConfig) -> np.ndarray:
@@ -148,58 +138,43 @@ def block_cells(found: Alignment, config: WatermarkConfig) -> np.ndarray:
     return chips[: blocks * config.block_chips].reshape(blocks, config.block_chips, -1)
 
 
-def payload_scores(found: Alignment, key: str, config: WatermarkConfig
-                   ) -> tuple[np.ndarray, np.ndarray, int]:
+def block_z(cells: np.ndarray, pattern: Pattern) -> np.ndarray:
+    """(K, block_chips, B) block cells -> (K,) sync z of each block."""
+    num = (cells * pattern.sync[None]).sum((1, 2))
+    den = np.sqrt((cells**2 * np.abs(pattern.sync)[None]).sum((1, 2)))
+    # a silent block has no variance: its z is 0, not a division by zero
+    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0)
+
+
+def payload_z(found: Alignment, key: str, config: WatermarkConfig) -> tuple[np.ndarray, int]:
     """Soft payload evidence at the found alignment.
 
     Returns:
-        ``(scores, block_z, blocks_used)``: (N_POSITIONS, 2 * n_payload_cells) z-scores of
-        every byte value per position; (K,) sync z of each block; number of blocks used.
+        ``(z, blocks_used)``: (32,) z-score of each coded bit (positive: a 1), summed over
+        every block whose sync z exceeds 1 (at least the best block); blocks used.
     """
     pattern = make_pattern(key, config)
     cells = block_cells(found, config)
-    size = config.n_payload_cells
     if len(cells) == 0:
-        return np.zeros((N_POSITIONS, 2 * size)), np.zeros(0), 0
-    sync_num = (cells * pattern.sync[None]).sum((1, 2))
-    sync_den = np.sqrt((cells**2 * np.abs(pattern.sync)[None]).sum((1, 2)))
-    block_z = np.where(sync_den > 1e-9, sync_num / np.maximum(sync_den, 1e-9), 0.0)
-    values = cells[:, pattern.payload_index[:, 0], pattern.payload_index[:, 1]]  # (K, size)
-    use = block_z > 1.0
+        return np.zeros(N_BITS), 0
+    sync_z = block_z(cells, pattern)
+    use = sync_z > 1.0
     if not use.any():
-        use = block_z >= block_z.max()
-    # (K, positions, size): every block read under every byte position's scrambling
-    spectra = fwht(values[:, None, :] * pattern.scramble[None])
-    noise = np.sqrt((values**2).sum(1))  # null std of each block's Hadamard coefficients
-    best_total, best = -np.inf, np.zeros((N_POSITIONS, size))
-    for shift in range(N_POSITIONS):
-        acc = np.zeros((N_POSITIONS, size))
-        var = np.zeros(N_POSITIONS)
-        for block in np.flatnonzero(use):
-            position = (block + shift) % N_POSITIONS
-            acc[position] += spectra[block, position]
-            var[position] += noise[block] ** 2
-        z = acc / np.sqrt(np.maximum(var, 1e-9))[:, None]
-        total = float(np.abs(z).max(1).sum())
-        if total > best_total:
-            best_total, best = total, z
-    return np.concatenate([best, -best], axis=1), block_z, int(use.sum())
+        use = sync_z >= sync_z.max()
+    chips, bands = pattern.payload_index[:, 0], pattern.payload_index[:, 1]
+    values = cells[use][:, chips, bands] * pattern.scramble  # (K', n_payload_cells)
+    num = np.bincount(pattern.payload_bit, values.sum(0), N_BITS)
+    den = np.sqrt(np.bincount(pattern.payload_bit, (values**2).sum(0), N_BITS))
+    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0), int(use.sum())
 
 
-def decode_bits(scores: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Byte values and per-bit confidence in [0.5, 1] from (positions, 256) z-scores.
+def decode_payload(z: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """(32,) bit z-scores -> the 4 coded bytes and each bit's posterior in [0.5, 1].
 
-    The confidence is a bit's posterior under a soft-max over byte values, with the
-    observed peak z as the signal level (max-log style).
+    A bit's z is ~N(+-mu, 1); mu is estimated from the mean square over the 32 bits, and
+    the posterior of the decided bit is the logistic of the log-likelihood ratio 2 mu |z|.
     """
-    values = np.arange(scores.shape[1])
-    decoded = bytes(int(np.argmax(row)) for row in scores)
-    confidences = []
-    for row in scores:
-        logits = row * max(float(row.max()), 0.0)
-        weights = np.exp(logits - logits.max())
-        weights /= weights.sum()
-        for bit in range(7, -1, -1):
-            ones = float(weights[(values >> bit) & 1 == 1].sum())
-            confidences.append(max(ones, 1.0 - ones))
-    return decoded, np.array(confidences)
+    bits = (z > 0).astype(np.uint8)
+    mu = float(np.sqrt(max(float(np.mean(z**2)) - 1.0, 0.0)))
+    confidence = 1.0 / (1.0 + np.exp(-2.0 * mu * np.abs(z)))
+    return np.packbits(bits).tobytes(), confidence
