@@ -188,8 +188,9 @@ def lipsync(video: Any, speech: Any) -> tuple[str, str]:
         raise gr.Error(str(err)) from None
     before, after = result.before, result.after
     return str(out), (f"Offset before: **{before.offset_frames} frames ({before.offset_ms:.0f} ms)**, "
-                      f"confidence {before.confidence:.2f} · after: **{after.offset_frames} frames "
-                      f"({after.offset_ms:.0f} ms)**, confidence {after.confidence:.2f} · stretch "
+                      f"sync score {before.sync_score:.2f} · after: **{after.offset_frames} frames "
+                      f"({after.offset_ms:.0f} ms)**, sync score {after.sync_score:.2f} "
+                      f"({'in sync' if after.in_sync else 'NOT in sync'}) · stretch "
                       f"{result.stretch_min:.2f}-{result.stretch_max:.2f}. The audio is SYNTHETIC-labelled "
                       "and watermarked.")
 

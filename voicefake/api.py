@@ -431,7 +431,7 @@ def detection_operating_point(threshold: float, checkpoint: PathLike = "detectio
 
 # ----------------------------------------------------------------------------- lipsync
 
-LIPSYNC_MODEL = "lipsync-engineered"  # no learned weights: mouth PCA + ridge (voicefake.lipsync.sync)
+LIPSYNC_MODEL = "lipsync-engineered"  # no learned weights of ours: dlib lip landmarks vs loudness (voicefake.lipsync)
 
 
 def sync_offset(video: PathLike, audio: AudioInput | None = None, name: str | None = None) -> Any:
@@ -444,24 +444,25 @@ def sync_offset(video: PathLike, audio: AudioInput | None = None, name: str | No
 
     Returns:
         :class:`voicefake.lipsync.sync.SyncResult`: ``offset_frames`` (> 0: audio late),
-        ``offset_ms``, ``confidence`` (cross-validated lips->loudness correlation; below
-        ``SyncConfig.threshold`` the audio likely does not belong to the lips), ``in_sync``;
-        ``.to_dict()`` gives the JSON fields.
+        ``offset_ms``, ``confidence`` (peak minus median of the lag curve: how distinct the
+        offset is), ``sync_score`` (lips-loudness correlation of the audio as it is; below
+        ``SyncConfig.threshold`` the audio is not in sync with the lips or does not belong to
+        them), ``in_sync``; ``.to_dict()`` gives the JSON fields.
 
     Raises:
         NoFaceError: no face in the video. AudioError: unreadable audio.
 
     Example:
         >>> result = sync_offset("talk.mp4")
-        >>> result.offset_frames, result.confidence, result.in_sync
-        (0, 0.58, True)
+        >>> result.offset_frames, result.sync_score, result.in_sync
+        (0, 0.62, True)
     """
-    from voicefake.audio.video import load_mouth
+    from voicefake.lipsync.mouth import track_mouth
     from voicefake.lipsync.sync import audio_envelope, measure_sync
 
-    crops, fps = load_mouth(video, name=name)
+    mouth = track_mouth(video, name=name)
     wav = _as_wave(video if audio is None else audio, 16000, name)
-    return measure_sync(crops, audio_envelope(wav, 16000, fps), fps)
+    return measure_sync(mouth.openings, audio_envelope(wav, 16000, mouth.fps), mouth.fps)
 
 
 def align(video: PathLike, speech: AudioInput, output: PathLike | None = None,
@@ -482,12 +483,13 @@ def align(video: PathLike, speech: AudioInput, output: PathLike | None = None,
         >>> result.before.offset_frames, result.after.offset_frames
         (7, 0)
     """
-    from voicefake.audio.video import load_mouth, mux_audio
+    from voicefake.audio.video import mux_audio
     from voicefake.lipsync.align import AlignConfig, align_speech
+    from voicefake.lipsync.mouth import track_mouth
 
-    crops, fps = load_mouth(video, name=name)
+    mouth = track_mouth(video, name=name)
     wav = _as_wave(speech, 16000, name)
-    result = align_speech(crops, fps, wav, 16000, config=AlignConfig(warp=warp))
+    result = align_speech(mouth.openings, mouth.fps, wav, 16000, config=AlignConfig(warp=warp))
     if output is not None:
         wav, note = watermark_generated(result.wav, 16000, LIPSYNC_MODEL)
         mux_audio(video, wav, 16000, output, force=force,

@@ -1,14 +1,16 @@
-"""Frame decoding, face tracking, mouth crops and muxing for lip-sync (PyAV + OpenCV, no ffmpeg).
+"""Frame decoding, face tracking and muxing for lip-sync (PyAV + OpenCV, no ffmpeg).
 
 Conventions: ``V`` video frames, ``H``/``W`` pixel rows/columns. Frames are decoded to 8-bit
 grey (V, H, W). Face boxes are ``(x, y, w, h)`` float pixels per frame. The face detector is
 OpenCV's frontal-face Haar cascade, which ships inside the ``opencv-python-headless`` wheel
 (no download); it runs on a subsampled grid of frames at reduced resolution and the boxes are
 interpolated and smoothed over time, so one missed detection never makes the mouth jump.
+The lips inside the box are measured by :mod:`voicefake.lipsync.mouth`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -83,10 +85,11 @@ def read_video(path: PathLike, max_duration: float = 600.0, name: str | None = N
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         if fps <= 0:
             raise VideoError(f"{label}: the video stream states no frame rate")
+        stream.thread_type = "AUTO"  # frame/slice threads: decoding is a third of lip-sync's time
         frames = []
         try:
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="gray"))
+                frames.append(_grey(frame))
                 if len(frames) > max_duration * fps:
                     raise VideoError(f"{label}: is longer than the limit of {max_duration:g} s")
         except av.FFmpegError as exc:
@@ -96,6 +99,21 @@ def read_video(path: PathLike, max_duration: float = 600.0, name: str | None = N
     return Video(np.stack(frames), fps, label)
 
 
+# limited-range luma (16-235) -> full-range grey (0-255), as FFmpeg's own conversion does
+_LUMA_TO_GREY = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+
+
+def _grey(frame: Any) -> np.ndarray:
+    """(H, W) uint8 grey image of a decoded frame: the luma plane itself for YUV formats."""
+    name = frame.format.name
+    if not name.startswith("yuv") or name.endswith(("le", "be")):  # other layouts, > 8-bit luma
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    return luma.copy() if name.startswith("yuvj") else _LUMA_TO_GREY[luma]
+
+
+@functools.lru_cache(maxsize=1)
 def _cascade() -> Any:
     import cv2
 
@@ -106,7 +124,7 @@ def _cascade() -> Any:
     return cascade
 
 
-def track_face(video: Video, every: int = 3, max_width: int = 240,
+def track_face(video: Video, every: int = 5, max_width: int = 240,
                min_found: float = 0.2, smooth_frames: int = 9) -> np.ndarray:
     """Finds the main face every ``every`` frames and interpolates/smooths its box over time.
 
@@ -131,22 +149,46 @@ def track_face(video: Video, every: int = 3, max_width: int = 240,
     probes = np.arange(0, len(video.frames), max(1, every))
     found_at, boxes = [], []
     min_side = max(24, int(0.15 * min(height, width) * scale))
+    last = None  # the previous box (detection scale): later probes search only near it
     for index in probes:
         image = video.frames[index]
         if scale < 1.0:
             image = cv2.resize(image, (int(width * scale), int(height * scale)),
                                interpolation=cv2.INTER_AREA)
-        faces = cascade.detectMultiScale(image, scaleFactor=1.15, minNeighbors=4,
-                                         minSize=(min_side, min_side))
-        if len(faces):
-            largest = max(faces, key=lambda box: box[2] * box[3])
+        box = _near(cascade, image, last) if last is not None else None
+        if box is None:
+            faces = cascade.detectMultiScale(image, scaleFactor=1.15, minNeighbors=4,
+                                             minSize=(min_side, min_side))
+            box = max(faces, key=lambda b: b[2] * b[3]) if len(faces) else None
+        if box is not None:
+            last = np.asarray(box, dtype=np.float64)
             found_at.append(index)
-            boxes.append(np.asarray(largest, dtype=np.float64) / scale)
+            boxes.append(last / scale)
     if len(found_at) < max(1, min_found * len(probes)):
         raise NoFaceError(
             f"{video.label}: no face found ({len(found_at)} of {len(probes)} probed frames); "
             "pass a video with one frontal, well-lit talking face")
     return _smooth_track(np.asarray(found_at), np.stack(boxes), len(video.frames), smooth_frames)
+
+
+def _near(cascade: Any, image: np.ndarray, last: np.ndarray) -> np.ndarray | None:
+    """The face near ``last`` (x, y, w, h), searched in a window around it at similar sizes.
+
+    A talking face moves little between probes, so this is several times cheaper than a
+    whole-frame search; None when it is not there (the caller then searches everything).
+    """
+    x, y, w, h = last
+    x0, y0 = int(max(0, x - 0.5 * w)), int(max(0, y - 0.5 * h))
+    x1, y1 = int(min(image.shape[1], x + 1.5 * w)), int(min(image.shape[0], y + 1.5 * h))
+    small, large = int(0.75 * w), int(1.35 * w)
+    if x1 - x0 <= small or y1 - y0 <= small:
+        return None
+    faces = cascade.detectMultiScale(image[y0:y1, x0:x1], scaleFactor=1.1, minNeighbors=4,
+                                     minSize=(small, small), maxSize=(large, large))
+    if not len(faces):
+        return None
+    box = np.asarray(max(faces, key=lambda b: b[2] * b[3]), dtype=np.float64)
+    return box + np.array([x0, y0, 0.0, 0.0])
 
 
 def _smooth_track(found_at: np.ndarray, boxes: np.ndarray, num_frames: int,
@@ -159,31 +201,6 @@ def _smooth_track(found_at: np.ndarray, boxes: np.ndarray, num_frames: int,
     padded = np.pad(track, ((half, half), (0, 0)), mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, smooth_frames, axis=0)
     return np.median(windows, axis=-1)
-
-
-def mouth_crops(video: Video, boxes: np.ndarray, size: tuple[int, int] = (48, 24)) -> np.ndarray:
-    """Crops the mouth region (lower third of the face box) of every frame.
-
-    Args:
-        video: decoded frames (V, H, W).
-        boxes: (V, 4) face boxes from :func:`track_face`.
-        size: output (width, height) in pixels.
-
-    Returns:
-        (V, size[1], size[0]) float32 crops in [0, 1].
-    """
-    import cv2
-
-    out = np.empty((len(video.frames), size[1], size[0]), dtype=np.float32)
-    height, width = video.frames.shape[1:]
-    for index, (frame, (x, y, w, h)) in enumerate(zip(video.frames, boxes, strict=True)):
-        # Haar face boxes span brows to chin: the mouth sits in the lower ~third, centred
-        x0, x1 = x + 0.22 * w, x + 0.78 * w
-        y0, y1 = y + 0.64 * h, y + 0.98 * h
-        x0, x1 = int(max(0, x0)), int(min(width, max(x0 + 2, x1)))
-        y0, y1 = int(max(0, y0)), int(min(height, max(y0 + 2, y1)))
-        out[index] = cv2.resize(frame[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA) / 255.0
-    return out
 
 
 def mux_audio(video_path: PathLike, wav: np.ndarray, sample_rate: int, out_path: PathLike,
@@ -252,17 +269,3 @@ def _write_streams(source: Any, target: Any, wav: np.ndarray, sample_rate: int) 
         block.sample_rate, block.pts = sample_rate, start
         target.mux(audio.encode(block))
     target.mux(audio.encode(None))
-
-
-def load_mouth(path: PathLike, name: str | None = None,
-               max_duration: float = 600.0) -> tuple[np.ndarray, float]:
-    """Decodes a video, tracks its face and crops the mouth of every frame.
-
-    Returns:
-        ``(crops, fps)``: (V, 24, 48) float32 mouth crops in [0, 1] and the frame rate.
-
-    Raises:
-        FileNotFoundError, VideoError, NoFaceError: see :func:`read_video`, :func:`track_face`.
-    """
-    video = read_video(path, max_duration=max_duration, name=name)
-    return mouth_crops(video, track_face(video)), video.fps

@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Adds the sync and lipsync subcommands."""
     p = sub.add_parser("sync", help="measure the audio-video offset of talking-face videos",
                        description="Measures how far each video's soundtrack is from its lips "
-                       "(offset_frames > 0: audio late) and how well the audio fits the lips "
-                       "(confidence; in_sync false flags audio that may not belong to the face).")
+                       "(offset_frames > 0: audio late), how distinct that offset is (confidence) and "
+                       "how well the lips follow the audio as it is (sync_score; in_sync false flags "
+                       "audio that is shifted or may not belong to the face).")
     p.add_argument("inputs", nargs="+", help="video files, or folders")
     p.add_argument("--audio", help="test this speech against the faces instead of their own audio")
     common.add_common(p, checkpoint=False)
@@ -39,7 +40,7 @@ def run_sync(args: argparse.Namespace) -> int:
         record = {**result.to_dict(), "model": api.LIPSYNC_MODEL}
         verdict = "in sync" if result.in_sync else "NOT in sync"
         return record, (f"{label}: offset {result.offset_frames:+d} frames ({result.offset_ms:+.0f} ms), "
-                        f"confidence {result.confidence:.2f}: {verdict}")
+                        f"confidence {result.confidence:.2f}, sync score {result.sync_score:.2f}: {verdict}")
 
     return common.per_file(args, args.inputs, handle)
 

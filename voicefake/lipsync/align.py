@@ -4,8 +4,8 @@ Pipeline (:func:`align_speech`):
 
 1. :func:`voicefake.lipsync.sync.measure_sync` finds the global offset of the new speech
    against the lips (+-``max_offset`` frames).
-2. DTW between the speech loudness signal and the loudness the lips predict
-   (:func:`voicefake.lipsync.sync.predicted_envelope`), restricted to a band of
+2. DTW between the speech loudness signal and the lips' opening
+   (:func:`voicefake.lipsync.sync.visual_signal`), restricted to a band of
    +-``band`` frames around the global offset, gives a monotonic frame map
    video frame -> speech frame.
 3. The map is smoothed and its local slope clamped to ``[min_rate, max_rate]`` (speech is
@@ -29,7 +29,7 @@ from voicefake.lipsync.sync import (
     audio_envelope,
     highpass,
     measure_sync,
-    predicted_envelope,
+    visual_signal,
 )
 
 
@@ -143,7 +143,7 @@ def dtw_map(visual: np.ndarray, audio: np.ndarray, offset: int, band: int) -> np
     """Monotonic DTW map video frame -> audio frame within +-``band`` of ``v + offset``.
 
     Args:
-        visual: (V,) visual speech signal (predicted loudness).
+        visual: (V,) visual speech signal (standardised lip opening).
         audio: (A,) audio loudness signal.
 
     Returns:
@@ -188,13 +188,13 @@ def clamp_map(frame_map: np.ndarray, smooth_frames: int, min_rate: float,
     return clamped + np.mean(frame_map - clamped)
 
 
-def align_speech(crops: np.ndarray, fps: float, wav: np.ndarray, sample_rate: int,
+def align_speech(openings: np.ndarray, fps: float, wav: np.ndarray, sample_rate: int,
                  sync_config: SyncConfig | None = None,
                  config: AlignConfig | None = None) -> AlignResult:
     """Aligns speech to the mouth movements of a video.
 
     Args:
-        crops: (V, h, w) mouth crops of the video.
+        openings: (V, S) lip signals of the video (:attr:`MouthTrack.openings`).
         fps: video frame rate.
         wav: (T,) float32 speech at ``sample_rate`` (16 kHz, the mel front end's rate).
 
@@ -204,11 +204,11 @@ def align_speech(crops: np.ndarray, fps: float, wav: np.ndarray, sample_rate: in
     sync_config = sync_config or SyncConfig()
     config = config or AlignConfig()
     envelope = audio_envelope(wav, sample_rate, fps)
-    before = measure_sync(crops, envelope, fps, sync_config)
-    num_video = len(crops)
+    before = measure_sync(openings, envelope, fps, sync_config)
+    num_video = len(openings)
     frame_map = np.arange(num_video, dtype=float) + before.offset_frames
     if config.warp:
-        visual = predicted_envelope(crops, envelope, before.offset_frames, sync_config)
+        visual = visual_signal(openings, sync_config)
         width = sync_config.highpass_frames[len(sync_config.highpass_frames) // 2]
         raw = dtw_map(visual, highpass(envelope, width), before.offset_frames, config.band)
         frame_map = clamp_map(raw, config.smooth_frames, config.min_rate, config.max_rate)
@@ -218,7 +218,7 @@ def align_speech(crops: np.ndarray, fps: float, wav: np.ndarray, sample_rate: in
     in_times = np.r_[frame_map, frame_map[-1] + (frame_map[-1] - frame_map[-2])] * samples_per_frame
     num_samples = int(round(num_video * samples_per_frame))
     aligned = wsola(wav, sample_rate, out_times, in_times, num_samples)
-    after = measure_sync(crops, audio_envelope(aligned, sample_rate, fps), fps, sync_config)
+    after = measure_sync(openings, audio_envelope(aligned, sample_rate, fps), fps, sync_config)
     rates = np.diff(in_times) / samples_per_frame
     return AlignResult(aligned, sample_rate, before, after, frame_map,
                        float(1.0 / rates.max()), float(1.0 / rates.min()))
