@@ -19,13 +19,10 @@ frames of CELP codecs. Cropping, splicing and concatenation: the pattern repeats
 block and the detector searches all offsets. Speed +-5 % and pitch shifts: the detector
 searches a small grid of time and frequency scale factors.
 
-Imperceptibility: a cell's gain falls with its energy (equal mark energy per cell, capped
-at ``max_db`` on quiet cells); the common level is solved so that the mark has exactly
-``snr_db`` against the original.
-
-Informed embedding: the embedder runs the detector's own feature on the host and, in every
-block, boosts the sync cells (and each bit's payload cells) whose host projection works
-against the pattern, so weak blocks stop failing; the SNR budget is then re-solved.
+Imperceptibility and strength: a cell's gain goes as ``energy^-0.75`` (quiet cells carry
+most of the mark: they cost the least energy per dB), capped at ``max_db``; the common
+level is solved so that the mark has exactly ``snr_db`` against the original. The
+detector weights each cell by the gain the same rule would give it (a matched filter).
 
 Shapes: ``T`` samples, ``F`` STFT frames, ``B`` bands (``n_bands``), ``C`` chips.
 """
@@ -64,13 +61,14 @@ class WatermarkConfig:
         snr_db: SNR of the marked signal against the original, dB (solved exactly).
         max_db: cap of the per-cell gain, dB.
         floor_db: cells this far below the loudest cell stay unmarked, dB.
-        boost_max: largest informed-embedding boost of a block's (or bit's) cells.
+        gain_exponent: a cell's gain goes as energy^-gain_exponent (0.5: equal mark energy
+            per cell; larger puts more of the mark on quiet cells).
         weight_range_db: the detector weights cells by 1/amplitude over this range below
             the loud cells (a matched filter for the embedder's gain rule), dB.
         min_segment_windows: shortest run of windows the clip statistic is taken over
-            (dyadic segments of 6, 12, 24... windows at half-length steps, and the whole clip).
-        time_scales: time scale factors searched by the detector (speed changes).
-        freq_scales: frequency scale factors searched by the detector (pitch shifts).
+            (dyadic runs of 6, 12, 24... windows, penalised; see detector.segment_statistic).
+        scales: (time, frequency) scale pairs searched by the detector: a speed change by
+            resampling scales both (time 1/f, frequency f), a pitch shift only frequency.
         clip_db: whitened features are clipped to +-clip_db (tames onsets' heavy tails).
         threshold: clip-level detection threshold on the statistic (null: ~N(0, 1) max).
         window_threshold: per-window threshold for the localised segments.
@@ -85,13 +83,14 @@ class WatermarkConfig:
     snr_db: float = 30.05
     max_db: float = 8.0
     floor_db: float = 50.0
-    boost_max: float = 1.0
-    weight_range_db: float = 20.0
+    weight_range_db: float = 15.0
+    gain_exponent: float = 0.75
     min_segment_windows: int = 6
-    time_scales: tuple[float, ...] = (1 / 1.05, 1.0, 1 / 0.95)
-    freq_scales: tuple[float, ...] = (0.944, 0.97, 1.0, 1.03, 1.06)
+    scales: tuple[tuple[float, float], ...] = (
+        (1.0, 1.0), (1 / 1.05, 1.05), (1 / 0.95, 0.95),  # speed +-5 %
+        (1.0, 2 ** (1 / 12)), (1.0, 2 ** (-1 / 12)), (1.0, 1.03), (1.0, 0.97))  # pitch
     clip_db: float = 6.0
-    threshold: float = 5.5
+    threshold: float = 5.25
     window_threshold: float = 3.0
 
     def __post_init__(self) -> None:
@@ -217,7 +216,7 @@ def cell_weights(features: np.ndarray, config: WatermarkConfig) -> np.ndarray:
     """
     ref = float(np.percentile(features, 95)) if features.size else 0.0
     level = np.clip(features - ref, -config.weight_range_db, 0.0)
-    return 10.0 ** (-(level + config.weight_range_db) / 20.0)
+    return 10.0 ** (-config.gain_exponent * (level + config.weight_range_db) / 10.0)
 
 
 def detector_features(features: np.ndarray, config: WatermarkConfig) -> np.ndarray:
@@ -229,46 +228,24 @@ def detector_features(features: np.ndarray, config: WatermarkConfig) -> np.ndarr
 
 
 def chip_signs(num_chips: int, payload: bytes, pattern: Pattern, config: WatermarkConfig
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(C, B) +-1 signs of every chip (sync cells plus the payload bits, the same in every
-    block) and the (C, B) role of each cell: -1 sync, 0..31 the payload bit it carries."""
+               ) -> np.ndarray:
+    """(C, B) +-1 signs of every chip: sync cells plus all payload bits, in every block."""
     blocks = -(-num_chips // config.block_chips)
     chips, bands = pattern.payload_index[:, 0], pattern.payload_index[:, 1]
     block = pattern.sync.copy()
     block[chips, bands] = payload_bits(payload)[pattern.payload_bit] * pattern.scramble
-    role = np.full(block.shape, -1)
-    role[chips, bands] = pattern.payload_bit
-    return np.tile(block, (blocks, 1))[:num_chips], np.tile(role, (blocks, 1))[:num_chips]
+    return np.tile(block, (blocks, 1))[:num_chips]
 
 
-def informed_boost(host: np.ndarray, weights: np.ndarray, signs: np.ndarray, role: np.ndarray,
-                   gains: np.ndarray, config: WatermarkConfig) -> np.ndarray:
-    """(C, B) gain multipliers that cancel the host where it works against the pattern.
-
-    In every block, the host's projection on the sync pattern (and on each payload bit)
-    is ``q = sum(sign * weight * host)``; the mark adds ``m = sum(weight * gain)``. Where
-    ``q < 0`` the group's gains are raised by ``(m - q) / m`` (at most ``boost_max``), so
-    the detector sees at least the nominal mark.
-    """
-    block_index = np.arange(len(role))[:, None] // config.block_chips
-    flat = (role + 1 + (N_BITS + 1) * block_index).ravel()  # group: (block, sync or bit)
-    n_groups = int(flat.max(initial=0)) + 1
-    projection = np.bincount(flat, (signs * weights * host).ravel(), n_groups)
-    mark = np.bincount(flat, (weights * np.abs(gains)).ravel(), n_groups)
-    boost = np.where((projection < 0) & (mark > 0) & (np.arange(n_groups) % (N_BITS + 1) > 0),
-                     (mark - projection) / np.maximum(mark, 1e-9), 1.0)
-    return np.minimum(boost, config.boost_max)[flat].reshape(signs.shape)
-
-
-def solve_gains(energy: np.ndarray, signs: np.ndarray, boost: np.ndarray, budget: float,
-                config: WatermarkConfig) -> np.ndarray:
-    """(C, B) signed gains in dB, ``min(max_db, boost * level / amplitude)``, whose mark
-    energy ``sum((10^(g/20) - 1)^2 * energy)`` equals ``budget`` (bisection on ``level``)."""
+def solve_gains(energy: np.ndarray, signs: np.ndarray, budget: float, config: WatermarkConfig
+                ) -> np.ndarray:
+    """(C, B) signed gains in dB, ``min(max_db, level * energy^-gain_exponent)``, whose
+    mark energy ``sum((10^(g/20) - 1)^2 * energy)`` equals ``budget`` (bisection on ``level``)."""
     top = float(energy.max(initial=0.0))
     active = (energy > max(top * 10.0 ** (-config.floor_db / 10.0), _FLOOR)) & (signs != 0)
     if not active.any() or budget <= 0:
         return np.zeros_like(signs)
-    inverse = np.where(active, boost / np.sqrt(np.maximum(energy, _FLOOR)), 0.0)
+    inverse = np.where(active, np.maximum(energy, _FLOOR) ** -config.gain_exponent, 0.0)
 
     def mark_energy(level: float) -> tuple[float, np.ndarray]:
         gains = np.minimum(level * inverse, config.max_db)
@@ -299,28 +276,21 @@ def embed_16k(wav: np.ndarray, payload: bytes, key: str = DEFAULT_KEY,
     bands = band_matrix(1.0, config)
     band_power = power @ bands.T  # (F, B)
     num_chips = -(-len(band_power) // config.chip_frames)
-    signs, role = chip_signs(num_chips, payload, make_pattern(key, config), config)
+    signs = chip_signs(num_chips, payload, make_pattern(key, config), config)
     padded = np.zeros((num_chips * config.chip_frames, config.n_bands))
     padded[: len(band_power)] = band_power
     energy = padded.reshape(num_chips, config.chip_frames, -1).sum(1)  # (C, B)
-    features = log_band_features(band_power, config)
-    host = np.zeros_like(energy)
-    host_weights = np.zeros_like(energy)
-    starts = np.arange(0, len(features), config.chip_frames)
-    host[: len(starts)] = whiten(features, config)[starts]
-    host_weights[: len(starts)] = cell_weights(features, config)[starts]
-    total = float(power.sum())
-    budget = total * 10.0 ** (-config.snr_db / 10.0)
-    gains = solve_gains(energy, signs, np.ones_like(energy), budget, config)
-    boost = informed_boost(host, host_weights, signs, role, gains, config)
-    gains = solve_gains(energy, signs, boost, budget, config)
+    budget = float(power.sum()) * 10.0 ** (-config.snr_db / 10.0)
+    gains = solve_gains(energy, signs, budget, config)
     frame_gains = np.repeat(gains, config.chip_frames, axis=0)[: len(band_power)]  # (F, B)
     bin_gain = 10.0 ** (frame_gains @ bands / 20.0) - 1.0  # (F, K); 0 outside the bands
     delta = spec * torch.from_numpy(bin_gain.T.astype(np.float32))
     mark = istft(delta, N_FFT, HOP_LENGTH, N_FFT, length=len(wav)).numpy().astype(np.float64)
-    # the STFT round trip moves the mark energy a little: land exactly on snr_db
+    # the STFT round trip loses some of the mark (gain steps between cells are not a
+    # consistent STFT): land on snr_db, but scale up by at most 2x, so that a clip with
+    # little in-band energy (every cell capped) keeps a higher SNR instead of a louder mark.
     mark_energy = float(np.sum(mark**2))
     signal_energy = float(np.sum(np.asarray(wav, dtype=np.float64) ** 2))
     if mark_energy > 0:
-        mark *= np.sqrt(signal_energy * 10.0 ** (-config.snr_db / 10.0) / mark_energy)
+        mark *= min(np.sqrt(signal_energy * 10.0 ** (-config.snr_db / 10.0) / mark_energy), 2.0)
     return mark.astype(np.float32)

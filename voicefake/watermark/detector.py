@@ -86,12 +86,14 @@ def window_scores(features: np.ndarray, pattern: Pattern, config: WatermarkConfi
 
 
 def segment_statistic(z: np.ndarray, min_windows: int) -> np.ndarray:
-    """(W, O) window z per offset -> (O,) max over segments of ``sum(z) / sqrt(length)``.
+    """(W, O) window z per offset -> (O,) clip statistic per offset.
 
-    Segments: the whole clip, and dyadic runs of ``min_windows``, 2x, 4x... windows
-    starting every half length, so a marked stretch inside unmarked audio (a splice, a
-    concatenation) is not diluted by the unmarked windows around it. Few segments, so
-    the null maximum grows little.
+    The larger of the whole clip's ``sum(z) / sqrt(W)`` and, for dyadic runs of
+    ``min_windows``, 2x, 4x... windows starting every half length, the best run's
+    ``sum(z) / sqrt(length)`` less ``sqrt(2 ln(number of runs of that length))`` (the
+    expected null maximum over those runs, a scan-statistic penalty). So a marked stretch
+    inside unmarked audio (a splice, a concatenation) is not diluted by the unmarked
+    windows around it, while the null maximum stays close to the whole-clip one.
     """
     windows = len(z)
     cumulative = np.concatenate([np.zeros((1, z.shape[1])), np.cumsum(z, axis=0)])
@@ -101,7 +103,7 @@ def segment_statistic(z: np.ndarray, min_windows: int) -> np.ndarray:
         starts = np.unique(np.append(np.arange(0, windows - length + 1, length // 2),
                                      windows - length))
         sums = (cumulative[starts + length] - cumulative[starts]) / np.sqrt(length)
-        best = np.maximum(best, sums.max(0))
+        best = np.maximum(best, sums.max(0) - np.sqrt(2.0 * np.log(len(starts))))
         length *= 2
     return best
 
@@ -113,16 +115,15 @@ def align(wav: np.ndarray, key: str = DEFAULT_KEY, config: WatermarkConfig = DEF
     spec = spectrum(wav)
     power = (spec.real**2 + spec.imag**2).numpy().T.astype(np.float64)
     best: Alignment | None = None
-    for freq_scale in config.freq_scales:
+    for time_scale, freq_scale in config.scales:
         base = log_band_features(power @ band_matrix(freq_scale, config).T, config)
-        for time_scale in config.time_scales:
-            features = detector_features(time_scaled(base, time_scale), config)
-            z = window_scores(features, pattern, config)
-            totals = segment_statistic(z, config.min_segment_windows)
-            offset = int(np.argmax(totals))
-            if best is None or totals[offset] > best.statistic:
-                best = Alignment(float(totals[offset]), time_scale, freq_scale, offset,
-                                 features, z[:, offset])
+        features = detector_features(time_scaled(base, time_scale), config)
+        z = window_scores(features, pattern, config)
+        totals = segment_statistic(z, config.min_segment_windows)
+        offset = int(np.argmax(totals))
+        if best is None or totals[offset] > best.statistic:
+            best = Alignment(float(totals[offset]), time_scale, freq_scale, offset, features,
+                             z[:, offset])
     assert best is not None
     return best
 
