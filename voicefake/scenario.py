@@ -137,13 +137,19 @@ def _in_range(where: str, value: Any, low: float, high: float, kind: Any = int) 
 
 
 def _file(folder: Path, where: str, written: Any, folder_ok: bool = False) -> Path:
-    """Expands ``${VAR}`` and ``~``, resolves relative to the script, and checks it exists."""
+    """Expands ``${VAR}`` and ``~``, resolves relative to the script, and checks it exists.
+
+    A variable holding a relative path (``export VOICEFAKE_DATA=../shared/data``) means it
+    relative to the current directory, as in the shell that set it, not to the script.
+    """
     written = _typed(where, written, str, "give a path as a string")
     for var in _VAR.findall(written):
         if var not in os.environ:
             raise _bad(where, f"{written!r} uses ${{{var}}}, which is not set",
                        f"export {var}=... (VOICEFAKE_DATA: the shared data folder)")
-    expanded = Path(_VAR.sub(lambda match: os.environ[match.group(1)], written)).expanduser()
+    expanded = Path(_VAR.sub(lambda match: os.path.abspath(os.environ[match.group(1)])
+                             if written.startswith(match.group(0)) else os.environ[match.group(1)],
+                             written)).expanduser()
     resolved = folder / expanded  # an absolute `expanded` replaces `folder`
     if not (resolved.is_file() or folder_ok and resolved.is_dir()):
         raise _bad(where, f"{resolved} does not exist", "fix the path (relative to the script)")

@@ -83,7 +83,7 @@ def draw_channel(seed: int) -> tuple[str, list[channel.ChannelStep]]:
     """A phone call (p = 0.6) or a wideband lossy chain, identical odds for both labels."""
     rng = np.random.default_rng(seed)
     if rng.random() < 0.6:
-        return "phone", channel._draw_phone_steps(rng)
+        return "phone", channel.draw_phone_steps(rng)
     steps = []
     if rng.random() < 0.5:
         steps.append(channel.ChannelStep("add_noise", {"snr_db": float(rng.uniform(10, 35)),

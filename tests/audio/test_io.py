@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicefake.audio import io as audio_io
+from voicefake.audio import decode as audio_decode
 from voicefake.audio.io import (
     AudioError,
     iter_media_files,
@@ -290,7 +290,7 @@ def test_too_long_video_stops_decoding(tmp_path: Path, monkeypatch: pytest.Monke
     path = write_with_pyav(tmp_path / "long.m4a", "ipod", "aac", SAMPLE_RATE, sine(440.0, 1.0))
     assert_audio_error(lambda: load_audio(path, max_duration=0.3), "long.m4a", "over the limit")
     # Without a usable header duration, the decoding itself is bounded.
-    monkeypatch.setattr(audio_io, "_header_duration", lambda container, audio: 0.0)
+    monkeypatch.setattr(audio_decode, "_header_duration", lambda container, audio: 0.0)
     assert_audio_error(lambda: load_audio(path, max_duration=0.3), "long.m4a", "stopped decoding")
 
 

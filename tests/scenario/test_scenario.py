@@ -92,6 +92,14 @@ def test_paths_expand_environment_variables(folder: Path, monkeypatch: pytest.Mo
     assert script.voice("ceo").reference == (folder / "ceo_ref.wav",)
 
 
+def test_relative_variable_means_the_current_directory(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `export VOICEFAKE_DATA=../shared/data` is relative to the shell's directory, not the script's
+    monkeypatch.chdir(folder.parent)
+    monkeypatch.setenv("SCENARIO_TEST_DIR", folder.name)
+    path = _script(folder, **_ceo({"reference": "${SCENARIO_TEST_DIR}/ceo_ref.wav"}))
+    assert load_script(path).voice("ceo").reference == (folder / "ceo_ref.wav",)
+
+
 def _turns(index: int, turn: Any) -> list[Any]:
     turns = list(BASE["turns"])
     turns[index] = turn
