@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,11 +62,21 @@ def test_round_trip_clean(clip: np.ndarray, marked: np.ndarray) -> None:
     assert report.watermarked and report.p > 0.5
     assert len(report.bits) == 32 and len(report.bit_confidence) == 32
     snr = 10 * np.log10(np.sum(clip**2) / np.sum((marked - clip) ** 2))
-    assert snr >= 30.0
+    assert 30.0 <= snr <= 30.2  # the embedder solves for snr_db = 30.05 exactly
     assert marked.shape == clip.shape and marked.dtype == np.float32
 
 
-@pytest.mark.xfail(reason="ISSUE 9 open: payload SNR too low to decode 32 bits from 4.5 s", strict=False)
+def test_payload_bits_mostly_right(marked: np.ndarray) -> None:
+    truth = "".join(f"{b:08b}" for b in PAYLOAD.to_bytes())
+    report = detect(marked, RATE)
+    assert np.mean([a == b for a, b in zip(report.bits, truth, strict=True)]) >= 0.8
+
+
+# The synthetic voice is digitally silent between its syllables, so only voiced cells can
+# carry the mark: 4.5 s leave 28 of 32 bits right, not all of them. On real 10 s speech
+# the payload decodes exactly in about half the clips (docs/benchmarks/watermark.md).
+@pytest.mark.xfail(reason="ISSUE 9: payload needs more than 4.5 s of this synthetic voice",
+                   strict=True)
 def test_payload_decode_exact(marked: np.ndarray) -> None:
     assert detect(marked, RATE).payload == PAYLOAD
 
@@ -93,13 +105,14 @@ ATTACKS = {
 }
 
 
-# Attacks the mark does not yet survive reliably on this 4.5 s synthetic voice (see
-# docs/benchmarks/watermark.md for the measured rates on real speech).
-WEAK = {"aac", "amr_nb", "babble20dB", "crop3s", "gsm", "opus16k", "white20dB"}
+# The CELP codecs smooth the few voiced cells this 4.5 s synthetic voice (digitally silent
+# between syllables) has; real speech survives them (test_real_speech_survives_attack).
+WEAK = {"amr_nb", "gsm"}
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason="ISSUE 9 open: below target", strict=False))
+    pytest.param(n, marks=pytest.mark.xfail(reason="synthetic voice: too few marked cells",
+                                            strict=True))
     if n in WEAK else n for n in sorted(ATTACKS)])
 def test_survives_attack(name: str, marked: np.ndarray) -> None:
     report = detect(ATTACKS[name](marked).astype(np.float32), RATE)
@@ -116,7 +129,8 @@ def test_no_false_alarm(kind: str, clip: np.ndarray) -> None:
     assert report.segments == []
 
 
-@pytest.mark.xfail(reason="ISSUE 9 open: mark too weak on 4.5 s synthetic voice", strict=False)
+@pytest.mark.xfail(reason="4.5 s of the synthetic voice inside 8 s of unmarked synthetic voice: "
+                   "statistic 5.2 < 5.5; real speech: test_real_speech_localised", strict=True)
 def test_localises_spliced_segment(marked: np.ndarray) -> None:
     filler = speech_like(4.0, 11)
     report = detect(np.concatenate([filler, marked, filler]), RATE)
@@ -150,3 +164,86 @@ def test_cli_embed_detect_json(tmp_path, clip: np.ndarray, capsys) -> None:
     assert [line["watermarked"] for line in lines] == [False, True]
     assert set(lines[1]) >= {"file", "watermarked", "p", "payload", "segments", "model"}
     assert "payload" in lines[1] and "error" not in lines[1]
+
+
+# ------------------------------------------------------------------ real speech (data, slow)
+
+REAL_ATTACKS = {
+    **ATTACKS,
+    "none": lambda w: w,
+    "crop3s": lambda w: w[max(0, min(len(w) // 3, len(w) - 3 * RATE)):][: 3 * RATE],
+    "speed+5%": lambda w: channel.speed(w, RATE, 1.05),
+    "speed-5%": lambda w: channel.speed(w, RATE, 0.95),
+    "pitch+1st": lambda w: channel.pitch_shift(w, RATE, 1.0),
+    "pitch-1st": lambda w: channel.pitch_shift(w, RATE, -1.0),
+}
+
+
+def real_recordings(root: Path, count: int, seed: int) -> list[np.ndarray]:
+    """``count`` real recordings of >= 3 s (first 10 s), drawn with ``seed``."""
+    from voicefake.audio.io import load_audio
+
+    with (root / "manifest.csv").open(newline="", encoding="utf-8") as stream:
+        rows = [r for r in csv.DictReader(stream) if r["label"] == "real"
+                and r["media"] == "audio" and float(r["duration_s"]) >= 3.0]
+    picks = np.random.default_rng(seed).choice(len(rows), count, replace=False)
+    return [load_audio(root / rows[i]["path"], RATE)[: 10 * RATE] for i in picks]
+
+
+@pytest.fixture(scope="module")
+def real_marked(data_root: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    # seed 7: not the benchmark's 30 clips (seed 0), on which the design was measured
+    return [(wav, embed(wav, PAYLOAD, RATE)) for wav in real_recordings(data_root, 10, 7)]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_real_speech_imperceptible(real_marked: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    pesq = pytest.importorskip("pesq").pesq
+    snrs = [10 * np.log10(np.sum(w**2) / np.sum((m - w) ** 2)) for w, m in real_marked]
+    scores = [pesq(RATE, w, m, "wb") for w, m in real_marked]
+    assert min(snrs) >= 30.0
+    assert np.mean(scores) >= 4.1 and min(scores) >= 4.0  # measured ~4.3 mean
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(REAL_ATTACKS))
+def test_real_speech_survives_attack(name: str,
+                                     real_marked: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    truth = "".join(f"{b:08b}" for b in PAYLOAD.to_bytes())
+    reports = [detect(REAL_ATTACKS[name](m).astype(np.float32), RATE) for _, m in real_marked]
+    found = [r.watermarked for r in reports]
+    bits = np.mean([[a == b for a, b in zip(r.bits, truth, strict=True)] for r in reports])
+    # target 95 % on 30 clips (benchmark); here at most one miss in ten
+    assert sum(found) >= len(found) - 1, f"{name}: {[round(r.statistic, 1) for r in reports]}"
+    assert bits >= (0.85 if name == "none" else 0.7), f"{name}: bit accuracy {bits:.2f}"
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_real_speech_localised(data_root: Path,
+                               real_marked: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    filler = real_recordings(data_root, 1, 11)[0][: 4 * RATE]
+    for _, marked_wav in real_marked[:5]:
+        report = detect(np.concatenate([filler, marked_wav, filler]), RATE)
+        assert report.watermarked and report.segments
+        begin = len(filler) / RATE
+        end = begin + len(marked_wav) / RATE
+        for start, stop, _ in report.segments:
+            assert stop - start <= 1.0
+            assert begin - 0.6 <= start and stop <= end + 0.6
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_no_false_alarm_on_any_real_recording(data_root: Path) -> None:
+    from voicefake.audio.io import load_audio
+    from voicefake.watermark.core import DEFAULT_CONFIG
+
+    with (data_root / "manifest.csv").open(newline="", encoding="utf-8") as stream:
+        rows = [r for r in csv.DictReader(stream) if r["label"] == "real" and r["media"] == "audio"]
+    stats = [detect(load_audio(data_root / r["path"], RATE, allow_silence=True), RATE).statistic
+             for r in rows]
+    # measured maximum 4.2 over 855 files; the threshold is 5.5
+    assert max(stats) <= DEFAULT_CONFIG.threshold - 0.75

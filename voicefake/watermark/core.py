@@ -81,8 +81,8 @@ class WatermarkConfig:
     block_chips: int = 8
     n_payload_cells: int = 64
     snr_db: float = 30.05
-    max_db: float = 8.0
-    floor_db: float = 50.0
+    max_db: float = 5.0
+    floor_db: float = 90.0
     weight_range_db: float = 15.0
     gain_exponent: float = 0.75
     min_segment_windows: int = 6
@@ -90,7 +90,7 @@ class WatermarkConfig:
         (1.0, 1.0), (1 / 1.05, 1.05), (1 / 0.95, 0.95),  # speed +-5 %
         (1.0, 2 ** (1 / 12)), (1.0, 2 ** (-1 / 12)), (1.0, 1.03), (1.0, 0.97))  # pitch
     clip_db: float = 6.0
-    threshold: float = 5.25
+    threshold: float = 5.5
     window_threshold: float = 3.0
 
     def __post_init__(self) -> None:
