@@ -113,3 +113,19 @@ def test_missing_landmark_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch
     finally:
         monkeypatch.undo()
         mouth._predictor.cache_clear()
+
+
+@pytest.mark.data
+def test_grid_own_soundtrack_scores_above_foreign(data_root: Path) -> None:
+    """Regression guard on real faces (benchmark: sync-score AUC 0.984, own clips 0.46-0.72)."""
+    paths = sorted((data_root / "grid_lipnet").glob("*.mpg"))[:4]
+    if len(paths) < 4:
+        pytest.skip(f"fewer than 4 GRID clips under {data_root / 'grid_lipnet'}")
+    tracks = [track_mouth(path) for path in paths]
+    sounds = [load_audio(path, RATE) for path in paths]
+    for i, track in enumerate(tracks):
+        scores = [measure_sync(track.openings, audio_envelope(wav, RATE, track.fps), track.fps)
+                  for wav in sounds]
+        own = scores[i]
+        assert own.in_sync and own.sync_score >= 0.45 and own.offset_frames == 0, paths[i].name
+        assert max(s.sync_score for j, s in enumerate(scores) if j != i) < own.sync_score, paths[i].name
