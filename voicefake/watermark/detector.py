@@ -2,16 +2,16 @@
 
 Pipeline for a 16 kHz waveform (shapes: ``F`` frames, ``B`` bands, ``W`` windows):
 
-1. Power STFT once; for each frequency scale, band powers (F, B); a moving sum over one
-   chip; log (dB). For each time scale, resample that along time.
+1. Power STFT once; for each (time, frequency) scale pair, band powers (F, B) on scaled
+   band edges; a moving sum over one chip; log (dB); resampled along time.
 2. Whitening: subtract the local mean over 3 chips x 3 bands, so the speech envelope
    (the host signal) mostly drops out and the +-gain pattern stays; then weight each cell
    by the gain the embedder gave it (larger on quiet cells): a matched filter.
 3. Per window of one block, the circular correlation with the sync pattern at every
    offset, divided by its exact null standard deviation: ``z`` ~ N(0, 1) on unmarked audio.
-4. Clip statistic: ``sum_w z_w / sqrt(W)`` at the best (time scale, frequency scale,
-   offset). Windows of that alignment with ``z_w`` over ``window_threshold`` are the
-   marked segments.
+4. Clip statistic: the larger of ``sum_w z_w / sqrt(W)`` and the penalised best run of
+   windows (:func:`segment_statistic`), at the best (scale pair, offset). Windows of that
+   alignment with ``z_w`` over ``window_threshold`` are the marked segments.
 5. Payload: at the best alignment, every block carries all 32 coded bits; each bit's
    descrambled cells are summed over every block whose sync z exceeds 1 (soft
    combining), giving a z-score per bit and its posterior.
