@@ -13,8 +13,8 @@ Pipeline for a 16 kHz waveform (shapes: ``F`` frames, ``B`` bands, ``W`` windows
    windows (:func:`segment_statistic`), at the best (scale pair, offset). Windows of that
    alignment with ``z_w`` over ``window_threshold`` are the marked segments.
 5. Payload: at the best alignment, every block carries all 32 coded bits; each bit's
-   descrambled cells are summed over every block whose sync z exceeds 1 (soft
-   combining), giving a z-score per bit and its posterior.
+   descrambled cells are summed over the blocks, weighted by each block's sync evidence
+   (maximum-ratio combining), giving a z-score per bit and its posterior.
 """
 
 from __future__ import annotations
@@ -139,34 +139,33 @@ def block_cells(found: Alignment, config: WatermarkConfig) -> np.ndarray:
     return chips[: blocks * config.block_chips].reshape(blocks, config.block_chips, -1)
 
 
-def block_z(cells: np.ndarray, pattern: Pattern) -> np.ndarray:
-    """(K, block_chips, B) block cells -> (K,) sync z of each block."""
-    num = (cells * pattern.sync[None]).sum((1, 2))
-    den = np.sqrt((cells**2 * np.abs(pattern.sync)[None]).sum((1, 2)))
-    # a silent block has no variance: its z is 0, not a division by zero
-    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0)
-
-
 def payload_z(found: Alignment, key: str, config: WatermarkConfig) -> tuple[np.ndarray, int]:
     """Soft payload evidence at the found alignment.
 
+    Every block carries all 32 bits. The blocks are combined by maximum-ratio combining:
+    block ``b`` is weighted by its mark-to-noise estimate from the sync cells,
+    ``max(sum(sync * cells), 0) / sum(|sync| * cells^2)``, so blocks without mark (silence,
+    the unmarked part of a splice) drop out and strong blocks count more.
+
     Returns:
-        ``(z, blocks_used)``: (32,) z-score of each coded bit (positive: a 1), summed over
-        every block whose sync z exceeds 1 (at least the best block); blocks used.
+        ``(z, blocks_used)``: (32,) z-score of each coded bit (positive: a 1); number of
+        blocks with a positive weight.
     """
     pattern = make_pattern(key, config)
     cells = block_cells(found, config)
     if len(cells) == 0:
         return np.zeros(N_BITS), 0
-    sync_z = block_z(cells, pattern)
-    use = sync_z > 1.0
-    if not use.any():
-        use = sync_z >= sync_z.max()
+    sync_num = (cells * pattern.sync[None]).sum((1, 2))
+    sync_var = (cells**2 * np.abs(pattern.sync)[None]).sum((1, 2))
+    # a silent block has no variance: weight 0, not a division by zero
+    weight = np.where(sync_var > 1e-9, np.maximum(sync_num, 0.0) / np.maximum(sync_var, 1e-9), 0.0)
+    if not (weight > 0).any():
+        weight = np.ones(len(cells))
     chips, bands = pattern.payload_index[:, 0], pattern.payload_index[:, 1]
-    values = cells[use][:, chips, bands] * pattern.scramble  # (K', n_payload_cells)
+    values = cells[:, chips, bands] * pattern.scramble * weight[:, None]  # (K, n_payload)
     num = np.bincount(pattern.payload_bit, values.sum(0), N_BITS)
     den = np.sqrt(np.bincount(pattern.payload_bit, (values**2).sum(0), N_BITS))
-    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0), int(use.sum())
+    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0), int((weight > 0).sum())
 
 
 def decode_payload(z: np.ndarray) -> tuple[bytes, np.ndarray]:
