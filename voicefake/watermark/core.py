@@ -14,10 +14,10 @@ hops (64 ms). A *block* of ``block_chips`` chips (0.512 s) holds two interleaved
 Why it survives a phone call: everything lives in coarse band energies inside 300-3400 Hz,
 which every telephone codec keeps (they code the spectral envelope); log energies make it
 gain-invariant, and the detector whitens away the speech envelope (local mean removal).
-The 64 ms chips outlast the 128 ms frames of a phase-vocoder pitch shift and the 20 ms
-frames of CELP codecs. Cropping, splicing and concatenation: the pattern repeats every
+The 64 ms chips keep part of their contrast through the 128 ms frames of a phase-vocoder
+pitch shift (32 ms chips lose it) and outlast the 20 ms frames of CELP codecs. Cropping, splicing and concatenation: the pattern repeats every
 block and the detector searches all offsets. Speed +-5 % and pitch shifts: the detector
-searches a small grid of time and frequency scale factors.
+searches a few (time, frequency) scale pairs.
 
 Imperceptibility and strength: a cell's gain goes as ``energy^-0.75`` (quiet cells carry
 most of the mark: they cost the least energy per dB), capped at ``max_db``; the common
@@ -63,8 +63,9 @@ class WatermarkConfig:
         floor_db: cells this far below the loudest cell stay unmarked, dB.
         gain_exponent: a cell's gain goes as energy^-gain_exponent (0.5: equal mark energy
             per cell; larger puts more of the mark on quiet cells).
-        weight_range_db: the detector weights cells by 1/amplitude over this range below
-            the loud cells (a matched filter for the embedder's gain rule), dB.
+        weight_range_db: the detector weights cells by the embedder's gain rule
+            (energy^-gain_exponent) over this range below the loud cells (a matched
+            filter), dB.
         min_segment_windows: shortest run of windows the clip statistic is taken over
             (dyadic runs of 6, 12, 24... windows, penalised; see detector.segment_statistic).
         scales: (time, frequency) scale pairs searched by the detector: a speed change by
@@ -211,8 +212,8 @@ def whiten(features: np.ndarray, config: WatermarkConfig) -> np.ndarray:
 def cell_weights(features: np.ndarray, config: WatermarkConfig) -> np.ndarray:
     """(F, B) log band energies (dB) -> (F, B) matched-filter weights in (0, 1].
 
-    The embedder gives quiet cells larger dB gains (~1/amplitude), so the detector trusts
-    them more, down to ``weight_range_db`` below the loud cells (95th percentile).
+    The embedder gives quiet cells larger dB gains (~energy^-gain_exponent), so the detector
+    trusts them more, down to ``weight_range_db`` below the loud cells (95th percentile).
     """
     ref = float(np.percentile(features, 95)) if features.size else 0.0
     level = np.clip(features - ref, -config.weight_range_db, 0.0)
