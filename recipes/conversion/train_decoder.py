@@ -5,7 +5,9 @@
         --run runs/decoder-bundled [section.key=value ...]
 
 Multi-GPU: torchrun --nproc_per_node=N recipes/conversion/train_decoder.py --config ... --run ...
-Re-running the same command resumes from the run's last complete step.
+Re-running the same command resumes from the run's last complete step. ``--init conversion``
+(or a checkpoint folder) starts from trained weights: fine-tuning, e.g. after the speaker
+encoder that makes the decoder's speaker embeddings changed (rebuild the decoder cache first).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 from voicefake import api
 from voicefake.audio.features import MelConfig, MelSpectrogram
+from voicefake.checkpoint import Checkpoint
 from voicefake.config import load_sections, recipe_parser
 from voicefake.conversion.decoder_training import DecoderCrops, TrainConfig, build_task
 from voicefake.conversion.model import ContentEncoder, DecoderConfig
@@ -59,7 +62,9 @@ def synthetic(mel: MelConfig, speaker_dim: int, frames: int) -> tuple[DecoderCro
 
 
 def main() -> None:
-    args = recipe_parser(__doc__).parse_args()
+    parser = recipe_parser(__doc__)
+    parser.add_argument("--init", help="start the decoder from this checkpoint (fine-tuning)")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
     model, mel, train_cfg, loop, data = (configs[k] for k in ("model", "mel", "train", "loop", "data"))
@@ -76,7 +81,10 @@ def main() -> None:
     task = build_task(model, mel, train_cfg, content.module, metadata={
         "name": "conversion", "content": content.checkpoint.name, "cache": data.cache,
         "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
+        **({"init": str(args.init)} if args.init else {}),
     })
+    if args.init:
+        task.modules["decoder"].load_state_dict(Checkpoint.load(args.init).state_dict, strict=True)
     fit(task, loop, train, args.run, eval_data=dev, resolved_config=resolved)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"done: {args.run}")

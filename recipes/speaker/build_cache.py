@@ -12,9 +12,19 @@ and cut into ``crop_seconds`` crops every ``hop_seconds``. For each crop the cac
 The dev speakers (LibriSpeech test-other) get fixed 3 s crops, clean and through a phone call,
 for the EER measured during training. Resemblyzer is needed only here, never at run time.
 
+**Voice warps** (``--voice-warps -2,2``): the shared data has only ~130 training speakers, so
+each speaker also lends its crops to pseudo-speakers: the crops pitch-shifted by a fixed number
+of semitones (every frequency moves, pitch and formants: a different-sounding voice), each warp
+its own AAM class, labelled by the teacher on the warped clean crop. The student thus learns the
+teacher's map on voices that are not in the data. ``--extend CACHE`` adds them to an existing
+cache instead of rebuilding it.
+
 Usage:
     python recipes/speaker/build_cache.py --train runs/data/speaker/train.csv \
         --dev runs/data/speaker/dev.csv --out runs/data/speaker/cache.pt [--workers 2]
+    python recipes/speaker/build_cache.py --train runs/data/speaker/train.csv \
+        --dev runs/data/speaker/dev.csv --extend runs/data/speaker/cache.pt \
+        --voice-warps=-2,2 --warp-max-crops 60 --out runs/data/speaker/cache_warp.pt
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import torch
 
 from voicefake.audio.features import MEL_16K_40, MelSpectrogram, num_frames
 from voicefake.audio.io import AudioError, load_audio, speech_regions
-from voicefake.channel import add_noise, phone_call, reverb, speed
+from voicefake.channel import add_noise, phone_call, pitch_shift, reverb, speed
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest
 
 SAMPLE_RATE = 16000
@@ -78,10 +88,11 @@ def _fit_frames(mel: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.nn.functional.pad(mel[None], (0, frames - mel.shape[-1]), mode="replicate")[0]
 
 
-def speaker_job(args: tuple[int, list[ManifestRow], Path, float, float, int, int, int]) -> dict:
+def speaker_job(args: tuple[int, list[ManifestRow], Path, float, float, int, int, int, float]) -> dict:
     """Teacher embeddings and augmented mels for one speaker's crops (at most ``max_crops``,
-    evenly spread, so the few long-recorded speakers do not dominate)."""
-    index, rows, root, crop_s, hop_s, phone_versions, seed, max_crops = args
+    evenly spread, so the few long-recorded speakers do not dominate), pitch-shifted by
+    ``semitones`` first when it is not 0 (a pseudo-speaker, see the module doc)."""
+    index, rows, root, crop_s, hop_s, phone_versions, seed, max_crops, semitones = args
     torch.set_num_threads(1)
     from resemblyzer import VoiceEncoder
     from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
@@ -92,6 +103,8 @@ def speaker_job(args: tuple[int, list[ManifestRow], Path, float, float, int, int
     crops = crops_of(speech_stream(rows, root), crop, int(hop_s * SAMPLE_RATE))
     if len(crops) > max_crops:
         crops = [crops[i] for i in np.linspace(0, len(crops) - 1, max_crops).round().astype(int)]
+    if semitones:
+        crops = [pitch_shift(wav, SAMPLE_RATE, semitones) for wav in crops]
     versions = 2 + phone_versions
     mels = torch.zeros(len(crops), versions, MEL_16K_40.n_mels, frames, dtype=torch.float16)
     teacher_mels = []
@@ -133,6 +146,10 @@ def main() -> None:
     parser.add_argument("--max-crops-per-speaker", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--voice-warps", default="", help="comma-separated semitone shifts, one pseudo-speaker "
+                        "set each (e.g. -2,2); empty: none")
+    parser.add_argument("--warp-max-crops", type=int, default=60, help="crops per pseudo-speaker")
+    parser.add_argument("--extend", type=Path, help="add the voice warps to this existing cache (same --train)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     root = data_root()
@@ -141,22 +158,35 @@ def main() -> None:
     for row in read_manifest(args.train):
         by_speaker[row.speaker].append(row)
     names = sorted(by_speaker)
-    jobs = [(i, by_speaker[n], root, args.crop_seconds, args.hop_seconds, args.phone_versions, args.seed,
-             args.max_crops_per_speaker) for i, n in enumerate(names)]
+    warps = [float(x) for x in args.voice_warps.split(",")] if args.voice_warps else []
+    jobs = []
+    if args.extend is None:
+        jobs += [(i, by_speaker[n], root, args.crop_seconds, args.hop_seconds, args.phone_versions, args.seed,
+                  args.max_crops_per_speaker, 0.0) for i, n in enumerate(names)]
+    for k, semitones in enumerate(warps, start=1):
+        jobs += [(i + k * len(names), by_speaker[n], root, args.crop_seconds, args.hop_seconds,
+                  args.phone_versions, args.seed + k, args.warp_max_crops, semitones) for i, n in enumerate(names)]
     # longest speakers first, so no worker is left with one long job at the end
-    jobs.sort(key=lambda job: -sum(r.duration_s for r in job[1]))
+    jobs.sort(key=lambda job: -min(sum(r.duration_s for r in job[1]), job[7] * args.hop_seconds))
     parts = []
     with ProcessPoolExecutor(args.workers) as pool:
         for done, part in enumerate(pool.map(speaker_job, jobs)):
             parts.append(part)
             log.info("speaker %d/%d: %d crops", done + 1, len(jobs), len(part["speaker"]))
-    parts.sort(key=lambda part: int(part["speaker"][0]) if len(part["speaker"]) else -1)
+    if args.extend is not None:
+        base = torch.load(args.extend, weights_only=True)
+        if base["speakers"] != names:
+            raise SystemExit(f"{args.extend} was built from other speakers than {args.train}")
+        parts.insert(0, {key: base[key] for key in ("mels", "teacher", "speaker")})
+        dev = base["dev"]
+    parts = [p for p in parts if len(p["speaker"])]
+    parts.sort(key=lambda part: int(part["speaker"][0]))
     cache = {key: torch.cat([p[key] for p in parts]) for key in ("mels", "teacher", "speaker")}
-    cache["speakers"] = names
-    cache["dev"] = dev_crops(read_manifest(args.dev), root, args.dev_seconds)
+    cache["speakers"] = names + [f"{n}@{st:+g}st" for st in warps for n in names]
+    cache["dev"] = dev if args.extend is not None else dev_crops(read_manifest(args.dev), root, args.dev_seconds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(cache, args.out)
-    print(f"{len(cache['speaker'])} crops of {len(names)} speakers -> {args.out}")
+    print(f"{len(cache['speaker'])} crops of {len(cache['speakers'])} speakers (pseudo-speakers included) -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -365,8 +365,10 @@ def test_cli_export(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFix
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
     assert "already exists" in captured.err and "--force" in captured.err
+    (out / "MODEL_CARD.md").write_text("card")
     assert main(["export", str(trained_run), str(out), "--force", "--json"]) == 0
     assert "best" in Checkpoint.load(out).metadata
+    assert (out / "MODEL_CARD.md").read_text() == "card"  # --force replaces the weights, not the card
 
 
 def test_warmup_cosine_schedule() -> None:

@@ -59,11 +59,10 @@ def run_export(args: argparse.Namespace) -> int:
     from voicefake.train.state import export
 
     out = Path(args.out)
-    if out.exists():
-        if not args.force:
-            raise FileExistsError(f"{out}: already exists; pass --force to replace it")
-        import shutil
-        shutil.rmtree(out)
-    path = export(args.run_dir, out, step=args.step, module=args.module, half=not args.full_precision)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out}: already exists; pass --force to replace it")
+    # --force replaces the weights and config but keeps what lives beside them (MODEL_CARD.md)
+    path = export(args.run_dir, out, step=args.step, module=args.module, half=not args.full_precision,
+                  replace=args.force)
     common.emit(args, {"file": args.run_dir, "output": str(path)}, f"exported {path}")
     return 0

@@ -99,15 +99,18 @@ def load_trainer_state(path: Path) -> dict[str, Any]:
 
 
 def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *,
-           step: int | None = None, module: str | None = None, half: bool = True) -> Path:
+           step: int | None = None, module: str | None = None, half: bool = True,
+           replace: bool = False) -> Path:
     """Copies one Checkpoint out of a run: the release artefact, without optimizer state.
 
     Args:
         run_dir: the run directory.
-        out: destination directory (must not exist).
+        out: destination directory (must not exist unless ``replace``).
         step: which step (default: ``best/`` if present, else the latest step).
         module: which exported module (default: the only one in the step folder).
         half: store weights as float16.
+        replace: overwrite the checkpoint in ``out``, keeping the other files beside it (its
+            MODEL_CARD.md).
     """
     run_dir, out = Path(run_dir), Path(out)
     if step is not None:
@@ -128,6 +131,6 @@ def export(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], *,
         module = modules[0]
     if module not in modules:
         raise CheckpointError(f"{source}: no module {module!r}; found {modules}")
-    if out.exists():
+    if out.exists() and not replace:
         raise FileExistsError(f"{out} exists; remove it or choose another path")
     return Checkpoint.load(source / module).save(out, half=half)
