@@ -184,6 +184,9 @@ class MelSpectrogram(nn.Module):
     never enter a state dict.
     """
 
+    filters: torch.Tensor
+    window: torch.Tensor
+
     def __init__(self, mel: MelConfig) -> None:
         super().__init__()
         self.config = mel
@@ -219,6 +222,8 @@ class MelSpectrogram(nn.Module):
 
 class LinearSpectrogram(nn.Module):
     """Log power spectrogram, the detector's spectral input: (B, T) -> (B, n_fft//2+1, F)."""
+
+    window: torch.Tensor
 
     def __init__(self, n_fft: int = 512, hop_length: int = 160, win_length: int = 400) -> None:
         super().__init__()
@@ -264,6 +269,9 @@ class LFCC(nn.Module):
     (B, T) -> (B, n_lfcc, F): log of linear-filterbank power, then an orthonormal DCT.
     """
 
+    filters: torch.Tensor
+    dct: torch.Tensor
+
     def __init__(
         self, n_fft: int = 512, hop_length: int = 160, win_length: int = 400,
         n_filters: int = 60, n_lfcc: int = 20,
@@ -288,6 +296,9 @@ class LogLinearFilterbank(nn.Module):
 
     (B, T) -> (B, n_filters, F), F = 1 + T // hop_length (centred frames).
     """
+
+    window: torch.Tensor
+    filters: torch.Tensor
 
     def __init__(
         self, n_fft: int = 512, hop_length: int = 160, win_length: int = 400, n_filters: int = 60

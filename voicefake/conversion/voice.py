@@ -53,6 +53,11 @@ class VoiceProfile(nn.Module):
 
     takes_mel = True
 
+    content: torch.Tensor
+    mels: torch.Tensor
+    log_f0: torch.Tensor
+    embedding: torch.Tensor
+
     def __init__(self, config: VoiceConfig, mel: MelConfig) -> None:
         super().__init__()
         self.config, self.mel = config, mel

@@ -116,6 +116,8 @@ class ConvNeXtBlock(nn.Module):
 class VocosGenerator(nn.Module):
     """ConvNeXt backbone + inverse-STFT head."""
 
+    window: torch.Tensor
+
     def __init__(self, config: VocoderConfig, mel: MelConfig) -> None:
         super().__init__()
         self.hop_length = mel.hop_length
