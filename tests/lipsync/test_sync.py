@@ -33,9 +33,7 @@ def mouth(talking_face: tuple[Path, np.ndarray]) -> tuple[np.ndarray, float, np.
 
 
 def test_lip_opening_follows_the_drawn_mouth(talking_face: tuple[Path, np.ndarray]) -> None:
-    from tests.lipsync.faces import speech_like as drawn
-
-    _, opening = drawn(4.0)  # the conftest's face is drawn from this opening
+    _, opening = speech_like(4.0)  # the conftest's face is drawn from this opening
     track = mouth_of(read_video(talking_face[0]))
     assert track.points.shape == (len(opening), 68, 2) and track.openings.shape == (len(opening), 2)
     for column in track.openings.T:
