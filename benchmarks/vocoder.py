@@ -3,6 +3,10 @@
     PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py quality --per-speaker 3
     PYTHONPATH=. python benchmarks/vocoder.py speed
 
+``--vocoder DIR`` measures another checkpoint (an exported one, e.g. a candidate before it
+replaces the bundled model); ``--systems`` picks a subset (a quick check of a candidate:
+``--systems vocoder``).
+
 Quality: LibriSpeech test-other speakers (never trained on) and held-out VCTK utterances,
 first 6 s of each, through (a) the bundled vocoder, (b) Griffin-Lim (64 iterations) on the same
 mel, (c) WORLD analysis-synthesis (pyworld). Metrics against the original: PESQ wideband, STOI,
@@ -95,7 +99,11 @@ def _dct(n_in: int, n_out: int) -> np.ndarray:
     return mat.astype(np.float32)
 
 
-def quality(per_speaker: int, seconds: float) -> dict[str, dict[str, float]]:
+SYSTEMS = ("vocoder", "griffin-lim", "world", "original")
+
+
+def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
+            systems: tuple[str, ...] = SYSTEMS) -> dict[str, dict[str, float]]:
     torch.set_num_threads(2)
     mel_fn = MelSpectrogram(MEL_16K_80)
     scores: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -103,24 +111,25 @@ def quality(per_speaker: int, seconds: float) -> dict[str, dict[str, float]]:
     for i, path in enumerate(files):
         wav = load_audio(path, SR)[: int(seconds * SR)]
         mel = mel_fn(torch.from_numpy(wav))
-        systems = {
-            "voicefake-vocoder": api.vocode(mel).numpy(),
-            "griffin-lim-64": griffin_lim(mel),
-            "world": world(wav),
-            "original (ceiling)": wav,
+        makers = {
+            "vocoder": ("voicefake-vocoder", lambda: api.vocode(mel, vocoder).numpy()),
+            "griffin-lim": ("griffin-lim-64", lambda: griffin_lim(mel)),
+            "world": ("world", lambda: world(wav)),
+            "original": ("original (ceiling)", lambda: wav),
         }
-        for name, out in systems.items():
-            scores[name].append(metrics(wav, out, mel_fn))
+        for key in systems:
+            name, make = makers[key]
+            scores[name].append(metrics(wav, make(), mel_fn))
         print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
     return {name: {k: float(np.mean([s[k] for s in rows])) for k in rows[0]} | {"n": len(rows)}
             for name, rows in scores.items()}
 
 
-def speed(seconds: float = 10.0, repeats: int = 3) -> dict[str, dict[str, float]]:
+def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str = "vocoder") -> dict[str, dict[str, float]]:
     frames = int(seconds * SR / MEL_16K_80.hop_length) + 1
     mel = torch.randn(1, MEL_16K_80.n_mels, frames)
     models = {
-        "voicefake-vocoder (bundled)": api.load("vocoder").module,
+        f"voicefake-vocoder ({vocoder})": api.load(vocoder).module,
         "vocos-base (random)": Vocoder(VocoderConfig.vocos_base(), MEL_16K_80).eval(),
         "hifigan-v1 (random)": Vocoder(VocoderConfig.hifigan_v1(), MEL_16K_80).eval(),
         "hifigan-v3 (random)": Vocoder(VocoderConfig.hifigan_v3(), MEL_16K_80).eval(),
@@ -157,9 +166,19 @@ def main() -> None:
     parser.add_argument("what", choices=["quality", "speed"])
     parser.add_argument("--per-speaker", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--vocoder", default="vocoder", help="checkpoint to measure (default: the bundled one)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS),
+                        help=f"comma-separated subset of {','.join(SYSTEMS)} (quality only)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
-    results = quality(args.per_speaker, args.seconds) if args.what == "quality" else speed()
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if args.what == "quality":
+        results = quality(args.per_speaker, args.seconds, args.vocoder, systems)
+    else:
+        results = speed(vocoder=args.vocoder)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

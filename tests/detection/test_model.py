@@ -17,9 +17,10 @@ from voicefake.detection.training import (
 )
 
 
+@pytest.mark.parametrize("phase", [False, True])
 @pytest.mark.parametrize("num_samples", [1, 100, 159, 160, 161, 640, 16000, 16001, 23457])
-def test_shapes_over_lengths(num_samples: int) -> None:
-    model = Detector(DetectorConfig.tiny()).eval()
+def test_shapes_over_lengths(num_samples: int, phase: bool) -> None:
+    model = Detector(DetectorConfig.tiny().__class__(**{**DetectorConfig.tiny().__dict__, "phase": phase})).eval()
     out = model(torch.randn(2, num_samples) * 0.1)
     assert out.logits.shape == (2,)
     assert out.frame_logits.shape == (2, num_model_frames(num_samples, model.config))
@@ -77,3 +78,33 @@ def test_two_train_steps_change_parameters() -> None:
         assert np.isfinite(scalars["loss/bce"])
     assert any(not torch.equal(a, b) for a, b in zip(before, modules["detector"].parameters(), strict=True))
     assert labels[0].item() == 0.0 and labels[1].item() == 1.0  # class-balanced: even real, odd fake
+
+
+def test_phase_planes_see_what_magnitudes_cannot() -> None:
+    """A steady tone has a steady reassigned frequency where a band of noise of the same
+    spectrum wanders; an impulse at every frame centre has zero group delay. In [-1, 1]."""
+    model = Detector(DetectorConfig(phase=True)).eval()
+    rate, n = 16000, 16000
+    t = torch.arange(n) / rate
+    tone = 0.3 * torch.sin(2 * torch.pi * 1010 * t)
+    noise = torch.fft.irfft(torch.fft.rfft(torch.randn(n, generator=torch.Generator().manual_seed(0)))
+                            * ((torch.fft.rfftfreq(n, 1 / rate) - 1010).abs() < 60), n=n)
+    noise = 0.3 * noise / noise.abs().max()
+    planes = model.features(torch.stack([tone, noise]))
+    assert planes.shape[:3] == (2, 4, 128)
+    assert planes[:, 1:].abs().max() <= 1.0 + 1e-5
+    band = int(torch.argmax(model.frontend(tone[None])[0, :, 20]))  # the tone's band
+    wander = planes[:, 1, band - 2: band + 3, 5:-5].std(-1).mean(-1)
+    assert wander[0] < 0.005 and wander[1] > 0.03
+    clicks = torch.zeros(n)
+    clicks[::160] = 1.0  # one impulse at every frame centre
+    group = model.features(clicks[None])[0, 2, 10:-10, 5:-5]
+    assert group.mean() > 0.95  # cos(group delay) ~ 1 everywhere
+
+
+def test_phase_model_saliency_sums_planes() -> None:
+    from voicefake.detection.inference import saliency
+
+    model = Detector(DetectorConfig(phase=True)).eval()
+    out = saliency(model, torch.randn(16000) * 0.1, 16000)
+    assert abs(sum(b["share"] for b in out["bands"]) - 1.0) < 0.05

@@ -309,15 +309,50 @@ class LogLinearFilterbank(nn.Module):
         self.register_buffer("filters", linear_filterbank(n_filters, n_fft), persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        return self.bands(self.stft(wav))
+
+    def stft(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> complex (B, n_fft/2+1, F) centred STFT (float32, autocast off)."""
         with torch.autocast(device_type=wav.device.type, enabled=False):
             wav = wav.float()
             if wav.shape[-1] <= self.n_fft // 2:
                 # reflect padding needs more samples than the pad width; zero-extend tiny inputs
                 wav = torch.nn.functional.pad(wav, (0, self.n_fft // 2 + 1 - wav.shape[-1]))
-            spec = torch.stft(
+            return torch.stft(
                 wav, self.n_fft, self.hop_length, self.win_length, self.window,
                 center=True, pad_mode="reflect", return_complex=True,
             )
-            power = spec.real**2 + spec.imag**2
-            # floor keeps log finite on digital silence
-            return torch.log(torch.matmul(self.filters, power) + 1e-9)
+
+    def bands(self, spec: torch.Tensor) -> torch.Tensor:
+        """Complex STFT -> (B, n_filters, F) log band energies."""
+        power = spec.real**2 + spec.imag**2
+        # floor keeps log finite on digital silence
+        return torch.log(torch.matmul(self.filters, power) + 1e-9)
+
+    def phase_bands(self, wav: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) waveform -> (B, 3, n_filters, F) phase-derivative planes per band.
+
+        Plane 0: instantaneous-frequency deviation of each bin from its centre frequency, in
+        bins (from the phase advance over ONE sample, so it does not wrap as a hop-long advance
+        would), clipped to +-4 and scaled to [-1, 1]. Planes 1-2: cos and sin of the group
+        delay (phase difference to the next-lower bin), offset so that an impulse at the frame
+        centre gives angle 0. Each is a magnitude-weighted mean over the band's filter.
+        Speech harmonics give reassigned frequencies that are steady over time and impulses
+        whose group delay follows the glottal pulses; phase rebuilt from magnitudes
+        (Griffin-Lim) or from a source-filter model (WORLD) is steady or scattered in other
+        places. ``spec``: the STFT of ``wav`` if already computed.
+        """
+        if spec is None:
+            spec = self.stft(wav)
+        later = self.stft(torch.nn.functional.pad(wav.float(), (0, 1))[..., 1:])
+        n_bins = spec.shape[-2]
+        k = torch.arange(n_bins, device=spec.device, dtype=torch.float32)
+        unit = spec / spec.abs().clamp_min(1e-9)
+        step = later * unit.conj() * torch.polar(torch.ones_like(k), -2 * math.pi * k / self.n_fft)[:, None]
+        deviation = (torch.angle(step) * self.n_fft / (2 * math.pi)).clamp(-4.0, 4.0) / 4.0
+        group = -unit[..., 1:, :] * unit[..., :-1, :].conj()
+        group = torch.cat([group[..., :1, :], group], dim=-2)
+        mag = spec.abs()
+        norm = torch.matmul(self.filters, mag).clamp_min(1e-9)
+        chans = [deviation, group.real, group.imag]
+        return torch.stack([torch.matmul(self.filters, c * mag) / norm for c in chans], dim=1)

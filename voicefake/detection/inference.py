@@ -139,7 +139,8 @@ def prepare(wav: np.ndarray, sample_rate: int) -> np.ndarray:
 def saliency(module: Detector, wav: torch.Tensor, sample_rate: int) -> dict[str, Any]:
     """Which frequency bands and time spans pushed the utterance logit towards "synthetic".
 
-    Gradient x input of the logit w.r.t. the (B=1, N, F) log filterbank, positive part only.
+    Gradient x input of the logit w.r.t. the (B=1, C, N, F) input planes, positive part only,
+    summed over the planes (the log filterbank and, for a phase model, the phase planes).
 
     Returns:
         ``{"bands": [{"low_hz", "high_hz", "share"}], "spans": [{"start", "end", "share"}]}``.
@@ -147,7 +148,7 @@ def saliency(module: Detector, wav: torch.Tensor, sample_rate: int) -> dict[str,
     with torch.enable_grad():
         spec = module.features(wav[None]).detach().requires_grad_(True)
         module.score_features(spec).logits.sum().backward()
-    relevance = (spec.grad * spec).detach().clamp(min=0)[0].cpu()  # (N, F)
+    relevance = (spec.grad * spec).detach().clamp(min=0)[0].sum(dim=0).cpu()  # (N, F)
     total = float(relevance.sum()) or 1.0
     n_bands = relevance.shape[0]
     centres = (np.arange(n_bands) + 1) / (n_bands + 1) * sample_rate / 2

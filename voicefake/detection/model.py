@@ -35,6 +35,10 @@ class DetectorConfig:
         hidden: per-frame embedding width before the logit.
         context: temporal kernel (in model frames of 4 hops) of the frame head.
         dropout: before the frame logit (training only).
+        phase: add three phase-derivative planes to the log filterbank (instantaneous-
+            frequency deviation, cos/sin of the group delay per band,
+            :meth:`LogLinearFilterbank.phase_bands`): magnitude-only features cannot see
+            how a copy-synthesis vocoder rebuilt the phase.
     """
 
     sample_rate: int = 16000
@@ -46,6 +50,7 @@ class DetectorConfig:
     hidden: int = 32
     context: int = 5
     dropout: float = 0.2
+    phase: bool = False
 
     def __post_init__(self) -> None:
         if self.n_filters % 16:
@@ -54,6 +59,11 @@ class DetectorConfig:
             raise ValueError(f"DetectorConfig.channels needs 4 positive widths, got {self.channels}")
         if self.context % 2 == 0:
             raise ValueError(f"DetectorConfig.context must be odd, got {self.context}")
+
+    @property
+    def in_channels(self) -> int:
+        """Input planes of the network: the log filterbank, plus 3 phase planes if ``phase``."""
+        return 4 if self.phase else 1
 
     @property
     def frame_hop(self) -> int:
@@ -110,8 +120,8 @@ class Detector(nn.Module):
         self.frontend = LogLinearFilterbank(config.n_fft, config.hop_length, config.win_length, config.n_filters)
         # the stem keeps the full 10 ms / N-band resolution for fine spectral artefacts, then
         # strides and pools to 40 ms frames: the costly convolutions run on a 16x smaller grid
-        self.input_norm = nn.BatchNorm2d(1)
-        self.stem = MaxFeatureMap(1, c[0], 5, stride=2)
+        self.input_norm = nn.BatchNorm2d(config.in_channels)
+        self.stem = MaxFeatureMap(config.in_channels, c[0], 5, stride=2)
         self.stem_pool = nn.MaxPool2d((2, 2), ceil_mode=True)
         self.blocks = nn.Sequential(
             LcnnBlock(c[0], c[1], 3, (1, 1)),
@@ -127,17 +137,25 @@ class Detector(nn.Module):
         )
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
-        """wav: (B, T) in [-1, 1]; returns (B, N, F) log filterbank with each band's mean removed.
+        """wav: (B, T) in [-1, 1]; returns (B, C, N, F): the log filterbank with each band's
+        mean removed over time, then (if ``config.phase``) the four phase planes.
 
         Removing the per-band mean over time cancels a fixed channel response (handset,
         codec tilt), so the network looks at spectral fine structure and dynamics instead.
         """
-        spec = self.frontend(wav)
-        return spec - spec.mean(dim=-1, keepdim=True)
+        stft = self.frontend.stft(wav)
+        spec = self.frontend.bands(stft)
+        planes = (spec - spec.mean(dim=-1, keepdim=True))[:, None]
+        if self.config.phase:
+            planes = torch.cat([planes, self.frontend.phase_bands(wav, stft)], dim=1)
+        return planes
 
     def score_features(self, spec: torch.Tensor) -> DetectorOutput:
-        """spec: (B, N, F) from :meth:`features`; returns logits (B,), frame_logits (B, ceil(F/4))."""
-        x = self.blocks(self.stem_pool(self.stem(self.input_norm(spec[:, None]))))
+        """spec: (B, C, N, F) from :meth:`features` (or (B, N, F) for a one-plane model);
+        returns logits (B,), frame_logits (B, ceil(F/4))."""
+        if spec.dim() == 3:
+            spec = spec[:, None]
+        x = self.blocks(self.stem_pool(self.stem(self.input_norm(spec))))
         x = x.flatten(1, 2)  # (B, C * N/16, F/4)
         frame_logits = self.head(x)[:, 0]
         return DetectorOutput(frame_logits.mean(dim=-1), frame_logits)

@@ -135,16 +135,29 @@ class VocosGenerator(nn.Module):
         self.head = nn.Linear(config.dim, self.n_fft + 2)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The predicted STFT before the inverse: (log-magnitude, phase), each (B, n_fft/2+1, F).
+
+        Frame ``f`` is centred on sample ``f * hop_length`` (``torch.stft(center=True)``
+        framing, Hann window of ``head_n_fft``), so the spectral losses can compare it with
+        the STFT of the real audio directly.
+        """
         x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
         x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
         log_mag, phase = x.float().chunk(2, dim=1)
+        return log_mag, phase
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.synthesize(*self.spectrum(mel))
+
+    def synthesize(self, log_mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """Inverse STFT of a (log-magnitude, phase) pair from :meth:`spectrum`."""
         # clamp keeps exp() finite early in training (as in Vocos)
         mag = torch.exp(log_mag).clamp(max=1e2)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
-        length = num_samples_for(mel.shape[-1], self.hop_length)
+        length = num_samples_for(phase.shape[-1], self.hop_length)
         if length == 0:  # a single frame spans no samples; torch.istft cannot make 0 of them
             return spec.real.new_zeros(spec.shape[0], 0)
         return torch.istft(

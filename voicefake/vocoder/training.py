@@ -13,6 +13,7 @@ from voicefake.train.loop import TrainTask, warmup_cosine
 from voicefake.vocoder.discriminators import DiscriminatorConfig, MultiDiscriminator
 from voicefake.vocoder.losses import (
     MultiResolutionMelLoss,
+    SpectralLoss,
     discriminator_loss,
     feature_matching_loss,
     generator_loss,
@@ -26,6 +27,10 @@ DEFAULT_LOSS_MELS = (
 )
 
 
+SPECTRAL_TERMS = ("mag", "phase", "consistency")
+LOSS_TERMS = ("mel", "adv", "fm", *SPECTRAL_TERMS)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings for the vocoder.
@@ -33,8 +38,11 @@ class TrainConfig:
     Attributes:
         lr / betas / weight_decay: AdamW for both generator and discriminator.
         warmup_steps / min_lr_ratio / total_steps: linear warm-up then cosine decay.
-        loss_weights: generator loss terms ``mel``, ``adv``, ``fm``; a term missing or 0
-            is not computed.
+        loss_weights: generator loss terms ``mel``, ``adv``, ``fm`` and, for the Vocos head
+            only, the direct spectral terms ``mag``, ``phase``, ``consistency``
+            (:class:`voicefake.vocoder.losses.SpectralLoss`); a term missing or 0 is not
+            computed. With ``adv`` and ``fm`` at 0 no discriminator runs (a fast
+            reconstruction-only phase).
         grad_clip: max grad norm for each optimizer (0 disables).
         loss_mels: the multi-resolution mel loss resolutions.
         segment_samples: training crop length (a multiple of the mel hop length).
@@ -54,21 +62,36 @@ class TrainConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
     def __post_init__(self) -> None:
-        unknown = set(self.loss_weights) - {"mel", "adv", "fm"}
+        unknown = set(self.loss_weights) - set(LOSS_TERMS)
         if unknown:
-            raise ValueError(f"unknown vocoder loss weight(s) {sorted(unknown)}; allowed: mel, adv, fm")
+            raise ValueError(
+                f"unknown vocoder loss weight(s) {sorted(unknown)}; allowed: {', '.join(LOSS_TERMS)}"
+            )
+
+    @property
+    def spectral(self) -> bool:
+        """Whether any direct spectral term (mag, phase, consistency) is weighted."""
+        return any(self.loss_weights.get(k, 0) > 0 for k in SPECTRAL_TERMS)
 
 
 def build_modules(model: VocoderConfig, mel: MelConfig, cfg: TrainConfig) -> dict[str, nn.Module]:
     """Generator, discriminators, the feature extractor and the reconstruction loss."""
     if cfg.segment_samples % mel.hop_length:
         raise ValueError(f"segment_samples {cfg.segment_samples} is not a multiple of hop {mel.hop_length}")
-    return {
+    modules: dict[str, nn.Module] = {
         "generator": Vocoder(model, mel),
         "discriminator": MultiDiscriminator(cfg.discriminator),
         "features": MelSpectrogram(mel),
         "mel_loss": MultiResolutionMelLoss(cfg.loss_mels),
     }
+    if cfg.spectral:
+        if model.architecture != "vocos":
+            raise ValueError(
+                "the spectral loss terms (mag, phase, consistency) need the vocos architecture's "
+                f"STFT head; set them to 0 for architecture {model.architecture!r}"
+            )
+        modules["spectral_loss"] = SpectralLoss(model.head_n_fft, mel.hop_length)
+    return modules
 
 
 def build_optimizers(modules: dict[str, nn.Module], cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
@@ -109,7 +132,11 @@ def train_step(
     gen, disc = modules["generator"], modules["discriminator"]
     with torch.no_grad():
         mel = modules["features"](batch)
-    fake = gen(mel)
+    if cfg.spectral:
+        log_mag, phase = gen.generator.spectrum(mel)
+        fake = gen.generator.synthesize(log_mag, phase).clamp(-1.0, 1.0)
+    else:
+        fake = gen(mel)
     real = batch[:, : fake.shape[-1]]
     out: dict[str, float] = {}
     use_gan = weights.get("adv", 0) > 0 or weights.get("fm", 0) > 0
@@ -122,7 +149,14 @@ def train_step(
         out["grad_norm/discriminator"] = _clip(disc, cfg.grad_clip)
         optimizers["discriminator"].step()
         out["loss/disc"] = float(loss_d.detach())
+    else:
+        # no discriminator update in a reconstruction-only phase; stepping the optimizer with
+        # no gradients is a no-op that keeps its LR schedule in step (and torch from warning)
+        optimizers["discriminator"].step()
     terms: dict[str, torch.Tensor] = {"mel": modules["mel_loss"](fake, real)}
+    if cfg.spectral:
+        spectral = modules["spectral_loss"](log_mag, phase, fake, real)
+        terms.update({k: v for k, v in spectral.items() if weights.get(k, 0) > 0})
     if use_gan:
         fake_scores, fake_feats = disc(fake)
         with torch.no_grad():

@@ -1,0 +1,84 @@
+"""Tests for the vocoder's direct spectral losses and the reconstruction-only training step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from voicefake.audio.features import MelConfig
+from voicefake.vocoder.losses import SpectralLoss, anti_wrap
+from voicefake.vocoder.model import VocoderConfig
+from voicefake.vocoder.training import TrainConfig, build_modules, build_task
+
+HOP, N_FFT = 160, 640
+
+
+def speech_like(seconds: float = 0.5, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * 16000)) / 16000
+    f0 = 120 + 20 * torch.sin(2 * math.pi * 3 * t)
+    phase = 2 * math.pi * torch.cumsum(f0, 0) / 16000
+    wav = sum(torch.sin(k * phase) / k for k in range(1, 20)) * 0.1
+    return (wav + 0.003 * torch.randn(t.shape, generator=g)).unsqueeze(0)
+
+
+def test_anti_wrap_is_the_angle_distance() -> None:
+    x = torch.tensor([0.1, 2 * math.pi + 0.1, -2 * math.pi - 0.1, math.pi - 0.01, 4 * math.pi])
+    assert torch.allclose(anti_wrap(x), torch.tensor([0.1, 0.1, 0.1, math.pi - 0.01, 0.0]), atol=1e-5)
+
+
+def test_perfect_prediction_scores_zero_and_random_phase_does_not() -> None:
+    loss = SpectralLoss(N_FFT, HOP)
+    real = speech_like()
+    spec = loss.stft(real)
+    log_mag, phase = torch.log(spec.abs().clamp_min(1e-5)), torch.angle(spec)
+    # phase shifted by whole turns is the same phase: anti-wrapping must not punish it
+    phase = phase + 2 * math.pi * torch.randint(-2, 3, phase.shape)
+    window = torch.hann_window(N_FFT)
+    fake = torch.istft(torch.polar(spec.abs(), torch.angle(spec)), N_FFT, HOP, N_FFT, window,
+                       center=True, length=real.shape[-1])
+    good = loss(log_mag, phase, fake, real)
+    assert good["mag"] < 1e-4 and good["phase"] < 1e-3 and good["consistency"] < 1e-3
+    noisy = torch.rand(phase.shape, generator=torch.Generator().manual_seed(1)) * 2 * math.pi
+    bad = loss(log_mag, noisy, fake, real)
+    assert bad["phase"] > 2.0  # three terms, each ~pi/2 for unrelated phases
+    assert bad["consistency"] > 10 * good["consistency"] + 0.1
+
+
+def test_spectral_terms_need_the_vocos_head() -> None:
+    cfg = TrainConfig(loss_weights={"mel": 1.0, "phase": 1.0}, segment_samples=1600)
+    with pytest.raises(ValueError, match="vocos"):
+        build_modules(VocoderConfig.hifigan_v3(), MelConfig(), cfg)
+
+
+def test_unknown_loss_term_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown vocoder loss weight.*'phse'.*consistency"):
+        TrainConfig(loss_weights={"phse": 1.0})
+
+
+def test_reconstruction_only_step_trains_generator_and_skips_discriminator() -> None:
+    weights = {"mel": 45.0, "mag": 15.0, "phase": 10.0, "consistency": 10.0, "adv": 0.0, "fm": 0.0}
+    cfg = TrainConfig(loss_weights=weights, segment_samples=3200)
+    task = build_task(VocoderConfig.tiny(), MelConfig(), cfg)
+    disc_before = [p.detach().clone() for p in task.modules["discriminator"].parameters()]
+    gen_before = [p.detach().clone() for p in task.modules["generator"].parameters()]
+    out = task.train_step(task.modules, task.optimizers, speech_like(0.2).repeat(2, 1))
+    assert {"loss/mel", "loss/mag", "loss/phase", "loss/consistency"} <= set(out)
+    assert "loss/disc" not in out and "loss/adv" not in out
+    assert all(torch.equal(a, b) for a, b in zip(disc_before, task.modules["discriminator"].parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(gen_before, task.modules["generator"].parameters()))
+    total = sum(weights[k] * out[f"loss/{k}"] for k in ("mel", "mag", "phase", "consistency"))
+    assert out["loss/total"] == pytest.approx(total, rel=1e-4)
+
+
+def test_spectrum_then_synthesize_is_forward() -> None:
+    from voicefake.vocoder.model import Vocoder
+
+    voc = Vocoder(VocoderConfig.tiny(), MelConfig()).eval()
+    mel = torch.randn(1, 80, 21)
+    with torch.no_grad():
+        log_mag, phase = voc.generator.spectrum(mel)
+        assert log_mag.shape == phase.shape == (1, N_FFT // 2 + 1, 21)
+        assert torch.allclose(voc.generator.synthesize(log_mag, phase).clamp(-1, 1), voc(mel), atol=1e-6)
