@@ -5,7 +5,9 @@
 
 ``--vocoder DIR`` measures another checkpoint (an exported one, e.g. a candidate before it
 replaces the bundled model); ``--systems`` picks a subset (a quick check of a candidate:
-``--systems vocoder``).
+``--systems vocoder``). Two diagnostic systems (Vocos head only) split the error between the
+two halves of the head's prediction: ``true-phase`` (the vocoder's magnitude with the real
+STFT phase) and ``true-mag`` (the real STFT magnitude with the vocoder's phase).
 
 Quality: LibriSpeech test-other speakers (never trained on) and held-out VCTK utterances,
 first 6 s of each, through (a) the bundled vocoder, (b) Griffin-Lim (64 iterations) on the same
@@ -100,6 +102,27 @@ def _dct(n_in: int, n_out: int) -> np.ndarray:
 
 
 SYSTEMS = ("vocoder", "griffin-lim", "world", "original")
+DIAGNOSTICS = ("true-phase", "true-mag")
+
+
+def oracle(mel: torch.Tensor, wav: np.ndarray, vocoder: str, keep: str) -> np.ndarray:
+    """The vocoder's STFT prediction with one half replaced by the real audio's.
+
+    keep: "mag" (predicted magnitude, real phase) or "phase" (real magnitude, predicted phase).
+    """
+    gen = api.load(vocoder).module.generator.float()
+    with torch.no_grad():
+        log_mag, phase = gen.spectrum(mel[None])
+        window = torch.hann_window(gen.n_fft)
+        real = torch.stft(torch.from_numpy(wav), gen.n_fft, gen.hop_length, gen.n_fft, window,
+                          center=True, return_complex=True)[None]
+        frames = min(real.shape[-1], phase.shape[-1])
+        log_mag, phase, real = log_mag[..., :frames], phase[..., :frames], real[..., :frames]
+        if keep == "mag":
+            out = gen.synthesize(log_mag, torch.angle(real))
+        else:
+            out = gen.synthesize(torch.log(real.abs().clamp_min(1e-7)), phase)
+    return out[0].clamp(-1, 1).numpy()
 
 
 def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
@@ -116,6 +139,8 @@ def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
             "griffin-lim": ("griffin-lim-64", lambda: griffin_lim(mel)),
             "world": ("world", lambda: world(wav)),
             "original": ("original (ceiling)", lambda: wav),
+            "true-phase": ("diagnostic: vocoder magnitude + real phase", lambda: oracle(mel, wav, vocoder, "mag")),
+            "true-mag": ("diagnostic: real magnitude + vocoder phase", lambda: oracle(mel, wav, vocoder, "phase")),
         }
         for key in systems:
             name, make = makers[key]
@@ -168,13 +193,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--vocoder", default="vocoder", help="checkpoint to measure (default: the bundled one)")
     parser.add_argument("--systems", default=",".join(SYSTEMS),
-                        help=f"comma-separated subset of {','.join(SYSTEMS)} (quality only)")
+                        help=f"comma-separated subset of {','.join(SYSTEMS + DIAGNOSTICS)} (quality only)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
-    unknown = set(systems) - set(SYSTEMS)
+    unknown = set(systems) - set(SYSTEMS + DIAGNOSTICS)
     if unknown:
-        parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
+        parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS + DIAGNOSTICS)}")
     if args.what == "quality":
         results = quality(args.per_speaker, args.seconds, args.vocoder, systems)
     else:

@@ -82,3 +82,18 @@ def test_spectrum_then_synthesize_is_forward() -> None:
         log_mag, phase = voc.generator.spectrum(mel)
         assert log_mag.shape == phase.shape == (1, N_FFT // 2 + 1, 21)
         assert torch.allclose(voc.generator.synthesize(log_mag, phase).clamp(-1, 1), voc(mel), atol=1e-6)
+
+
+def test_eval_step_reports_the_spectral_terms_only_when_trained_with_them() -> None:
+    from voicefake.vocoder.training import eval_step
+
+    batch = speech_like(0.2)
+    plain = build_task(VocoderConfig.tiny(), MelConfig(), TrainConfig(segment_samples=3200))
+    with torch.no_grad():  # as the training loop calls it
+        assert set(eval_step(plain.modules, batch)) == {"eval/mel_l1", "eval/mr_mel_l1"}
+    cfg = TrainConfig(loss_weights={"mel": 1.0, "phase": 1.0}, segment_samples=3200)
+    spectral = build_task(VocoderConfig.tiny(), MelConfig(), cfg)
+    with torch.no_grad():
+        out = eval_step(spectral.modules, batch)
+    assert {"eval/mag", "eval/phase", "eval/consistency"} <= set(out)
+    assert 0 < out["eval/phase"] < 3 * 3.1416

@@ -175,14 +175,29 @@ def train_step(
 
 
 def eval_step(modules: dict[str, nn.Module], batch: torch.Tensor) -> dict[str, float]:
-    """Copy-synthesis distances on a fixed crop: log-mel L1 at the model's own resolution."""
+    """Copy-synthesis distances on a fixed crop: log-mel L1 at the model's own resolution, and
+    (when the spectral losses are on) the head's magnitude / phase / consistency terms.
+
+    The phase terms track what limits a Vocos head (``benchmarks/vocoder.py`` with the
+    ``true-phase`` diagnostic): the mel L1 can rise while the phase, and PESQ, improve.
+    """
     mel = modules["features"](batch)
-    fake = modules["generator"](mel)
+    gen = modules["generator"]
+    spectral = "spectral_loss" in modules
+    if spectral:
+        log_mag, phase = gen.generator.spectrum(mel)
+        fake = gen.generator.synthesize(log_mag, phase).clamp(-1.0, 1.0)
+    else:
+        fake = gen(mel)
     real = batch[:, : fake.shape[-1]]
-    return {
+    out = {
         "eval/mel_l1": float(torch.mean(torch.abs(modules["features"](fake) - mel))),
         "eval/mr_mel_l1": float(modules["mel_loss"](fake, real)),
     }
+    if spectral:
+        terms = modules["spectral_loss"](log_mag, phase, fake, real)
+        out.update({f"eval/{k}": float(v) for k, v in terms.items()})
+    return out
 
 
 def build_task(model: VocoderConfig, mel: MelConfig, cfg: TrainConfig, metadata: dict | None = None) -> TrainTask:
