@@ -8,8 +8,11 @@ Train: every recording in $VOICEFAKE_DATA (real speech at any rate, and the synt
 vocoder speech too: content is content) except the cloning benchmark's held-out material:
 LibriSpeech test-other (the unseen target and source speakers) and VCTK utterances 023/024.
 
+``--extra CSV`` adds more training files (a manifest with absolute paths, e.g. the synthetic
+speech of make_synthetic.py) to the training split.
+
 Usage:
-    python recipes/conversion/prepare_teacher.py --out runs/data/conversion [--limit N]
+    python recipes/conversion/prepare_teacher.py --out runs/data/conversion [--limit N] [--extra CSV ...]
 
 Writes OUT/train.csv, OUT/dev.csv and OUT/teacher/<sha1 of path>.npy (float16, [frames, 384],
 50 frames per second of the 16 kHz audio).
@@ -76,15 +79,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=0, help="only the first N files of each split (tests)")
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="more training manifests (absolute paths)")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     root = data_root()
     assert root is not None
     train, dev = split(read_manifest(root / "manifest.csv"))
     if args.limit:
         train, dev = train[:args.limit], dev[:args.limit]
+    for extra in args.extra:
+        train += split(read_manifest(extra))[0]
     write_manifest(train, args.out / "train.csv")
     write_manifest(dev, args.out / "dev.csv")
-    teacher = Teacher()
+    teacher = Teacher(args.threads)
     start, done = time.time(), 0
     for row in train + dev:
         target = teacher_path(args.out, row)

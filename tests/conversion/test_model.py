@@ -17,7 +17,7 @@ from voicefake.conversion.model import (
     ConversionDecoder,
     DecoderConfig,
 )
-from voicefake.conversion.training import distill_loss, warp_mel
+from voicefake.conversion.training import distill_loss, time_mask, warp_mel
 from voicefake.conversion.voice import VoiceProfile, estimate_log_f0, shift_pitch
 
 SR = 16000
@@ -69,6 +69,18 @@ def test_distill_loss_pools_to_teacher_rate() -> None:
     student = teacher.repeat_interleave(2, dim=1)
     assert float(distill_loss(student, teacher)) == pytest.approx(0.0, abs=1e-6)
     assert float(distill_loss(-student, teacher)) == pytest.approx(2.0, abs=1e-5)
+
+
+def test_time_mask_hides_short_spans_with_the_mean() -> None:
+    torch.manual_seed(0)
+    mel = torch.randn(3, 5, 50)
+    out = time_mask(mel, masks=2, max_frames=6)
+    assert out.shape == mel.shape
+    changed = (out != mel).any(dim=1)  # (B, F) frames that were masked
+    assert 0 < int(changed.sum(dim=1).max()) <= 12
+    hidden = changed[:, None].expand_as(out)
+    assert torch.allclose(out[hidden], mel.mean(dim=(1, 2), keepdim=True).expand_as(out)[hidden])
+    assert torch.equal(time_mask(mel, masks=2, max_frames=0), mel)
 
 
 @pytest.mark.parametrize("f0", [90.0, 150.0, 260.0])

@@ -28,6 +28,7 @@ class ContentEncoderConfig:
         dilations: one residual block per entry (receptive field grows with the sum).
         content_dim: size of the content features used for matching.
         teacher_dim: size of the distillation target (Whisper tiny: 384).
+        dropout: dropout inside each residual block (training only; against overfitting).
     """
 
     channels: int = 256
@@ -35,20 +36,22 @@ class ContentEncoderConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)
     content_dim: int = 192
     teacher_dim: int = 384
+    dropout: float = 0.0
 
 
 class Block(nn.Module):
     """Pre-norm dilated conv residual block."""
 
-    def __init__(self, channels: int, kernel_size: int, dilation: int) -> None:
+    def __init__(self, channels: int, kernel_size: int, dilation: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(1, channels)
         self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation,
                               padding=dilation * (kernel_size - 1) // 2)
         self.mix = nn.Conv1d(channels, channels, 1)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mix(F.gelu(self.conv(self.norm(x))))
+        return x + self.mix(self.dropout(F.gelu(self.conv(self.norm(x)))))
 
 
 class ContentEncoder(nn.Module):
@@ -60,7 +63,8 @@ class ContentEncoder(nn.Module):
         super().__init__()
         self.config, self.mel = config, mel
         self.stem = nn.Conv1d(mel.n_mels, config.channels, 5, padding=2)
-        self.blocks = nn.Sequential(*[Block(config.channels, config.kernel_size, d) for d in config.dilations])
+        self.blocks = nn.Sequential(*[Block(config.channels, config.kernel_size, d, config.dropout)
+                                      for d in config.dilations])
         self.out = nn.Conv1d(config.channels, config.content_dim, 1)
         self.head = nn.Linear(config.content_dim, config.teacher_dim)
 

@@ -39,6 +39,9 @@ class TrainConfig:
         warp: frequency-axis warping factors are drawn log-uniformly in [1/warp, warp].
         gain_db: random level shift in [-gain_db, gain_db].
         grad_clip: max grad norm (0 disables).
+        time_masks / time_mask_frames: per example, this many spans of up to this many frames
+            of the student's input are set to the crop's mean (SpecAugment-style; the teacher
+            still describes the clean audio, so the student must infer them from context).
     """
 
     lr: float = 1e-3
@@ -49,6 +52,8 @@ class TrainConfig:
     warp: float = 1.2
     gain_db: float = 12.0
     grad_clip: float = 5.0
+    time_masks: int = 0
+    time_mask_frames: int = 10
 
 
 class CropDataset(Dataset):
@@ -99,12 +104,23 @@ def warp_mel(mel: torch.Tensor, factors: torch.Tensor, config: MelConfig) -> tor
     return take(low) * (1 - frac) + take(high) * frac
 
 
+def time_mask(mel: torch.Tensor, masks: int, max_frames: int) -> torch.Tensor:
+    """Sets ``masks`` random spans (up to ``max_frames`` each) of every (M, F) example to its mean."""
+    batch, _, frames = mel.shape
+    width = torch.randint(0, max_frames + 1, (batch, masks, 1))
+    start = (torch.rand(batch, masks, 1) * (frames - width + 1)).long()
+    position = torch.arange(frames)[None, None]
+    hidden = ((position >= start) & (position < start + width)).any(dim=1)[:, None].to(mel.device)
+    return torch.where(hidden, mel.mean(dim=(1, 2), keepdim=True), mel)
+
+
 def augment(mel: torch.Tensor, cfg: TrainConfig, config: MelConfig) -> torch.Tensor:
-    """Random vocal-tract warp and level shift of a (B, M, F) log-mel batch."""
+    """Random vocal-tract warp, level shift and (optionally) time masks of a (B, M, F) log-mel batch."""
     batch = mel.shape[0]
     factors = torch.exp(torch.empty(batch).uniform_(-math.log(cfg.warp), math.log(cfg.warp)))
     gain = torch.empty(batch, 1, 1).uniform_(-cfg.gain_db, cfg.gain_db) * math.log(10) / 20
-    return warp_mel(mel, factors, config) + gain.to(mel.device)
+    out = warp_mel(mel, factors, config) + gain.to(mel.device)
+    return time_mask(out, cfg.time_masks, cfg.time_mask_frames) if cfg.time_masks > 0 else out
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
