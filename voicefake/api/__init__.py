@@ -1,0 +1,67 @@
+"""The public verbs of voicefake: the only module the CLI and the demo import.
+
+Every verb runs on the bundled default model unless given ``checkpoint`` (a bundled name
+such as ``"vocoder"`` or a checkpoint directory) and ``device`` (default ``"cpu"``).
+Models are loaded once per (checkpoint, device) and cached. Inference runs under
+``torch.inference_mode()`` with modules in ``eval()``.
+
+The verbs live in four modules, all re-exported here (use ``voicefake.api.<verb>``):
+:mod:`~voicefake.api.core` (loading, audio inputs), :mod:`~voicefake.api.generation`
+(vocoding, labelled saving, the watermark), :mod:`~voicefake.api.analysis` (speaker,
+detection, lip-sync) and :mod:`~voicefake.api.cloning` (voice profiles, conversion, text to
+speech, fine-tuning, call scenarios).
+"""
+
+from __future__ import annotations
+
+from voicefake.api.analysis import (
+    LIPSYNC_MODEL,
+    Verification,
+    align,
+    detect,
+    detection_operating_point,
+    embed,
+    embed_speaker,
+    similarity,
+    sync_offset,
+    verify,
+    verify_embedding,
+)
+from voicefake.api.cloning import (
+    DEFAULT_BLEND,
+    MIN_REFERENCE_S,
+    VoiceReference,
+    clone,
+    convert,
+    finetune_voice,
+    render_scenario,
+    save_voice,
+    voice_profile,
+)
+from voicefake.api.core import (
+    AudioInput,
+    Loaded,
+    PathLike,
+    display_spectrogram,
+    file_sha256,
+    load,
+    load_waveform,
+)
+from voicefake.api.generation import (
+    resynthesize,
+    save_generated,
+    synthetic_metadata,
+    vocode,
+    watermark_detect,
+    watermark_embed,
+    watermark_generated,
+)
+
+__all__ = [
+    "DEFAULT_BLEND", "LIPSYNC_MODEL", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
+    "Verification", "VoiceReference", "align", "clone", "convert", "detect",
+    "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256",
+    "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
+    "save_voice", "similarity", "sync_offset", "synthetic_metadata", "verify", "verify_embedding",
+    "vocode", "voice_profile", "watermark_detect", "watermark_embed", "watermark_generated",
+]

@@ -1,0 +1,263 @@
+"""Analysis verbs: who is speaking (speaker), is it synthetic (detection), is it in sync (lip-sync)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from voicefake import __version__
+from voicefake.api.core import AudioInput, Loaded, PathLike, _as_wave, _mel_module, load
+from voicefake.api.generation import synthetic_metadata, watermark_generated
+from voicefake.audio.features import MelSpectrogram
+
+# ----------------------------------------------------------------------------- speaker
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The answer to "is the test recording the enrolled speaker?".
+
+    Attributes:
+        cosine: cosine similarity of the two embeddings, in [-1, 1].
+        p_same: calibrated same-speaker probability in [0, 1] (50/50 prior).
+        same: ``cosine >= threshold``.
+        threshold: the decision threshold on the cosine (1 % false accepts on dev trials).
+    """
+
+    cosine: float
+    p_same: float
+    same: bool
+    threshold: float
+
+
+def _speaker(checkpoint: PathLike, device: str) -> tuple[Loaded, MelSpectrogram]:
+    model = load(checkpoint, device, kind="speaker")
+    mel_cfg = model.checkpoint.mel_config
+    assert mel_cfg is not None
+    return model, _mel_module(mel_cfg).to(model.device)
+
+
+def embed(audio: AudioInput, checkpoint: PathLike = "speaker", device: str = "cpu",
+          name: str | None = None) -> np.ndarray:
+    """Speaker embedding of one recording (path, bytes or 16 kHz waveform; 8 kHz files are
+    upsampled on load).
+
+    Only the speech regions are used; long inputs are the mean of 1.6 s windows every 0.8 s.
+    At least 0.5 s of audio is required, and 1.5 s or more of speech is recommended.
+
+    Returns:
+        (D,) float32 unit-norm embedding (D = 256 for the bundled model).
+
+    Raises:
+        AudioError: unreadable, silent or non-finite audio. ValueError: shorter than 0.5 s.
+
+    Example:
+        >>> emb = embed("cfo_call.wav")
+        >>> emb.shape
+        (256,)
+    """
+    from voicefake.speaker.inference import embed_wave
+
+    model, features = _speaker(checkpoint, device)
+    wav = _as_wave(audio, features.config.sample_rate, name)
+    return embed_wave(model.module, features, wav, model.device)  # type: ignore[arg-type]
+
+
+def embed_speaker(clips: Sequence[AudioInput], checkpoint: PathLike = "speaker", device: str = "cpu") -> np.ndarray:
+    """Enrollment embedding of one speaker: the renormalised mean of the clips' embeddings.
+
+    Returns:
+        (D,) float32 unit-norm embedding.
+
+    Example:
+        >>> cfo = embed_speaker(["cfo_1.wav", "cfo_2.wav", "cfo_3.wav"])
+    """
+    from voicefake.speaker.inference import mean_embedding
+
+    if isinstance(clips, (str, bytes, os.PathLike, np.ndarray)):
+        clips = [clips]
+    return mean_embedding([embed(clip, checkpoint, device) for clip in clips])
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two (D,) speaker embeddings (from :func:`embed`), in [-1, 1].
+
+    Example:
+        >>> similarity(embed("a.wav"), embed("b.wav"))
+        0.83
+    """
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"embeddings must have the same non-zero size, got {a.shape} and {b.shape}")
+    return float(a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
+
+
+def verify(enroll: AudioInput | Sequence[AudioInput], test: AudioInput, checkpoint: PathLike = "speaker",
+           device: str = "cpu") -> Verification:
+    """Is ``test`` spoken by the enrolled speaker? Enrollment from several clips averages them.
+
+    ``p_same`` comes from a logistic calibration of the cosine fitted on the speaker-disjoint
+    dev trials (LibriSpeech test-other, clean and phone-line), and ``same`` is decided at the
+    cosine threshold that gave 1 % false accepts on those trials (both stored in the
+    checkpoint's ``metadata["calibration"]``; see its MODEL_CARD.md).
+
+    Args:
+        enroll: one recording or a list of recordings of the claimed speaker.
+        test: the recording to check.
+
+    Returns:
+        :class:`Verification` (cosine, p_same, same, threshold).
+
+    Example:
+        >>> result = verify(["cfo_1.wav", "cfo_2.wav"], "incoming_call.wav")
+        >>> result.same, round(result.p_same, 2)
+        (True, 0.97)
+    """
+    return verify_embedding(embed_speaker(enroll, checkpoint, device), test, checkpoint, device)  # type: ignore[arg-type]
+
+
+def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLike = "speaker",
+                     device: str = "cpu", name: str | None = None) -> Verification:
+    """:func:`verify` against an already enrolled (D,) embedding (from :func:`embed_speaker`).
+
+    Example:
+        >>> cfo = embed_speaker(["cfo_1.wav", "cfo_2.wav"])
+        >>> [verify_embedding(cfo, call).same for call in ("call_1.wav", "call_2.wav")]
+        [True, False]
+    """
+    from voicefake.speaker.inference import Calibration
+
+    model, _ = _speaker(checkpoint, device)
+    calibration = Calibration.from_metadata(model.checkpoint.metadata)
+    cosine = similarity(enrolled, embed(test, checkpoint, device, name))
+    return Verification(cosine, calibration.p_same(cosine), cosine >= calibration.threshold, calibration.threshold)
+
+
+# ----------------------------------------------------------------------------- detection
+
+
+def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = "cpu",
+           name: str | None = None, window: float = 1.5, hop: float = 0.5,
+           evidence: bool = True) -> Any:
+    """Is this speech synthetic? A calibrated probability, a decision, a timeline and evidence.
+
+    Args:
+        audio: path, file bytes, or a (T,) waveform at the detector's rate (16 kHz; files
+            at any rate, 8 kHz calls included, are resampled on load).
+        window / hop: segment timeline window and hop in seconds.
+        evidence: also compute saliency (bands and time spans that drove the score).
+
+    Returns:
+        :class:`voicefake.detection.inference.DetectionReport` (``.to_dict()`` for JSON):
+        ``p_fake``, ``label`` ("fake"/"real"), ``threshold``, ``segments``, ``evidence``,
+        ``model``, ``duration``.
+
+    Example:
+        >>> report = detect("call.wav")
+        >>> report.label, report.p_fake, report.segments[0]
+        ('real', 0.012, {'start': 0.0, 'end': 1.5, 'p_fake': 0.02})
+    """
+    from voicefake.detection.inference import Calibration, detect_waveform, prepare
+
+    loaded = load(checkpoint, device, kind="detection")
+    rate = loaded.module.config.sample_rate
+    wav = prepare(_as_wave(audio, rate, name), rate)
+    meta = loaded.checkpoint.metadata
+    calibration = Calibration.from_metadata(meta)
+    model = {"name": str(meta.get("name", "detector")), "version": str(meta.get("version", __version__))}
+    return detect_waveform(loaded.module, wav, calibration, model, window, hop, evidence)
+
+
+def detection_operating_point(threshold: float, checkpoint: PathLike = "detection") -> dict[str, Any] | None:
+    """False-alarm and miss rates of the detector's dev data at a p_fake threshold.
+
+    Linear interpolation in the table the calibration stored (thresholds 0, 0.01, ..., 1);
+    None for a checkpoint without one.
+
+    Returns:
+        ``{"threshold", "far", "miss", "description"}``.
+
+    Example:
+        >>> detection_operating_point(0.9)["far"]
+    """
+    dev = load(checkpoint, kind="detection").checkpoint.metadata.get("dev", {})
+    roc = dev.get("roc")
+    if not roc:
+        return None
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    grid = np.asarray(roc["thresholds"])
+    return {"threshold": float(threshold), "far": float(np.interp(threshold, grid, roc["far"])),
+            "miss": float(np.interp(threshold, grid, roc["miss"])), "description": dev.get("roc_description", "")}
+
+
+# ----------------------------------------------------------------------------- lipsync
+
+LIPSYNC_MODEL = "lipsync-engineered"  # no learned weights of ours: dlib lip landmarks vs loudness (voicefake.lipsync)
+
+
+def sync_offset(video: PathLike, audio: AudioInput | None = None, name: str | None = None) -> Any:
+    """Measures how far a video's soundtrack (or ``audio``) is from its lips, on the CPU.
+
+    Args:
+        video: a video with one talking face.
+        audio: other speech to test against the face (path, bytes or 16 kHz waveform);
+            default: the video's own soundtrack.
+
+    Returns:
+        :class:`voicefake.lipsync.sync.SyncResult`: ``offset_frames`` (> 0: audio late),
+        ``offset_ms``, ``confidence`` (peak minus median of the lag curve: how distinct the
+        offset is), ``sync_score`` (lips-loudness correlation of the audio as it is; below
+        ``SyncConfig.threshold`` the audio is not in sync with the lips or does not belong to
+        them), ``in_sync``; ``.to_dict()`` gives the JSON fields.
+
+    Raises:
+        NoFaceError: no face in the video. AudioError: unreadable audio.
+
+    Example:
+        >>> result = sync_offset("talk.mp4")
+        >>> result.offset_frames, result.sync_score, result.in_sync
+        (0, 0.62, True)
+    """
+    from voicefake.lipsync.mouth import track_mouth
+    from voicefake.lipsync.sync import audio_envelope, measure_sync
+
+    mouth = track_mouth(video, name=name)
+    wav = _as_wave(video if audio is None else audio, 16000, name)
+    return measure_sync(mouth.openings, audio_envelope(wav, 16000, mouth.fps), mouth.fps)
+
+
+def align(video: PathLike, speech: AudioInput, output: PathLike | None = None,
+          force: bool = False, warp: bool = False, name: str | None = None) -> Any:
+    """Aligns new speech to a face's mouth movements; optionally writes the dubbed video.
+
+    Global shift (+-15 frames), plus with ``warp=True`` a monotonic DTW warp clamped to
+    0.8-1.25x local stretch, rendered with pitch-preserving WSOLA. With ``output`` the video stream is written
+    with the aligned speech as its AAC track (mp4), watermarked and labelled synthetic in its
+    metadata (``result.wav`` itself is the unmarked aligned speech).
+
+    Returns:
+        :class:`voicefake.lipsync.align.AlignResult` (``wav`` at 16 kHz, ``before`` /
+        ``after`` sync results, ``stretch_min`` / ``stretch_max``).
+
+    Example:
+        >>> result = align("talk.mp4", "cloned.wav", output="dubbed.mp4")
+        >>> result.before.offset_frames, result.after.offset_frames
+        (7, 0)
+    """
+    from voicefake.audio.video import mux_audio
+    from voicefake.lipsync.align import AlignConfig, align_speech
+    from voicefake.lipsync.mouth import track_mouth
+
+    mouth = track_mouth(video, name=name)
+    wav = _as_wave(speech, 16000, name)
+    result = align_speech(mouth.openings, mouth.fps, wav, 16000, config=AlignConfig(warp=warp))
+    if output is not None:
+        wav, note = watermark_generated(result.wav, 16000, LIPSYNC_MODEL)
+        mux_audio(video, wav, 16000, output, force=force,
+                  metadata=synthetic_metadata(LIPSYNC_MODEL, f"audio aligned to the lips; {note}"))
+    return result

@@ -1,0 +1,289 @@
+"""Cloning verbs: voice profiles, conversion, text to speech, fine-tuning, call scenarios."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from voicefake.api.analysis import embed_speaker
+from voicefake.api.core import AudioInput, PathLike, _as_wave, _mel_module, load
+from voicefake.api.generation import vocode
+from voicefake.checkpoint import Checkpoint, check_same_mel
+
+# ----------------------------------------------------------------------------- cloning
+
+VoiceReference = Any  # a path, a list of paths/waveforms, a voice-profile directory or a VoiceProfile
+MIN_REFERENCE_S = 3.0
+# 0 = the decoder alone (most intelligible), 1 = only the target's own frames (most similar,
+# unintelligible today); 0.25 is the measured compromise (docs/benchmarks/cloning.md)
+DEFAULT_BLEND = 0.25
+
+
+def voice_profile(reference: VoiceReference, content: PathLike = "content", speaker: PathLike = "speaker",
+                  device: str = "cpu", k: int = 4) -> Any:
+    """The target voice, computed once and reusable: a ``VoiceProfile`` (kind ``"voice"``).
+
+    Args:
+        reference: one or more recordings of the target (paths, bytes or 16 kHz waveforms;
+            3-30 s in all is the zero-shot range, more is better), a saved voice-profile
+            directory (:func:`save_voice`, ``voicefake finetune``), a profile, or the JSON line
+            of ``voicefake embed --json`` (embedding only: the decoder speaks, no frame matching).
+        k: reference frames averaged per output frame in the kNN refinement.
+
+    Raises:
+        AudioError: an unreadable reference. ValueError: under 3 s of reference audio.
+
+    Example:
+        >>> ceo = voice_profile(["ceo_1.wav", "ceo_2.wav"])
+        >>> save_voice(ceo, "voices/ceo")
+    """
+    from voicefake.conversion.inference import build_profile
+    from voicefake.conversion.voice import VoiceProfile
+
+    if isinstance(reference, VoiceProfile):
+        return reference
+    if isinstance(reference, (list, tuple)) and len(reference) == 1 and isinstance(reference[0], (str, os.PathLike)):
+        reference = reference[0]
+    if isinstance(reference, (str, os.PathLike)) and (Path(reference) / "config.json").is_file():
+        return load(reference, device, kind="voice").module
+    if isinstance(reference, (str, os.PathLike)) and str(reference).endswith((".json", ".jsonl")):
+        return _embedding_profile(Path(reference), content, device)
+    clips = [reference] if isinstance(reference, (str, bytes, os.PathLike, np.ndarray)) else list(reference)
+    if not clips:
+        raise ValueError("no reference given: pass 3-30 s of the target voice (one or more files)")
+    encoder = load(content, device, kind="content")
+    mel_cfg = encoder.checkpoint.mel_config
+    assert mel_cfg is not None
+    wavs = [_as_wave(clip, mel_cfg.sample_rate) for clip in clips]
+    seconds = sum(len(w) for w in wavs) / mel_cfg.sample_rate
+    if seconds < MIN_REFERENCE_S:
+        raise ValueError(f"the reference is {seconds:.1f} s long; give at least {MIN_REFERENCE_S:.0f} s "
+                         "(3-30 s of clean speech of the target works best)")
+    with torch.inference_mode():
+        return build_profile(wavs, _mel_module(mel_cfg), encoder.module, embed_speaker(wavs, speaker, device), k)
+
+
+def _embedding_profile(path: Path, content: PathLike, device: str) -> Any:
+    """A frame-less profile from ``voicefake embed --json`` output: the decoder alone speaks."""
+    import json
+
+    from voicefake.conversion.voice import VoiceConfig, VoiceProfile
+
+    try:
+        record = json.loads(path.read_text().strip().splitlines()[0])
+        embedding = np.asarray(record["embedding"], np.float32)
+    except (OSError, IndexError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not a `voicefake embed --json` line with an 'embedding' ({err})") from None
+    encoder = load(content, device, kind="content")
+    config = VoiceConfig(frames=0, content_dim=encoder.module.config.content_dim, embedding_dim=len(embedding))
+    profile = VoiceProfile(config, encoder.checkpoint.mel_config)
+    profile.embedding.copy_(torch.from_numpy(embedding))
+    return profile
+
+
+def save_voice(profile: Any, path: PathLike, metadata: dict[str, Any] | None = None) -> Path:
+    """Saves a voice profile as a checkpoint directory (kind ``"voice"``, float16)."""
+    return Checkpoint.from_module(profile, "voice", profile.mel, metadata).save(path, half=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_profile(key: tuple[tuple[str, float], ...], device: str) -> Any:
+    return voice_profile([p for p, _ in key], device=device)
+
+
+def _profile(reference: VoiceReference, device: str) -> Any:
+    """Profiles of file references are cached by (path, mtime): scenario turns reuse them."""
+    paths = [reference] if isinstance(reference, (str, os.PathLike)) else reference
+    if isinstance(paths, (list, tuple)) and paths and all(isinstance(p, (str, os.PathLike)) for p in paths):
+        if not any((Path(p) / "config.json").is_file() for p in paths):
+            key = tuple((str(p), os.path.getmtime(p) if os.path.exists(p) else 0.0) for p in paths)
+            return _cached_profile(key, device)
+    return voice_profile(reference, device=device)
+
+
+def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAULT_BLEND, checkpoint: PathLike = "conversion",
+            content: PathLike = "content", vocoder: PathLike = "vocoder", device: str = "cpu",
+            name: str | None = None) -> tuple[np.ndarray, int]:
+    """Voice conversion: the source's words, timing and intonation in the reference's voice.
+
+    Args:
+        source: the speech to convert (path, bytes or 16 kHz waveform).
+        reference: the target voice (see :func:`voice_profile`).
+        blend: 0 = the decoder's mel only; 1 = only the target's own matched frames.
+
+    Returns:
+        ``(wav, 16000)``: float32 waveform, not yet watermarked (:func:`save_generated` marks it).
+
+    Example:
+        >>> wav, sample_rate = convert("employee.wav", ["ceo_1.wav", "ceo_2.wav"])
+    """
+    from voicefake.conversion.inference import convert_mel
+
+    profile = _profile(reference, device)
+    encoder = load(content, device, kind="content")
+    decoder = load(checkpoint, device, kind="conversion")
+    voc = load(vocoder, device, kind="vocoder")
+    for other in (encoder, decoder):
+        check_same_mel(other.checkpoint, voc.checkpoint)
+    mel_cfg = voc.checkpoint.mel_config
+    assert mel_cfg is not None
+    wav = _as_wave(source, mel_cfg.sample_rate, name)
+    with torch.inference_mode():
+        mel = convert_mel(wav, profile, _mel_module(mel_cfg), encoder.module, decoder.module, blend)
+    return vocode(mel, vocoder, device).numpy(), mel_cfg.sample_rate
+
+
+def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: int = 150,
+          blend: float = DEFAULT_BLEND, device: str = "cpu", progress: Any = None) -> tuple[np.ndarray, int]:
+    """Text to speech in the reference's voice: espeak-ng speaks each sentence, then
+    :func:`convert` moves it into the target voice; sentences are joined with short pauses.
+
+    Args:
+        text: what to say (split into sentences; up to 5000 characters).
+        reference: the target voice (see :func:`voice_profile`).
+        language: an espeak-ng voice (``en-us``, ``de``, ``fr``, ...).
+        rate: speaking rate in words per minute.
+        progress: optional ``callable(done, total)`` called after each sentence.
+
+    Returns:
+        ``(wav, 16000)``: float32 waveform, not yet watermarked (:func:`save_generated` marks it).
+
+    Example:
+        >>> wav, sample_rate = clone("Please wire the funds today.", "ceo.wav")
+    """
+    from voicefake.audio.io import resample
+    from voicefake.synthesis.espeak import speak
+    from voicefake.synthesis.text import split_sentences
+
+    sentences = split_sentences(text)
+    profile = _profile(reference, device)
+    pieces = []
+    for done, sentence in enumerate(sentences, 1):
+        spoken, spoken_rate = speak(sentence, voice=language, rate=rate)
+        wav, sample_rate = convert(resample(spoken, spoken_rate, 16000), profile, blend=blend, device=device)
+        pieces.append(_fade(wav, sample_rate))
+        if progress is not None:
+            progress(done, len(sentences))
+    pause = np.zeros(int(0.25 * sample_rate), np.float32)
+    joined = [part for piece in pieces for part in (piece, pause)][:-1]
+    return np.concatenate(joined), sample_rate
+
+
+def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int = 300, max_minutes: float = 10.0,
+                   checkpoint: PathLike = "conversion", content: PathLike = "content",
+                   device: str = "cpu") -> tuple[Path, dict[str, Any]]:
+    """Adapts to one voice from minutes of its audio; writes a voice checkpoint (kind ``"voice"``).
+
+    The checkpoint holds the voice's frames and embedding (as :func:`voice_profile`) and, with
+    ``steps > 0``, a copy of the conversion decoder fine-tuned on this audio. Pass the folder as
+    ``reference`` to :func:`convert` / :func:`clone`.
+
+    Returns:
+        ``(path, info)``: info has ``minutes``, ``files``, ``steps``, ``loss_first``, ``loss_last``.
+
+    Example:
+        >>> path, info = finetune_voice(sorted(Path("ceo_calls").glob("*.wav")), "voices/ceo")
+    """
+    from voicefake.conversion.finetune import finetune_decoder, with_decoder
+
+    if steps < 0 or max_minutes <= 0:
+        raise ValueError(f"steps must be >= 0 and max_minutes > 0 (got {steps}, {max_minutes})")
+    encoder = load(content, device, kind="content")
+    mel_cfg = encoder.checkpoint.mel_config
+    assert mel_cfg is not None
+    wavs, total = [], 0
+    for clip in audio:
+        if total >= max_minutes * 60 * mel_cfg.sample_rate:
+            break
+        wavs.append(_as_wave(clip, mel_cfg.sample_rate))
+        total += len(wavs[-1])
+    profile = voice_profile(wavs, content, device=device)
+    info: dict[str, Any] = {"minutes": round(total / mel_cfg.sample_rate / 60, 2), "files": len(wavs), "steps": steps}
+    if steps > 0:
+        decoder = load(checkpoint, device, kind="conversion")
+        with torch.inference_mode(False):
+            tuned, losses = finetune_decoder(decoder.module, encoder.module, wavs, profile.embedding.clone(),
+                                             _mel_module(mel_cfg), steps)
+        profile = with_decoder(profile, tuned)
+        info.update(loss_first=round(losses[0], 4), loss_last=round(float(np.mean(losses[-20:])), 4),
+                    decoder=decoder.name)
+    path = save_voice(profile, output, {"name": "voice", **info})
+    return path, info
+
+
+def _fade(wav: np.ndarray, sample_rate: int, seconds: float = 0.01) -> np.ndarray:
+    """10 ms raised-cosine fade in and out, so joined pieces have no clicks."""
+    n = min(int(seconds * sample_rate), len(wav) // 2)
+    if n == 0:
+        return wav
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n, dtype=np.float32))
+    out = wav.copy()
+    out[:n] *= ramp
+    out[-n:] *= ramp[::-1]
+    return out
+
+
+# ----------------------------------------------------------------------------- scenario
+
+
+def render_scenario(script_path: PathLike, output: PathLike | None = None, force: bool = False,
+                    watermark: bool = True) -> tuple[np.ndarray, int, dict[str, Any]]:
+    """Renders a call-scenario script into one phone call and its ground truth.
+
+    Cloned turns are spoken by :func:`clone` with the voice's references; real turns are the
+    recordings. See recipes/scenarios/README.md for the script format.
+
+    Args:
+        script_path: the YAML script.
+        output: write the call here (``.wav``/``.flac``, watermarked unless ``watermark`` is
+            False, labelled synthetic) and its ground truth as ``CALL.json`` beside it.
+        force: overwrite existing outputs.
+
+    Returns:
+        ``(wav, sample_rate, truth)``: the (T,) float32 call (8 kHz after the phone channel)
+        and its truth: ``truth["segments"]`` is ``[{"start", "end", "speaker", "label", ...}]``
+        in seconds, the format of ``voicefake.detection.inference.score_against_truth``.
+
+    Raises:
+        ScenarioError: a bad script. FileExistsError: an output exists and ``force`` is False.
+
+    Example:
+        >>> wav, sample_rate, truth = render_scenario("ceo_fraud.yaml", "call.wav")
+        >>> [(s["speaker"], s["label"]) for s in truth["segments"]][:2]
+        [('employee', 'real'), ('ceo', 'fake')]
+    """
+    from voicefake import scenario
+
+    script = scenario.load_script(script_path)
+    if output is not None:
+        scenario.check_outputs(output, force)  # fail before minutes of rendering
+    wav, sample_rate, truth = scenario.render(script, _scenario_synthesizer(script.sample_rate))
+    if output is not None:
+        scenario.write_call(output, wav, sample_rate, truth, force=force, watermark=watermark)
+    return wav, sample_rate, truth
+
+
+def _scenario_synthesizer(sample_rate: int) -> Any:
+    """A ``voicefake.scenario.Synthesizer`` that speaks through :func:`clone` at ``sample_rate``."""
+    from voicefake.audio.io import resample
+
+    def synthesize(voice_name: str, voice: Any, text: str) -> np.ndarray:
+        import voicefake.api
+
+        # looked up on the package at run time, so a replaced api.clone (tests, plug-ins) is used
+        clone_fn = getattr(voicefake.api, "clone", None)
+        if clone_fn is None:
+            raise RuntimeError(f"voice {voice_name!r}: this voicefake has no api.clone, so cloned "
+                               "turns cannot be rendered; use a recording (audio:) instead")
+        references = [str(path) for path in voice.reference]
+        wav, rate = clone_fn(text, references[0] if len(references) == 1 else references)
+        wav = np.asarray(wav, dtype=np.float32)
+        return wav if rate == sample_rate else resample(wav, rate, sample_rate)
+
+    return synthesize
