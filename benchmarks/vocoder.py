@@ -103,6 +103,24 @@ def _dct(n_in: int, n_out: int) -> np.ndarray:
 
 SYSTEMS = ("vocoder", "griffin-lim", "world", "original")
 DIAGNOSTICS = ("true-phase", "true-mag")
+NAMES = {
+    "vocoder": "voicefake-vocoder", "griffin-lim": "griffin-lim-64", "world": "world",
+    "original": "original (ceiling)", "true-phase": "diagnostic: vocoder magnitude + real phase",
+    "true-mag": "diagnostic: real magnitude + vocoder phase",
+}
+
+
+def synthesize(system: str, mel: torch.Tensor, wav: np.ndarray, vocoder: str) -> np.ndarray:
+    """One system's output for the utterance ``wav`` (whose mel is ``mel``)."""
+    if system == "vocoder":
+        return api.vocode(mel, vocoder).numpy()
+    if system == "griffin-lim":
+        return griffin_lim(mel)
+    if system == "world":
+        return world(wav)
+    if system in DIAGNOSTICS:
+        return oracle(mel, wav, vocoder, "mag" if system == "true-phase" else "phase")
+    return wav
 
 
 def oracle(mel: torch.Tensor, wav: np.ndarray, vocoder: str, keep: str) -> np.ndarray:
@@ -134,17 +152,8 @@ def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
     for i, path in enumerate(files):
         wav = load_audio(path, SR)[: int(seconds * SR)]
         mel = mel_fn(torch.from_numpy(wav))
-        makers = {
-            "vocoder": ("voicefake-vocoder", lambda: api.vocode(mel, vocoder).numpy()),
-            "griffin-lim": ("griffin-lim-64", lambda: griffin_lim(mel)),
-            "world": ("world", lambda: world(wav)),
-            "original": ("original (ceiling)", lambda: wav),
-            "true-phase": ("diagnostic: vocoder magnitude + real phase", lambda: oracle(mel, wav, vocoder, "mag")),
-            "true-mag": ("diagnostic: real magnitude + vocoder phase", lambda: oracle(mel, wav, vocoder, "phase")),
-        }
         for key in systems:
-            name, make = makers[key]
-            scores[name].append(metrics(wav, make(), mel_fn))
+            scores[NAMES[key]].append(metrics(wav, synthesize(key, mel, wav, vocoder), mel_fn))
         print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
     return {name: {k: float(np.mean([s[k] for s in rows])) for k in rows[0]} | {"n": len(rows)}
             for name, rows in scores.items()}

@@ -333,10 +333,14 @@ def test_bundled_files_are_readable() -> None:
         assert child.stat().st_mode & 0o044 == 0o044, f"{child} is not group/other readable"
 
 
-def test_resolve_prefers_existing_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bundled_name_is_not_shadowed_by_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An output folder called "detection" must not replace the bundled detector; a path
+    spelled as a path (./vocoder, a Path object) is a path."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "vocoder").mkdir()
-    assert resolve("vocoder") == Path("vocoder")
+    assert resolve("vocoder") == BUNDLED_DIR / BUNDLED["vocoder"]
+    assert resolve("./vocoder") == Path("vocoder")
+    assert resolve(Path("vocoder")) == Path("vocoder")
     assert resolve(tmp_path / "x") == tmp_path / "x"
 
 

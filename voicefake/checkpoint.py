@@ -81,9 +81,14 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 def resolve(path_or_name: str | os.PathLike[str]) -> Path:
-    """A bundled model name (``"vocoder"``) or a checkpoint directory -> its directory."""
+    """A bundled model name (``"vocoder"``) or a checkpoint directory -> its directory.
+
+    A bare bundled name always means the bundled model, even if the working directory holds a
+    folder of that name (an output folder called ``detection`` must not shadow the detector);
+    write ``./detection`` for such a folder.
+    """
     text = str(path_or_name)
-    if text in BUNDLED and not Path(text).exists():
+    if isinstance(path_or_name, str) and text in BUNDLED:
         return BUNDLED_DIR / BUNDLED[text]
     return Path(path_or_name)
 

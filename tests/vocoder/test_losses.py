@@ -67,8 +67,8 @@ def test_reconstruction_only_step_trains_generator_and_skips_discriminator() -> 
     out = task.train_step(task.modules, task.optimizers, speech_like(0.2).repeat(2, 1))
     assert {"loss/mel", "loss/mag", "loss/phase", "loss/consistency"} <= set(out)
     assert "loss/disc" not in out and "loss/adv" not in out
-    assert all(torch.equal(a, b) for a, b in zip(disc_before, task.modules["discriminator"].parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(gen_before, task.modules["generator"].parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(disc_before, task.modules["discriminator"].parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(gen_before, task.modules["generator"].parameters(), strict=True))
     total = sum(weights[k] * out[f"loss/{k}"] for k in ("mel", "mag", "phase", "consistency"))
     assert out["loss/total"] == pytest.approx(total, rel=1e-4)
 

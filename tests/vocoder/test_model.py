@@ -185,8 +185,10 @@ def test_api_resynthesize_from_file_resamples(tmp_path) -> None:  # noqa: ANN001
 
 
 @pytest.mark.xfail(
-    reason="the bundled 7k-step vocoder puts a pure tone's energy on multiples of the 100 Hz "
-    "frame rate (220 Hz comes back as 200 Hz); passes once the model is trained further",
+    reason="a steady tone's mel is the same in every frame, and the Vocos head predicts each "
+    "frame's phase from its mel alone, so the output repeats every hop: 220 Hz comes back at "
+    "200 Hz (still so after the session-4 phase training); needs a head that accumulates phase "
+    "over frames (docs/benchmarks/vocoder.md)",
     strict=False,
 )
 def test_bundled_vocoder_reconstructs_a_tone() -> None:
@@ -203,19 +205,27 @@ def test_bundled_vocoder_reconstructs_a_tone() -> None:
 
 
 @pytest.mark.data
-def test_bundled_vocoder_on_real_speech(data_root) -> None:  # noqa: ANN001
-    """Copy-synthesis log-mel L1 on three real utterances (measured 0.95-1.08 at 7k steps)."""
+def test_bundled_vocoder_on_unseen_speakers(data_root) -> None:  # noqa: ANN001
+    """Copy-synthesis log-mel L1 on held-out speakers (never trained on): the first 3 s of one
+    utterance of each of the first four LibriSpeech test-other speakers. Measured 0.53 with
+    the session-4 model (session 1's: 0.65); the bound sits above it, so a regression
+    of the shipped weights fails."""
     from voicefake import api
     from voicefake.audio.io import load_audio
     from voicefake.data.manifests import read_manifest
 
-    rows = [r for r in read_manifest(data_root / "manifest.csv") if r.label == "real" and r.media == "audio"]
+    picked: dict[str, object] = {}
+    for row in read_manifest(data_root / "manifest.csv"):
+        if "/test-other/" in row.path and row.label == "real" and row.speaker not in picked:
+            picked[row.speaker] = row
+    rows = [picked[k] for k in sorted(picked)][:4]
+    assert len(rows) == 4, "the shared data should hold LibriSpeech test-other speakers"
     features = MelSpectrogram(MEL_16K_80)
     distances = []
-    for row in rows[:3]:
+    for row in rows:
         wav = load_audio(data_root / row.path, 16000)[: 16000 * 3]
         out, _ = api.resynthesize(wav)
         assert out.shape == (wav.size // 160 * 160,)
         real, fake = features(torch.from_numpy(wav[: out.size])), features(torch.from_numpy(out))
         distances.append(float((real - fake).abs().mean()))
-    assert np.mean(distances) < 1.25, distances
+    assert np.mean(distances) < 0.60, distances

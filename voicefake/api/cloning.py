@@ -93,18 +93,18 @@ def save_voice(profile: Any, path: PathLike, metadata: dict[str, Any] | None = N
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_profile(key: tuple[tuple[str, float], ...], device: str) -> Any:
-    return voice_profile([p for p, _ in key], device=device)
+def _cached_profile(key: tuple[tuple[str, float], ...], content: str, device: str) -> Any:
+    return voice_profile([p for p, _ in key], content, device=device)
 
 
-def _profile(reference: VoiceReference, device: str) -> Any:
+def _profile(reference: VoiceReference, device: str, content: PathLike = "content") -> Any:
     """Profiles of file references are cached by (path, mtime): scenario turns reuse them."""
     paths = [reference] if isinstance(reference, (str, os.PathLike)) else reference
     if isinstance(paths, (list, tuple)) and paths and all(isinstance(p, (str, os.PathLike)) for p in paths):
         if not any((Path(p) / "config.json").is_file() for p in paths):
             key = tuple((str(p), os.path.getmtime(p) if os.path.exists(p) else 0.0) for p in paths)
-            return _cached_profile(key, device)
-    return voice_profile(reference, device=device)
+            return _cached_profile(key, str(content), device)
+    return voice_profile(reference, content, device=device)
 
 
 def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAULT_BLEND, checkpoint: PathLike = "conversion",
@@ -125,7 +125,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
     """
     from voicefake.conversion.inference import convert_mel
 
-    profile = _profile(reference, device)
+    profile = _profile(reference, device, content)
     encoder = load(content, device, kind="content")
     decoder = load(checkpoint, device, kind="conversion")
     voc = load(vocoder, device, kind="vocoder")
@@ -140,7 +140,9 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
 
 
 def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: int = 150,
-          blend: float = DEFAULT_BLEND, device: str = "cpu", progress: Any = None) -> tuple[np.ndarray, int]:
+          blend: float = DEFAULT_BLEND, device: str = "cpu", progress: Any = None,
+          checkpoint: PathLike = "conversion", content: PathLike = "content",
+          vocoder: PathLike = "vocoder") -> tuple[np.ndarray, int]:
     """Text to speech in the reference's voice: espeak-ng speaks each sentence, then
     :func:`convert` moves it into the target voice; sentences are joined with short pauses.
 
@@ -150,6 +152,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
         language: an espeak-ng voice (``en-us``, ``de``, ``fr``, ...).
         rate: speaking rate in words per minute.
         progress: optional ``callable(done, total)`` called after each sentence.
+        checkpoint / content / vocoder: the models, as in :func:`convert`.
 
     Returns:
         ``(wav, 16000)``: float32 waveform, not yet watermarked (:func:`save_generated` marks it).
@@ -162,11 +165,12 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     from voicefake.synthesis.text import split_sentences
 
     sentences = split_sentences(text)
-    profile = _profile(reference, device)
+    profile = _profile(reference, device, content)
     pieces = []
     for done, sentence in enumerate(sentences, 1):
         spoken, spoken_rate = speak(sentence, voice=language, rate=rate)
-        wav, sample_rate = convert(resample(spoken, spoken_rate, 16000), profile, blend=blend, device=device)
+        wav, sample_rate = convert(resample(spoken, spoken_rate, 16000), profile, blend=blend, checkpoint=checkpoint,
+                                   content=content, vocoder=vocoder, device=device)
         pieces.append(_fade(wav, sample_rate))
         if progress is not None:
             progress(done, len(sentences))
