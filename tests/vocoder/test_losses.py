@@ -97,3 +97,15 @@ def test_eval_step_reports_the_spectral_terms_only_when_trained_with_them() -> N
         out = eval_step(spectral.modules, batch)
     assert {"eval/mag", "eval/phase", "eval/consistency"} <= set(out)
     assert 0 < out["eval/phase"] < 3 * 3.1416
+
+
+def test_forward_with_spectrum_matches_forward_and_needs_the_vocos_head() -> None:
+    from voicefake.vocoder.model import Vocoder
+
+    mel = torch.randn(1, 80, 21)
+    voc = Vocoder(VocoderConfig.tiny(), MelConfig()).eval()
+    with torch.no_grad():
+        wav, log_mag, phase = voc(mel, spectrum=True)
+        assert torch.equal(wav, voc(mel)) and log_mag.shape == phase.shape == (1, N_FFT // 2 + 1, 21)
+    with pytest.raises(ValueError, match="vocos"):
+        Vocoder(VocoderConfig.hifigan_v3(), MelConfig())(mel, spectrum=True)

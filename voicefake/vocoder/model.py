@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -248,10 +248,20 @@ class Vocoder(nn.Module):
         cls = VocosGenerator if config.architecture == "vocos" else HiFiGANGenerator
         self.generator = cls(config, mel)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel: (B, M, F) log-mel; returns (B, T) waveform, T = num_samples(F, mel)."""
+    def forward(self, mel: torch.Tensor, spectrum: bool = False) -> Any:
+        """mel: (B, M, F) log-mel; returns (B, T) waveform, T = num_samples(F, mel).
+
+        ``spectrum=True`` (training, vocos architecture only) returns ``(wav, log_mag, phase)``:
+        the waveform and the head's STFT prediction, for the spectral losses. It is a forward
+        argument, not a separate method, so a DistributedDataParallel wrapper sees the call.
+        """
         if mel.dim() != 3 or mel.shape[1] != self.mel.n_mels:
             raise ValueError(f"expected mel of shape (B, {self.mel.n_mels}, F), got {tuple(mel.shape)}")
+        if spectrum:
+            if not isinstance(self.generator, VocosGenerator):
+                raise ValueError("spectrum=True needs the vocos architecture's STFT head")
+            log_mag, phase = self.generator.spectrum(mel)
+            return self.generator.synthesize(log_mag, phase).clamp(-1.0, 1.0), log_mag, phase
         wav = self.generator(mel)
         assert wav.shape[-1] == num_samples(mel.shape[-1], self.mel)
         return wav.clamp(-1.0, 1.0)

@@ -133,8 +133,7 @@ def train_step(
     with torch.no_grad():
         mel = modules["features"](batch)
     if cfg.spectral:
-        log_mag, phase = gen.generator.spectrum(mel)
-        fake = gen.generator.synthesize(log_mag, phase).clamp(-1.0, 1.0)
+        fake, log_mag, phase = gen(mel, spectrum=True)
     else:
         fake = gen(mel)
     real = batch[:, : fake.shape[-1]]
@@ -185,8 +184,7 @@ def eval_step(modules: dict[str, nn.Module], batch: torch.Tensor) -> dict[str, f
     gen = modules["generator"]
     spectral = "spectral_loss" in modules
     if spectral:
-        log_mag, phase = gen.generator.spectrum(mel)
-        fake = gen.generator.synthesize(log_mag, phase).clamp(-1.0, 1.0)
+        fake, log_mag, phase = gen(mel, spectrum=True)
     else:
         fake = gen(mel)
     real = batch[:, : fake.shape[-1]]
