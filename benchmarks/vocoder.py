@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from voicefake import api  # noqa: E402
-from voicefake.audio.features import MEL_16K_80, MelSpectrogram  # noqa: E402
+from voicefake.audio.features import MEL_16K_80, MelSpectrogram, stft  # noqa: E402
 from voicefake.audio.io import load_audio  # noqa: E402
 from voicefake.data.manifests import data_root, read_manifest  # noqa: E402
 from voicefake.vocoder.model import Vocoder, VocoderConfig  # noqa: E402
@@ -128,12 +128,10 @@ def oracle(mel: torch.Tensor, wav: np.ndarray, vocoder: str, keep: str) -> np.nd
 
     keep: "mag" (predicted magnitude, real phase) or "phase" (real magnitude, predicted phase).
     """
-    gen = api.load(vocoder).module.generator.float()
+    gen = api.load(vocoder).module.generator
     with torch.no_grad():
         log_mag, phase = gen.spectrum(mel[None])
-        window = torch.hann_window(gen.n_fft)
-        real = torch.stft(torch.from_numpy(wav), gen.n_fft, gen.hop_length, gen.n_fft, window,
-                          center=True, return_complex=True)[None]
+        real = stft(torch.from_numpy(wav), gen.n_fft, gen.hop_length, gen.n_fft)[None]
         frames = min(real.shape[-1], phase.shape[-1])
         log_mag, phase, real = log_mag[..., :frames], phase[..., :frames], real[..., :frames]
         if keep == "mag":

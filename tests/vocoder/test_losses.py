@@ -73,17 +73,6 @@ def test_reconstruction_only_step_trains_generator_and_skips_discriminator() -> 
     assert out["loss/total"] == pytest.approx(total, rel=1e-4)
 
 
-def test_spectrum_then_synthesize_is_forward() -> None:
-    from voicefake.vocoder.model import Vocoder
-
-    voc = Vocoder(VocoderConfig.tiny(), MelConfig()).eval()
-    mel = torch.randn(1, 80, 21)
-    with torch.no_grad():
-        log_mag, phase = voc.generator.spectrum(mel)
-        assert log_mag.shape == phase.shape == (1, N_FFT // 2 + 1, 21)
-        assert torch.allclose(voc.generator.synthesize(log_mag, phase).clamp(-1, 1), voc(mel), atol=1e-6)
-
-
 def test_eval_step_reports_the_spectral_terms_only_when_trained_with_them() -> None:
     from voicefake.vocoder.training import eval_step
 

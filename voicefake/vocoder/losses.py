@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from voicefake.audio.features import MelConfig, MelSpectrogram
+from voicefake.audio.features import MelConfig, MelSpectrogram, stft
 
 
 def discriminator_loss(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
@@ -76,17 +76,13 @@ class SpectralLoss(nn.Module):
     it, relative to the mean real magnitude).
     """
 
-    window: torch.Tensor
-
     def __init__(self, n_fft: int, hop_length: int, floor: float = 1e-5) -> None:
         super().__init__()
         self.n_fft, self.hop_length, self.floor = n_fft, hop_length, floor
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def stft(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, T) -> complex (B, n_fft/2+1, T/hop+1)."""
-        return torch.stft(wav.float(), self.n_fft, self.hop_length, self.n_fft, self.window,
-                          center=True, return_complex=True)
+        """(B, T) -> complex (B, n_fft/2+1, T/hop+1), the head's own framing."""
+        return stft(wav.float(), self.n_fft, self.hop_length, self.n_fft)
 
     def forward(
         self, log_mag: torch.Tensor, phase: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
