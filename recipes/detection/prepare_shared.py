@@ -14,8 +14,9 @@ Real speech: every human recording in the shared data. Dev speakers (never train
 LibriSpeech test-other, VCTK p228, FSDD theo/yweweler, Asterisk it/ru voices.
 Fakes: the shared fakes, plus copy-synthesis through voicefake's bundled vocoder,
 Griffin-Lim, WORLD (pyworld), espeak-ng voices, flite and festival voices, and (stage
-``clones``, family ``voicefake-clone``) voicefake's own conversion and text-to-speech output;
-also spliced calls
+``clones``, family ``voicefake-clone``) voicefake's own conversion and text-to-speech output,
+and (stage ``copy2``) more copy-synthesis from other clips: the current vocoder, and Griffin-Lim
+and WORLD with drawn settings; also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
 Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
 """
@@ -230,6 +231,67 @@ def vocoder(wav: np.ndarray, seed: int) -> np.ndarray:
 COPY_SYNTHESIS = {"voicefake-vocoder": vocoder, "griffin-lim": griffin_lim, "world": world}
 
 
+def griffin_lim_varied(wav: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
+    """Griffin-Lim with drawn settings: STFT size, iterations, momentum, and from the linear
+    magnitude or from a mel spectrogram (as a mel-vocoder baseline would be), so that the
+    family is seen in its variety rather than as one setting."""
+    import librosa
+
+    rng = np.random.default_rng(seed)
+    n_fft = int(rng.choice([256, 512, 1024, 2048]))
+    n_iter = int(rng.choice([8, 16, 32, 64, 100]))
+    momentum = float(rng.choice([0.99, 0.5, 0.0]))
+    source = str(rng.choice(["stft", "mel"]))
+    hop = n_fft // 4
+    mag = np.abs(librosa.stft(wav, n_fft=n_fft, hop_length=hop))
+    if source == "mel":
+        n_mels = int(rng.choice([64, 80, 128]))
+        mel = librosa.feature.melspectrogram(S=mag**2, sr=SAMPLE_RATE, n_mels=min(n_mels, n_fft // 4))
+        mag = librosa.feature.inverse.mel_to_stft(mel, sr=SAMPLE_RATE, n_fft=n_fft)
+    out = librosa.griffinlim(mag, n_iter=n_iter, hop_length=hop, n_fft=n_fft, momentum=momentum,
+                             random_state=seed, length=wav.size)
+    return out.astype(np.float32), f"griffin-lim-{source}-{n_fft}-it{n_iter}-m{momentum:g}"
+
+
+def world_varied(wav: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
+    """WORLD analysis-synthesis with a drawn F0 tracker and frame period."""
+    import pyworld
+
+    rng = np.random.default_rng(seed)
+    tracker = str(rng.choice(["dio", "harvest"]))
+    period = float(rng.choice([5.0, 10.0]))
+    x = wav.astype(np.float64)
+    f0, t = getattr(pyworld, tracker)(x, SAMPLE_RATE, frame_period=period)
+    f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
+    sp = pyworld.cheaptrick(x, f0, t, SAMPLE_RATE)
+    ap = pyworld.d4c(x, f0, t, SAMPLE_RATE)
+    out = pyworld.synthesize(f0, sp, ap, SAMPLE_RATE, frame_period=period).astype(np.float32)
+    return out, f"world-{tracker}-{period:g}ms"
+
+
+def add_copy_varied(writer: Writer, reals: list, counts: dict[str, int], vocoder_name: str) -> None:
+    """Stage ``copy2``: more copy-synthesis, from other source clips than stage ``copy``:
+    the vocoder ``vocoder_name`` (a bundled name or checkpoint folder; family
+    voicefake-vocoder), and Griffin-Lim and WORLD with drawn settings."""
+    from voicefake import api
+    from voicefake.checkpoint import Checkpoint, resolve
+
+    voc_system = "voicefake-vocoder-" + str(Checkpoint.load(resolve(vocoder_name)).metadata.get("version", "unknown"))
+
+    def vocoder_copy(wav: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
+        return api.resynthesize(wav, checkpoint=vocoder_name)[0], voc_system
+
+    generators = {"voicefake-vocoder": vocoder_copy, "griffin-lim": griffin_lim_varied, "world": world_varied}
+    for index, (family, fn) in enumerate(generators.items()):
+        sources = pick_sources(reals, counts, seed=100 + index)
+        for number, (wav, row, split) in enumerate(sources):
+            fake, system = fn(wav, 1000 + number)
+            new = replace(row, path=f"gen2/{system}/{Path(row.path).name}_{number}", label="fake",
+                          system=system, folder=family)
+            writer.add(fake, new, split)
+        log.info("varied copy-synthesis %s: %d clips", family, len(sources))
+
+
 def add_copy_synthesis(writer: Writer, reals: list, counts: dict[str, int]) -> None:
     for index, (name, fn) in enumerate(COPY_SYNTHESIS.items()):
         sources = pick_sources(reals, {"train": counts["train"], "dev": counts["dev"]}, seed=index)
@@ -341,10 +403,14 @@ def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
-    parser.add_argument("--stage", choices=["shared", "tts", "copy", "spliced", "clones", "all"], default="all",
+    parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "all"],
+                        default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
     parser.add_argument("--copy-dev", type=int, default=25, help="copy-synthesis sources per family (dev)")
+    parser.add_argument("--copy2-train", type=int, default=120, help="stage copy2 sources per family (train)")
+    parser.add_argument("--copy2-dev", type=int, default=30, help="stage copy2 sources per family (dev)")
+    parser.add_argument("--vocoder", default="vocoder", help="stage copy2's vocoder (bundled name or folder)")
     parser.add_argument("--spliced", type=int, default=20, help="spliced dev calls")
     parser.add_argument("--clones-train", type=int, default=150, help="voicefake clones (train)")
     parser.add_argument("--clones-dev", type=int, default=40, help="voicefake clones (dev)")
@@ -356,10 +422,12 @@ def main() -> None:
         writer = Writer(args.out)
         if stage == "tts":
             add_tts(writer, tts_texts(root))
-        elif stage in ("copy", "spliced", "clones"):
+        elif stage in ("copy", "copy2", "spliced", "clones"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":
                 add_copy_synthesis(writer, reals, {"train": args.copy_train, "dev": args.copy_dev})
+            elif stage == "copy2":
+                add_copy_varied(writer, reals, {"train": args.copy2_train, "dev": args.copy2_dev}, args.vocoder)
             elif stage == "clones":
                 add_clones(writer, reals, {"train": args.clones_train, "dev": args.clones_dev})
             else:
@@ -371,7 +439,7 @@ def main() -> None:
             log.info("stage %s: %d rows", stage, len(writer.rows))
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
     if all(p.exists() for p in parts):
-        parts += [p for p in [args.out / "manifest_clones.csv"] if p.exists()]
+        parts += [p for p in [args.out / "manifest_clones.csv", args.out / "manifest_copy2.csv"] if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")
         log.info("wrote %d rows to %s", len(rows), args.out / "manifest.csv")

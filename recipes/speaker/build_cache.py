@@ -159,11 +159,16 @@ def main() -> None:
         by_speaker[row.speaker].append(row)
     names = sorted(by_speaker)
     warps = [float(x) for x in args.voice_warps.split(",")] if args.voice_warps else []
+    base = torch.load(args.extend, weights_only=True) if args.extend is not None else None
+    if base is not None and base["speakers"][: len(names)] != names:
+        raise SystemExit(f"{args.extend} was built from other speakers than {args.train}")
+    # an extended cache keeps its pseudo-speakers; new ones get the next class indices
+    first_set = 1 if base is None else len(base["speakers"]) // len(names)
     jobs = []
     if args.extend is None:
         jobs += [(i, by_speaker[n], root, args.crop_seconds, args.hop_seconds, args.phone_versions, args.seed,
                   args.max_crops_per_speaker, 0.0) for i, n in enumerate(names)]
-    for k, semitones in enumerate(warps, start=1):
+    for k, semitones in enumerate(warps, start=first_set):
         jobs += [(i + k * len(names), by_speaker[n], root, args.crop_seconds, args.hop_seconds,
                   args.phone_versions, args.seed + k, args.warp_max_crops, semitones) for i, n in enumerate(names)]
     # longest speakers first, so no worker is left with one long job at the end
@@ -173,17 +178,13 @@ def main() -> None:
         for done, part in enumerate(pool.map(speaker_job, jobs)):
             parts.append(part)
             log.info("speaker %d/%d: %d crops", done + 1, len(jobs), len(part["speaker"]))
-    if args.extend is not None:
-        base = torch.load(args.extend, weights_only=True)
-        if base["speakers"] != names:
-            raise SystemExit(f"{args.extend} was built from other speakers than {args.train}")
+    if base is not None:
         parts.insert(0, {key: base[key] for key in ("mels", "teacher", "speaker")})
-        dev = base["dev"]
     parts = [p for p in parts if len(p["speaker"])]
     parts.sort(key=lambda part: int(part["speaker"][0]))
     cache = {key: torch.cat([p[key] for p in parts]) for key in ("mels", "teacher", "speaker")}
-    cache["speakers"] = names + [f"{n}@{st:+g}st" for st in warps for n in names]
-    cache["dev"] = dev if args.extend is not None else dev_crops(read_manifest(args.dev), root, args.dev_seconds)
+    cache["speakers"] = (names if base is None else base["speakers"]) + [f"{n}@{st:+g}st" for st in warps for n in names]
+    cache["dev"] = base["dev"] if base is not None else dev_crops(read_manifest(args.dev), root, args.dev_seconds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(cache, args.out)
     print(f"{len(cache['speaker'])} crops of {len(cache['speakers'])} speakers (pseudo-speakers included) -> {args.out}")

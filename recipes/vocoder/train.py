@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from voicefake.audio.features import MelConfig
 from voicefake.checkpoint import Checkpoint
@@ -27,6 +28,8 @@ from voicefake.data.manifests import data_root, read_manifest
 from voicefake.train.loop import LoopConfig, fit
 from voicefake.vocoder.model import VocoderConfig
 from voicefake.vocoder.training import TrainConfig, build_task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,19 @@ def read_waves(manifest: str, data: DataConfig, mel: MelConfig, seed: int) -> li
     return load_waveforms(read_manifest(path), root, mel.sample_rate)
 
 
+def init_generator(generator: torch.nn.Module, source: str) -> None:
+    """Loads a checkpoint's weights into ``generator``; the one part it may lack is an
+    accumulating phase head's advance layer (zero-initialised, so the model starts out as the
+    checkpoint's "frame" head and learns the advance from there)."""
+    missing, unexpected = generator.load_state_dict(Checkpoint.load(source).state_dict, strict=False)
+    allowed = [k for k in missing if k.startswith("generator.advance.")]
+    if unexpected or len(allowed) != len(missing):
+        raise SystemExit(f"--init {source}: weights do not fit this model config "
+                         f"(missing {sorted(set(missing) - set(allowed))}, unexpected {sorted(unexpected)})")
+    if allowed:
+        log.info("--init %s: new zero-initialised phase-advance layer (%s)", source, ", ".join(allowed))
+
+
 def main() -> None:
     parser = recipe_parser(__doc__)
     parser.add_argument("--init", help="start the generator from this checkpoint (fine-tuning)")
@@ -88,7 +104,7 @@ def main() -> None:
         "train_minutes": round(sum(len(w) for w in train_waves) / mel.sample_rate / 60, 2),
     })
     if args.init:
-        task.modules["generator"].load_state_dict(Checkpoint.load(args.init).state_dict, strict=True)
+        init_generator(task.modules["generator"], args.init)
     eval_len = int(data.eval_seconds * mel.sample_rate) // mel.hop_length * mel.hop_length
     fit(
         task, loop,

@@ -29,7 +29,7 @@ from voicefake.train.state import (
     save_step,
     step_dir,
 )
-from voicefake.vocoder.model import VocoderConfig
+from voicefake.vocoder.model import Vocoder, VocoderConfig
 from voicefake.vocoder.training import TrainConfig, build_task, train_step
 
 REPO = Path(__file__).resolve().parents[2]
@@ -379,3 +379,21 @@ def test_warmup_cosine_schedule() -> None:
     assert warmup_cosine(60, 10, 110, 0.2) == pytest.approx(0.6)  # half way down the cosine
     assert warmup_cosine(110, 10, 110, 0.2) == pytest.approx(0.2)
     assert warmup_cosine(10_000, 10, 110, 0.2) == pytest.approx(0.2)
+
+
+def test_init_from_a_frame_head_checkpoint_adds_only_the_advance_layer(tmp_path: Path) -> None:
+    """``--init`` may start an accumulating phase head from a "frame" head's checkpoint (the
+    advance layer is new and starts at zero); any other mismatch is a clear error."""
+    from voicefake.audio.features import MEL_16K_80
+
+    init_generator = _recipe_module().init_generator
+    torch.manual_seed(0)
+    frame = Vocoder(VocoderConfig.tiny(), MEL_16K_80)
+    Checkpoint.from_module(frame, "vocoder", MEL_16K_80).save(tmp_path / "frame")
+    accumulate = Vocoder(VocoderConfig.tiny().replace(phase_head="accumulate"), MEL_16K_80)
+    init_generator(accumulate, str(tmp_path / "frame"))
+    assert torch.equal(accumulate.generator.head.weight, frame.generator.head.weight)
+    assert not accumulate.generator.advance.weight.any()
+    wider = Vocoder(VocoderConfig.tiny().replace(phase_head="accumulate", num_layers=2), MEL_16K_80)
+    with pytest.raises(SystemExit, match="do not fit this model config"):
+        init_generator(wider, str(tmp_path / "frame"))

@@ -33,13 +33,19 @@ MODELS = {
     "vocos_22k": (VocoderConfig(dim=16, intermediate_dim=32, num_layers=2, head_n_fft=1024), MEL_22K_80),
     "hifigan": (HIFIGAN_TINY, MEL_16K_80),
     "hifigan_v3": (HIFIGAN_V3_TINY, MEL_16K_80),
+    "vocos_accumulate": (VocoderConfig.tiny().replace(phase_head="accumulate"), MEL_16K_80),
 }
 
 
 def _vocoder(name: str) -> Vocoder:
     torch.manual_seed(0)
     config, mel = MODELS[name]
-    return Vocoder(config, mel).eval()
+    voc = Vocoder(config, mel).eval()
+    advance = getattr(voc.generator, "advance", None)
+    if advance is not None:  # starts at zero; give the running phase sum something to carry
+        torch.nn.init.normal_(advance.weight, std=0.3)
+        torch.nn.init.normal_(advance.bias, std=1.0)
+    return voc
 
 
 def _random_mel(mel: MelConfig, frames: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
@@ -71,7 +77,7 @@ def test_round_trip_lengths_with_features(name: str) -> None:
             assert voc(mel).shape[-1] == length // mel_cfg.hop_length * mel_cfg.hop_length
 
 
-@pytest.mark.parametrize("name", ["vocos", "hifigan", "hifigan_v3"])
+@pytest.mark.parametrize("name", ["vocos", "hifigan", "hifigan_v3", "vocos_accumulate"])
 @pytest.mark.parametrize("chunk_frames", [9, 50, 113])
 def test_chunked_equals_whole(name: str, chunk_frames: int) -> None:
     voc = _vocoder(name)
@@ -82,6 +88,40 @@ def test_chunked_equals_whole(name: str, chunk_frames: int) -> None:
     assert chunked.shape == whole.shape
     error = (chunked - whole).abs().max().item()
     assert error < 1e-5, f"{name} chunk {chunk_frames}: max error {error:.2e}"
+
+
+def test_accumulating_head_starts_as_the_frame_head() -> None:
+    """Its advance layer starts at zero, so a "frame" model's weights give the same output."""
+    torch.manual_seed(0)
+    frame = Vocoder(VocoderConfig.tiny(), MEL_16K_80).eval()
+    accumulate = Vocoder(VocoderConfig.tiny().replace(phase_head="accumulate"), MEL_16K_80).eval()
+    missing, unexpected = accumulate.load_state_dict(frame.state_dict(), strict=False)
+    assert sorted(missing) == ["generator.advance.bias", "generator.advance.weight"] and not unexpected
+    mel = _random_mel(MEL_16K_80, 40)
+    with torch.no_grad():
+        assert torch.allclose(accumulate(mel), frame(mel), atol=1e-6)
+
+
+@pytest.mark.parametrize("phase_head, can_hold_pitch", [("frame", False), ("accumulate", True)])
+def test_steady_input_gives_a_steady_tone_only_with_accumulated_phase(phase_head: str, can_hold_pitch: bool) -> None:
+    """A constant mel gives the same head output every frame. With a per-frame phase advance
+    of 2 pi k hop / n_fft the output is a tone at bin k's frequency (here 225 Hz, bin 9 of a
+    640-point STFT at 16 kHz); a frame head repeats one phase every hop (10 ms) and can only
+    make multiples of 100 Hz, which is why the bundled model turns 220 Hz into 200 Hz."""
+    voc = Vocoder(VocoderConfig.tiny().replace(phase_head=phase_head), MEL_16K_80).eval()
+    gen = voc.generator
+    bins, k = gen.n_fft // 2 + 1, 9
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.zero_()
+        gen.head.bias[:bins] = -20.0
+        gen.head.bias[k] = 3.0  # one loud bin
+        if gen.advance is not None:
+            gen.advance.bias[k] = 2 * np.pi * k * gen.hop_length / gen.n_fft
+        out = voc(torch.zeros(1, 80, 201))[0].numpy()
+    spectrum = np.abs(np.fft.rfft(out[4000:28000] * np.hanning(24000)))
+    peak_hz = np.argmax(spectrum) * 16000 / 24000
+    assert (abs(peak_hz - 225) < 2) == can_hold_pitch, peak_hz
 
 
 def test_chunked_short_input_and_bad_chunk() -> None:
@@ -104,6 +144,7 @@ def test_hifigan_rates_must_multiply_to_hop() -> None:
         ({"architecture": "wavenet"}, "architecture"),
         ({"resblock": "3"}, "resblock"),
         ({"upsample_rates": (10,)}, "differ in length"),
+        ({"phase_head": "integrate"}, "phase_head"),
     ],
 )
 def test_config_validation(changes: dict, match: str) -> None:

@@ -4,13 +4,17 @@ Every output frame of the generator depends only on a bounded neighbourhood of i
 frames (:meth:`Vocoder.receptive_field`). Chunks are therefore decoded with that much
 context on each side and the context is cut away, so the chunks join into the same waveform
 the whole mel would give (up to float rounding), with bounded memory for any length.
+
+A Vocos head that accumulates a phase advance (``phase_head: accumulate``) also depends on
+everything before a chunk through that running sum; the sum at each chunk's first frame is
+carried from the chunk before, so the joins stay exact.
 """
 
 from __future__ import annotations
 
 import torch
 
-from voicefake.vocoder.model import Vocoder
+from voicefake.vocoder.model import Vocoder, VocosGenerator, accumulate_phase
 
 
 def vocode_chunked(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int = 500) -> torch.Tensor:
@@ -25,11 +29,24 @@ def vocode_chunked(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int = 500)
     context = vocoder.receptive_field()
     if frames <= chunk_frames + 2 * context:
         return vocoder(mel)
+    gen = vocoder.generator
+    carried = isinstance(gen, VocosGenerator) and gen.advance is not None
     pieces = []
+    total = None  # accumulated phase advance up to frame `start` (carried heads only)
     for start in range(0, frames - 1, chunk_frames):
         stop = min(start + chunk_frames, frames - 1)
         lo, hi = max(0, start - context), min(frames, stop + 1 + context)
-        wav = vocoder(mel[..., lo:hi])
+        if carried:
+            assert isinstance(gen, VocosGenerator)
+            log_mag, phase, advance = gen.spectrum_parts(mel[..., lo:hi])
+            assert advance is not None
+            sums = torch.cumsum(advance.double(), dim=-1)
+            # the first chunk starts at frame 0 (lo == 0), where the sum starts from 0
+            offset = torch.zeros_like(sums[..., 0]) if total is None else total - sums[..., start - lo]
+            wav = gen.synthesize(log_mag, phase + accumulate_phase(advance, offset)).clamp(-1.0, 1.0)
+            total = accumulate_phase(advance[..., : stop - lo + 1], offset)[..., -1].double()
+        else:
+            wav = vocoder(mel[..., lo:hi])
         # sample s of the chunk output corresponds to sample (lo * hop + s) of the whole
         pieces.append(wav[..., (start - lo) * hop : (stop - lo) * hop])
     return torch.cat(pieces, dim=-1)

@@ -69,9 +69,10 @@ class SpectralLoss(nn.Module):
         n_fft / hop_length: the head's STFT (Hann window of n_fft, centred frames).
         floor: magnitude floor of the log target.
 
-    ``forward`` returns a dict with ``mag`` (L1 of log-magnitudes), ``phase`` (instantaneous
-    phase + group delay + instantaneous frequency anti-wrapping distances, each weighted by
-    the real magnitude so that silent bins, whose phase is noise, do not count) and
+    ``forward`` returns a dict with ``mag`` (L1 of log-magnitudes), ``phase`` (the sum of the
+    instantaneous phase ``ip``, group delay ``gd`` and instantaneous frequency ``iaf``
+    anti-wrapping distances, also returned one by one, each weighted by the real magnitude so
+    that silent bins, whose phase is noise, do not count) and
     ``consistency`` (L1 between the predicted spectrum and the STFT of the waveform made from
     it, relative to the mean real magnitude).
     """
@@ -109,5 +110,8 @@ class SpectralLoss(nn.Module):
         return {
             "mag": torch.mean(torch.abs(log_mag - torch.log(mag.clamp_min(self.floor)))),
             "phase": ip + gd + iaf,
+            "ip": ip,
+            "gd": gd,
+            "iaf": iaf,
             "consistency": torch.mean(torch.abs(remade - predicted) / scale),
         }

@@ -38,6 +38,11 @@ class VocoderConfig:
             product of the rates must equal the mel hop length.
         resblock: HiFi-GAN residual block type "1" (V1/V2) or "2" (V3).
         resblock_kernel_sizes / resblock_dilations: HiFi-GAN MRF blocks.
+        phase_head: Vocos phase output. "frame": each frame's phase is predicted on its own
+            (as in Vocos). "accumulate": a per-frame phase advance is predicted too and summed
+            over frames, so a steady input can give a steady tone at any frequency (a
+            frame-local head can only repeat the same phase every hop, which moves steady
+            partials to multiples of sample_rate / hop_length).
     """
 
     architecture: Literal["vocos", "hifigan"] = "vocos"
@@ -52,8 +57,11 @@ class VocoderConfig:
     resblock: Literal["1", "2"] = "1"
     resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
     resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    phase_head: Literal["frame", "accumulate"] = "frame"
 
     def __post_init__(self) -> None:
+        if self.phase_head not in ("frame", "accumulate"):
+            raise ValueError(f"VocoderConfig.phase_head must be 'frame' or 'accumulate', got {self.phase_head!r}")
         if self.architecture not in ("vocos", "hifigan"):
             raise ValueError(f"VocoderConfig.architecture must be 'vocos' or 'hifigan', got {self.architecture!r}")
         if self.resblock not in ("1", "2"):
@@ -133,7 +141,28 @@ class VocosGenerator(nn.Module):
         )
         self.final_norm = nn.LayerNorm(config.dim, eps=1e-6)
         self.head = nn.Linear(config.dim, self.n_fft + 2)
+        self.advance: nn.Linear | None = None
+        if config.phase_head == "accumulate":
+            # zero at the start: a model fine-tuned from a "frame" head starts out unchanged
+            self.advance = nn.Linear(config.dim, self.n_fft // 2 + 1)
+            nn.init.zeros_(self.advance.weight)
+            nn.init.zeros_(self.advance.bias)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def spectrum_parts(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(log-magnitude, frame phase, phase advance or None), each (B, n_fft/2+1, F).
+
+        The phase is ``frame phase + cumulative sum of the advance`` over frames
+        (:meth:`spectrum`); every part depends only on a bounded neighbourhood of input
+        frames, which is what chunked decoding relies on.
+        """
+        x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        h = self.final_norm(x.transpose(1, 2))
+        log_mag, phase = self.head(h).transpose(1, 2).float().chunk(2, dim=1)
+        advance = None if self.advance is None else self.advance(h).transpose(1, 2).float()
+        return log_mag, phase, advance
 
     def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The predicted STFT before the inverse: (log-magnitude, phase), each (B, n_fft/2+1, F).
@@ -142,11 +171,9 @@ class VocosGenerator(nn.Module):
         framing, Hann window of ``head_n_fft``), so the spectral losses can compare it with
         the STFT of the real audio directly.
         """
-        x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
-        for block in self.blocks:
-            x = block(x)
-        x = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2)
-        log_mag, phase = x.float().chunk(2, dim=1)
+        log_mag, phase, advance = self.spectrum_parts(mel)
+        if advance is not None:
+            phase = phase + accumulate_phase(advance)
         return log_mag, phase
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -164,6 +191,18 @@ class VocosGenerator(nn.Module):
             spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True,
             length=length,
         )
+
+
+def accumulate_phase(advance: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+    """Running sum over frames (last axis) of a phase advance, wrapped into [-pi, pi).
+
+    Summed in float64 so that hours of frames lose no precision; ``start`` (B, K) is the
+    accumulated phase before the first frame (0 when None), which chunked decoding carries.
+    """
+    total = torch.cumsum(advance.double(), dim=-1)
+    if start is not None:
+        total = total + start.double()[..., None]
+    return (torch.remainder(total + math.pi, 2 * math.pi) - math.pi).to(advance.dtype)
 
 
 def num_samples_for(frames: int, hop_length: int) -> int:

@@ -27,7 +27,7 @@ DEFAULT_LOSS_MELS = (
 )
 
 
-SPECTRAL_TERMS = ("mag", "phase", "consistency")
+SPECTRAL_TERMS = ("mag", "phase", "ip", "gd", "iaf", "consistency")
 LOSS_TERMS = ("mel", "adv", "fm", *SPECTRAL_TERMS)
 
 
@@ -40,8 +40,10 @@ class TrainConfig:
         warmup_steps / min_lr_ratio / total_steps: linear warm-up then cosine decay.
         loss_weights: generator loss terms ``mel``, ``adv``, ``fm`` and, for the Vocos head
             only, the direct spectral terms ``mag``, ``phase``, ``consistency``
-            (:class:`voicefake.vocoder.losses.SpectralLoss`); a term missing or 0 is not
-            computed. With ``adv`` and ``fm`` at 0 no discriminator runs (a fast
+            (:class:`voicefake.vocoder.losses.SpectralLoss`); ``phase`` is the sum of the
+            three phase distances, which can instead be weighted one by one as ``ip``
+            (instantaneous phase), ``gd`` (group delay) and ``iaf`` (instantaneous
+            frequency). A term missing or 0 is not computed. With ``adv`` and ``fm`` at 0 no discriminator runs (a fast
             reconstruction-only phase).
         grad_clip: max grad norm for each optimizer (0 disables).
         loss_mels: the multi-resolution mel loss resolutions.
