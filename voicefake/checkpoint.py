@@ -73,7 +73,7 @@ def unwrap(module: nn.Module) -> nn.Module:
     """Strips DistributedDataParallel / DataParallel / torch.compile wrappers."""
     while True:
         if hasattr(module, "_orig_mod"):
-            module = module._orig_mod  # torch.compile
+            module = module._orig_mod  # type: ignore[assignment]  # torch.compile
         elif isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             module = module.module
         else:

@@ -72,10 +72,10 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
 def _convert(hint: Any, value: Any, where: str) -> Any:
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
-        args = [a for a in get_args(hint) if a is not type(None)]
+        members = [a for a in get_args(hint) if a is not type(None)]
         if value is None:
             return None
-        return _convert(args[0], value, where)
+        return _convert(members[0], value, where)
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)  # type: ignore[arg-type]
     if origin is tuple:
@@ -171,7 +171,7 @@ def load_sections(
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; allowed: {sorted(sections)}")
-    configs = {name: from_dict(cls, raw.get(name) or {}, name) for name, cls in sections.items()}
+    configs: dict[str, Any] = {name: from_dict(cls, raw.get(name) or {}, name) for name, cls in sections.items()}
     return configs, {name: to_dict(config) for name, config in configs.items()}
 
 

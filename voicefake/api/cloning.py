@@ -82,7 +82,9 @@ def _embedding_profile(path: Path, content: PathLike, device: str) -> Any:
         raise ValueError(f"{path}: not a `voicefake embed --json` line with an 'embedding' ({err})") from None
     encoder = load(content, device, kind="content")
     config = VoiceConfig(frames=0, content_dim=encoder.module.config.content_dim, embedding_dim=len(embedding))
-    profile = VoiceProfile(config, encoder.checkpoint.mel_config)
+    mel_config = encoder.checkpoint.mel_config
+    assert mel_config is not None  # content checkpoints always carry their mel
+    profile = VoiceProfile(config, mel_config)
     profile.embedding.copy_(torch.from_numpy(embedding))
     return profile
 

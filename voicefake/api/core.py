@@ -23,7 +23,7 @@ class Loaded:
     """A model ready for inference: its checkpoint, module (eval mode) and device."""
 
     checkpoint: Checkpoint
-    module: torch.nn.Module
+    module: Any  # the kind's model class (Vocoder, Detector, SpeakerEncoder, ...), in eval mode
     device: torch.device
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -38,7 +38,7 @@ def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder, wavs: 
     frozen = content.eval().requires_grad_(False)
     losses = []
     for step in range(steps):
-        batch = {"mel": [], "source": [], "log_f0": []}
+        batch: dict[str, list[torch.Tensor]] = {"mel": [], "source": [], "log_f0": []}
         for _ in range(batch_size):
             i = usable[int(torch.randint(0, len(usable), ()))]
             start = int(torch.randint(0, mels[i].shape[-1] - crop_frames + 1, ()))

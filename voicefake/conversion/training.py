@@ -13,6 +13,8 @@ student learns to say the same thing about every voice and line. The loss is
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -137,7 +139,7 @@ def lr_lambda(step: int, cfg: TrainConfig) -> float:
 
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                batch: dict[str, torch.Tensor], cfg: TrainConfig, mel_config: MelConfig) -> dict[str, float]:
-    encoder = modules["encoder"]
+    encoder: Any = modules["encoder"]  # a ContentEncoder (head / features)
     student = encoder.head(encoder.features(augment(batch["mel"], cfg, mel_config)))
     loss = distill_loss(student, batch["teacher"])
     optimizer = optimizers["encoder"]
@@ -157,7 +159,7 @@ def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor], mel
     Args:
         batch: ``mel`` (1, N, M, F) and ``teacher`` (1, N, F // 2, D): the whole dev set.
     """
-    encoder = modules["encoder"]
+    encoder: Any = modules["encoder"]  # a ContentEncoder (head / features)
     dev_mel, teacher = batch["mel"][0], batch["teacher"][0]
     out = {"eval/distill": float(distill_loss(encoder.head(encoder.features(dev_mel)), teacher))}
     warped = []

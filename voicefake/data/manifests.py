@@ -83,7 +83,7 @@ def _row(raw: dict[str | None, Any], path: Path, line: int) -> ManifestRow:
         raise ValueError(f"{path}:{line}: empty 'path'")
     try:
         return ManifestRow(
-            **{k: v for k, v in raw.items() if k not in ("sample_rate", "channels", "duration_s")},
+            **{str(k): v for k, v in raw.items() if k not in ("sample_rate", "channels", "duration_s")},
             sample_rate=int(raw.get("sample_rate") or 0),
             channels=int(raw.get("channels") or 0),
             duration_s=float(raw.get("duration_s") or 0.0),

@@ -148,6 +148,7 @@ def saliency(module: Detector, wav: torch.Tensor, sample_rate: int) -> dict[str,
     with torch.enable_grad():
         spec = module.features(wav[None]).detach().requires_grad_(True)
         module.score_features(spec).logits.sum().backward()
+    assert spec.grad is not None
     relevance = (spec.grad * spec).detach().clamp(min=0)[0].sum(dim=0).cpu()  # (N, F)
     total = float(relevance.sum()) or 1.0
     n_bands = relevance.shape[0]
@@ -279,7 +280,7 @@ def fit_calibration(logits: np.ndarray, benford: np.ndarray, labels: np.ndarray,
     seg_w, seg_b = fit_logistic(window_logits[:, None], window_labels)
     seg_p = 1 / (1 + np.exp(-(seg_w[0] * window_logits + seg_b)))
     return Calibration(
-        weights=tuple(float(w) for w in weights), bias=bias,
+        weights=(float(weights[0]), float(weights[1]), float(weights[2])), bias=bias,
         segment_scale=float(seg_w[0]), segment_bias=seg_b,
         threshold=threshold_for_far(fused[labels == 0], far_target),
         segment_threshold=threshold_for_far(seg_p[window_labels == 0], far_target),
@@ -343,7 +344,9 @@ def calibrate_scored(module: Detector, scored: list[Scored], labels: np.ndarray,
                            raw, far_target, use_benford)
 
 
-def score_against_truth(report: DetectionReport, truth: list[dict[str, Any]], resolution: float = 0.1) -> dict[str, float]:
+def score_against_truth(
+    report: DetectionReport, truth: list[dict[str, Any]], resolution: float = 0.1,
+) -> dict[str, float | str]:
     """Localisation of a report's timeline against ground-truth segments.
 
     A time tick (every ``resolution`` s) counts as flagged when the window centred nearest

@@ -206,10 +206,10 @@ def _batches(
         if world > 1:
             sampler: Any = DistributedSampler(data, world, rank, shuffle=True, seed=loop.seed + epoch)
         else:
-            sampler = RandomSampler(data, generator=generator)
+            sampler = RandomSampler(data, generator=generator)  # type: ignore[arg-type]  # map-style, sized
         loader = DataLoader(
             data, batch_size=loop.batch_size, sampler=sampler, num_workers=loop.num_workers,
-            collate_fn=task.collate, drop_last=len(data) >= loop.batch_size * world,
+            collate_fn=task.collate, drop_last=len(data) >= loop.batch_size * world,  # type: ignore[arg-type]
             worker_init_fn=_worker_init, generator=generator,
             persistent_workers=False,
         )

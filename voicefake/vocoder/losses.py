@@ -21,21 +21,22 @@ from voicefake.audio.features import MelConfig, MelSpectrogram, stft
 
 def discriminator_loss(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
     """LSGAN discriminator loss: real scores towards 1, fake towards 0, summed over discs."""
-    return sum(torch.mean((1 - r) ** 2) + torch.mean(f**2) for r, f in zip(real, fake, strict=True))
+    return torch.stack([torch.mean((1 - r) ** 2) + torch.mean(f**2) for r, f in zip(real, fake, strict=True)]).sum()
 
 
 def generator_loss(fake: list[torch.Tensor]) -> torch.Tensor:
     """LSGAN generator loss: fake scores towards 1."""
-    return sum(torch.mean((1 - f) ** 2) for f in fake)
+    return torch.stack([torch.mean((1 - f) ** 2) for f in fake]).sum()
 
 
 def feature_matching_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
     """Mean L1 between discriminator feature maps of real and generated audio."""
-    total = 0.0
-    for real_maps, fake_maps in zip(real, fake, strict=True):
-        for r, f in zip(real_maps, fake_maps, strict=True):
-            total = total + torch.mean(torch.abs(r.detach() - f))
-    return total
+    distances = [
+        torch.mean(torch.abs(r.detach() - f))
+        for real_maps, fake_maps in zip(real, fake, strict=True)
+        for r, f in zip(real_maps, fake_maps, strict=True)
+    ]
+    return torch.stack(distances).sum()
 
 
 class MultiResolutionMelLoss(nn.Module):
@@ -54,7 +55,7 @@ class MultiResolutionMelLoss(nn.Module):
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """fake, real: (B, T) waveforms; returns the mean over resolutions."""
         losses = [torch.mean(torch.abs(m(fake) - m(real))) for m in self.mels]
-        return sum(losses) / len(losses)
+        return torch.stack(losses).mean()
 
 
 def anti_wrap(x: torch.Tensor) -> torch.Tensor:

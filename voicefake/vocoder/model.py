@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -173,7 +173,12 @@ class VocosGenerator(nn.Module):
         """
         log_mag, phase, advance = self.spectrum_parts(mel)
         if advance is not None:
-            phase = phase + accumulate_phase(advance)
+            # The running sum's gradient is truncated to its own frame (value unchanged): a
+            # loss at frame t moves the advance at t only. Through the full sum, the per-frame
+            # errors of the phase and group-delay distances add up over every later frame
+            # (10-40x the gradient of the instantaneous-frequency distance, which is the
+            # advance's own target) and training diverged.
+            phase = phase + accumulate_phase(advance).detach() + (advance - advance.detach())
         return log_mag, phase
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -262,7 +267,7 @@ class HiFiGANGenerator(nn.Module):
         x = self.pre(mel)
         for up, blocks in zip(self.ups, self.mrfs, strict=True):
             x = up(F.leaky_relu(x, 0.1))
-            x = sum(block(x) for block in blocks) / len(blocks)
+            x = torch.stack([block(x) for block in cast(nn.ModuleList, blocks)]).mean(dim=0)
         x = torch.tanh(self.post(F.leaky_relu(x)))
         return x[:, 0, : num_samples_for(mel.shape[-1], self.hop_length)]
 

@@ -164,7 +164,7 @@ def train_step(
             _, real_feats = disc(real)
         terms["adv"] = generator_loss(fake_scores)
         terms["fm"] = feature_matching_loss(real_feats, fake_feats)
-    total = sum(weights.get(k, 0.0) * v for k, v in terms.items())
+    total = torch.stack([weights.get(k, 0.0) * v for k, v in terms.items()]).sum()
     optimizers["generator"].zero_grad(set_to_none=True)
     total.backward()
     out["grad_norm/generator"] = _clip(gen, cfg.grad_clip)
