@@ -6,7 +6,8 @@
 Leave-one-generator-out fold: add ``data.exclude_family=<family>`` (see
 ``recipes/detection/prepare_shared.py`` for the families). Multi-GPU:
 ``torchrun --nproc_per_node=N recipes/detection/train.py --config configs/full.yaml --run ...``.
-Re-running the same command resumes from the run's last complete step. Calibration, fusion
+Fine-tuning: ``--init detection`` starts from the bundled weights. Re-running the same
+command resumes from the run's last complete step. Calibration, fusion
 with the Benford branch and the threshold are fitted afterwards by ``calibrate.py``.
 """
 
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from voicefake.audio.io import load_audio
+from voicefake.checkpoint import Checkpoint
 from voicefake.config import load_sections, recipe_parser
 from voicefake.data.manifests import ManifestRow, read_manifest
 from voicefake.detection.model import DetectorConfig
@@ -99,7 +101,10 @@ SECTIONS = {"model": DetectorConfig, "train": TrainConfig, "loop": LoopConfig, "
 
 
 def main() -> None:
-    args = recipe_parser(__doc__).parse_args()
+    parser = recipe_parser(__doc__)
+    parser.add_argument("--init", help="start from this detector checkpoint (fine-tuning; e.g. 'detection' for "
+                        "the bundled model); calibrate.py re-fits its calibration afterwards")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
     model, train, loop, data = configs["model"], configs["train"], configs["loop"], configs["data"]
@@ -117,7 +122,13 @@ def main() -> None:
                "train_hours": round(sum(w.size for w in train_waves) / rate / 3600, 3),
                "excluded_family": data.exclude_family}
     logging.info("data: %s", summary)
-    task = build_task(model, train, metadata={"name": "detector-16k", "data": summary})
+    task = build_task(model, train, metadata={"name": "detector-16k", "data": summary, "init": args.init})
+    if args.init:
+        try:
+            task.modules["detector"].load_state_dict(Checkpoint.load(args.init).state_dict, strict=True)
+        except RuntimeError as err:
+            raise SystemExit(f"--init {args.init}: its weights do not fit this config's model "
+                             f"({str(err).splitlines()[0]}); use the config it was trained with") from None
     fit(task, loop, dataset, args.run, eval_data=dev, resolved_config=resolved)
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from voicefake.checkpoint import Checkpoint
 from voicefake.config import from_dict, load_yaml
@@ -32,3 +33,21 @@ def test_tiny_recipe_trains(tmp_path, monkeypatch) -> None:
     runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
     ckpt = Checkpoint.load(tmp_path / "run" / "step_00000004" / "detector")
     assert ckpt.kind == "detection" and ckpt.metadata["step"] == 4
+
+
+def test_tiny_recipe_fine_tunes_from_a_checkpoint(tmp_path, monkeypatch) -> None:
+    """``--init`` starts from a checkpoint's weights; weights of another size are a clear error."""
+    tiny = str(RECIPE / "configs" / "tiny.yaml")
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config", tiny, "--run", str(tmp_path / "a")])
+    runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
+    first = tmp_path / "a" / "step_00000004" / "detector"
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config", tiny, "--run", str(tmp_path / "b"), "--init", str(first),
+                                      "train.lr=0", "train.weight_decay=0"])
+    runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
+    before, after = Checkpoint.load(first), Checkpoint.load(tmp_path / "b" / "step_00000004" / "detector")
+    assert after.metadata["init"] == str(first)
+    weights = [k for k in before.state_dict if "running_" not in k and "num_batches" not in k]  # not batch-norm statistics
+    assert weights and all(torch.equal(before.state_dict[k], after.state_dict[k]) for k in weights)
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config", tiny, "--run", str(tmp_path / "c"), "--init", "detection"])
+    with pytest.raises(SystemExit, match="do not fit this config's model"):
+        runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")

@@ -174,10 +174,10 @@ class VocosGenerator(nn.Module):
         log_mag, phase, advance = self.spectrum_parts(mel)
         if advance is not None:
             # The running sum's gradient is truncated to its own frame (value unchanged): a
-            # loss at frame t moves the advance at t only. Through the full sum, the per-frame
-            # errors of the phase and group-delay distances add up over every later frame
-            # (10-40x the gradient of the instantaneous-frequency distance, which is the
-            # advance's own target) and training diverged.
+            # loss at frame t moves the advance at t only. Through the full sum, the phase and
+            # group-delay distances of every later frame add up (30-45x the gradient of the
+            # instantaneous-frequency distance, the advance's own target; see
+            # docs/benchmarks/vocoder.md, session 5).
             phase = phase + accumulate_phase(advance).detach() + (advance - advance.detach())
         return log_mag, phase
 
