@@ -114,12 +114,12 @@ def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: flo
     return result
 
 
-def bundled_dev(rows: list[ManifestRow], cache: Cache) -> tuple[dict, dict]:
+def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detection") -> tuple[dict, dict]:
     """Bundled model on dev: false alarms at its default threshold on dev real recordings (by
     corpus and channel), and EER per fake family vs dev reals (its calibration set)."""
     from voicefake.detection.inference import Calibration
 
-    loaded = api.load("detection")
+    loaded = api.load(checkpoint)
     cal = Calibration.from_metadata(loaded.checkpoint.metadata)
     probs: dict = defaultdict(list)
     alarms: dict = defaultdict(list)
@@ -144,11 +144,11 @@ def bundled_dev(rows: list[ManifestRow], cache: Cache) -> tuple[dict, dict]:
     return dict(false_alarm), dict(eers)
 
 
-def localisation(spliced: Path) -> dict:
+def localisation(spliced: Path, checkpoint: str = "detection") -> dict:
     out: dict = defaultdict(list)
     for audio in sorted(spliced.glob("*.flac")):
         truth = json.loads(audio.with_suffix(".json").read_text())["segments"]
-        report = api.detect(audio, evidence=False)
+        report = api.detect(audio, checkpoint=checkpoint, evidence=False)
         out["phone" if "phone" in audio.stem else "clean"].append(score_against_truth(report, truth))
     summary = {}
     for channel, items in out.items():
@@ -251,6 +251,8 @@ def main() -> None:
     parser.add_argument("--far", type=float, default=0.01)
     parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "speed"])
     parser.add_argument("--subsample", type=int, default=1, help="keep every N-th manifest row (quick checks)")
+    parser.add_argument("--checkpoint", default="detection",
+                        help="the model of the 'bundled' part: the bundled one, or a calibrated candidate's folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # one intra-op thread: on a shared, oversubscribed 2-core machine two threads stall each other
@@ -259,9 +261,9 @@ def main() -> None:
     cache = Cache(args.data)
     result: dict = {}
     if "bundled" not in args.skip:
-        result["false_alarms_dev_real"], result["bundled_dev_eer_by_family"] = bundled_dev(rows, cache)
-        result["localisation_spliced"] = localisation(args.data / "spliced")
-        result["bundled_metadata"] = api.load("detection").checkpoint.metadata.get("dev")
+        result["false_alarms_dev_real"], result["bundled_dev_eer_by_family"] = bundled_dev(rows, cache, args.checkpoint)
+        result["localisation_spliced"] = localisation(args.data / "spliced", args.checkpoint)
+        result["bundled_metadata"] = api.load(args.checkpoint).checkpoint.metadata.get("dev")
         log.info("bundled: %s", {k: result[k] for k in ("false_alarms_dev_real", "localisation_spliced")})
     if "logo" not in args.skip:
         folds = []

@@ -28,11 +28,11 @@ SAMPLE_RATE = 16000
 DEV_FRAMES = 200
 
 
-def speaker_table(rows: list, wavs: list[np.ndarray]) -> tuple[list[int], torch.Tensor]:
-    """(speaker index per row, (S, D) mean embedding per speaker)."""
+def speaker_table(rows: list, wavs: list[np.ndarray], speaker: str = "speaker") -> tuple[list[int], torch.Tensor]:
+    """(speaker index per row, (S, D) mean embedding per speaker) by the ``speaker`` encoder."""
     groups: dict[str, list[np.ndarray]] = defaultdict(list)
     for row, wav in zip(rows, wavs, strict=True):
-        groups[row.speaker or row.path].append(api.embed(wav))
+        groups[row.speaker or row.path].append(api.embed(wav, checkpoint=speaker))
     names = sorted(groups)
     table = np.stack([np.mean(groups[n], axis=0) for n in names])
     table /= np.linalg.norm(table, axis=1, keepdims=True)
@@ -43,7 +43,11 @@ def speaker_table(rows: list, wavs: list[np.ndarray]) -> tuple[list[int], torch.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--speaker", default="speaker", help="speaker encoder for the embeddings (bundled name "
+                        "or checkpoint folder; the decoder must be used with this same encoder)")
+    parser.add_argument("--out", type=Path, help="output file (default DATA/decoder_cache.pt)")
     args = parser.parse_args()
+    out_path = args.out or args.data / "decoder_cache.pt"
     root = data_root()
     assert root is not None
     out: dict[str, dict] = {}
@@ -51,7 +55,7 @@ def main() -> None:
     for split in ("train", "dev"):
         rows = read_manifest(args.data / f"{split}.csv")
         wavs = [load_audio(root / r.path, SAMPLE_RATE) for r in rows]
-        speakers, table = speaker_table(rows, wavs)
+        speakers, table = speaker_table(rows, wavs, args.speaker)
         f0 = [estimate_log_f0(torch.from_numpy(w), MEL_16K_80).half() for w in wavs]
         if split == "train":
             out[split] = {"log_f0": f0, "speaker": torch.tensor(speakers), "embeddings": table}
@@ -62,9 +66,9 @@ def main() -> None:
             "log_f0": torch.stack([f0[i][:DEV_FRAMES].float() for i in keep]),
             "speaker": table[[speakers[i] for i in keep]],
         }
-    torch.save(out, args.data / "decoder_cache.pt")
+    torch.save(out, out_path)
     print(f"train: {len(out['train']['log_f0'])} utterances, {len(out['train']['embeddings'])} speakers; "
-          f"dev: {len(out['dev']['mel'])} crops -> {args.data / 'decoder_cache.pt'}")
+          f"dev: {len(out['dev']['mel'])} crops -> {out_path}")
 
 
 if __name__ == "__main__":
