@@ -128,19 +128,21 @@ def run(args: argparse.Namespace) -> dict:
         held = judges.embed(t["held"])
         ceiling.append(float(np.dot(judges.embed(np.concatenate(t["reference"])), held)))
         start = time.perf_counter()
-        profile = api.voice_profile(t["reference"], args.content)
+        profile = api.voice_profile(t["reference"], args.content, speaker=args.speaker)
         profile_s.append(time.perf_counter() - start)
         for s in srcs:
             baseline[(t["speaker"], s["name"])] = float(np.dot(judges.embed(s["wav"]), held))
         for blend in args.blend:
             for s in srcs:
                 start = time.perf_counter()
-                wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content)
+                wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content,
+                                     vocoder=args.vocoder)
                 results[f"convert_blend{blend}"].append(_item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
         for blend in args.tts_blend:
             for text in TEXTS:
                 start = time.perf_counter()
-                wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content)
+                wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
+                                   vocoder=args.vocoder)
                 results[f"tts_blend{blend}"].append(_item(judges, wav, held, text, start, None))
         if len(results.get("finetuned_convert", [])) < args.finetune * len(srcs):
             finetuned(args, judges, t, srcs, held, results)
@@ -188,6 +190,8 @@ def main() -> None:
     parser.add_argument("--finetune-blend", type=float, default=0.5)
     parser.add_argument("--content", default="content", help="content encoder checkpoint (default: bundled)")
     parser.add_argument("--conversion", default="conversion", help="conversion decoder checkpoint (default: bundled)")
+    parser.add_argument("--speaker", default="speaker", help="speaker encoder that conditions the decoder (default: bundled)")
+    parser.add_argument("--vocoder", default="vocoder", help="vocoder checkpoint (default: bundled)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     report = run(args)

@@ -13,6 +13,7 @@ from voicefake.detection.training import (
     TrainConfig,
     build_modules,
     build_optimizers,
+    frame_targets,
     train_step,
 )
 
@@ -70,7 +71,8 @@ def test_two_train_steps_change_parameters() -> None:
     optimizers = build_optimizers(modules, cfg)
     waves = [np.random.default_rng(i).standard_normal(8000).astype(np.float32) * 0.1 for i in range(4)]
     data = DetectionCropDataset(waves, [0, 1, 0, 1], 8000, cfg, 16000, length=8)
-    wav, labels = zip(*[data[i] for i in range(4)], strict=True)
+    wav, labels, targets = zip(*[data[i] for i in range(4)], strict=True)
+    assert all((t == -1).all() for t in targets)  # p_splice 0: whole crops, no frame targets
     batch = (torch.stack(wav), torch.stack(labels))
     before = [p.detach().clone() for p in modules["detector"].parameters()]
     for _ in range(2):
@@ -108,3 +110,54 @@ def test_phase_model_saliency_sums_planes() -> None:
     model = Detector(DetectorConfig(phase=True)).eval()
     out = saliency(model, torch.randn(16000) * 0.1, 16000)
     assert abs(sum(b["share"] for b in out["bands"]) - 1.0) < 0.05
+
+
+def test_spliced_crops_mark_only_the_inserted_fake_span() -> None:
+    """A spliced crop is a real crop with a span of a fake clip (odd index: frames labelled 1
+    there) or of another real clip (even index: all 0): the splice itself is never the cue."""
+    torch.manual_seed(0)
+    cfg = TrainConfig(p_splice=1.0, splice_fraction=(0.25, 0.5), p_lowpass=0.0, p_dither=0.0, gain_db=0.0)
+    real = [np.full(8000, 0.1, np.float32), np.full(8000, 0.2, np.float32)]
+    fake = [np.full(8000, -0.3, np.float32)]
+    data = DetectionCropDataset(real + fake, [0, 0, 1], 4000, cfg, 16000, length=8)
+    for index in range(8):
+        wav, label, target = data[index]
+        assert label.item() == index % 2 and set(target.unique().tolist()) <= {0.0, 1.0}
+        if index % 2:
+            span = target == 1
+            assert 0.25 * 4000 <= span.sum() <= 0.5 * 4000
+            inside = wav[span][160:-160]  # past the 10 ms (160-sample) cross-fades
+            assert torch.allclose(inside, torch.full_like(inside, -0.3))
+            assert (wav[~span] > 0).all()  # the rest is real audio
+        else:
+            assert not target.any()
+
+
+def test_frame_targets_average_each_frame_span() -> None:
+    target = torch.zeros(1, 2000)
+    target[0, 640:1280] = 1
+    target[0, 1600:] = 1
+    # frames cover [0, 640), [640, 1280), [1280, 1920), [1920, 2560): the last is edge-padded
+    assert torch.allclose(frame_targets(target, 4, 640), torch.tensor([[0.0, 1.0, 0.5, 1.0]]))
+
+
+def test_spliced_batch_trains_the_frame_logits() -> None:
+    """Only spliced items give frame targets; a batch of both kinds trains and its loss moves
+    the frame logits of the spliced span towards "synthetic"."""
+    torch.manual_seed(0)
+    cfg = TrainConfig(segment_seconds=0.5, min_seconds=0.5, p_splice=0.5, lr=5e-3)
+    modules = build_modules(DetectorConfig.tiny())
+    optimizers = build_optimizers(modules, cfg)
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(8000).astype(np.float32) * 0.1, np.sin(np.arange(8000) * 0.3).astype(np.float32) * 0.3]
+    data = DetectionCropDataset(waves, [0, 1], 8000, cfg, 16000, length=16)
+    wav, labels, targets = (torch.stack(x) for x in zip(*[data[i] for i in range(16)], strict=True))
+    spliced = targets[:, 0] >= 0
+    assert spliced.any() and (~spliced).any()
+    for _ in range(30):
+        scalars = train_step(modules, optimizers, (wav, labels, targets), cfg, 16000)
+        assert np.isfinite(scalars["loss/bce"]) and 0 < scalars["spliced/train"] < 1
+    with torch.no_grad():
+        frames = modules["detector"](wav[spliced]).frame_logits
+    marks = frame_targets(targets[spliced], frames.shape[-1], 640)
+    assert frames[marks > 0.9].mean() > frames[marks < 0.1].mean() + 1.0

@@ -3,6 +3,12 @@
 Augmentation treats both labels identically (the label must never be readable from the
 channel): random crop length, random low-pass at 3.4-4 kHz (narrowband emulation, so that
 bandwidth is not a cue), dither noise that fills digital silence, and a random gain.
+
+Spliced crops (``p_splice``) teach the per-frame logits, which make the segment timeline,
+where a fake starts and stops: a span of a real crop is replaced by a span of another clip,
+a fake one (those frames are labelled synthetic) or, just as often, another real one (all
+frames stay real), so that a splice itself is never the cue. They are trained with a per-frame
+loss; whole crops keep the utterance loss.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class TrainConfig:
         p_dither: probability of added low-level white noise (-85 to -55 dBFS).
         gain_db: random gain range, +- dB.
         label_smoothing: targets become 0 + s/2 and 1 - s/2.
+        p_splice: probability that a training crop is a spliced one (see the module doc).
+        splice_fraction: the inserted span's share of the crop, drawn in this range.
     """
 
     lr: float = 2e-3
@@ -49,6 +57,8 @@ class TrainConfig:
     p_dither: float = 0.5
     gain_db: float = 3.0
     label_smoothing: float = 0.05
+    p_splice: float = 0.0
+    splice_fraction: tuple[float, float] = (0.2, 0.6)
 
 
 class DetectionCropDataset(Dataset):
@@ -74,11 +84,38 @@ class DetectionCropDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pool = self.by_label[index % 2]
-        item = pool[int(torch.randint(len(pool), ()))]
-        wav = random_crop(self.waves[item], self.segment_samples)
-        return augment(wav, self.cfg, self.sample_rate), torch.tensor(float(index % 2))
+    def _draw(self, label: int, length: int) -> torch.Tensor:
+        pool = self.by_label[label]
+        return random_crop(self.waves[pool[int(torch.randint(len(pool), ()))]], length)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(crop, label, per-sample target): the target is -1 everywhere for a whole crop (no
+        frame target: the utterance loss applies), 0 / 1 per sample for a spliced one."""
+        label = index % 2
+        if self.cfg.p_splice > 0 and float(torch.rand(())) < self.cfg.p_splice:
+            wav, target = self._splice(label)
+        else:
+            wav = self._draw(label, self.segment_samples)
+            target = torch.full_like(wav, -1.0)
+        return augment(wav, self.cfg, self.sample_rate), torch.tensor(float(label)), target
+
+    def _splice(self, label: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A real crop with a span of a ``label`` clip inside, joined by 10 ms cross-fades."""
+        n = self.segment_samples
+        low, high = self.cfg.splice_fraction
+        span = int(n * float(torch.empty(()).uniform_(low, high)))
+        start = int(torch.randint(0, n - span + 1, ()))
+        wav = self._draw(0, n).clone()
+        insert = self._draw(label, span)
+        fade = min(int(0.01 * self.sample_rate), span // 4)
+        weight = torch.ones(span)
+        if fade:
+            ramp = torch.linspace(0.0, 1.0, fade)
+            weight[:fade], weight[-fade:] = ramp, ramp.flip(0)
+        wav[start : start + span] = weight * insert + (1 - weight) * wav[start : start + span]
+        target = torch.zeros(n)
+        target[start : start + span] = float(label)
+        return wav, target
 
 
 def random_crop(wav: torch.Tensor, length: int) -> torch.Tensor:
@@ -124,22 +161,47 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     """One BCE step on a batch cut to a random length.
 
     Args:
-        batch: (B, T) waveforms and (B,) labels (1 = synthetic).
+        batch: (B, T) waveforms, (B,) labels (1 = synthetic) and optionally (B, T) per-sample
+            targets (-1: none; see :class:`DetectionCropDataset`). Items with per-sample targets
+            are trained on their frame logits, the others on their utterance logit.
     """
-    wav, labels = batch
+    wav, labels = batch[0], batch[1]
     low = int(cfg.min_seconds * sample_rate)
     length = int(torch.randint(min(low, wav.shape[1]), wav.shape[1] + 1, ()))
     start = int(torch.randint(0, wav.shape[1] - length + 1, ()))
-    out = modules["detector"](wav[:, start : start + length])
-    loss = detection_loss(out.logits, labels, cfg.label_smoothing)
+    detector = modules["detector"]
+    out = detector(wav[:, start : start + length])
+    framed = torch.zeros_like(labels, dtype=torch.bool)
+    if len(batch) > 2:
+        target = batch[2][:, start : start + length]
+        framed = target[:, 0] >= 0
+    whole = ~framed
+    loss = out.logits.new_zeros(())
+    if whole.any():
+        loss = loss + detection_loss(out.logits[whole], labels[whole], cfg.label_smoothing) * whole.float().mean()
+    if framed.any():
+        frames = frame_targets(target[framed], out.frame_logits.shape[-1], 4 * detector.config.hop_length)
+        loss = loss + detection_loss(out.frame_logits[framed].flatten(), frames.flatten(),
+                                     cfg.label_smoothing) * framed.float().mean()
     optimizer = optimizers["detector"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad = float(torch.nn.utils.clip_grad_norm_(modules["detector"].parameters(), cfg.grad_clip or float("inf")))
     optimizer.step()
-    accuracy = float(((out.logits > 0).float() == labels).float().mean())
-    return {"loss/bce": loss.item(), "acc/train": accuracy, "grad_norm/detector": grad,
-            "lr": optimizer.param_groups[0]["lr"]}
+    out_metrics = {"loss/bce": loss.item(), "grad_norm/detector": grad, "lr": optimizer.param_groups[0]["lr"],
+                   "spliced/train": float(framed.float().mean())}
+    if whole.any():
+        out_metrics["acc/train"] = float(((out.logits[whole] > 0).float() == labels[whole]).float().mean())
+    return out_metrics
+
+
+def frame_targets(target: torch.Tensor, frames: int, samples_per_frame: int) -> torch.Tensor:
+    """(B, T) per-sample 0/1 targets -> (B, frames): the synthetic share of each frame logit's
+    span (frame logit j covers samples [j, j + 1) * samples_per_frame; the end is edge-padded)."""
+    need = frames * samples_per_frame
+    if target.shape[1] < need:
+        target = torch.cat([target, target[:, -1:].expand(-1, need - target.shape[1])], dim=1)
+    return target[:, :need].reshape(target.shape[0], frames, samples_per_frame).mean(dim=-1)
 
 
 def eval_step(modules: dict[str, nn.Module], batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
