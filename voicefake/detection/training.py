@@ -17,12 +17,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from voicefake.checkpoint import unwrap
 from voicefake.detection.losses import detection_loss
 from voicefake.detection.model import Detector, DetectorConfig
 from voicefake.train.loop import TrainTask, warmup_cosine
@@ -157,7 +159,7 @@ def lr_lambda(step: int, cfg: TrainConfig) -> float:
 
 
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-               batch: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, sample_rate: int) -> dict[str, float]:
+               batch: tuple[torch.Tensor, ...], cfg: TrainConfig, sample_rate: int) -> dict[str, float]:
     """One BCE step on a batch cut to a random length.
 
     Args:
@@ -170,17 +172,16 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     length = int(torch.randint(min(low, wav.shape[1]), wav.shape[1] + 1, ()))
     start = int(torch.randint(0, wav.shape[1] - length + 1, ()))
     detector = modules["detector"]
+    hop = cast(Detector, unwrap(detector)).config.hop_length  # unwrap: DistributedDataParallel under torchrun
     out = detector(wav[:, start : start + length])
-    framed = torch.zeros_like(labels, dtype=torch.bool)
-    if len(batch) > 2:
-        target = batch[2][:, start : start + length]
-        framed = target[:, 0] >= 0
+    target = batch[2][:, start : start + length] if len(batch) > 2 else None
+    framed = torch.zeros_like(labels, dtype=torch.bool) if target is None else target[:, 0] >= 0
     whole = ~framed
     loss = out.logits.new_zeros(())
     if whole.any():
         loss = loss + detection_loss(out.logits[whole], labels[whole], cfg.label_smoothing) * whole.float().mean()
-    if framed.any():
-        frames = frame_targets(target[framed], out.frame_logits.shape[-1], 4 * detector.config.hop_length)
+    if target is not None and framed.any():
+        frames = frame_targets(target[framed], out.frame_logits.shape[-1], 4 * hop)
         loss = loss + detection_loss(out.frame_logits[framed].flatten(), frames.flatten(),
                                      cfg.label_smoothing) * framed.float().mean()
     optimizer = optimizers["detector"]
