@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> dict:
              "duration": len(s["wav"]) / SR, "compute": 1.0} for s in srcs]
     report["real_sources"] = {"wer": summarise(real)["wer"], "dnsmos_ovrl": summarise(real)["dnsmos_ovrl"]}
     baseline, ceiling, profile_s = {}, [], []
+    if args.diagnostics:
+        report.update(diagnostics(args, judges, srcs))
     results: dict[str, list] = {f"convert_blend{b}": [] for b in args.blend}
     if args.finetune:
         results.update({"finetuned_convert": [], "zero_shot_same_targets": []})
@@ -173,6 +175,30 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
             results[name].append(_item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"])))
 
 
+def diagnostics(args: argparse.Namespace, judges: Judges, srcs: list[dict]) -> dict:
+    """Where words are lost: each source through the vocoder alone (copy-synthesis), and
+    converted into its own voice (the profile from its speaker's source utterances), so the
+    speaker swap is out of the picture. Similarity is to the source itself."""
+    from collections import defaultdict
+
+    own_clips: dict[str, list[np.ndarray]] = defaultdict(list)
+    for s in srcs:
+        own_clips[s["name"].split("_")[0]].append(s["wav"])
+    rows: dict[str, list] = {"diag_copy_synthesis": [], "diag_self_blend0.0": [], "diag_self_blend0.25": []}
+    for s in srcs:
+        own = judges.embed(s["wav"])
+        start = time.perf_counter()
+        wav, _ = api.resynthesize(s["wav"], checkpoint=args.vocoder)
+        rows["diag_copy_synthesis"].append(_item(judges, wav, own, s["text"], start, None))
+        profile = api.voice_profile(own_clips[s["name"].split("_")[0]], args.content, speaker=args.speaker)
+        for blend in (0.0, 0.25):
+            start = time.perf_counter()
+            wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content,
+                                 vocoder=args.vocoder)
+            rows[f"diag_self_blend{blend}"].append(_item(judges, wav, own, s["text"], start, None))
+    return {name: summarise(items) for name, items in rows.items()}
+
+
 def _item(judges: Judges, wav: np.ndarray, held: np.ndarray, text: str, start: float, key: tuple | None) -> dict:
     compute = time.perf_counter() - start
     return {"sim": float(np.dot(judges.embed(wav), held)), "hyp": judges.transcribe(wav), "text": text,
@@ -192,6 +218,8 @@ def main() -> None:
     parser.add_argument("--conversion", default="conversion", help="conversion decoder checkpoint (default: bundled)")
     parser.add_argument("--speaker", default="speaker", help="speaker encoder that conditions the decoder (default: bundled)")
     parser.add_argument("--vocoder", default="vocoder", help="vocoder checkpoint (default: bundled)")
+    parser.add_argument("--diagnostics", action="store_true",
+                        help="also the sources through the vocoder alone and converted into their own voice")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     report = run(args)
