@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from voicefake.audio.io import load_audio
-from voicefake.checkpoint import Checkpoint
+from voicefake.checkpoint import Checkpoint, resolve
 from voicefake.data.manifests import ManifestRow, read_manifest
 from voicefake.detection.inference import Calibration, Scored, calibrate_scored, score_recording
 from voicefake.metrics import compute_eer, expected_calibration_error
@@ -73,7 +73,10 @@ def add_roc(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="training run: its last step is calibrated")
+    source.add_argument("--checkpoint", help="a detector checkpoint instead (e.g. 'detection', the bundled one, "
+                        "to re-calibrate it on other dev data)")
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="release checkpoint directory")
     parser.add_argument("--far", type=float, default=0.01, help="false-alarm rate for the thresholds")
@@ -86,7 +89,7 @@ def main() -> None:
     if args.roc_only:
         add_roc(args)
         return
-    ckpt = latest_checkpoint(args.run)
+    ckpt = latest_checkpoint(args.run) if args.run else Checkpoint.load(resolve(args.checkpoint))
     module = ckpt.build("cpu").eval()
     rows = [r for r in read_manifest(args.manifest)
             if notes(r).get("split") == "dev" and r.folder != args.exclude_family]
@@ -107,7 +110,8 @@ def main() -> None:
     meta = {**ckpt.metadata, "name": "detector-16k", "version": args.version,
             "calibration": calibration.to_dict(), "dev": figures}
     Checkpoint(ckpt.kind, ckpt.model, ckpt.state_dict, ckpt.mel, meta).save(args.out, half=True)
-    (args.run / "calibration.json").write_text(json.dumps({"calibration": calibration.to_dict(), "dev": figures}, indent=1))
+    if args.run:
+        (args.run / "calibration.json").write_text(json.dumps({"calibration": calibration.to_dict(), "dev": figures}, indent=1))
     log.info("wrote %s", args.out)
 
 
