@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Leave-one-generator-out folds: one detector per held-out generator family, same recipe as
-# the bundled model but shorter (STEPS). Then: python benchmarks/detection.py.
-#   PYTHON=.venv/bin/python bash recipes/detection/logo.sh [STEPS] [FAMILY ...]
+# Leave-one-generator-out folds: one detector per held-out generator family, trained from
+# scratch with the bundled model's recipe but shorter (STEPS). Then: python benchmarks/detection.py.
+#   PYTHON=.venv/bin/python [LOGO_DIR=runs/detection/logo] [EXTRA="train.p_splice=0.3"] \
+#       bash recipes/detection/logo.sh [STEPS] [FAMILY ...]
 set -euo pipefail
 steps=${1:-160}
 shift || true
-families=${*:-nsf gan-vocoder world griffin-lim voicefake-vocoder formant-diphone festival-flite-pico}
+families=${*:-nsf gan-vocoder world griffin-lim voicefake-vocoder voicefake-clone formant-diphone festival-flite-pico}
 for family in $families; do
+  # shellcheck disable=SC2086  # EXTRA holds several overrides
   nice -n 5 "${PYTHON:-python}" recipes/detection/train.py --config recipes/detection/configs/bundled.yaml \
-    --run "runs/detection/logo/$family" "data.exclude_family=$family" \
-    "loop.max_steps=$steps" "train.total_steps=$steps" "loop.eval_every=$steps" "loop.checkpoint_every=$steps"
+    --run "${LOGO_DIR:-runs/detection/logo}/$family" "data.exclude_family=$family" \
+    "loop.max_steps=$steps" "train.total_steps=$steps" "loop.eval_every=$steps" "loop.checkpoint_every=$steps" \
+    ${EXTRA:-}
 done
