@@ -211,15 +211,20 @@ def griffin_lim(wav: np.ndarray, seed: int) -> np.ndarray:
     return librosa.griffinlim(mag, n_iter=32, hop_length=n_fft // 4, n_fft=n_fft, random_state=seed)
 
 
-def world(wav: np.ndarray, seed: int) -> np.ndarray:
+def world_copy(wav: np.ndarray, tracker: str = "dio", period: float = 5.0) -> np.ndarray:
+    """WORLD analysis-synthesis (pyworld) with F0 tracker ``tracker`` ("dio" or "harvest")."""
     import pyworld
 
     x = wav.astype(np.float64)
-    f0, t = pyworld.dio(x, SAMPLE_RATE, frame_period=5.0)
+    f0, t = getattr(pyworld, tracker)(x, SAMPLE_RATE, frame_period=period)
     f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
     sp = pyworld.cheaptrick(x, f0, t, SAMPLE_RATE)
     ap = pyworld.d4c(x, f0, t, SAMPLE_RATE)
-    return pyworld.synthesize(f0, sp, ap, SAMPLE_RATE, frame_period=5.0).astype(np.float32)
+    return pyworld.synthesize(f0, sp, ap, SAMPLE_RATE, frame_period=period).astype(np.float32)
+
+
+def world(wav: np.ndarray, seed: int) -> np.ndarray:
+    return world_copy(wav)
 
 
 def vocoder(wav: np.ndarray, seed: int) -> np.ndarray:
@@ -255,18 +260,10 @@ def griffin_lim_varied(wav: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
 
 def world_varied(wav: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
     """WORLD analysis-synthesis with a drawn F0 tracker and frame period."""
-    import pyworld
-
     rng = np.random.default_rng(seed)
     tracker = str(rng.choice(["dio", "harvest"]))
     period = float(rng.choice([5.0, 10.0]))
-    x = wav.astype(np.float64)
-    f0, t = getattr(pyworld, tracker)(x, SAMPLE_RATE, frame_period=period)
-    f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
-    sp = pyworld.cheaptrick(x, f0, t, SAMPLE_RATE)
-    ap = pyworld.d4c(x, f0, t, SAMPLE_RATE)
-    out = pyworld.synthesize(f0, sp, ap, SAMPLE_RATE, frame_period=period).astype(np.float32)
-    return out, f"world-{tracker}-{period:g}ms"
+    return world_copy(wav, tracker, period), f"world-{tracker}-{period:g}ms"
 
 
 def add_copy_varied(writer: Writer, reals: list, counts: dict[str, int], vocoder_name: str) -> None:
