@@ -144,6 +144,32 @@ def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
     return dict(false_alarm), dict(eers)
 
 
+def unseen_voices(folder: Path, checkpoint: str = "detection") -> dict:
+    """False alarms at the default threshold on real telephone voices that no model here was
+    trained or calibrated on (``recipes/detection/prepare_asterisk.py``, ``new_voice=1``), as
+    recorded (8 kHz studio prompts, two of them GSM-coded) and through a simulated phone call."""
+    from voicefake.channel import phone_call
+    from voicefake.detection.inference import Calibration
+
+    loaded = api.load(checkpoint)
+    cal = Calibration.from_metadata(loaded.checkpoint.metadata)
+    flags: dict = defaultdict(list)
+    for index, row in enumerate(read_manifest(folder / "manifest.csv")):
+        if "new_voice=1" not in row.notes or row.duration_s < 1.0:
+            continue
+        wav = load_audio(folder / row.path, 16000, allow_silence=True)
+        for channel, audio in (("as recorded", wav), ("phone", phone_call(wav, 16000, seed=index)[0])):
+            audio = prepare(audio, 16000)
+            logit, _ = network_scores(loaded.module, torch.from_numpy(audio))
+            p = cal.file_probability(logit, benford_stats(audio))
+            flags[(row.speaker, channel)].append(p >= cal.threshold)
+            flags[("all unseen voices", channel)].append(p >= cal.threshold)
+    out: dict = defaultdict(dict)
+    for (speaker, channel), values in sorted(flags.items(), key=lambda kv: (kv[0][0].startswith("all "), kv[0])):
+        out[speaker][channel] = {"n": len(values), "false_alarm_rate": round(float(np.mean(values)), 4)}
+    return dict(out)
+
+
 def localisation(spliced: Path, checkpoint: str = "detection") -> dict:
     out: dict = defaultdict(list)
     for audio in sorted(spliced.glob("*.flac")):
@@ -238,6 +264,11 @@ def to_markdown(result: dict) -> str:
         for ch, v in result["localisation_spliced"].items():
             lines.append(f"| {ch} | {v['calls']} | {v['fake_seconds']} | {v['real_seconds']} | {pct(v['fake_seconds_found'])} "
                          f"| {v['false_alarm_seconds_per_minute']} | {v['calls_labelled_fake']} |")
+    if "false_alarms_unseen_voices" in result:
+        lines += ["", "| unseen real voice (never trained or calibrated on) | channel | recordings | false alarms at the default threshold |",
+                  "|---|---|---|---|"]
+        for speaker, chans in result["false_alarms_unseen_voices"].items():
+            lines += [f"| {speaker} | {ch} | {v['n']} | {pct(v['false_alarm_rate'])} |" for ch, v in chans.items()]
     if "speed" in result:
         lines += ["", "| speed | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in result["speed"].items()]
     return "\n".join(lines)
@@ -249,7 +280,9 @@ def main() -> None:
     parser.add_argument("--folds", type=Path, default=Path("runs/detection/logo"))
     parser.add_argument("--out", type=Path, default=Path("runs/detection/benchmark.json"))
     parser.add_argument("--far", type=float, default=0.01)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "speed"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "unseen", "speed"])
+    parser.add_argument("--unseen", type=Path, default=Path("runs/data/asterisk"),
+                        help="prepare_asterisk.py output: its new voices give the unseen-voice false alarms")
     parser.add_argument("--subsample", type=int, default=1, help="keep every N-th manifest row (quick checks)")
     parser.add_argument("--checkpoint", default="detection",
                         help="the model of the 'bundled' part: the bundled one, or a calibrated candidate's folder")
@@ -265,6 +298,9 @@ def main() -> None:
         result["localisation_spliced"] = localisation(args.data / "spliced", args.checkpoint)
         result["bundled_metadata"] = api.load(args.checkpoint).checkpoint.metadata.get("dev")
         log.info("bundled: %s", {k: result[k] for k in ("false_alarms_dev_real", "localisation_spliced")})
+    if "unseen" not in args.skip and (args.unseen / "manifest.csv").exists():
+        result["false_alarms_unseen_voices"] = unseen_voices(args.unseen, args.checkpoint)
+        log.info("unseen voices: %s", result["false_alarms_unseen_voices"])
     if "logo" not in args.skip:
         folds = []
         for run in sorted(p for p in args.folds.iterdir() if run_state.list_steps(p)):

@@ -5,8 +5,14 @@ with, per training utterance, its log-F0 (voicefake.conversion.voice.estimate_lo
 speaker index, the mean speaker-16k embedding of every speaker, and dev crops (2 s of each
 dev utterance: mel, log-F0 and its speaker's mean embedding).
 
+With ``--extra DIR`` (the output of ``recipes/detection/prepare_asterisk.py``) the real
+prompts there (those not already in the shared data, at least 2 s long) join the training
+utterances: their clean and phone-line mels are stored here too (``extra_mels``). Every training
+utterance gets ``bins``, the number of mel bands below its recording's Nyquist frequency, so the
+decoder's loss ignores the empty upper bands of 8 kHz recordings.
+
 Usage:
-    python recipes/conversion/build_decoder_cache.py --data runs/data/conversion
+    python recipes/conversion/build_decoder_cache.py --data runs/data/conversion [--extra runs/data/asterisk]
 """
 
 from __future__ import annotations
@@ -19,13 +25,25 @@ import numpy as np
 import torch
 
 from voicefake import api
-from voicefake.audio.features import MEL_16K_80, MelSpectrogram
+from voicefake.audio.features import MEL_16K_80, MelSpectrogram, band_bins
 from voicefake.audio.io import load_audio
+from voicefake.channel import phone_call
 from voicefake.conversion.voice import estimate_log_f0
 from voicefake.data.manifests import data_root, read_manifest
 
 SAMPLE_RATE = 16000
 DEV_FRAMES = 200
+EXTRA_MIN_SECONDS = 2.05
+
+
+def bins_of(rows: list) -> torch.Tensor:
+    """Mel bands with signal per row: all of them unless recorded below 16 kHz."""
+    return torch.tensor([band_bins(MEL_16K_80, min(r.sample_rate or SAMPLE_RATE, SAMPLE_RATE) / 2) for r in rows])
+
+
+def extra_rows(folder: Path) -> list:
+    return [r for r in read_manifest(folder / "manifest.csv")
+            if r.label == "real" and "in_shared=0" in r.notes and r.duration_s >= EXTRA_MIN_SECONDS]
 
 
 def speaker_table(rows: list, wavs: list[np.ndarray], speaker: str = "speaker") -> tuple[list[int], torch.Tensor]:
@@ -46,6 +64,7 @@ def main() -> None:
     parser.add_argument("--speaker", default="speaker", help="speaker encoder for the embeddings (bundled name "
                         "or checkpoint folder; the decoder must be used with this same encoder)")
     parser.add_argument("--out", type=Path, help="output file (default DATA/decoder_cache.pt)")
+    parser.add_argument("--extra", type=Path, help="more real speech: a prepare_asterisk.py output folder")
     args = parser.parse_args()
     out_path = args.out or args.data / "decoder_cache.pt"
     root = data_root()
@@ -55,10 +74,16 @@ def main() -> None:
     for split in ("train", "dev"):
         rows = read_manifest(args.data / f"{split}.csv")
         wavs = [load_audio(root / r.path, SAMPLE_RATE) for r in rows]
-        speakers, table = speaker_table(rows, wavs, args.speaker)
-        f0 = [estimate_log_f0(torch.from_numpy(w), MEL_16K_80).half() for w in wavs]
+        extra = extra_rows(args.extra) if split == "train" and args.extra else []
+        extra_wavs = [load_audio(args.extra / r.path, SAMPLE_RATE) for r in extra] if extra else []
+        speakers, table = speaker_table(rows + extra, wavs + extra_wavs, args.speaker)
+        f0 = [estimate_log_f0(torch.from_numpy(w), MEL_16K_80).half() for w in wavs + extra_wavs]
         if split == "train":
-            out[split] = {"log_f0": f0, "speaker": torch.tensor(speakers), "embeddings": table}
+            out[split] = {"log_f0": f0, "speaker": torch.tensor(speakers), "embeddings": table, "bins": bins_of(rows + extra)}
+            if extra:
+                out[split]["extra_mels"] = [
+                    torch.stack([mel(torch.from_numpy(w)), mel(torch.from_numpy(phone_call(w, SAMPLE_RATE, seed=i)[0]))]).half()
+                    for i, w in enumerate(extra_wavs)]
             continue
         keep = [i for i, w in enumerate(wavs) if len(f0[i]) >= DEV_FRAMES]
         out[split] = {
@@ -67,7 +92,8 @@ def main() -> None:
             "speaker": table[[speakers[i] for i in keep]],
         }
     torch.save(out, out_path)
-    print(f"train: {len(out['train']['log_f0'])} utterances, {len(out['train']['embeddings'])} speakers; "
+    print(f"train: {len(out['train']['log_f0'])} utterances ({len(out['train'].get('extra_mels', []))} extra), "
+          f"{len(out['train']['embeddings'])} speakers; "
           f"dev: {len(out['dev']['mel'])} crops -> {out_path}")
 
 

@@ -38,6 +38,8 @@ class DataConfig:
             "synthetic" (random tones, for tests).
         crop_frames: training crop length in mel frames.
         epoch_items: crops per epoch (a cadence only; crops are random).
+        extra_share: share of the crops drawn from the decoder cache's extra utterances
+            (build_decoder_cache.py --extra), whatever their number.
     """
 
     content: str = "content"
@@ -45,6 +47,7 @@ class DataConfig:
     decoder_cache: str = "synthetic"
     crop_frames: int = 200
     epoch_items: int = 10000
+    extra_share: float = 0.5
 
 
 SECTIONS = {"model": DecoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig, "data": DataConfig}
@@ -75,12 +78,19 @@ def main() -> None:
     else:
         cache, extra = torch.load(data.cache, weights_only=True), torch.load(data.decoder_cache, weights_only=True)
         t = extra["train"]
-        train = DecoderCrops(cache["train"]["mels"], t["log_f0"], t["speaker"], t["embeddings"],
-                             data.crop_frames, data.epoch_items)
+        base, more = cache["train"]["mels"], t.get("extra_mels", [])
+        weights = None
+        if more:  # per-utterance weights so that the long-enough extra crops get extra_share of the draws
+            fits = [sum(m.shape[-1] >= data.crop_frames for m in group) for group in (base, more)]
+            weights = torch.cat([torch.full((len(base),), (1 - data.extra_share) / max(fits[0], 1)),
+                                 torch.full((len(more),), data.extra_share / max(fits[1], 1))])
+        train = DecoderCrops(base + more, t["log_f0"], t["speaker"], t["embeddings"], data.crop_frames,
+                             data.epoch_items, bins=t.get("bins"), weights=weights)
         dev = OneItem({k: v.float() for k, v in extra["dev"].items()})
     task = build_task(model, mel, train_cfg, content.module, metadata={
         "name": "conversion", "content": content.checkpoint.name, "cache": data.cache,
         "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
+        "extra_share": data.extra_share if data.cache != "synthetic" and len(train.mels) > len(cache["train"]["mels"]) else 0.0,
         **({"init": str(args.init)} if args.init else {}),
     })
     if args.init:

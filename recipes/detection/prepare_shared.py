@@ -16,7 +16,9 @@ Fakes: the shared fakes, plus copy-synthesis through voicefake's bundled vocoder
 Griffin-Lim, WORLD (pyworld), espeak-ng voices, flite and festival voices, and (stage
 ``clones``, family ``voicefake-clone``) voicefake's own conversion and text-to-speech output,
 and (stage ``copy2``) more copy-synthesis from other clips: the current vocoder, and Griffin-Lim
-and WORLD with drawn settings; also spliced calls
+and WORLD with drawn settings, and (stage ``asterisk``, from ``prepare_asterisk.py``) more real
+telephone prompts of the shared Asterisk voices with as many narrowband copy-synthesis fakes of
+other prompts of the same voices; also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
 Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
 """
@@ -266,7 +268,8 @@ def world_varied(wav: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
     return world_copy(wav, tracker, period), f"world-{tracker}-{period:g}ms"
 
 
-def add_copy_varied(writer: Writer, reals: list, counts: dict[str, int], vocoder_name: str) -> None:
+def add_copy_varied(writer: Writer, reals: list, counts: dict[str, int], vocoder_name: str,
+                    prefix: str = "gen2") -> None:
     """Stage ``copy2``: more copy-synthesis, from other source clips than stage ``copy``:
     the vocoder ``vocoder_name`` (a bundled name or checkpoint folder; family
     voicefake-vocoder), and Griffin-Lim and WORLD with drawn settings."""
@@ -283,10 +286,38 @@ def add_copy_varied(writer: Writer, reals: list, counts: dict[str, int], vocoder
         sources = pick_sources(reals, counts, seed=100 + index)
         for number, (wav, row, split) in enumerate(sources):
             fake, system = fn(wav, 1000 + number)
-            new = replace(row, path=f"gen2/{system}/{Path(row.path).name}_{number}", label="fake",
+            new = replace(row, path=f"{prefix}/{system}/{Path(row.path).name}_{number}", label="fake",
                           system=system, folder=family)
             writer.add(fake, new, split)
         log.info("varied copy-synthesis %s: %d clips", family, len(sources))
+
+
+def asterisk_reals(folder: Path) -> list[tuple[np.ndarray, ManifestRow, str]]:
+    """The Asterisk prompts of ``prepare_asterisk.py`` that are neither in the shared data nor
+    of a voice kept for the unseen-voice false-alarm check; split by speaker as above."""
+    reals = []
+    for row in read_manifest(folder / "manifest.csv"):
+        if "in_shared=0" not in row.notes or "new_voice=0" not in row.notes or row.duration_s < 1.0:
+            continue
+        wav = load_audio(folder / row.path, SAMPLE_RATE, allow_silence=True)
+        new = replace(row, path="asterisk/" + str(Path(row.path).with_suffix("")), folder="human")
+        reals.append((wav, new, "dev" if row.speaker in DEV_SPEAKERS else "train"))
+    return reals
+
+
+def add_asterisk(writer: Writer, folder: Path, counts: dict[str, int], vocoder_name: str) -> None:
+    """Stage ``asterisk``: more real telephone prompts of the shared data's Asterisk voices
+    (``counts`` per split) and as many narrowband fakes, copy-synthesis of other prompts of the
+    same voices (vocoder / Griffin-Lim / WORLD with drawn settings, a third each), so that
+    narrowband studio audio is seen on both sides of the label."""
+    reals = asterisk_reals(folder)
+    chosen = pick_sources(reals, counts, seed=300)
+    for wav, row, split in chosen:
+        writer.add(wav, row, split)
+    taken = {row.path for _, row, _ in chosen}
+    rest = [r for r in reals if r[1].path not in taken]
+    add_copy_varied(writer, rest, {k: v // 3 for k, v in counts.items()}, vocoder_name, prefix="gen3")
+    log.info("asterisk: %d real prompts", len(chosen))
 
 
 def add_copy_synthesis(writer: Writer, reals: list, counts: dict[str, int]) -> None:
@@ -400,7 +431,7 @@ def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
-    parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "all"],
+    parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "asterisk", "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -411,6 +442,10 @@ def main() -> None:
     parser.add_argument("--spliced", type=int, default=20, help="spliced dev calls")
     parser.add_argument("--clones-train", type=int, default=150, help="voicefake clones (train)")
     parser.add_argument("--clones-dev", type=int, default=40, help="voicefake clones (dev)")
+    parser.add_argument("--asterisk", type=Path, default=Path("runs/data/asterisk"),
+                        help="stage asterisk: the output folder of prepare_asterisk.py")
+    parser.add_argument("--asterisk-train", type=int, default=300, help="stage asterisk: real prompts (train)")
+    parser.add_argument("--asterisk-dev", type=int, default=0, help="stage asterisk: real prompts (dev)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     root = data_root()
@@ -419,6 +454,8 @@ def main() -> None:
         writer = Writer(args.out)
         if stage == "tts":
             add_tts(writer, tts_texts(root))
+        elif stage == "asterisk":
+            add_asterisk(writer, args.asterisk, {"train": args.asterisk_train, "dev": args.asterisk_dev}, args.vocoder)
         elif stage in ("copy", "copy2", "spliced", "clones"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":
@@ -436,7 +473,7 @@ def main() -> None:
             log.info("stage %s: %d rows", stage, len(writer.rows))
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
     if all(p.exists() for p in parts):
-        parts += [p for p in [args.out / "manifest_clones.csv", args.out / "manifest_copy2.csv"] if p.exists()]
+        parts += [p for p in [args.out / f"manifest_{s}.csv" for s in ("clones", "copy2", "asterisk")] if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")
         log.info("wrote %d rows to %s", len(rows), args.out / "manifest.csv")

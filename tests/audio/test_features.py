@@ -16,6 +16,7 @@ from voicefake.audio.features import (
     LinearSpectrogram,
     MelConfig,
     MelSpectrogram,
+    band_bins,
     dct_matrix,
     mel_filterbank,
     num_frames,
@@ -254,3 +255,17 @@ def test_cpu_and_cuda_agree() -> None:
         # compare in the linear domain relative to the peak, and the log where energy is real
         err = (gpu.exp() - cpu.exp()).abs().max() / cpu.exp().max()
         assert err < MEL_RTOL
+
+
+def test_band_bins_are_the_mel_bands_below_the_bandwidth() -> None:
+    """The bands counted have no filter weight above the bandwidth; the next one does."""
+    mel = MEL_16K_80
+    bank = mel_filterbank(mel)
+    hz = torch.linspace(0, mel.sample_rate / 2, bank.shape[1])
+    assert band_bins(mel, mel.sample_rate / 2) == mel.n_mels
+    for bandwidth in (3400.0, 4000.0):
+        n = band_bins(mel, bandwidth)
+        assert 0 < n < mel.n_mels
+        assert bank[:n, hz > bandwidth + 8].abs().max() == 0
+        assert bank[n, hz >= bandwidth].max() > 0
+    assert band_bins(mel, 3400.0) < band_bins(mel, 4000.0)

@@ -8,7 +8,7 @@ import torch
 
 from voicefake.audio.features import MEL_16K_80, MelSpectrogram
 from voicefake.checkpoint import Checkpoint
-from voicefake.conversion.decoder_training import relative_pitch
+from voicefake.conversion.decoder_training import DecoderCrops, band_l1, relative_pitch
 from voicefake.conversion.finetune import finetune_decoder, with_decoder
 from voicefake.conversion.inference import build_profile, convert_mel, match_spectra, spectral_keys
 from voicefake.conversion.model import (
@@ -151,3 +151,27 @@ def test_finetune_lowers_the_reconstruction_loss(features: MelSpectrogram, conte
     assert not any(p.requires_grad for p in tuned.parameters())
     with pytest.raises(ValueError, match="at least"):
         finetune_decoder(decoder, content, [voice(130, 0.5)], embedding, features, steps=1, crop_frames=100)
+
+
+def test_band_l1_ignores_the_empty_bands_of_narrowband_rows() -> None:
+    torch.manual_seed(0)
+    pred, target = torch.randn(2, 80, 30), torch.randn(2, 80, 30)
+    bins = torch.tensor([61, 80])
+    loss = band_l1(pred, target, bins)
+    changed = target.clone()
+    changed[0, 61:] += 5.0  # above row 0's band: not counted
+    assert torch.allclose(band_l1(pred, changed, bins), loss)
+    changed[1, 61:] += 5.0  # row 1 is wideband: counted
+    assert band_l1(pred, changed, bins) > loss + 0.3
+    assert torch.allclose(band_l1(pred, target, torch.tensor([80, 80])), (pred - target).abs().mean())
+
+
+def test_decoder_crops_follow_weights_and_carry_bins() -> None:
+    mels = [torch.zeros(2, 80, 50), torch.ones(2, 80, 50), torch.ones(2, 80, 10)]  # the third is too short
+    crops = DecoderCrops(mels, [torch.zeros(50), torch.zeros(50), torch.zeros(10)], torch.tensor([0, 1, 1]),
+                         torch.eye(2), frames=40, items=8, bins=torch.tensor([80, 61, 61]),
+                         weights=torch.tensor([0.0, 1.0, 1.0]))
+    items = [crops[i] for i in range(20)]
+    assert all(float(it["mel"].mean()) == 1.0 and int(it["bins"]) == 61 for it in items)
+    with pytest.raises(ValueError, match="bins has 2 entries"):
+        DecoderCrops(mels, [torch.zeros(50)] * 3, torch.tensor([0, 1, 1]), torch.eye(2), 40, 8, bins=torch.tensor([80, 61]))

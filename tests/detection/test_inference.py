@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
+from voicefake.audio.io import load_audio
+from voicefake.detection.benford import benford_stats
 from voicefake.detection.inference import (
     Calibration,
     DetectionReport,
@@ -80,3 +83,25 @@ def test_score_against_truth() -> None:
     assert 0 <= figures["fake_recall"] <= 1 and figures["file_truth"] == "fake"
     with pytest.raises(ValueError):
         score_against_truth(report, [{"start": 2, "end": 1, "label": "real"}])
+
+
+def test_prepare_makes_a_resampled_call_look_like_its_stored_copy(tmp_path) -> None:
+    """An 8 kHz call read at 16 kHz and the same call stored as a 16-bit 16 kHz file (the form of
+    every training and calibration recording) give the same Benford statistics after ``prepare``:
+    without the 16-bit grid, resampling turns the call's digital silence into tiny non-zero
+    values whose digits the stored copy never has."""
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * 8000) / 8000
+    voiced = (np.sin(2 * np.pi * 1.5 * t) > 0).astype(np.float64)  # speech bursts and pauses
+    speech = sum(np.sin(2 * np.pi * k * 140 * t) / k for k in range(1, 20)) * 0.2 * voiced
+    call = speech + 3e-5 * rng.standard_normal(t.size)  # a 1-LSB noise floor ...
+    call[:2400] = call[-2400:] = 0.0                       # ... and digital silence around the prompt
+    sf.write(tmp_path / "call8k.wav", call, 8000, subtype="PCM_16")
+    resampled = load_audio(tmp_path / "call8k.wav", 16000)
+    sf.write(tmp_path / "stored16k.flac", resampled, 16000, subtype="PCM_16")
+    stored = load_audio(tmp_path / "stored16k.flac", 16000)
+    a, b = benford_stats(prepare(resampled, 16000)), benford_stats(prepare(stored, 16000))
+    assert abs(a.pause_divergence - b.pause_divergence) < 0.005
+    assert abs(a.divergence - b.divergence) < 0.005
+    grid = prepare(resampled, 16000) * 32767
+    assert np.allclose(grid, np.round(grid), atol=1e-3)

@@ -144,6 +144,18 @@ def mel_filterbank(mel: MelConfig) -> torch.Tensor:
     return weights.to(torch.float32)
 
 
+def band_bins(mel: MelConfig, bandwidth_hz: float) -> int:
+    """How many of the lowest mel bands lie wholly below ``bandwidth_hz``.
+
+    Audio recorded at a lower rate (an 8 kHz telephone prompt resampled to 16 kHz) has nothing
+    above its Nyquist frequency; a loss on its upper mel bands would teach a model that silence.
+    """
+    lo = _hz_to_mel(torch.tensor(mel.f_min, dtype=torch.float64), mel.mel_scale)
+    hi = _hz_to_mel(torch.tensor(mel.f_max, dtype=torch.float64), mel.mel_scale)
+    edges = _mel_to_hz(torch.linspace(float(lo), float(hi), mel.n_mels + 2, dtype=torch.float64), mel.mel_scale)
+    return int((edges[2:] <= bandwidth_hz + 1e-6).sum())
+
+
 def stft(
     wav: torch.Tensor, n_fft: int, hop_length: int, win_length: int, center: bool = True
 ) -> torch.Tensor:

@@ -5,7 +5,9 @@ A batch is a dict:
 * ``mel``: (B, M, F) clean log-mel crop (the target);
 * ``source``: (B, M, F) the same crop, clean or through a phone line (the content's input);
 * ``log_f0``: (B, F) log-F0 of the crop (0 = unvoiced);
-* ``speaker``: (B, S) the speaker's embedding (mean over its utterances).
+* ``speaker``: (B, S) the speaker's embedding (mean over its utterances);
+* ``bins`` (optional): (B,) how many of the lowest mel bands carry signal (fewer for audio
+  recorded at 8 kHz: the loss skips the empty bands above, see ``audio.features.band_bins``).
 
 The frozen content encoder sees ``source`` with a random vocal-tract warp and level shift, so
 what it passes on describes the words, not the voice; the decoder must take the voice from
@@ -43,29 +45,45 @@ def relative_pitch(log_f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return rel, voiced.float()
 
 
+def band_l1(pred: torch.Tensor, target: torch.Tensor, bins: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean |pred - target| over (B, M, F), counting only each row's lowest ``bins[b]`` bands."""
+    if bins is None:
+        return (pred - target).abs().mean()
+    mask = (torch.arange(pred.shape[1], device=pred.device)[None, :] < bins[:, None]).to(pred.dtype)
+    return ((pred - target).abs() * mask[..., None]).sum() / (mask.sum() * pred.shape[-1])
+
+
 class DecoderCrops(Dataset):
-    """Random crops of cached utterances: versions (V, M, F), log-F0 (F,), speaker index."""
+    """Random crops of cached utterances: versions (V, M, F), log-F0 (F,), speaker index, and
+    optionally the number of mel bands with signal per utterance (``bins``; default all) and a
+    sampling weight per utterance (``weights``; default uniform)."""
 
     def __init__(self, mels: list[torch.Tensor], log_f0: list[torch.Tensor], speaker: torch.Tensor,
-                 embeddings: torch.Tensor, frames: int, items: int) -> None:
+                 embeddings: torch.Tensor, frames: int, items: int, bins: torch.Tensor | None = None,
+                 weights: torch.Tensor | None = None) -> None:
         keep = [i for i, m in enumerate(mels) if m.shape[-1] >= frames]
         if not keep:
             raise ValueError(f"no utterance has {frames} frames")
+        if bins is not None and len(bins) != len(mels):
+            raise ValueError(f"bins has {len(bins)} entries for {len(mels)} utterances")
         self.mels, self.log_f0 = [mels[i] for i in keep], [log_f0[i] for i in keep]
         self.speaker, self.embeddings = speaker[keep], embeddings
+        self.bins = (bins[keep] if bins is not None else torch.full((len(keep),), mels[0].shape[-2])).long()
+        self.weights = (weights[keep] if weights is not None else torch.ones(len(keep))).double()
         self.frames, self.items = frames, items
 
     def __len__(self) -> int:
         return self.items
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        utt = int(torch.randint(0, len(self.mels), ()))
+        utt = int(torch.multinomial(self.weights, 1))
         mel = self.mels[utt]
         start = int(torch.randint(0, mel.shape[-1] - self.frames + 1, ()))
         crop = slice(start, start + self.frames)
         version = int(torch.randint(0, mel.shape[0], ()))
         return {"mel": mel[0, :, crop].float(), "source": mel[version, :, crop].float(),
-                "log_f0": self.log_f0[utt][crop].float(), "speaker": self.embeddings[self.speaker[utt]].float()}
+                "log_f0": self.log_f0[utt][crop].float(), "speaker": self.embeddings[self.speaker[utt]].float(),
+                "bins": self.bins[utt]}
 
 
 def convert_batch(content: ContentEncoder, decoder: ConversionDecoder, source: torch.Tensor,
@@ -83,7 +101,7 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     assert isinstance(decoder, ConversionDecoder)
     source = augment(batch["source"], cfg, mel_config)
     pred = convert_batch(content.to(source.device), decoder, source, batch["log_f0"], batch["speaker"])
-    loss = (pred - batch["mel"]).abs().mean()
+    loss = band_l1(pred, batch["mel"], batch.get("bins"))
     optimizer = optimizers["decoder"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

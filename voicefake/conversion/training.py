@@ -13,11 +13,10 @@ student learns to say the same thing about every voice and line. The loss is
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import librosa
 import numpy as np
