@@ -130,7 +130,8 @@ def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
         p = cal.file_probability(scored.logit, scored.benford)
         probs[(row.folder, notes(row)["channel"])].append(p)
         if not row.is_fake:
-            alarms[(row.path.split("/")[3], notes(row)["channel"])].append(p >= cal.threshold)
+            parts = row.path.split("/")  # audio/<channel>/shared/<corpus>/... or audio/<channel>/<stage>/...
+            alarms[(parts[3] if parts[2] == "shared" else parts[2], notes(row)["channel"])].append(p >= cal.threshold)
     false_alarm: dict = defaultdict(dict)
     for (corpus, channel), flags in sorted(alarms.items()):
         false_alarm[corpus][channel] = {"n": len(flags), "false_alarm_rate": round(float(np.mean(flags)), 4)}
