@@ -51,7 +51,7 @@ class _Engine:
     def synth(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
         with self.lock:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise EspeakError(f"espeak-ng has no voice {voice!r} (try en-us, en-gb, de, fr, es, it)")
+                raise EspeakError(f"espeak-ng has no voice {voice!r} (try en-us, en, en-gb-x-rp, de, fr, es, it; a variant is added as en-us+klatt)")
             self.lib.espeak_SetParameter(_PARAMETERS["rate"], rate, 0)
             self.lib.espeak_SetParameter(_PARAMETERS["pitch"], pitch, 0)
             self.chunks = []
