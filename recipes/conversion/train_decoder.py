@@ -49,6 +49,10 @@ class DataConfig:
     epoch_items: int = 10000
     extra_share: float = 0.5
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.extra_share < 1.0:
+            raise ValueError(f"data.extra_share must be in [0, 1), got {self.extra_share}")
+
 
 SECTIONS = {"model": DecoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig, "data": DataConfig}
 
@@ -73,6 +77,7 @@ def main() -> None:
     model, mel, train_cfg, loop, data = (configs[k] for k in ("model", "mel", "train", "loop", "data"))
     content = api.load(data.content, kind="content")
     assert isinstance(content.module, ContentEncoder)
+    more: list = []
     if data.cache == "synthetic":
         train, dev = synthetic(mel, model.speaker_dim, data.crop_frames)
     else:
@@ -90,7 +95,7 @@ def main() -> None:
     task = build_task(model, mel, train_cfg, content.module, metadata={
         "name": "conversion", "content": content.checkpoint.name, "cache": data.cache,
         "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
-        "extra_share": data.extra_share if data.cache != "synthetic" and len(train.mels) > len(cache["train"]["mels"]) else 0.0,
+        "extra_utterances": len(more), "extra_share": data.extra_share if more else 0.0,
         **({"init": str(args.init)} if args.init else {}),
     })
     if args.init:

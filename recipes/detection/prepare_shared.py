@@ -295,6 +295,9 @@ def add_copy_varied(writer: Writer, reals: list, counts: dict[str, int], vocoder
 def asterisk_reals(folder: Path) -> list[tuple[np.ndarray, ManifestRow, str]]:
     """The Asterisk prompts of ``prepare_asterisk.py`` that are neither in the shared data nor
     of a voice kept for the unseen-voice false-alarm check; split by speaker as above."""
+    if not (folder / "manifest.csv").is_file():
+        raise SystemExit(f"{folder / 'manifest.csv'}: not found; run recipes/detection/prepare_asterisk.py "
+                         f"--out {folder} first (or pass --asterisk DIR)")
     reals = []
     for row in read_manifest(folder / "manifest.csv"):
         if "in_shared=0" not in row.notes or "new_voice=0" not in row.notes or row.duration_s < 1.0:
