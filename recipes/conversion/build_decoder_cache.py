@@ -50,7 +50,7 @@ def speaker_table(rows: list, wavs: list[np.ndarray], speaker: str = "speaker") 
     """(speaker index per row, (S, D) mean embedding per speaker) by the ``speaker`` encoder."""
     groups: dict[str, list[np.ndarray]] = defaultdict(list)
     for row, wav in zip(rows, wavs, strict=True):
-        groups[row.speaker or row.path].append(api.embed(wav, checkpoint=speaker))
+        groups[row.speaker or row.path].append(api.embed(wav, checkpoint=speaker, centre=False))
     names = sorted(groups)
     table = np.stack([np.mean(groups[n], axis=0) for n in names])
     table /= np.linalg.norm(table, axis=1, keepdims=True)

@@ -34,10 +34,16 @@ class DataConfig:
     Attributes:
         cache: a cache written by build_cache.py, or "synthetic" (generated tone "speakers").
         synthetic_speakers: speakers in the synthetic set.
+        center_teacher: distil towards the teacher embeddings minus their mean over the training
+            crops. Resemblyzer's embeddings are ReLU outputs sharing a large common component
+            (each crop's cosine to the mean direction averages 0.67), which a cosine loss on raw
+            targets rewards the student for copying; centred, the targets keep only what tells
+            voices apart (the centred teacher's dev EER: 0.01 % clean vs 0.44 % raw).
     """
 
     cache: str = "synthetic"
     synthetic_speakers: int = 4
+    center_teacher: bool = False
 
 
 
@@ -72,7 +78,8 @@ def datasets(data: DataConfig, mel: MelConfig, seed: int) -> tuple[MelCropDatase
         return MelCropDataset(train["mels"], None, train["speaker"]), OneItem(dev_item), data.synthetic_speakers
     cache = torch.load(data.cache, weights_only=True)
     dev = {k: v.float() if v.is_floating_point() else v for k, v in cache["dev"].items()}
-    train = MelCropDataset(cache["mels"], cache["teacher"], cache["speaker"])
+    teacher = cache["teacher"] - cache["teacher"].mean(dim=0) if data.center_teacher else cache["teacher"]
+    train = MelCropDataset(cache["mels"], teacher, cache["speaker"])
     return train, OneItem(dev), len(cache["speakers"])
 
 

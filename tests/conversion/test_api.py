@@ -128,6 +128,11 @@ def test_embed_json_is_an_embedding_only_reference(files: dict[str, Path], tmp_p
     line.write_text(capsys.readouterr().out)
     profile = api.voice_profile(str(line))
     assert profile.config.frames == 0 and profile.embedding.shape == (256,)
+    # conditioned on the raw embedding (the bundled speaker model centres the one it scores with)
+    raw = api.embed(files["ref"], centre=False)
+    assert not np.allclose(api.embed(files["ref"]), raw, atol=1e-3)
+    assert np.allclose(profile.embedding.numpy(), raw, atol=1e-4)
+    assert np.allclose(api.voice_profile(files["ref"]).embedding.numpy(), raw, atol=1e-4)
     wav, _ = api.convert(files["src"], profile, blend=0.5)
     assert np.isfinite(wav).all() and abs(len(wav) - SR * 1.5) <= 160
     (tmp_path / "broken.json").write_text("{}")

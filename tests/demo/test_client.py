@@ -14,7 +14,10 @@ from voicefake.audio.io import load_audio
 
 pytestmark = pytest.mark.data
 REAL = "librispeech_resemblyzer/test-other/1688/1688-142285-0003.flac"
-SAME = "librispeech_resemblyzer/test-other/1688/1688-142285-0005.flac"
+# a same-speaker pair that the bundled speaker model accepts at its 1 %-false-accept threshold both
+# before (cosine 0.94) and after (0.80) session 7 added the embedding centre; this tests the tab, not
+# the accuracy (at that threshold 22 % of clean same-speaker dev trials are rejected, 0003-0005 among them)
+SAME = "librispeech_resemblyzer/test-other/1688/1688-142285-0001.flac"
 OTHER = "librispeech_resemblyzer/test-other/3005/3005-163389-0001.flac"
 
 

@@ -123,3 +123,31 @@ def test_bundled_model_on_generated_audio(wav_files: dict[str, Path]) -> None:
     assert a1.shape == (256,) and np.linalg.norm(a1) == pytest.approx(1.0, abs=1e-4)
     assert api.verify(wav_files["a1"], wav_files["a1"]).same
     assert api.similarity(a1, a1) > api.similarity(a1, b)
+
+
+def test_centred_model_keeps_the_raw_embedding_for_cloning(tiny_checkpoint: str, wav_files: dict[str, Path],
+                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A centred model scores in centred space, but voice cloning is conditioned on the raw
+    embedding: ``centre=False`` and the CLI's ``cloning_embedding`` give exactly the uncentred one."""
+    plain = Checkpoint.load(tiny_checkpoint)
+    config = plain.model_config
+    from dataclasses import replace
+    model = SpeakerEncoder(replace(config, center_embeddings=True), MEL_16K_40)
+    state = plain.build().state_dict()
+    state["center"] = torch.full((config.emb_dim,), 0.2)
+    model.load_state_dict(state)
+    centred_path = str(tmp_path / "centred")
+    Checkpoint.from_module(model, "speaker", MEL_16K_40, dict(plain.metadata)).save(centred_path)
+    raw = api.embed(wav_files["a1"], tiny_checkpoint)
+    assert np.allclose(api.embed(wav_files["a1"], centred_path, centre=False), raw, atol=1e-5)
+    centred = api.embed(wav_files["a1"], centred_path)
+    expected = (raw - 0.2) / np.linalg.norm(raw - 0.2)
+    assert np.allclose(centred, expected, atol=1e-5)
+    assert np.allclose(api.embed_speaker([wav_files["a1"]], centred_path, centre=False), raw, atol=1e-5)
+
+    assert main(["embed", str(wav_files["a1"]), "--json", "--checkpoint", centred_path]) == 0
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert np.allclose(line["embedding"], centred, atol=1e-5)
+    assert np.allclose(line["cloning_embedding"], raw, atol=1e-5)
+    assert main(["embed", str(wav_files["a1"]), "--json", "--checkpoint", tiny_checkpoint]) == 0
+    assert "cloning_embedding" not in json.loads(capsys.readouterr().out.splitlines()[0])

@@ -151,3 +151,61 @@ def test_spec_augment_masks_part_of_each_example() -> None:
     assert out.shape == mel.shape
     assert 0 < (out != mel).float().mean() < 0.5
     assert torch.equal(spec_augment(mel, 0, 0), mel)
+
+
+def test_output_relu_gives_non_negative_unit_embeddings() -> None:
+    torch.manual_seed(0)
+    config = SpeakerEncoderConfig(channels=8, dilations=(1,), pool_channels=8, attention_dim=4, emb_dim=16,
+                                  window_frames=40, window_hop_frames=20, output_relu=True)
+    model = SpeakerEncoder(config, MEL_16K_40).eval()
+    plain = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40).eval()
+    plain.load_state_dict(model.state_dict())  # same weights, no ReLU
+    mel = torch.randn(6, 40, 97)
+    with torch.no_grad():
+        for emb in (model(mel), model.embed_long(mel)):
+            assert (emb >= 0).all()
+            assert torch.allclose(emb.norm(dim=-1), torch.ones(6), atol=1e-5)
+        assert (plain(mel) < 0).any()  # the option is what makes them non-negative
+
+
+def test_center_teacher_removes_the_common_component(tmp_path: Path) -> None:
+    recipe = _recipe()
+    torch.manual_seed(0)
+    common = torch.rand(256) * 3
+    teacher = common + 0.1 * torch.randn(12, 256)
+    cache = {"mels": torch.randn(12, 2, 40, 81).half(), "teacher": teacher, "speaker": torch.arange(12) % 3,
+             "speakers": ["a", "b", "c"],
+             "dev": {"clean": torch.randn(3, 40, 81).half(), "phone": torch.randn(3, 40, 81).half(),
+                     "speaker": torch.arange(3)}}
+    torch.save(cache, tmp_path / "cache.pt")
+    raw, _, _ = recipe.datasets(recipe.DataConfig(cache=str(tmp_path / "cache.pt")), MEL_16K_40, 0)
+    centred, _, speakers = recipe.datasets(recipe.DataConfig(cache=str(tmp_path / "cache.pt"), center_teacher=True),
+                                           MEL_16K_40, 0)
+    assert speakers == 3
+    assert torch.equal(raw.teacher, teacher)
+    assert torch.allclose(centred.teacher, teacher - teacher.mean(dim=0))
+    assert centred.teacher.mean(dim=0).abs().max() < 1e-5
+
+
+def test_centre_checkpoint_subtracts_the_mean_training_embedding(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("speaker_center_recipe", ROOT / "recipes/speaker/center.py")
+    assert spec and spec.loader
+    center = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(center)
+    torch.manual_seed(0)
+    model = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40).eval()
+    ckpt = Checkpoint.from_module(model, "speaker", MEL_16K_40, {"calibration": {"a": 1.0, "b": 0.0}})
+    mels = torch.randn(5, 2, 40, 81).half()
+    out = center.centre_checkpoint(ckpt, mels)
+    out.save(tmp_path / "centred")
+    centred = Checkpoint.load(tmp_path / "centred").build().eval()
+    assert centred.config.center_embeddings and not model.config.center_embeddings
+    assert "calibration" not in out.metadata  # cosines moved: it must be calibrated again
+    with torch.no_grad():
+        plain = model(mels.flatten(0, 1).float())
+        assert torch.allclose(centred.center, plain.mean(dim=0), atol=1e-5)
+        probe = torch.randn(3, 40, 250)
+        expected = torch.nn.functional.normalize(model.embed_long(probe) - plain.mean(dim=0), dim=-1)
+        assert torch.allclose(centred.embed_long(probe), expected, atol=1e-5)
+        # centring spreads the training crops: their mean embedding shrinks towards 0
+        assert centred(mels.flatten(0, 1).float()).mean(dim=0).norm() < plain.mean(dim=0).norm()

@@ -16,10 +16,14 @@ from voicefake import api
 from voicefake.data.manifests import read_manifest
 from voicefake.metrics import compute_eer, pairwise_trials
 
-# measured with the bundled model on exactly these trials (first 4 utterances of each of the
-# 10 speakers): EER 3.33 %, mean cosine same 0.917 / different 0.634 (docs/benchmarks/speaker.md;
-# the session-1 model measured 8.06 % here). 60 same-speaker trials: one error is 1.7 points.
+# measured with the bundled model (speaker-16k with its embedding centre, session 7) on exactly
+# these trials (first 4 utterances of each of the 10 speakers): EER 5.00 %, mean cosine same
+# 0.804 / different 0.135 (docs/benchmarks/speaker.md). The same weights without the centre:
+# 3.33 %, 0.917 / 0.634; the session-1 model: 8.06 %. 60 same-speaker trials: one error is 1.7
+# points, so the EER bound has a margin; the gap bound (0.67 measured) fails a model that lost
+# its centre (0.28).
 MAX_EER = 0.07
+MIN_GAP = 0.45
 UTTERANCES_PER_SPEAKER = 4
 
 
@@ -38,6 +42,6 @@ def test_same_speaker_trials_score_above_different_speaker_trials(data_root: Pat
             embs.append(api.embed(data_root / row.path))
             groups.append(index)
     scores, labels = pairwise_trials(torch.tensor(np.stack(embs)), groups)
-    assert scores[labels == 1].mean() > scores[labels == 0].mean() + 0.15
+    assert scores[labels == 1].mean() > scores[labels == 0].mean() + MIN_GAP
     eer, _ = compute_eer(scores, labels)
     assert eer <= MAX_EER, f"speaker EER {eer:.3f} on dev trials exceeds {MAX_EER}"

@@ -42,12 +42,14 @@ def _speaker(checkpoint: PathLike, device: str) -> tuple[Loaded, MelSpectrogram]
 
 
 def embed(audio: AudioInput, checkpoint: PathLike = "speaker", device: str = "cpu",
-          name: str | None = None) -> np.ndarray:
+          name: str | None = None, centre: bool = True) -> np.ndarray:
     """Speaker embedding of one recording (path, bytes or 16 kHz waveform; 8 kHz files are
     upsampled on load).
 
     Only the speech regions are used; long inputs are the mean of 1.6 s windows every 0.8 s.
     At least 0.5 s of audio is required, and 1.5 s or more of speech is recommended.
+    ``centre=False`` leaves out the model's embedding centre: the raw embedding that voice
+    profiles condition the conversion decoder on (compare embeddings of one kind only).
 
     Returns:
         (D,) float32 unit-norm embedding (D = 256 for the bundled model).
@@ -64,10 +66,11 @@ def embed(audio: AudioInput, checkpoint: PathLike = "speaker", device: str = "cp
 
     model, features = _speaker(checkpoint, device)
     wav = _as_wave(audio, features.config.sample_rate, name)
-    return embed_wave(model.module, features, wav, model.device)  # type: ignore[arg-type]
+    return embed_wave(model.module, features, wav, model.device, centre)  # type: ignore[arg-type]
 
 
-def embed_speaker(clips: Sequence[AudioInput], checkpoint: PathLike = "speaker", device: str = "cpu") -> np.ndarray:
+def embed_speaker(clips: Sequence[AudioInput], checkpoint: PathLike = "speaker", device: str = "cpu",
+                  centre: bool = True) -> np.ndarray:
     """Enrollment embedding of one speaker: the renormalised mean of the clips' embeddings.
 
     Returns:
@@ -80,7 +83,7 @@ def embed_speaker(clips: Sequence[AudioInput], checkpoint: PathLike = "speaker",
 
     if isinstance(clips, (str, bytes, os.PathLike, np.ndarray)):
         clips = [clips]
-    return mean_embedding([embed(clip, checkpoint, device) for clip in clips])
+    return mean_embedding([embed(clip, checkpoint, device, centre=centre) for clip in clips])
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -66,18 +66,22 @@ def voice_profile(reference: VoiceReference, content: PathLike = "content", spea
         raise ValueError(f"the reference is {seconds:.1f} s long; give at least {MIN_REFERENCE_S:.0f} s "
                          "(3-30 s of clean speech of the target works best)")
     with torch.inference_mode():
-        return build_profile(wavs, _mel_module(mel_cfg), encoder.module, embed_speaker(wavs, speaker, device), k)
+        return build_profile(wavs, _mel_module(mel_cfg), encoder.module, embed_speaker(wavs, speaker, device, centre=False), k)
 
 
 def _embedding_profile(path: Path, content: PathLike, device: str) -> Any:
-    """A frame-less profile from ``voicefake embed --json`` output: the decoder alone speaks."""
+    """A frame-less profile from ``voicefake embed --json`` output: the decoder alone speaks.
+
+    The decoder is conditioned on raw embeddings: ``cloning_embedding`` when the line has one
+    (models that centre their embeddings write it), else ``embedding``.
+    """
     import json
 
     from voicefake.conversion.voice import VoiceConfig, VoiceProfile
 
     try:
         record = json.loads(path.read_text().strip().splitlines()[0])
-        embedding = np.asarray(record["embedding"], np.float32)
+        embedding = np.asarray(record.get("cloning_embedding", record["embedding"]), np.float32)
     except (OSError, IndexError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a `voicefake embed --json` line with an 'embedding' ({err})") from None
     encoder = load(content, device, kind="content")

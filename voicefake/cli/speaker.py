@@ -13,7 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Adds the embed and verify subcommands."""
     p = sub.add_parser("embed", help="speaker embedding of each recording",
                        description="Prints a unit-norm speaker embedding per audio or video file "
-                       "(256 numbers for the bundled model). 8 kHz phone audio is upsampled.")
+                       "(256 numbers for the bundled model). 8 kHz phone audio is upsampled. With a "
+                       "model that centres its embeddings (the bundled one), each line also holds "
+                       "cloning_embedding: the raw embedding a voice clone is conditioned on, which "
+                       "`voicefake clone --voice LINE.json` uses.")
     p.add_argument("inputs", nargs="+", help="audio or video files, or folders")
     common.add_common(p)
     p.set_defaults(run=run_embed)
@@ -31,13 +34,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_embed(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or "speaker"
-    model = api.load(checkpoint, args.device, kind="speaker").name
+    loaded = api.load(checkpoint, args.device, kind="speaker")
+    model, centred = loaded.name, bool(loaded.module.config.center_embeddings)
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
         emb = api.embed(path, checkpoint, args.device, name=label)
         values = [round(float(x), 6) for x in emb]
         head = " ".join(f"{x:+.3f}" for x in values[:4])
-        return {"embedding": values, "model": model}, f"{label}: {len(values)}-d embedding [{head} ...]"
+        record = {"embedding": values, "model": model}
+        if centred:
+            raw = api.embed(path, checkpoint, args.device, name=label, centre=False)
+            record["cloning_embedding"] = [round(float(x), 6) for x in raw]
+        return record, f"{label}: {len(values)}-d embedding [{head} ...]"
 
     return common.per_file(args, args.inputs, handle)
 

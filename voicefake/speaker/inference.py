@@ -29,8 +29,9 @@ def speech_only(wav: np.ndarray, sample_rate: int, pad_s: float = 0.1) -> np.nda
 
 
 def embed_wave(encoder: SpeakerEncoder, features: MelSpectrogram, wav: np.ndarray,
-               device: torch.device) -> np.ndarray:
-    """(T,) float32 waveform at the encoder's sample rate -> (D,) unit-norm embedding.
+               device: torch.device, centre: bool = True) -> np.ndarray:
+    """(T,) float32 waveform at the encoder's sample rate -> (D,) unit-norm embedding
+    (``centre=False``: without the model's embedding centre, see :meth:`SpeakerEncoder.embed_long`).
 
     Raises:
         ValueError: input shorter than :data:`MIN_SECONDS`.
@@ -44,7 +45,7 @@ def embed_wave(encoder: SpeakerEncoder, features: MelSpectrogram, wav: np.ndarra
     wav = speech_only(wav, sample_rate)
     with torch.inference_mode():
         mel = features(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)).to(device))
-        emb = encoder.embed_long(mel[None])[0]
+        emb = encoder.embed_long(mel[None], centre)[0]
     return emb.float().cpu().numpy()
 
 

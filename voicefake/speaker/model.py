@@ -40,6 +40,14 @@ class SpeakerEncoderConfig:
         emb_dim: embedding size ``D``.
         window_frames: mel frames per partial window for long inputs (160 = 1.6 s).
         window_hop_frames: mel frames between partial windows.
+        output_relu: a ReLU before the normalisation, so embeddings are non-negative as in GE2E
+            (Resemblyzer's embeddings are ReLU outputs, about 60 % of their components exactly 0:
+            a student distilled from it can only match that geometry with the same output).
+        center_embeddings: the model holds a ``center`` vector (D,), the mean unit embedding of
+            its training crops, set after training (``recipes/speaker/center.py``; zeros until
+            then); embeddings are the unit-norm difference from it. Distilled embeddings share a
+            common direction that says nothing about the speaker; removing it spreads the
+            voices apart (the usual mean normalisation of speaker verification).
     """
 
     channels: int = 256
@@ -51,6 +59,8 @@ class SpeakerEncoderConfig:
     emb_dim: int = 256
     window_frames: int = 160
     window_hop_frames: int = 80
+    output_relu: bool = False
+    center_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if not self.dilations or min(self.dilations) < 1:
@@ -128,6 +138,8 @@ class SpeakerEncoder(nn.Module):
         self.pool = AttentiveStatsPool(config.pool_channels, config.attention_dim)
         self.pool_norm = nn.BatchNorm1d(2 * config.pool_channels)
         self.head = nn.Linear(2 * config.pool_channels, config.emb_dim)
+        if config.center_embeddings:
+            self.register_buffer("center", torch.zeros(config.emb_dim))
 
     def frames(self, mel: torch.Tensor) -> torch.Tensor:
         """Frame features: mel (B, M, F) log-mel -> (B, P, ceil(F / stride))."""
@@ -139,14 +151,22 @@ class SpeakerEncoder(nn.Module):
         return self.merge(torch.cat(outs, dim=1))
 
     def pool_frames(self, h: torch.Tensor) -> torch.Tensor:
-        """Frame features (B, P, F') -> (B, D) unit-norm embeddings."""
-        return nn.functional.normalize(self.head(self.pool_norm(self.pool(h))), dim=-1)
+        """Frame features (B, P, F') -> (B, D) unit-norm window embeddings (not centred)."""
+        emb = self.head(self.pool_norm(self.pool(h)))
+        return nn.functional.normalize(nn.functional.relu(emb) if self.config.output_relu else emb, dim=-1)
+
+    def centred(self, emb: torch.Tensor, centre: bool = True) -> torch.Tensor:
+        """(B, D) unit embeddings minus ``center`` (if the model has one and ``centre``), renormalised."""
+        if not (centre and self.config.center_embeddings):
+            return emb
+        center = self.get_buffer("center")
+        return nn.functional.normalize(emb - center, dim=-1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """mel: (B, M, F) log-mel, F >= 1 -> (B, D) unit-norm embeddings (one per input)."""
-        return self.pool_frames(self.frames(mel))
+        return self.centred(self.pool_frames(self.frames(mel)))
 
-    def embed_long(self, mel: torch.Tensor) -> torch.Tensor:
+    def embed_long(self, mel: torch.Tensor, centre: bool = True) -> torch.Tensor:
         """Mean of overlapping partial-window embeddings, renormalised.
 
         Inputs up to ``window_frames`` long are pooled as one window; longer ones in windows of
@@ -154,6 +174,8 @@ class SpeakerEncoder(nn.Module):
 
         Args:
             mel: (B, M, F) log-mel, F >= 1.
+            centre: subtract the model's embedding centre (if it has one). False gives the raw
+                embedding, which the voice-conversion decoder is conditioned on.
 
         Returns:
             (B, D) unit-norm embeddings.
@@ -162,11 +184,11 @@ class SpeakerEncoder(nn.Module):
         stride = self.config.stride
         width = self.config.window_frames // stride
         if h.shape[-1] <= width:
-            return self.pool_frames(h)
+            return self.centred(self.pool_frames(h), centre)
         hop = self.config.window_hop_frames // stride
         starts = list(range(0, h.shape[-1] - width + 1, hop))
         if starts[-1] != h.shape[-1] - width:
             starts.append(h.shape[-1] - width)
         windows = torch.stack([h[..., s : s + width] for s in starts], dim=1)  # (B, W, P, width)
         emb = self.pool_frames(windows.flatten(0, 1)).view(h.shape[0], len(starts), -1)
-        return nn.functional.normalize(emb.mean(dim=1), dim=-1)
+        return self.centred(nn.functional.normalize(emb.mean(dim=1), dim=-1), centre)
