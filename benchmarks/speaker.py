@@ -1,7 +1,9 @@
 """Speaker-encoder benchmark: EER on speaker-disjoint dev trials, ours vs Resemblyzer, and speed.
 
 Trials: every pair of the 100 LibriSpeech test-other utterances in $VOICEFAKE_DATA (10 unseen
-speakers x 10; 450 same-speaker and 4500 different-speaker trials), scored by cosine:
+speakers x 10; 450 same-speaker and 4500 different-speaker trials), scored as ``verify`` scores them
+(our model: its ``SpeakerEncoder.score``, AS-norm when it has a cohort, with the cosine EER beside
+it; Resemblyzer: cosine):
 
 * ``clean``: both sides as recorded;
 * ``phone``: both sides through ``voicefake.channel.phone_call`` (seeded per utterance, a new
@@ -13,7 +15,7 @@ own standard preprocessing (``preprocess_wav``: VAD trimming + volume normalisat
 Speed: embeddings per second and times real time of 10 s inputs, 1 and 2 torch threads.
 
 With ``--calibrate OUT`` the checkpoint is also calibrated on these trials (logistic
-regression on the pooled clean + phone cosines, threshold at ``--far``) and written to OUT
+regression on the pooled clean + phone scores, threshold at ``--far``) and written to OUT
 (float16), with a speaker-split check of that threshold.
 
     VOICEFAKE_DATA=../shared/data python benchmarks/speaker.py [--checkpoint speaker] [--json out.json]
@@ -28,13 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from voicefake import api
 from voicefake.audio.io import load_audio
 from voicefake.channel import phone_call
 from voicefake.checkpoint import Checkpoint
 from voicefake.data.manifests import data_root, read_manifest
-from voicefake.metrics import compute_eer, min_dcf, pairwise_trials
+from voicefake.metrics import compute_eer, min_dcf
 from voicefake.speaker.inference import fit_calibration
 
 SAMPLE_RATE = 16000
@@ -53,6 +56,12 @@ def ours(checkpoint: str):
     return lambda wav: api.embed(wav, checkpoint)
 
 
+def our_scorer(checkpoint: str):
+    """The checkpoint's verification scoring (:meth:`SpeakerEncoder.score`)."""
+    module = api.load(checkpoint, kind="speaker").module
+    return lambda a, b: module.score(a.float(), b.float())
+
+
 def resemblyzer():
     from resemblyzer import VoiceEncoder, preprocess_wav
 
@@ -60,22 +69,33 @@ def resemblyzer():
     return lambda wav: encoder.embed_utterance(preprocess_wav(wav, SAMPLE_RATE))
 
 
-def score(embed, clean: list[np.ndarray], phone: list[np.ndarray], groups: np.ndarray) -> dict:
-    """EER / min-DCF per condition, plus the raw trial scores."""
+def score(embed, clean: list[np.ndarray], phone: list[np.ndarray], groups: np.ndarray, scorer=None) -> dict:
+    """EER / min-DCF per condition, plus the raw trial scores.
+
+    ``scorer(a, b)`` -> (N, M) scores of embedding sets (our model's :meth:`SpeakerEncoder.score`,
+    AS-norm when it has a cohort); None scores by cosine. With a scorer, the cosine EER is
+    reported too (``eer_cosine``).
+    """
     emb_clean = torch.tensor(np.stack([embed(w) for w in clean]))
     emb_phone = torch.tensor(np.stack([embed(w) for w in phone]))
+    cosine = lambda a, b: nn.functional.normalize(a, dim=-1) @ nn.functional.normalize(b, dim=-1).T  # noqa: E731
+    n = len(groups)
+    same = groups[:, None] == groups[None, :]
+    iu, ju = np.triu_indices(n, 1)
+    off = ~np.eye(n, dtype=bool)
     out: dict = {"trials": {}}
     for name, (a, b) in {"clean": (emb_clean, emb_clean), "phone": (emb_phone, emb_phone),
                          "cross": (emb_clean, emb_phone)}.items():
-        if name == "cross":  # enrol clean i, test phone j, i != j
-            sims = torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(b, dim=-1).T
-            mask = ~torch.eye(len(groups), dtype=torch.bool)
-            scores = sims[mask].numpy()
-            labels = (groups[:, None] == groups[None, :])[mask.numpy()].astype(int)
-        else:
-            scores, labels = pairwise_trials(a, groups)
+        # clean / phone: every unordered pair; cross: enrol clean i, test phone j, i != j
+        pick = (lambda m: m[iu, ju]) if name != "cross" else (lambda m: m[off])
+        labels = pick(same).astype(int)
+        with torch.inference_mode():
+            scores = pick((scorer or cosine)(a, b).numpy())
+            cos = pick(cosine(a, b).numpy())
         eer, threshold = compute_eer(scores, labels)
         out[name] = {"eer": eer, "eer_threshold": threshold, "min_dcf_0.01": min_dcf(scores, labels, 0.01)}
+        if scorer is not None:
+            out[name]["eer_cosine"] = compute_eer(cos, labels)[0]
         out["trials"][name] = (scores, labels)
     return out
 
@@ -148,7 +168,7 @@ def main() -> None:
     makers = {"voicefake": lambda: ours(args.checkpoint), "resemblyzer": resemblyzer}
     systems = {name: makers[name]() for name in args.systems.split(",")}
     for name, embed in systems.items():
-        result = score(embed, clean, phone, groups)
+        result = score(embed, clean, phone, groups, our_scorer(args.checkpoint) if name == "voicefake" else None)
         trials = result.pop("trials")
         result["speed"] = [speed(embed, threads) for threads in (1, 2)]
         report[name] = result

@@ -58,7 +58,8 @@ def analyze_one(path: str, threshold: float | None, enrolled: np.ndarray | None)
         item["watermark"] = found.to_dict() if hasattr(found, "to_dict") else found
     if enrolled is not None:
         check = api.verify_embedding(enrolled, wav)
-        item["speaker"] = {"cosine": round(check.cosine, 3), "p_same": round(check.p_same, 3), "same": check.same}
+        item["speaker"] = {"cosine": round(check.cosine, 3), "score": round(check.score, 3), "p_same": round(check.p_same, 3),
+                           "same": check.same}
     item["timeline_png"] = views.figure_png(views.timeline_figure(wav, report, threshold))
     item["evidence_png"] = views.figure_png(views.evidence_figure(api.display_spectrogram(wav), report))
     return item
@@ -161,8 +162,8 @@ def check_speaker(enroll: list[Any] | None, test: Any) -> str:
     except (AudioError, ValueError) as err:
         raise gr.Error(str(err)) from None
     verdict = "✅ same speaker" if result.same else "⚠️ different speaker"
-    return (f"### {verdict}\n\ncosine **{result.cosine:.3f}** (threshold {result.threshold:.3f}, 1% false "
-            f"accepts on dev trials) · calibrated p_same **{result.p_same:.3f}**")
+    return (f"### {verdict}\n\nscore **{result.score:.3f}** (threshold {result.threshold:.3f}, 1% false "
+            f"accepts on dev trials) · cosine {result.cosine:.3f} · calibrated p_same **{result.p_same:.3f}**")
 
 
 def resynthesize(source: Any) -> tuple[tuple[int, np.ndarray], str]:

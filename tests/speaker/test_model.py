@@ -209,3 +209,50 @@ def test_centre_checkpoint_subtracts_the_mean_training_embedding(tmp_path: Path)
         assert torch.allclose(centred.embed_long(probe), expected, atol=1e-5)
         # centring spreads the training crops: their mean embedding shrinks towards 0
         assert centred(mels.flatten(0, 1).float()).mean(dim=0).norm() < plain.mean(dim=0).norm()
+
+
+def test_score_is_the_cosine_without_a_cohort_and_as_norm_with_one() -> None:
+    torch.manual_seed(0)
+    plain = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40).eval()
+    a, b = torch.nn.functional.normalize(torch.randn(3, 16), dim=-1), torch.nn.functional.normalize(torch.randn(4, 16), dim=-1)
+    assert torch.allclose(plain.score(a, b), a @ b.T, atol=1e-6)
+    config = SpeakerEncoderConfig(channels=8, dilations=(1,), pool_channels=8, attention_dim=4, emb_dim=16,
+                                  window_frames=40, window_hop_frames=20, cohort_size=6, cohort_top=3)
+    model = SpeakerEncoder(config, MEL_16K_40).eval()
+    cohort = torch.nn.functional.normalize(torch.randn(6, 16), dim=-1)
+    model.cohort.copy_(cohort)
+    scores = model.score(a, b)
+    near_a, near_b = (a @ cohort.T).topk(3).values, (b @ cohort.T).topk(3).values
+    for i in range(3):
+        for j in range(4):
+            cos = float(a[i] @ b[j])
+            expected = 0.5 * ((cos - near_a[i].mean()) / near_a[i].std(correction=0)
+                              + (cos - near_b[j].mean()) / near_b[j].std(correction=0))
+            assert abs(float(scores[i, j]) - float(expected)) < 1e-4
+    # symmetric, and a test voice close to many cohort speakers needs a higher cosine
+    assert torch.allclose(model.score(b, a), scores.T, atol=1e-5)
+    with pytest.raises(ValueError, match="cohort"):
+        SpeakerEncoderConfig(cohort_size=-1)
+
+
+def test_centre_checkpoint_builds_a_cohort_of_real_speakers_only(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("speaker_center_recipe", ROOT / "recipes/speaker/center.py")
+    assert spec and spec.loader
+    center = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(center)
+    torch.manual_seed(0)
+    model = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40).eval()
+    ckpt = Checkpoint.from_module(model, "speaker", MEL_16K_40, {})
+    mels = torch.randn(9, 2, 40, 81).half()
+    speaker = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    out = center.centre_checkpoint(ckpt, mels, speaker, ["a", "b", "a@+2st"], cohort_top=2)
+    out.save(tmp_path / "c")
+    built = Checkpoint.load(tmp_path / "c").build().eval()
+    assert built.config.cohort_size == 2 and built.config.cohort_top == 2
+    with torch.no_grad():
+        emb = model(mels.flatten(0, 1).float()).view(9, 2, -1)
+        centred = torch.nn.functional.normalize(emb - emb.mean(dim=(0, 1)), dim=-1).mean(dim=1)
+        expected = torch.stack([torch.nn.functional.normalize(centred[speaker == i].mean(dim=0), dim=0) for i in (0, 1)])
+    assert torch.allclose(built.cohort, expected, atol=2e-3)  # float32 here
+    with pytest.raises(ValueError, match="speaker"):
+        center.centre_checkpoint(ckpt, mels, cohort_top=2)

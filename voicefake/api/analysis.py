@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from voicefake import __version__
 from voicefake.api.core import AudioInput, Loaded, PathLike, _as_wave, _mel_module, load
@@ -24,14 +25,17 @@ class Verification:
     Attributes:
         cosine: cosine similarity of the two embeddings, in [-1, 1].
         p_same: calibrated same-speaker probability in [0, 1] (50/50 prior).
-        same: ``cosine >= threshold``.
-        threshold: the decision threshold on the cosine (1 % false accepts on dev trials).
+        same: ``score >= threshold``.
+        threshold: the decision threshold on the score (1 % false accepts on dev trials).
+        score: what is calibrated and thresholded: the cosine, or for a model with a cohort
+            (the bundled one) the AS-norm score (:meth:`SpeakerEncoder.score`, unbounded).
     """
 
     cosine: float
     p_same: float
     same: bool
     threshold: float
+    score: float = float("nan")
 
 
 def _speaker(checkpoint: PathLike, device: str) -> tuple[Loaded, MelSpectrogram]:
@@ -103,17 +107,18 @@ def verify(enroll: AudioInput | Sequence[AudioInput], test: AudioInput, checkpoi
            device: str = "cpu") -> Verification:
     """Is ``test`` spoken by the enrolled speaker? Enrollment from several clips averages them.
 
-    ``p_same`` comes from a logistic calibration of the cosine fitted on the speaker-disjoint
-    dev trials (LibriSpeech test-other, clean and phone-line), and ``same`` is decided at the
-    cosine threshold that gave 1 % false accepts on those trials (both stored in the
-    checkpoint's ``metadata["calibration"]``; see its MODEL_CARD.md).
+    ``p_same`` comes from a logistic calibration of the score (the cosine, or the AS-norm score
+    for a model with a cohort, such as the bundled one) fitted on the speaker-disjoint dev
+    trials (LibriSpeech test-other, clean and phone-line), and ``same`` is decided at the score
+    threshold that gave 1 % false accepts on those trials (both stored in the checkpoint's
+    ``metadata["calibration"]``; see its MODEL_CARD.md).
 
     Args:
         enroll: one recording or a list of recordings of the claimed speaker.
         test: the recording to check.
 
     Returns:
-        :class:`Verification` (cosine, p_same, same, threshold).
+        :class:`Verification` (cosine, p_same, same, threshold, score).
 
     Example:
         >>> result = verify(["cfo_1.wav", "cfo_2.wav"], "incoming_call.wav")
@@ -136,8 +141,12 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
 
     model, _ = _speaker(checkpoint, device)
     calibration = Calibration.from_metadata(model.checkpoint.metadata)
-    cosine = similarity(enrolled, embed(test, checkpoint, device, name))
-    return Verification(cosine, calibration.p_same(cosine), cosine >= calibration.threshold, calibration.threshold)
+    test_emb = embed(test, checkpoint, device, name)
+    cosine = similarity(enrolled, test_emb)
+    with torch.inference_mode():
+        pair = [torch.as_tensor(np.asarray(e, np.float32).ravel(), device=model.device)[None] for e in (enrolled, test_emb)]
+        score = float(model.module.score(*pair)[0, 0])
+    return Verification(cosine, calibration.p_same(score), score >= calibration.threshold, calibration.threshold, score)
 
 
 # ----------------------------------------------------------------------------- detection

@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser("verify", help="is TEST spoken by the speaker of ENROLL?",
                        description="Compares each TEST recording with the enrolled speaker. ENROLL is a "
                        "file or a folder (all its clips are averaged). Prints the cosine, a calibrated "
-                       "same-speaker probability p_same and the decision same (cosine >= the threshold "
-                       "giving 1%% false accepts on dev trials).")
+                       "same-speaker probability p_same and the decision same (score >= the threshold "
+                       "giving 1%% false accepts on dev trials; the score is the cosine, or its AS-norm "
+                       "against the model's cohort of training speakers for the bundled model).")
     v.add_argument("enroll", help="recording (or folder of recordings) of the claimed speaker")
     v.add_argument("tests", nargs="+", metavar="TEST", help="recordings to check")
     common.add_common(v)
@@ -61,7 +62,8 @@ def run_verify(args: argparse.Namespace) -> int:
     def handle(label: str, path: Path) -> tuple[dict, str]:
         result = api.verify_embedding(enrolled, path, checkpoint, args.device, name=label)
         record = {"enroll": args.enroll, "cosine": round(result.cosine, 4), "p_same": round(result.p_same, 4),
-                  "same": result.same, "threshold": round(result.threshold, 4), "model": model}
+                  "same": result.same, "score": round(result.score, 4), "threshold": round(result.threshold, 4),
+                  "model": model}
         verdict = "SAME speaker" if result.same else "different speaker"
         return record, f"{label}: {verdict} (cosine {result.cosine:.3f}, p_same {result.p_same:.2f})"
 

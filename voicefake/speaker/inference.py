@@ -59,10 +59,10 @@ def mean_embedding(embs: list[np.ndarray]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Cosine -> same-speaker probability, and the decision threshold.
+    """Verification score (cosine or AS-norm) -> same-speaker probability, and the threshold.
 
-    ``p_same = sigmoid(scale * cosine + offset)`` (logistic regression on dev trials, classes
-    weighted equally: the probability under a 50/50 prior); ``same = cosine >= threshold``,
+    ``p_same = sigmoid(scale * score + offset)`` (logistic regression on dev trials, classes
+    weighted equally: the probability under a 50/50 prior); ``same = score >= threshold``,
     the threshold giving ``far`` false accepts on the dev trials.
     """
 
@@ -81,11 +81,11 @@ class Calibration:
         """Reads ``metadata["calibration"]`` of a speaker checkpoint.
 
         Raises:
-            ValueError: the checkpoint carries no calibration (see recipes/speaker/calibrate.py).
+            ValueError: the checkpoint carries no calibration (see benchmarks/speaker.py --calibrate).
         """
         cal = metadata.get("calibration")
         if not isinstance(cal, dict):
-            raise ValueError("this speaker checkpoint has no calibration; run recipes/speaker/calibrate.py on it")
+            raise ValueError("this speaker checkpoint has no calibration; run benchmarks/speaker.py --calibrate on it")
         return cls(float(cal["scale"]), float(cal["offset"]), float(cal["threshold"]), float(cal["far"]))
 
 

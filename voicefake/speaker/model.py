@@ -48,6 +48,10 @@ class SpeakerEncoderConfig:
             then); embeddings are the unit-norm difference from it. Distilled embeddings share a
             common direction that says nothing about the speaker; removing it spreads the
             voices apart (the usual mean normalisation of speaker verification).
+        cohort_size: rows of a ``cohort`` buffer (cohort_size, D): one mean embedding per
+            training speaker, set after training like ``center``. With a cohort, :meth:`score`
+            is adaptive symmetric score normalisation (AS-norm) instead of the plain cosine.
+        cohort_top: AS-norm uses each side's ``cohort_top`` closest cohort speakers.
     """
 
     channels: int = 256
@@ -61,6 +65,8 @@ class SpeakerEncoderConfig:
     window_hop_frames: int = 80
     output_relu: bool = False
     center_embeddings: bool = False
+    cohort_size: int = 0
+    cohort_top: int = 100
 
     def __post_init__(self) -> None:
         if not self.dilations or min(self.dilations) < 1:
@@ -69,6 +75,8 @@ class SpeakerEncoderConfig:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
         if self.stride < 1 or self.window_frames < self.stride or self.window_hop_frames < self.stride:
             raise ValueError(f"need 1 <= stride <= window_frames, window_hop_frames: {self}")
+        if self.cohort_size < 0 or self.cohort_top < 2:
+            raise ValueError(f"need cohort_size >= 0 and cohort_top >= 2: {self}")
 
     @classmethod
     def tiny(cls) -> SpeakerEncoderConfig:
@@ -140,6 +148,8 @@ class SpeakerEncoder(nn.Module):
         self.head = nn.Linear(2 * config.pool_channels, config.emb_dim)
         if config.center_embeddings:
             self.register_buffer("center", torch.zeros(config.emb_dim))
+        if config.cohort_size:
+            self.register_buffer("cohort", torch.zeros(config.cohort_size, config.emb_dim))
 
     def frames(self, mel: torch.Tensor) -> torch.Tensor:
         """Frame features: mel (B, M, F) log-mel -> (B, P, ceil(F / stride))."""
@@ -161,6 +171,28 @@ class SpeakerEncoder(nn.Module):
             return emb
         center = self.get_buffer("center")
         return nn.functional.normalize(emb - center, dim=-1)
+
+    def score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Verification scores of (N, D) embeddings against (M, D) embeddings -> (N, M).
+
+        Without a cohort: the cosine. With one: AS-norm (Cumani et al. 2011; Matejka et al.
+        2017), the cosine standardised by the mean and standard deviation of each side's
+        cosines to its ``cohort_top`` closest cohort speakers, averaged over the two sides. A
+        voice that resembles many people (a high, wide cohort score) must score higher to pass.
+        """
+        a, b = nn.functional.normalize(a, dim=-1), nn.functional.normalize(b, dim=-1)
+        cos = a @ b.T
+        if not self.config.cohort_size:
+            return cos
+        cohort = self.get_buffer("cohort")
+        top = min(self.config.cohort_top, len(cohort))
+
+        def stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            near = (x @ cohort.T).topk(top, dim=-1).values
+            return near.mean(dim=-1), near.std(dim=-1, correction=0).clamp_min(1e-4)
+
+        (mean_a, std_a), (mean_b, std_b) = stats(a), stats(b)
+        return 0.5 * ((cos - mean_a[:, None]) / std_a[:, None] + (cos - mean_b[None]) / std_b[None])
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """mel: (B, M, F) log-mel, F >= 1 -> (B, D) unit-norm embeddings (one per input)."""
