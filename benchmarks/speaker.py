@@ -90,8 +90,8 @@ def score(embed, clean: list[np.ndarray], phone: list[np.ndarray], groups: np.nd
         pick = (lambda m: m[iu, ju]) if name != "cross" else (lambda m: m[off])
         labels = pick(same).astype(int)
         with torch.inference_mode():
-            scores = pick((scorer or cosine)(a, b).numpy())
             cos = pick(cosine(a, b).numpy())
+            scores = cos if scorer is None else pick(scorer(a, b).numpy())
         eer, threshold = compute_eer(scores, labels)
         out[name] = {"eer": eer, "eer_threshold": threshold, "min_dcf_0.01": min_dcf(scores, labels, 0.01)}
         if scorer is not None:

@@ -37,6 +37,15 @@ def _recipe() -> types.ModuleType:
     return sys.modules["speaker_train_recipe"]
 
 
+def _center_recipe() -> types.ModuleType:
+    """recipes/speaker/center.py as a module."""
+    spec = importlib.util.spec_from_file_location("speaker_center_recipe", ROOT / "recipes/speaker/center.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def tiny() -> SpeakerEncoder:
     torch.manual_seed(0)
@@ -188,10 +197,7 @@ def test_center_teacher_removes_the_common_component(tmp_path: Path) -> None:
 
 
 def test_centre_checkpoint_subtracts_the_mean_training_embedding(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("speaker_center_recipe", ROOT / "recipes/speaker/center.py")
-    assert spec and spec.loader
-    center = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(center)
+    center = _center_recipe()
     torch.manual_seed(0)
     model = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40).eval()
     ckpt = Checkpoint.from_module(model, "speaker", MEL_16K_40, {"calibration": {"a": 1.0, "b": 0.0}})
@@ -236,10 +242,7 @@ def test_score_is_the_cosine_without_a_cohort_and_as_norm_with_one() -> None:
 
 
 def test_centre_checkpoint_builds_a_cohort_of_real_speakers_only(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("speaker_center_recipe", ROOT / "recipes/speaker/center.py")
-    assert spec and spec.loader
-    center = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(center)
+    center = _center_recipe()
     torch.manual_seed(0)
     model = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40).eval()
     ckpt = Checkpoint.from_module(model, "speaker", MEL_16K_40, {})
@@ -253,6 +256,6 @@ def test_centre_checkpoint_builds_a_cohort_of_real_speakers_only(tmp_path: Path)
         emb = model(mels.flatten(0, 1).float()).view(9, 2, -1)
         centred = torch.nn.functional.normalize(emb - emb.mean(dim=(0, 1)), dim=-1).mean(dim=1)
         expected = torch.stack([torch.nn.functional.normalize(centred[speaker == i].mean(dim=0), dim=0) for i in (0, 1)])
-    assert torch.allclose(built.cohort, expected, atol=2e-3)  # float32 here
+    assert torch.allclose(built.cohort, expected, atol=1e-5)
     with pytest.raises(ValueError, match="speaker"):
         center.centre_checkpoint(ckpt, mels, cohort_top=2)

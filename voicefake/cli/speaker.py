@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from voicefake import api
 from voicefake.cli import common
 
@@ -39,12 +41,13 @@ def run_embed(args: argparse.Namespace) -> int:
     model, centred = loaded.name, bool(loaded.module.config.center_embeddings)
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
-        emb = api.embed(path, checkpoint, args.device, name=label)
+        raw = api.embed(path, checkpoint, args.device, name=label, centre=False)
+        with torch.inference_mode():
+            emb = loaded.module.centred(torch.from_numpy(raw)[None].to(loaded.device))[0].cpu().numpy()
         values = [round(float(x), 6) for x in emb]
         head = " ".join(f"{x:+.3f}" for x in values[:4])
         record = {"embedding": values, "model": model}
-        if centred:
-            raw = api.embed(path, checkpoint, args.device, name=label, centre=False)
+        if centred:  # the decoder of a voice clone is conditioned on the raw embedding
             record["cloning_embedding"] = [round(float(x), 6) for x in raw]
         return record, f"{label}: {len(values)}-d embedding [{head} ...]"
 
