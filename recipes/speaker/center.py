@@ -37,7 +37,7 @@ def crop_embeddings(encoder: SpeakerEncoder, mels: torch.Tensor, batch: int = 25
     with torch.inference_mode():
         for start in range(0, len(mels), batch):
             chunk = mels[start : start + batch]
-            emb = encoder.pool_frames(encoder.frames(chunk.flatten(0, 1).float()))
+            emb = encoder.raw_embed(chunk.flatten(0, 1).float())
             out.append(emb.view(len(chunk), mels.shape[1], -1))
     if not out:
         raise ValueError("the cache has no crops to take the mean embedding of")

@@ -6,6 +6,10 @@
     python recipes/speaker/train.py --config recipes/speaker/configs/bundled.yaml \
         --run runs/speaker-bundled [section.key=value ...]
 
+Fine-tuning: ``--init speaker`` (or a checkpoint directory) starts the encoder from those weights.
+A model with ``model.spectral_shape=true`` can start from one without it: the head's new input
+columns start at zero, so training begins from the old model's embeddings.
+
 Multi-GPU: torchrun --nproc_per_node=N recipes/speaker/train.py --config ... --run ...
 Re-running the same command resumes from the run's last complete step.
 """
@@ -18,8 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from voicefake.audio.features import MelConfig, MelSpectrogram
+from voicefake.checkpoint import Checkpoint
 from voicefake.config import load_sections, recipe_parser
 from voicefake.data.datasets import OneItem
 from voicefake.speaker.model import SpeakerEncoderConfig
@@ -83,8 +89,39 @@ def datasets(data: DataConfig, mel: MelConfig, seed: int) -> tuple[MelCropDatase
     return train, OneItem(dev), len(cache["speakers"])
 
 
+# what a released encoder holds beyond its weights: set after training by center.py, not trained
+POST_TRAINING = ("center", "cohort")
+
+
+def init_encoder(encoder: nn.Module, source: str) -> list[str]:
+    """Loads ``source``'s encoder weights into ``encoder``; returns the parameters left as they
+    were (a spectral-shape branch the source lacks). The head keeps its new input columns at
+    zero, so the model starts from the source's embeddings. Other mismatches are an error."""
+    state = {k: v for k, v in Checkpoint.load(source).state_dict.items() if k not in POST_TRAINING}
+    own = encoder.state_dict()
+    head = state.get("head.weight")
+    if head is not None and "head.weight" in own and head.shape[1] < own["head.weight"].shape[1] \
+            and head.shape[0] == own["head.weight"].shape[0]:
+        widened = own["head.weight"].clone()
+        widened[:, : head.shape[1]] = head
+        widened[:, head.shape[1]:] = 0
+        state["head.weight"] = widened
+    try:
+        missing, unexpected = encoder.load_state_dict(state, strict=False)
+        problem = f"missing {missing}, unexpected {unexpected}"
+    except RuntimeError as err:  # a size mismatch
+        problem, missing, unexpected = str(err).splitlines()[-1].strip(), [], ["?"]
+    if unexpected or any(not k.startswith("shape_norm.") for k in missing):
+        raise SystemExit(f"--init {source}: its weights do not fit this config's model ({problem}); "
+                         "use the config it was trained with")
+    return list(missing)
+
+
 def main() -> None:
-    args = recipe_parser(__doc__).parse_args()
+    parser = recipe_parser(__doc__)
+    parser.add_argument("--init", help="start the encoder from this checkpoint (fine-tuning; 'speaker' for the "
+                        "bundled model); run center.py on the result")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
     model, mel, train_cfg = configs["model"], configs["mel"], configs["train"]
@@ -92,7 +129,11 @@ def main() -> None:
     train, dev, num_speakers = datasets(data, mel, loop.seed)
     task = build_task(model, mel, train_cfg, num_speakers, metadata={
         "name": "speaker", "cache": data.cache, "train_crops": len(train), "train_speakers": num_speakers,
+        "init": args.init,
     })
+    if args.init:
+        new = init_encoder(task.modules["encoder"], args.init)
+        logging.info("--init %s: encoder loaded%s", args.init, f"; new: {', '.join(new)}" if new else "")
     fit(task, loop, train, args.run, eval_data=dev, resolved_config=resolved)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"done: {args.run}")

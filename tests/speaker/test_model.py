@@ -259,3 +259,51 @@ def test_centre_checkpoint_builds_a_cohort_of_real_speakers_only(tmp_path: Path)
     assert torch.allclose(built.cohort, expected, atol=1e-5)
     with pytest.raises(ValueError, match="speaker"):
         center.centre_checkpoint(ckpt, mels, cohort_top=2)
+
+
+def _shape_model(seed: int = 0) -> SpeakerEncoder:
+    torch.manual_seed(seed)
+    config = SpeakerEncoderConfig(channels=8, dilations=(1,), pool_channels=8, attention_dim=4, emb_dim=16,
+                                  window_frames=40, window_hop_frames=20, spectral_shape=True)
+    return SpeakerEncoder(config, MEL_16K_40).eval()
+
+
+def test_spectral_shape_sees_the_band_means_but_not_the_gain(tiny: SpeakerEncoder) -> None:
+    model = _shape_model()
+    with torch.no_grad():  # a trained BatchNorm: the shape branch then moves the output
+        model.shape_norm.running_var.fill_(0.01)
+    mel = torch.randn(3, 40, 97)
+    tilt = torch.linspace(-2, 2, 40)[None, :, None]
+    with torch.no_grad():
+        # the mean normalisation hides a fixed colouring from the plain model ...
+        assert torch.allclose(tiny(mel), tiny(mel + tilt), atol=1e-5)
+        # ... the shape branch sees it, but not an overall gain (the same offset in every band)
+        assert not torch.allclose(model(mel), model(mel + tilt), atol=1e-3)
+        assert torch.allclose(model(mel), model(mel + 3.0), atol=1e-5)
+        for emb in (model(mel), model.embed_long(mel)):
+            assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
+        # long inputs: every window is pooled with the whole input's shape
+        h, shape = model.frames(mel), model.shape(mel)
+        assert shape is not None and torch.allclose(shape, mel.mean(-1) - mel.mean(dim=(1, 2))[:, None], atol=1e-6)
+        windows = [model.pool_frames(h[..., s : s + 20], shape) for s in (0, 10, 20, 29)]
+        expected = torch.nn.functional.normalize(torch.stack(windows).mean(0), dim=-1)
+        assert torch.allclose(model.embed_long(mel), expected, atol=1e-5)
+        with pytest.raises(ValueError, match="spectral shape"):
+            model.pool_frames(h)
+
+
+def test_init_encoder_widens_the_head_and_starts_from_the_source(tiny: SpeakerEncoder, tmp_path: Path) -> None:
+    recipe = _recipe()
+    Checkpoint.from_module(tiny, "speaker", mel=MEL_16K_40, metadata={"name": "speaker"}).save(tmp_path / "plain")
+    model = _shape_model(seed=1)
+    new = recipe.init_encoder(model, str(tmp_path / "plain"))
+    assert {"shape_norm.weight", "shape_norm.bias", "shape_norm.running_mean", "shape_norm.running_var"} <= set(new)
+    assert all(name.startswith("shape_norm.") for name in new)
+    mel = torch.randn(2, 40, 150)
+    with torch.no_grad():
+        assert torch.allclose(model.embed_long(mel), tiny.embed_long(mel), atol=1e-6)
+        assert torch.equal(model.head.weight[:, 16:], torch.zeros(16, 40))
+    wider = SpeakerEncoder(SpeakerEncoderConfig(channels=12, dilations=(1,), pool_channels=8, attention_dim=4,
+                                                emb_dim=16), MEL_16K_40)
+    with pytest.raises(SystemExit, match="do not fit"):
+        recipe.init_encoder(wider, str(tmp_path / "plain"))

@@ -8,6 +8,7 @@ frame features do not depend on the length of the input:
       -> residual dilated Conv1d blocks (k=3, dilations d_i)  (B, C, F/s) each
       -> concat block outputs -> Conv1d 1x1 -> P channels     (B, P, F/s)   "frame features"
       -> attentive statistics pooling (weighted mean, std)  (B, 2P)
+      [+ the spectral shape: the removed per-band mean, less its band average (B, M)]
       -> BatchNorm -> Linear -> L2 normalise                  (B, D)
 
 Long inputs are embedded by :meth:`SpeakerEncoder.embed_long`: the frame features are
@@ -52,6 +53,12 @@ class SpeakerEncoderConfig:
             training speaker, set after training like ``center``. With a cohort, :meth:`score`
             is adaptive symmetric score normalisation (AS-norm) instead of the plain cosine.
         cohort_top: AS-norm uses each side's ``cohort_top`` closest cohort speakers.
+        spectral_shape: the head also sees the input's long-term spectral shape (the per-band
+            time mean that the mean normalisation removes, minus its average over bands, so
+            the gain drops out). That shape carries the vocal tract's resonances, a strong cue
+            on matched recordings that the mean normalisation hides from the TDNN (alone it
+            gives 8.7 % EER on the clean dev trials, 42 % through phone calls); trained on
+            phone-line versions of the same crops, the model learns when to trust it.
     """
 
     channels: int = 256
@@ -67,6 +74,7 @@ class SpeakerEncoderConfig:
     center_embeddings: bool = False
     cohort_size: int = 0
     cohort_top: int = 100
+    spectral_shape: bool = False
 
     def __post_init__(self) -> None:
         if not self.dilations or min(self.dilations) < 1:
@@ -145,7 +153,10 @@ class SpeakerEncoder(nn.Module):
         )
         self.pool = AttentiveStatsPool(config.pool_channels, config.attention_dim)
         self.pool_norm = nn.BatchNorm1d(2 * config.pool_channels)
-        self.head = nn.Linear(2 * config.pool_channels, config.emb_dim)
+        shape_dim = mel.n_mels if config.spectral_shape else 0
+        if config.spectral_shape:
+            self.shape_norm = nn.BatchNorm1d(shape_dim)
+        self.head = nn.Linear(2 * config.pool_channels + shape_dim, config.emb_dim)
         if config.center_embeddings:
             self.register_buffer("center", torch.zeros(config.emb_dim))
         if config.cohort_size:
@@ -160,9 +171,22 @@ class SpeakerEncoder(nn.Module):
             outs.append(x)
         return self.merge(torch.cat(outs, dim=1))
 
-    def pool_frames(self, h: torch.Tensor) -> torch.Tensor:
-        """Frame features (B, P, F') -> (B, D) unit-norm window embeddings (not centred)."""
-        emb = self.head(self.pool_norm(self.pool(h)))
+    def shape(self, mel: torch.Tensor) -> torch.Tensor | None:
+        """The input's spectral shape (B, M) (see ``spectral_shape``), or None without that option."""
+        if not self.config.spectral_shape:
+            return None
+        mean = mel.mean(dim=-1)
+        return mean - mean.mean(dim=-1, keepdim=True)
+
+    def pool_frames(self, h: torch.Tensor, shape: torch.Tensor | None = None) -> torch.Tensor:
+        """Frame features (B, P, F') [+ spectral shape (B, M)] -> (B, D) unit-norm window
+        embeddings (not centred)."""
+        pooled = self.pool_norm(self.pool(h))
+        if self.config.spectral_shape:
+            if shape is None:
+                raise ValueError("this speaker encoder needs the input's spectral shape: pool_frames(h, self.shape(mel))")
+            pooled = torch.cat([pooled, self.shape_norm(shape)], dim=-1)
+        emb = self.head(pooled)
         return nn.functional.normalize(nn.functional.relu(emb) if self.config.output_relu else emb, dim=-1)
 
     def centred(self, emb: torch.Tensor, centre: bool = True) -> torch.Tensor:
@@ -194,9 +218,13 @@ class SpeakerEncoder(nn.Module):
         (mean_a, std_a), (mean_b, std_b) = stats(a), stats(b)
         return 0.5 * ((cos - mean_a[:, None]) / std_a[:, None] + (cos - mean_b[None]) / std_b[None])
 
+    def raw_embed(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel: (B, M, F) log-mel, F >= 1 -> (B, D) unit-norm embeddings, one window each, not centred."""
+        return self.pool_frames(self.frames(mel), self.shape(mel))
+
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """mel: (B, M, F) log-mel, F >= 1 -> (B, D) unit-norm embeddings (one per input)."""
-        return self.centred(self.pool_frames(self.frames(mel)))
+        return self.centred(self.raw_embed(mel))
 
     def embed_long(self, mel: torch.Tensor, centre: bool = True) -> torch.Tensor:
         """Mean of overlapping partial-window embeddings, renormalised.
@@ -212,15 +240,17 @@ class SpeakerEncoder(nn.Module):
         Returns:
             (B, D) unit-norm embeddings.
         """
-        h = self.frames(mel)
+        h, shape = self.frames(mel), self.shape(mel)
         stride = self.config.stride
         width = self.config.window_frames // stride
         if h.shape[-1] <= width:
-            return self.centred(self.pool_frames(h), centre)
+            return self.centred(self.pool_frames(h, shape), centre)
         hop = self.config.window_hop_frames // stride
         starts = list(range(0, h.shape[-1] - width + 1, hop))
         if starts[-1] != h.shape[-1] - width:
             starts.append(h.shape[-1] - width)
         windows = torch.stack([h[..., s : s + width] for s in starts], dim=1)  # (B, W, P, width)
-        emb = self.pool_frames(windows.flatten(0, 1)).view(h.shape[0], len(starts), -1)
+        # every window of an input shares the whole input's spectral shape (a steadier estimate)
+        shapes = None if shape is None else shape.repeat_interleave(len(starts), dim=0)
+        emb = self.pool_frames(windows.flatten(0, 1), shapes).view(h.shape[0], len(starts), -1)
         return self.centred(nn.functional.normalize(emb.mean(dim=1), dim=-1), centre)
