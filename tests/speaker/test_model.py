@@ -307,3 +307,17 @@ def test_init_encoder_widens_the_head_and_starts_from_the_source(tiny: SpeakerEn
                                                 emb_dim=16), MEL_16K_40)
     with pytest.raises(SystemExit, match="do not fit"):
         recipe.init_encoder(wider, str(tmp_path / "plain"))
+
+
+def test_clean_share_sets_how_often_the_clean_version_is_drawn() -> None:
+    mels = torch.zeros(1, 4, 40, 10)
+    mels[0, 0] = 1.0  # the clean version is the one filled with ones
+    teacher, speaker = torch.zeros(1, 16), torch.zeros(1, dtype=torch.long)
+    torch.manual_seed(0)
+    for share, expected in ((None, 0.25), (0.5, 0.5), (1.0, 1.0)):
+        data = MelCropDataset(mels, teacher, speaker, share)
+        drawn = sum(float(data[0]["mel"].mean()) == 1.0 for _ in range(2000)) / 2000
+        assert drawn == pytest.approx(expected, abs=0.04)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="clean_share"):
+            MelCropDataset(mels, teacher, speaker, bad)

@@ -72,19 +72,28 @@ class MelCropDataset(Dataset):
         mels: (N, V, M, F) log-mels (any float dtype), V versions of each crop.
         teacher: (N, D) teacher embeddings of the clean crops, or None (zeros).
         speaker: (N,) speaker indices.
+        clean_share: probability of version 0 (the clean crop); the other versions share the
+            rest equally. None: every version equally likely.
     """
 
-    def __init__(self, mels: torch.Tensor, teacher: torch.Tensor | None, speaker: torch.Tensor) -> None:
+    def __init__(self, mels: torch.Tensor, teacher: torch.Tensor | None, speaker: torch.Tensor,
+                 clean_share: float | None = None) -> None:
         if mels.dim() != 4 or len(mels) != len(speaker):
             raise ValueError(f"mels must be (N, V, M, F) with N = len(speaker); got {tuple(mels.shape)}")
+        if clean_share is not None and not (0 < clean_share <= 1 and (mels.shape[1] > 1 or clean_share == 1)):
+            raise ValueError(f"clean_share must be in (0, 1] (1 when there is one version); got {clean_share}")
         self.mels, self.speaker = mels, speaker.long()
         self.teacher = teacher if teacher is not None else torch.zeros(len(mels), 1)
+        versions = mels.shape[1]
+        share = 1 / versions if clean_share is None else clean_share
+        rest = (1 - share) / (versions - 1) if versions > 1 else 0.0
+        self.version_weights = torch.tensor([share] + [rest] * (versions - 1))
 
     def __len__(self) -> int:
         return len(self.mels)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        version = int(torch.randint(0, self.mels.shape[1], ()))
+        version = int(torch.multinomial(self.version_weights, 1))
         return {"mel": self.mels[index, version].float(), "teacher": self.teacher[index].float(),
                 "speaker": self.speaker[index]}
 
