@@ -19,7 +19,7 @@ its own AAM class, labelled by the teacher on the warped clean crop. The student
 teacher's map on voices that are not in the data. ``--extend CACHE`` adds them to an existing
 cache instead of rebuilding it.
 
-**WORLD voices** (``--world-voices 4``): more pseudo-speakers, each a training speaker's crops
+**WORLD voices** (``--world-voices 2``): more pseudo-speakers, each a training speaker's crops
 re-synthesised by WORLD (``pyworld``) with its F0 scaled by ``f0_ratio`` and its spectral
 envelope stretched along frequency by ``formant_ratio`` (vocal-tract length), the two drawn
 independently per speaker and set (``--world-f0``, ``--world-formant`` ranges, log-uniform):
@@ -34,7 +34,7 @@ Usage:
         --voice-warps=-2,2 --warp-max-crops 60 --out runs/data/speaker/cache_warp.pt
     python recipes/speaker/build_cache.py --train runs/data/speaker/train.csv \
         --dev runs/data/speaker/dev.csv --extend runs/data/speaker/cache_warp.pt \
-        --world-voices 4 --warp-max-crops 40 --out runs/data/speaker/cache_world.pt
+        --world-voices 2 --warp-max-crops 40 --out runs/data/speaker/cache_world.pt
 """
 
 from __future__ import annotations
