@@ -109,14 +109,16 @@ def init_encoder(encoder: nn.Module, source: str) -> list[str]:
         widened[:, : head.shape[1]] = head
         widened[:, head.shape[1]:] = 0
         state["head.weight"] = widened
+    def misfit(problem: str) -> SystemExit:
+        return SystemExit(f"--init {source}: its weights do not fit this config's model ({problem}); "
+                          "use the config it was trained with")
+
     try:
         missing, unexpected = encoder.load_state_dict(state, strict=False)
-        problem = f"missing {missing}, unexpected {unexpected}"
     except RuntimeError as err:  # a size mismatch
-        problem, missing, unexpected = str(err).splitlines()[-1].strip(), [], ["?"]
+        raise misfit(str(err).splitlines()[-1].strip()) from None
     if unexpected or any(not k.startswith("shape_norm.") for k in missing):
-        raise SystemExit(f"--init {source}: its weights do not fit this config's model ({problem}); "
-                         "use the config it was trained with")
+        raise misfit(f"missing {missing}, unexpected {unexpected}")
     return list(missing)
 
 
