@@ -321,3 +321,12 @@ def test_clean_share_sets_how_often_the_clean_version_is_drawn() -> None:
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="clean_share"):
             MelCropDataset(mels, teacher, speaker, bad)
+
+
+def test_benchmark_counts_rejections_and_false_accepts_at_the_threshold() -> None:
+    spec = importlib.util.spec_from_file_location("speaker_benchmark", ROOT / "benchmarks/speaker.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    trials = {"clean": ([0.9, 0.4, 0.8, 0.1, 0.6], [1, 1, 0, 0, 0])}
+    assert bench.at_threshold(trials, 0.5) == {"clean": {"frr": 0.5, "far": pytest.approx(2 / 3)}}
