@@ -2,12 +2,15 @@
 
     PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py quality --per-speaker 3
     PYTHONPATH=. python benchmarks/vocoder.py speed
+    PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py detect --per-speaker 3
 
 ``--vocoder DIR`` measures another checkpoint (an exported one, e.g. a candidate before it
 replaces the bundled model); ``--systems`` picks a subset (a quick check of a candidate:
 ``--systems vocoder``). Two diagnostic systems (Vocos head only) split the error between the
 two halves of the head's prediction: ``true-phase`` (the vocoder's magnitude with the real
 STFT phase) and ``true-mag`` (the real STFT magnitude with the vocoder's phase).
+``--phase-iterations N [N ...]`` measures the vocoder at each setting of its phase refinement
+(quality and speed; default: the checkpoint's own setting), side by side in one run.
 
 Quality: LibriSpeech test-other speakers (never trained on) and held-out VCTK utterances,
 first 6 s of each, through (a) the bundled vocoder, (b) Griffin-Lim (64 iterations) on the same
@@ -15,6 +18,9 @@ mel, (c) WORLD analysis-synthesis (pyworld). Metrics against the original: PESQ 
 log-mel L1 (MEL_16K_80), MCD (dB, 13 MFCCs without c0 from the same mel; an MFCC-based
 approximation of mel-cepstral distortion, no time warping since copy-synthesis is aligned) and
 DNSMOS overall (no reference).
+Detect: the same utterances and systems through the bundled detector (``voicefake detect``):
+mean p_fake and the share flagged at its default threshold, so a change of the vocoder's
+output that the detector no longer recognises shows up here.
 Speed: times real time for 10 s of audio from a mel, 1 and 2 threads, bundled model against
 random-weight HiFi-GAN V1 / V3 and Vocos-base generators at the same 16 kHz / hop 160 setting.
 """
@@ -110,10 +116,11 @@ NAMES = {
 }
 
 
-def synthesize(system: str, mel: torch.Tensor, wav: np.ndarray, vocoder: str) -> np.ndarray:
+def synthesize(system: str, mel: torch.Tensor, wav: np.ndarray, vocoder: str,
+               iterations: int | None = None) -> np.ndarray:
     """One system's output for the utterance ``wav`` (whose mel is ``mel``)."""
     if system == "vocoder":
-        return api.vocode(mel, vocoder).numpy()
+        return api.vocode(mel, vocoder, phase_iterations=iterations).numpy()
     if system == "griffin-lim":
         return griffin_lim(mel)
     if system == "world":
@@ -141,8 +148,13 @@ def oracle(mel: torch.Tensor, wav: np.ndarray, vocoder: str, keep: str) -> np.nd
     return out[0].clamp(-1, 1).numpy()
 
 
+def vocoder_name(iterations: int | None) -> str:
+    return NAMES["vocoder"] + ("" if iterations is None else f" (phase iterations {iterations})")
+
+
 def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
-            systems: tuple[str, ...] = SYSTEMS) -> dict[str, dict[str, float]]:
+            systems: tuple[str, ...] = SYSTEMS,
+            iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
     torch.set_num_threads(2)
     mel_fn = MelSpectrogram(MEL_16K_80)
     scores: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -151,17 +163,45 @@ def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
         wav = load_audio(path, SR)[: int(seconds * SR)]
         mel = mel_fn(torch.from_numpy(wav))
         for key in systems:
-            scores[NAMES[key]].append(metrics(wav, synthesize(key, mel, wav, vocoder), mel_fn))
+            for n in iterations if key == "vocoder" else (None,):
+                name = vocoder_name(n) if key == "vocoder" else NAMES[key]
+                scores[name].append(metrics(wav, synthesize(key, mel, wav, vocoder, n), mel_fn))
         print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
     return {name: {k: float(np.mean([s[k] for s in rows])) for k in rows[0]} | {"n": len(rows)}
             for name, rows in scores.items()}
 
 
-def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str = "vocoder") -> dict[str, dict[str, float]]:
+def detectability(per_speaker: int, seconds: float, vocoder: str = "vocoder",
+                  systems: tuple[str, ...] = SYSTEMS,
+                  iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
+    """The bundled detector's verdicts on each system's copy-synthesis of the held-out utterances."""
+    torch.set_num_threads(2)
+    mel_fn = MelSpectrogram(MEL_16K_80)
+    scores: dict[str, list[float]] = defaultdict(list)
+    flagged: dict[str, list[bool]] = defaultdict(list)
+    files = dev_files(per_speaker)
+    for i, path in enumerate(files):
+        wav = load_audio(path, SR)[: int(seconds * SR)]
+        mel = mel_fn(torch.from_numpy(wav))
+        for key in systems:
+            for n in iterations if key == "vocoder" else (None,):
+                name = vocoder_name(n) if key == "vocoder" else NAMES[key]
+                report = api.detect(synthesize(key, mel, wav, vocoder, n), evidence=False)
+                scores[name].append(report.p_fake)
+                flagged[name].append(report.label == "fake")
+        print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
+    return {name: {"mean_p_fake": float(np.mean(scores[name])), "flagged": float(np.mean(flagged[name])),
+                   "n": len(scores[name])} for name in scores}
+
+
+def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str = "vocoder",
+          iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
     frames = int(seconds * SR / MEL_16K_80.hop_length) + 1
     mel = torch.randn(1, MEL_16K_80.n_mels, frames)
-    models = {
-        f"voicefake-vocoder ({vocoder})": api.load(vocoder).module,
+    ours = api.load(vocoder).module
+    models: dict[str, torch.nn.Module] = {
+        f"{vocoder_name(n)} ({vocoder})": _Fixed(ours, n) for n in iterations
+    } | {
         "vocos-base (random)": Vocoder(VocoderConfig.vocos_base(), MEL_16K_80).eval(),
         "hifigan-v1 (random)": Vocoder(VocoderConfig.hifigan_v1(), MEL_16K_80).eval(),
         "hifigan-v3 (random)": Vocoder(VocoderConfig.hifigan_v3(), MEL_16K_80).eval(),
@@ -176,6 +216,17 @@ def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str = "vocoder") -> 
             out.setdefault(name, {})[f"x_real_time_{threads}t"] = seconds / best
             out[name]["params_M"] = sum(p.numel() for p in model.parameters()) / 1e6
     return out
+
+
+class _Fixed(torch.nn.Module):
+    """The vocoder called with one phase-refinement setting."""
+
+    def __init__(self, vocoder: torch.nn.Module, iterations: int | None) -> None:
+        super().__init__()
+        self.vocoder, self.iterations = vocoder, iterations
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.vocoder(mel, phase_iterations=self.iterations)
 
 
 def _time(model: torch.nn.Module, mel: torch.Tensor) -> float:
@@ -195,22 +246,27 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["quality", "speed"])
+    parser.add_argument("what", choices=["quality", "speed", "detect"])
     parser.add_argument("--per-speaker", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--vocoder", default="vocoder", help="checkpoint to measure (default: the bundled one)")
     parser.add_argument("--systems", default=",".join(SYSTEMS),
-                        help=f"comma-separated subset of {','.join(SYSTEMS + DIAGNOSTICS)} (quality only)")
+                        help=f"comma-separated subset of {','.join(SYSTEMS + DIAGNOSTICS)} (quality, detect)")
+    parser.add_argument("--phase-iterations", type=int, nargs="+", default=[None],
+                        help="vocoder phase-refinement settings to measure (default: the checkpoint's)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
+    iterations = tuple(args.phase_iterations)
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
     unknown = set(systems) - set(SYSTEMS + DIAGNOSTICS)
     if unknown:
         parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS + DIAGNOSTICS)}")
     if args.what == "quality":
-        results = quality(args.per_speaker, args.seconds, args.vocoder, systems)
+        results = quality(args.per_speaker, args.seconds, args.vocoder, systems, iterations)
+    elif args.what == "detect":
+        results = detectability(args.per_speaker, args.seconds, args.vocoder, systems, iterations)
     else:
-        results = speed(vocoder=args.vocoder)
+        results = speed(vocoder=args.vocoder, iterations=iterations)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -104,6 +104,22 @@ def test_vocode_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         assert f.software.startswith("voicefake")
 
 
+def test_vocode_phase_iterations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bundled default refines the phase; --phase-iterations 0 turns it off; -1 is a usage error."""
+    source = _tone(tmp_path / "in.wav", seconds=0.5)
+    assert main(["vocode", str(source), "-o", str(tmp_path / "default.wav"), "--json"]) == 0
+    assert _json_lines(capsys.readouterr().out)[0]["phase_iterations"] == 1
+    assert main(["vocode", str(source), "-o", str(tmp_path / "raw.wav"), "--json", "--phase-iterations", "0"]) == 0
+    assert _json_lines(capsys.readouterr().out)[0]["phase_iterations"] == 0
+    refined, raw = sf.read(tmp_path / "default.wav")[0], sf.read(tmp_path / "raw.wav")[0]
+    assert refined.shape == raw.shape and np.abs(refined - raw).max() > 1e-3
+    assert main(["vocode", str(source), "-o", str(tmp_path / "bad.wav"), "--phase-iterations", "-1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "--phase-iterations must be >= 0" in captured.err
+    assert not (tmp_path / "bad.wav").exists()
+
+
 def test_vocode_refuses_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = _tone(tmp_path / "in.wav", seconds=0.25)
     target = tmp_path / "out.wav"

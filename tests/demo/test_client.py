@@ -46,8 +46,8 @@ def test_tabs_through_gradio_client(data_root: Path, tmp_path: Path) -> None:
 
         wav = (0.1 * np.sin(2 * np.pi * 150 * np.arange(16000) / 16000)).astype(np.float32)
         sf.write(tmp_path / "tone.wav", wav, 16000)
-        audio, label = client.predict(handle(str(tmp_path / "tone.wav")), api_name="/resynthesize")
-        assert "SYNTHETIC" in label and Path(audio).exists()
+        audio, label = client.predict(handle(str(tmp_path / "tone.wav")), 0, api_name="/resynthesize")
+        assert "SYNTHETIC" in label and "0 phase-refinement iterations" in label and Path(audio).exists()
 
 
 def test_clone_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ MODELS = {
     "hifigan": (HIFIGAN_TINY, MEL_16K_80),
     "hifigan_v3": (HIFIGAN_V3_TINY, MEL_16K_80),
     "vocos_accumulate": (VocoderConfig.tiny().replace(phase_head="accumulate"), MEL_16K_80),
+    "vocos_refined": (VocoderConfig.tiny().replace(phase_iterations=3), MEL_16K_80),
+    "vocos_accumulate_refined": (VocoderConfig.tiny().replace(phase_head="accumulate", phase_iterations=2), MEL_16K_80),
 }
 
 
@@ -77,7 +79,8 @@ def test_round_trip_lengths_with_features(name: str) -> None:
             assert voc(mel).shape[-1] == length // mel_cfg.hop_length * mel_cfg.hop_length
 
 
-@pytest.mark.parametrize("name", ["vocos", "hifigan", "hifigan_v3", "vocos_accumulate"])
+@pytest.mark.parametrize("name", ["vocos", "hifigan", "hifigan_v3", "vocos_accumulate", "vocos_refined",
+                                  "vocos_accumulate_refined"])
 @pytest.mark.parametrize("chunk_frames", [9, 50, 113])
 def test_chunked_equals_whole(name: str, chunk_frames: int) -> None:
     voc = _vocoder(name)
@@ -248,9 +251,10 @@ def test_bundled_vocoder_reconstructs_a_tone() -> None:
 @pytest.mark.data
 def test_bundled_vocoder_on_unseen_speakers(data_root) -> None:  # noqa: ANN001
     """Copy-synthesis log-mel L1 on held-out speakers (never trained on): the first 3 s of one
-    utterance of each of the first four LibriSpeech test-other speakers. Measured 0.53 with
-    the session-4 model (session 1's: 0.65); the bound sits above it, so a regression
-    of the shipped weights fails."""
+    utterance of each of the first four LibriSpeech test-other speakers. Measured 0.166 with
+    the bundled default (session-4 weights, one phase-refinement iteration); the network's STFT
+    alone gives 0.53 and the session-1 model 0.65. The bound sits above 0.166, so losing the
+    refinement or a regression of the shipped weights fails."""
     from voicefake import api
     from voicefake.audio.io import load_audio
     from voicefake.data.manifests import read_manifest
@@ -269,4 +273,4 @@ def test_bundled_vocoder_on_unseen_speakers(data_root) -> None:  # noqa: ANN001
         assert out.shape == (wav.size // 160 * 160,)
         real, fake = features(torch.from_numpy(wav[: out.size])), features(torch.from_numpy(out))
         distances.append(float((real - fake).abs().mean()))
-    assert np.mean(distances) < 0.60, distances
+    assert np.mean(distances) < 0.25, distances

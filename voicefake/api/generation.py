@@ -26,13 +26,16 @@ def synthetic_metadata(model: str, extra: str = "") -> dict[str, str]:
 
 
 def vocode(mel: torch.Tensor, checkpoint: PathLike = "vocoder", device: str = "cpu",
-           chunk_frames: int = 1000) -> torch.Tensor:
+           chunk_frames: int = 1000, phase_iterations: int | None = None) -> torch.Tensor:
     """Turns a log-mel spectrogram into a waveform with the GAN vocoder.
 
     Args:
         mel: (M, F) or (B, M, F) log-mel made with the vocoder's MelConfig
             (``load(checkpoint).checkpoint.mel_config``).
         chunk_frames: decode in chunks of this many frames (bounded memory, no seams).
+        phase_iterations: the vocoder's phase refinement (match the mel, then this many fast
+            Griffin-Lim iterations from the predicted phase); None: the checkpoint's default
+            (1 for the bundled model), 0: the network's STFT as is (faster, lower quality).
 
     Returns:
         (T,) or (B, T) float32 waveform in [-1, 1], T = (F - 1) * hop_length.
@@ -46,13 +49,15 @@ def vocode(mel: torch.Tensor, checkpoint: PathLike = "vocoder", device: str = "c
     squeeze = mel.dim() == 2
     batch = mel[None] if squeeze else mel
     with torch.inference_mode():
-        wav = vocode_chunked(voc.module, batch.to(voc.device, torch.float32), chunk_frames)
+        wav = vocode_chunked(voc.module, batch.to(voc.device, torch.float32), chunk_frames, phase_iterations)
     return wav[0].cpu() if squeeze else wav.cpu()
 
 
 def resynthesize(audio: AudioInput, checkpoint: PathLike = "vocoder", device: str = "cpu",
-                 name: str | None = None) -> tuple[np.ndarray, int]:
+                 name: str | None = None, phase_iterations: int | None = None) -> tuple[np.ndarray, int]:
     """Copy-synthesis: waveform -> mel -> vocoder -> waveform (a vocoded deepfake of the input).
+
+    ``phase_iterations``: as in :func:`vocode`.
 
     Returns:
         ``(wav, sample_rate)``: (T,) float32 at the vocoder's sample rate.
@@ -65,7 +70,7 @@ def resynthesize(audio: AudioInput, checkpoint: PathLike = "vocoder", device: st
     assert mel_cfg is not None
     wav = _as_wave(audio, mel_cfg.sample_rate, name)
     mel = _mel_module(mel_cfg)(torch.from_numpy(wav))
-    out = vocode(mel, checkpoint, device)
+    out = vocode(mel, checkpoint, device, phase_iterations=phase_iterations)
     return out.numpy(), mel_cfg.sample_rate
 
 

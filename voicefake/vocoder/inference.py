@@ -8,6 +8,9 @@ the whole mel would give (up to float rounding), with bounded memory for any len
 A Vocos head that accumulates a phase advance (``phase_head: accumulate``) also depends on
 everything before a chunk through that running sum; the sum at each chunk's first frame is
 carried from the chunk before, so the joins stay exact.
+
+The head's phase refinement (``phase_iterations``, :mod:`voicefake.vocoder.phase`) is local
+in time too; its extra context is part of :meth:`Vocoder.receptive_field`.
 """
 
 from __future__ import annotations
@@ -17,18 +20,21 @@ import torch
 from voicefake.vocoder.model import Vocoder, VocosGenerator, accumulate_phase
 
 
-def vocode_chunked(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int = 500) -> torch.Tensor:
+def vocode_chunked(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int = 500,
+                   phase_iterations: int | None = None) -> torch.Tensor:
     """Vocodes ``mel`` (B, M, F) in chunks of ``chunk_frames``; returns (B, T).
 
     The result has the same length as ``vocoder(mel)``: ``(F - 1) * hop_length`` samples.
+    ``phase_iterations`` overrides the checkpoint's refinement (None: its default).
     """
     if chunk_frames <= 0:
         raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
     frames = mel.shape[-1]
     hop = vocoder.mel.hop_length
-    context = vocoder.receptive_field()
+    iterations = vocoder.phase_iterations(phase_iterations)
+    context = vocoder.receptive_field(iterations)
     if frames <= chunk_frames + 2 * context:
-        return vocoder(mel)
+        return vocoder(mel, phase_iterations=iterations)
     gen = vocoder.generator
     carried = isinstance(gen, VocosGenerator) and gen.advance is not None
     pieces = []
@@ -43,10 +49,11 @@ def vocode_chunked(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int = 500)
             sums = torch.cumsum(advance.double(), dim=-1)
             # the first chunk starts at frame 0 (lo == 0), where the sum starts from 0
             offset = torch.zeros_like(sums[..., 0]) if total is None else total - sums[..., start - lo]
-            wav = gen.synthesize(log_mag, phase + accumulate_phase(advance, offset)).clamp(-1.0, 1.0)
+            wav = gen.synthesize(log_mag, phase + accumulate_phase(advance, offset), mel=mel[..., lo:hi],
+                                 phase_iterations=iterations).clamp(-1.0, 1.0)
             total = accumulate_phase(advance[..., : stop - lo + 1], offset)[..., -1].double()
         else:
-            wav = vocoder(mel[..., lo:hi])
+            wav = vocoder(mel[..., lo:hi], phase_iterations=iterations)
         # sample s of the chunk output corresponds to sample (lo * hop + s) of the whole
         pieces.append(wav[..., (start - lo) * hop : (stop - lo) * hop])
     return torch.cat(pieces, dim=-1)

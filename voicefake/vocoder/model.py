@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from voicefake.audio.features import MelConfig, num_samples
+from voicefake.vocoder.phase import context_frames, refine
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class VocoderConfig:
             over frames, so a steady input can give a steady tone at any frequency (a
             frame-local head can only repeat the same phase every hop, which moves steady
             partials to multiples of sample_rate / hop_length).
+        phase_iterations: Vocos inference only (never in training): when > 0, the head's
+            magnitude is rescaled to match the input mel and the phase is refined by this
+            many fast Griffin-Lim iterations started from the predicted phase
+            (:mod:`voicefake.vocoder.phase`); 0 outputs the head's STFT as it is. The
+            default of a checkpoint; callers can override it per call.
     """
 
     architecture: Literal["vocos", "hifigan"] = "vocos"
@@ -58,8 +64,13 @@ class VocoderConfig:
     resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
     resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
     phase_head: Literal["frame", "accumulate"] = "frame"
+    phase_iterations: int = 0
 
     def __post_init__(self) -> None:
+        if self.phase_iterations < 0:
+            raise ValueError(f"VocoderConfig.phase_iterations must be >= 0, got {self.phase_iterations}")
+        if self.phase_iterations and self.architecture != "vocos":
+            raise ValueError("VocoderConfig.phase_iterations needs the vocos architecture (an STFT head)")
         if self.phase_head not in ("frame", "accumulate"):
             raise ValueError(f"VocoderConfig.phase_head must be 'frame' or 'accumulate', got {self.phase_head!r}")
         if self.architecture not in ("vocos", "hifigan"):
@@ -129,6 +140,7 @@ class VocosGenerator(nn.Module):
     def __init__(self, config: VocoderConfig, mel: MelConfig) -> None:
         super().__init__()
         self.hop_length = mel.hop_length
+        self.mel_config = mel
         self.n_fft = config.head_n_fft
         if self.n_fft < self.hop_length:
             raise ValueError(f"head_n_fft {self.n_fft} must be >= mel hop_length {self.hop_length}")
@@ -181,11 +193,20 @@ class VocosGenerator(nn.Module):
             phase = phase + accumulate_phase(advance).detach() + (advance - advance.detach())
         return log_mag, phase
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.synthesize(*self.spectrum(mel))
+    def forward(self, mel: torch.Tensor, phase_iterations: int = 0) -> torch.Tensor:
+        return self.synthesize(*self.spectrum(mel), mel=mel, phase_iterations=phase_iterations)
 
-    def synthesize(self, log_mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-        """Inverse STFT of a (log-magnitude, phase) pair from :meth:`spectrum`."""
+    def synthesize(self, log_mag: torch.Tensor, phase: torch.Tensor, mel: torch.Tensor | None = None,
+                   phase_iterations: int = 0) -> torch.Tensor:
+        """Inverse STFT of a (log-magnitude, phase) pair from :meth:`spectrum`.
+
+        With ``phase_iterations`` > 0 and the input ``mel``, the pair is refined first
+        (:func:`voicefake.vocoder.phase.refine`).
+        """
+        if phase_iterations:
+            if mel is None:
+                raise ValueError("phase refinement needs the input mel")
+            return refine(log_mag, phase, mel.float(), self.mel_config, self.n_fft, phase_iterations)
         # clamp keeps exp() finite early in training (as in Vocos)
         mag = torch.exp(log_mag).clamp(max=1e2)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
@@ -292,8 +313,11 @@ class Vocoder(nn.Module):
         cls = VocosGenerator if config.architecture == "vocos" else HiFiGANGenerator
         self.generator = cls(config, mel)
 
-    def forward(self, mel: torch.Tensor, spectrum: bool = False) -> Any:
+    def forward(self, mel: torch.Tensor, spectrum: bool = False, phase_iterations: int | None = None) -> Any:
         """mel: (B, M, F) log-mel; returns (B, T) waveform, T = num_samples(F, mel).
+
+        ``phase_iterations``: the Vocos head's refinement (``VocoderConfig.phase_iterations``,
+        the default when None); ignored with ``spectrum=True``.
 
         ``spectrum=True`` (training, vocos architecture only) returns ``(wav, log_mag, phase)``:
         the waveform and the head's STFT prediction, for the spectral losses. It is a forward
@@ -306,15 +330,28 @@ class Vocoder(nn.Module):
                 raise ValueError("spectrum=True needs the vocos architecture's STFT head")
             log_mag, phase = self.generator.spectrum(mel)
             return self.generator.synthesize(log_mag, phase).clamp(-1.0, 1.0), log_mag, phase
-        wav = self.generator(mel)
+        if isinstance(self.generator, VocosGenerator):
+            wav = self.generator(mel, self.phase_iterations(phase_iterations))
+        else:
+            if phase_iterations:
+                raise ValueError("phase_iterations needs the vocos architecture (an STFT head)")
+            wav = self.generator(mel)
         assert wav.shape[-1] == num_samples(mel.shape[-1], self.mel)
         return wav.clamp(-1.0, 1.0)
 
-    def receptive_field(self) -> int:
+    def phase_iterations(self, override: int | None = None) -> int:
+        """The refinement iterations a call uses: ``override``, else the config's."""
+        iterations = self.config.phase_iterations if override is None else override
+        if iterations < 0:
+            raise ValueError(f"phase_iterations must be >= 0, got {iterations}")
+        return iterations
+
+    def receptive_field(self, phase_iterations: int | None = None) -> int:
         """Frames of context each side that influence an output frame (for chunked decoding)."""
         cfg = self.config
         if cfg.architecture == "vocos":
-            return (cfg.num_layers + 1) * (cfg.kernel_size // 2) + cfg.head_n_fft // self.mel.hop_length + 1
+            head = (cfg.num_layers + 1) * (cfg.kernel_size // 2) + cfg.head_n_fft // self.mel.hop_length + 1
+            return head + context_frames(cfg.head_n_fft, self.mel.hop_length, self.phase_iterations(phase_iterations))
         per_stage = sum(
             sum(d * (k - 1) // 2 for d in dils) * (2 if cfg.resblock == "1" else 1)
             for k, dils in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilations, strict=True)

@@ -1,0 +1,128 @@
+"""Tests for voicefake.vocoder.phase: matching the mel, consistent phase, the config switch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from voicefake.audio.features import MEL_16K_80, MEL_22K_80, MelConfig, MelSpectrogram, stft
+from voicefake.vocoder.model import Vocoder, VocoderConfig
+from voicefake.vocoder.phase import context_frames, head_filterbank, match_mel, refine
+
+
+def _speechy(seconds: float = 1.0, sample_rate: int = 16000, seed: int = 0) -> torch.Tensor:
+    """Harmonics of a gliding pitch with a moving formant-like tilt, plus a little noise."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 140 + 40 * torch.sin(2 * math.pi * 1.5 * t)
+    phase = 2 * math.pi * torch.cumsum(f0, 0) / sample_rate
+    wav = sum(torch.sin(k * phase) / k * (1 + 0.8 * torch.sin(2 * math.pi * (0.7 + 0.1 * k) * t))
+              for k in range(1, 25))
+    wav = wav + 0.01 * torch.randn(len(t), generator=generator)
+    return (0.3 * wav / wav.abs().max()).float()
+
+
+@pytest.mark.parametrize("mel_cfg, n_fft", [(MEL_16K_80, 640), (MEL_22K_80, 1024)])
+def test_head_filterbank_gives_the_mel_of_the_signal(mel_cfg: MelConfig, n_fft: int) -> None:
+    """The mel summed from the head's STFT grid is the signal's own mel (same scale)."""
+    wav = _speechy(sample_rate=mel_cfg.sample_rate)
+    reference = MelSpectrogram(mel_cfg)(wav)
+    spec = stft(wav, n_fft, mel_cfg.hop_length, n_fft).abs()
+    ours = torch.log((head_filterbank(mel_cfg, n_fft, n_fft) @ spec).clamp_min(mel_cfg.log_floor))
+    voiced = reference > reference.max() - 6  # bands within 6 nepers of the loudest
+    error = (ours - reference)[voiced].abs().mean().item()
+    assert error < 0.12, error
+    bias = (ours - reference)[voiced].mean().item()
+    assert abs(bias) < 0.05, bias  # no level change
+
+
+def test_match_mel_reaches_the_target_mel() -> None:
+    filters = head_filterbank(MEL_16K_80, 640, 640)
+    wav = _speechy()
+    target = MelSpectrogram(MEL_16K_80)(wav)
+    generator = torch.Generator().manual_seed(1)
+    wrong = stft(wav, 640, 160, 640).abs() * torch.exp(torch.randn(321, 1, generator=generator))  # a coloured error
+    def mel_error(mag: torch.Tensor) -> float:
+        return (torch.log((filters @ mag).clamp_min(1e-5)) - target).abs().mean().item()
+    before = mel_error(wrong)
+    after = mel_error(match_mel(wrong, target, filters, 1e-5))
+    assert before > 0.3 and after < 0.15 * before, (before, after)
+
+
+def test_match_mel_keeps_bins_outside_every_filter() -> None:
+    mel_cfg = MelConfig(f_min=300.0, f_max=6000.0)
+    filters = head_filterbank(mel_cfg, 640, 640)
+    outside = filters.sum(0) == 0
+    assert outside[0] and outside[-1]
+    mag = torch.rand(1, 321, 20) + 0.1
+    out = match_mel(mag, torch.full((1, 80, 20), -3.0), filters, 1e-5)
+    assert torch.equal(out[:, outside], mag[:, outside])
+    assert not torch.equal(out[:, ~outside], mag[:, ~outside])
+
+
+def _inconsistency(wav: torch.Tensor, mag: torch.Tensor) -> float:
+    """How far the output's STFT magnitude is from the magnitude asked for (relative)."""
+    got = stft(wav, 640, 160, 640).abs()[..., : mag.shape[-1]]
+    return ((got - mag).norm() / mag.norm()).item()
+
+
+def test_iterations_make_a_scrambled_phase_consistent() -> None:
+    """The real magnitude with a random phase: each setting of more iterations gets closer to a
+    signal whose STFT has that magnitude, and the mel of the output approaches the input mel."""
+    wav = _speechy()
+    mel = MelSpectrogram(MEL_16K_80)(wav)[None]
+    mag = stft(wav, 640, 160, 640).abs()[None]
+    generator = torch.Generator().manual_seed(2)
+    scrambled = (torch.rand(mag.shape, generator=generator) * 2 - 1) * math.pi
+    matched = match_mel(mag, mel, head_filterbank(MEL_16K_80, 640, 640), 1e-5)
+    errors = [_inconsistency(refine(torch.log(mag), scrambled, mel, MEL_16K_80, 640, n)[0], matched)
+              for n in (0, 4, 16)]
+    assert errors[0] > 0.4 and errors[1] < 0.8 * errors[0] and errors[2] < 0.8 * errors[1], errors
+
+
+def test_the_real_phase_is_left_nearly_alone() -> None:
+    """Started from the real STFT, the refinement keeps the signal (it is already consistent)."""
+    wav = _speechy()
+    mel = MelSpectrogram(MEL_16K_80)(wav)[None]
+    spec = stft(wav, 640, 160, 640)[None]
+    out = refine(torch.log(spec.abs().clamp_min(1e-7)), torch.angle(spec), mel, MEL_16K_80, 640, 8)[0]
+    n = out.shape[-1]
+    snr = 10 * torch.log10(wav[:n].pow(2).sum() / (wav[:n] - out).pow(2).sum()).item()
+    assert snr > 15, snr
+
+
+def test_config_and_call_switches() -> None:
+    torch.manual_seed(0)
+    plain = Vocoder(VocoderConfig.tiny(), MEL_16K_80).eval()
+    refined = Vocoder(VocoderConfig.tiny().replace(phase_iterations=4), MEL_16K_80).eval()
+    refined.load_state_dict(plain.state_dict())
+    mel = torch.randn(1, 80, 60) - 4
+    with torch.no_grad():
+        assert torch.equal(refined(mel, phase_iterations=0), plain(mel))
+        assert torch.equal(plain(mel, phase_iterations=4), refined(mel))
+        assert not torch.allclose(refined(mel), plain(mel), atol=1e-4)
+        # training-time spectrum output is never refined
+        _, log_mag, phase = refined(mel, spectrum=True)
+        assert torch.equal(phase, plain(mel, spectrum=True)[2])
+    assert refined.receptive_field() == plain.receptive_field() + context_frames(640, 160, 4)
+    with pytest.raises(ValueError, match="phase_iterations must be >= 0"):
+        plain(mel, phase_iterations=-1)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        VocoderConfig(phase_iterations=-2)
+    with pytest.raises(ValueError, match="needs the vocos architecture"):
+        VocoderConfig(architecture="hifigan", phase_iterations=2)
+    hifigan = Vocoder(VocoderConfig(architecture="hifigan", upsample_rates=(10, 16), upsample_kernel_sizes=(20, 32),
+                                    upsample_initial_channel=16, resblock_kernel_sizes=(3,),
+                                    resblock_dilations=((1,),)), MEL_16K_80)
+    with pytest.raises(ValueError, match="needs the vocos architecture"):
+        hifigan(mel, phase_iterations=2)
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 5])
+def test_very_short_inputs(frames: int) -> None:
+    voc = Vocoder(VocoderConfig.tiny().replace(phase_iterations=3), MEL_16K_80).eval()
+    with torch.no_grad():
+        wav = voc(torch.randn(2, 80, frames) - 4)
+    assert wav.shape == (2, (frames - 1) * 160) and torch.isfinite(wav).all()
