@@ -15,8 +15,8 @@ LibriSpeech test-other, VCTK p228, FSDD theo/yweweler, Asterisk it/ru voices.
 Fakes: the shared fakes, plus copy-synthesis through voicefake's bundled vocoder,
 Griffin-Lim, WORLD (pyworld), espeak-ng voices, flite and festival voices, and (stage
 ``clones``, family ``voicefake-clone``) voicefake's own conversion and text-to-speech output,
-and (stage ``copy2``) more copy-synthesis from other clips: the current vocoder, and Griffin-Lim
-and WORLD with drawn settings, and (stage ``asterisk``, from ``prepare_asterisk.py``) more real
+and (stage ``copy2``) more copy-synthesis from other clips: the current vocoder (its phase
+refinement drawn per clip, 0-16 iterations), and Griffin-Lim and WORLD with drawn settings, and (stage ``asterisk``, from ``prepare_asterisk.py``) more real
 telephone prompts of the shared Asterisk voices with as many narrowband copy-synthesis fakes of
 other prompts of the same voices; also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
@@ -236,6 +236,7 @@ def vocoder(wav: np.ndarray, seed: int) -> np.ndarray:
 
 
 COPY_SYNTHESIS = {"voicefake-vocoder": vocoder, "griffin-lim": griffin_lim, "world": world}
+PHASE_ITERATIONS = (0, 1, 1, 2, 4, 8, 16)  # stage copy2's vocoder settings (the default, 1, twice as often)
 
 
 def griffin_lim_varied(wav: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
@@ -279,7 +280,11 @@ def add_copy_varied(writer: Writer, reals: list, counts: dict[str, int], vocoder
     voc_system = "voicefake-vocoder-" + str(Checkpoint.load(resolve(vocoder_name)).metadata.get("version", "unknown"))
 
     def vocoder_copy(wav: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
-        return api.resynthesize(wav, checkpoint=vocoder_name)[0], voc_system
+        # the vocoder's phase refinement is a user setting (0 = the network's STFT, 16 = best
+        # quality): draw it, so that no single setting decides what the family looks like
+        iterations = int(np.random.default_rng(seed).choice(PHASE_ITERATIONS))
+        out = api.resynthesize(wav, checkpoint=vocoder_name, phase_iterations=iterations)[0]
+        return out, f"{voc_system}-it{iterations}"
 
     generators = {"voicefake-vocoder": vocoder_copy, "griffin-lim": griffin_lim_varied, "world": world_varied}
     for index, (family, fn) in enumerate(generators.items()):

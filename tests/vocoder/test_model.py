@@ -36,6 +36,7 @@ MODELS = {
     "vocos_accumulate": (VocoderConfig.tiny().replace(phase_head="accumulate"), MEL_16K_80),
     "vocos_refined": (VocoderConfig.tiny().replace(phase_iterations=3), MEL_16K_80),
     "vocos_accumulate_refined": (VocoderConfig.tiny().replace(phase_head="accumulate", phase_iterations=2), MEL_16K_80),
+    "vocos_rematched": (VocoderConfig.tiny().replace(phase_iterations=7), MEL_16K_80),
 }
 
 
@@ -80,7 +81,7 @@ def test_round_trip_lengths_with_features(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["vocos", "hifigan", "hifigan_v3", "vocos_accumulate", "vocos_refined",
-                                  "vocos_accumulate_refined"])
+                                  "vocos_accumulate_refined", "vocos_rematched"])
 @pytest.mark.parametrize("chunk_frames", [9, 50, 113])
 def test_chunked_equals_whole(name: str, chunk_frames: int) -> None:
     voc = _vocoder(name)

@@ -11,8 +11,10 @@ things are measurably off in what it predicts (docs/benchmarks/vocoder.md, sessi
 
 :func:`refine` fixes both without training: the magnitude is rescaled, band by band, until
 its mel equals the input mel (:func:`match_mel`), and a few iterations of fast Griffin-Lim
-(Perraudin et al., 2013) start from the predicted phase. Started from the network's phase,
-a handful of iterations does what Griffin-Lim from scratch needs dozens for.
+(Perraudin et al., 2013) start from the predicted phase, holding that magnitude; from the
+fifth iteration on (:data:`REMATCH_FROM`), each iteration re-matches the consistent magnitude
+to the mel too. Started from the network's phase, a handful of iterations does what
+Griffin-Lim from scratch needs dozens for.
 
 Every step is local in time: matching the mel works frame by frame, and one Griffin-Lim
 iteration lets a frame see ``n_fft // hop`` frames each side (:func:`context_frames`), so
@@ -28,6 +30,11 @@ import torch
 from voicefake.audio.features import MelConfig, mel_filterbank
 
 MEL_PASSES = 3  # measured: 1 pass leaves the mel L1 at 0.206, 3 passes at 0.193 (session 9)
+# From this iteration on, each iteration also re-matches the consistent magnitude to the mel
+# (one pass). Earlier, the matched magnitude is held while the phase settles: re-matching from
+# the first iteration costs PESQ-WB at 1-4 iterations, and from the fifth it gains on every
+# metric (session 9, docs/benchmarks/vocoder.md).
+REMATCH_FROM = 4
 
 
 def head_filterbank(mel: MelConfig, n_fft: int, win_length: int) -> torch.Tensor:
@@ -82,12 +89,15 @@ def refine(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, me
 
     spec = torch.polar(mag, phase)
     previous = None
+    target = log_mel.to(log_mag.dtype)
     # torch.stft's reflect padding needs more than n_fft // 2 samples
-    for _ in range(iterations if length > n_fft // 2 else 0):
+    for index in range(iterations if length > n_fft // 2 else 0):
         rebuilt = torch.stft(inverse(spec), n_fft, hop, n_fft, window, center=True, return_complex=True)
         rebuilt = rebuilt[..., : spec.shape[-1]]
         step = rebuilt if previous is None else rebuilt + momentum * (rebuilt - previous)
         previous = rebuilt
+        if index >= REMATCH_FROM:
+            mag = match_mel(rebuilt.abs(), target, filters, mel.log_floor, passes=1)
         spec = torch.sgn(step).mul_(mag)  # the magnitude asked for, with the new phase
     return inverse(spec)
 
