@@ -172,8 +172,8 @@ def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
 
 
 def detectability(per_speaker: int, seconds: float, vocoder: str = "vocoder",
-                  systems: tuple[str, ...] = SYSTEMS,
-                  iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
+                  systems: tuple[str, ...] = SYSTEMS, iterations: tuple[int | None, ...] = (None,),
+                  detector: str = "detection") -> dict[str, dict[str, float]]:
     """The bundled detector's verdicts on each system's copy-synthesis of the held-out utterances."""
     torch.set_num_threads(2)
     mel_fn = MelSpectrogram(MEL_16K_80)
@@ -186,7 +186,7 @@ def detectability(per_speaker: int, seconds: float, vocoder: str = "vocoder",
         for key in systems:
             for n in iterations if key == "vocoder" else (None,):
                 name = vocoder_name(n) if key == "vocoder" else NAMES[key]
-                report = api.detect(synthesize(key, mel, wav, vocoder, n), evidence=False)
+                report = api.detect(synthesize(key, mel, wav, vocoder, n), detector, evidence=False)
                 scores[name].append(report.p_fake)
                 flagged[name].append(report.label == "fake")
         print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
@@ -252,6 +252,7 @@ def main() -> None:
     parser.add_argument("--vocoder", default="vocoder", help="checkpoint to measure (default: the bundled one)")
     parser.add_argument("--systems", default=",".join(SYSTEMS),
                         help=f"comma-separated subset of {','.join(SYSTEMS + DIAGNOSTICS)} (quality, detect)")
+    parser.add_argument("--detector", default="detection", help="detector checkpoint for 'detect' (default: bundled)")
     parser.add_argument("--phase-iterations", type=int, nargs="+", default=[None],
                         help="vocoder phase-refinement settings to measure (default: the checkpoint's)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -264,7 +265,7 @@ def main() -> None:
     if args.what == "quality":
         results = quality(args.per_speaker, args.seconds, args.vocoder, systems, iterations)
     elif args.what == "detect":
-        results = detectability(args.per_speaker, args.seconds, args.vocoder, systems, iterations)
+        results = detectability(args.per_speaker, args.seconds, args.vocoder, systems, iterations, args.detector)
     else:
         results = speed(vocoder=args.vocoder, iterations=iterations)
     print(table(results))

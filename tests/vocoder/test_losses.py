@@ -98,3 +98,23 @@ def test_forward_with_spectrum_matches_forward_and_needs_the_vocos_head() -> Non
         assert torch.equal(wav, voc(mel)) and log_mag.shape == phase.shape == (1, N_FFT // 2 + 1, 21)
     with pytest.raises(ValueError, match="vocos"):
         Vocoder(VocoderConfig.hifigan_v3(), MelConfig())(mel, spectrum=True)
+
+
+def test_training_never_uses_the_phase_refinement() -> None:
+    """A config whose checkpoints refine at inference trains and evaluates the network itself:
+    the same weights give the same GAN-step losses and eval figures as with refinement off."""
+    from voicefake.vocoder.training import eval_step
+
+    batch = speech_like(0.2).repeat(2, 1)
+    outs = []
+    for iterations in (0, 3):
+        torch.manual_seed(0)
+        task = build_task(VocoderConfig.tiny().replace(phase_iterations=iterations), MelConfig(),
+                          TrainConfig(segment_samples=3200))
+        with torch.no_grad():
+            evaluated = eval_step(task.modules, batch)
+        torch.manual_seed(1)
+        outs.append((task.train_step(task.modules, task.optimizers, batch), evaluated))
+    (train0, eval0), (train3, eval3) = outs
+    assert eval0 == pytest.approx(eval3)
+    assert train0["loss/mel"] == pytest.approx(train3["loss/mel"], rel=1e-5)

@@ -137,7 +137,7 @@ def train_step(
     if cfg.spectral:
         fake, log_mag, phase = gen(mel, spectrum=True)
     else:
-        fake = gen(mel)
+        fake = gen(mel, phase_iterations=0)  # the network itself: refinement is inference only
     real = batch[:, : fake.shape[-1]]
     out: dict[str, float] = {}
     use_gan = weights.get("adv", 0) > 0 or weights.get("fm", 0) > 0
@@ -188,7 +188,7 @@ def eval_step(modules: dict[str, nn.Module], batch: torch.Tensor) -> dict[str, f
     if spectral:
         fake, log_mag, phase = gen(mel, spectrum=True)
     else:
-        fake = gen(mel)
+        fake = gen(mel, phase_iterations=0)  # the network itself: refinement is inference only
     real = batch[:, : fake.shape[-1]]
     out = {
         "eval/mel_l1": float(torch.mean(torch.abs(modules["features"](fake) - mel))),
