@@ -32,6 +32,7 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -152,12 +153,11 @@ def vocoder_name(iterations: int | None) -> str:
     return NAMES["vocoder"] + ("" if iterations is None else f" (phase iterations {iterations})")
 
 
-def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
-            systems: tuple[str, ...] = SYSTEMS,
-            iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
+def outputs(per_speaker: int, seconds: float, vocoder: str, systems: tuple[str, ...],
+            iterations: tuple[int | None, ...]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(system name, original, that system's copy) for every held-out utterance and system."""
     torch.set_num_threads(2)
     mel_fn = MelSpectrogram(MEL_16K_80)
-    scores: dict[str, list[dict[str, float]]] = defaultdict(list)
     files = dev_files(per_speaker)
     for i, path in enumerate(files):
         wav = load_audio(path, SR)[: int(seconds * SR)]
@@ -165,8 +165,17 @@ def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
         for key in systems:
             for n in iterations if key == "vocoder" else (None,):
                 name = vocoder_name(n) if key == "vocoder" else NAMES[key]
-                scores[name].append(metrics(wav, synthesize(key, mel, wav, vocoder, n), mel_fn))
+                yield name, wav, synthesize(key, mel, wav, vocoder, n)
         print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
+
+
+def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
+            systems: tuple[str, ...] = SYSTEMS,
+            iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
+    mel_fn = MelSpectrogram(MEL_16K_80)
+    scores: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for name, wav, out in outputs(per_speaker, seconds, vocoder, systems, iterations):
+        scores[name].append(metrics(wav, out, mel_fn))
     return {name: {k: float(np.mean([s[k] for s in rows])) for k in rows[0]} | {"n": len(rows)}
             for name, rows in scores.items()}
 
@@ -175,21 +184,12 @@ def detectability(per_speaker: int, seconds: float, vocoder: str = "vocoder",
                   systems: tuple[str, ...] = SYSTEMS, iterations: tuple[int | None, ...] = (None,),
                   detector: str = "detection") -> dict[str, dict[str, float]]:
     """The bundled detector's verdicts on each system's copy-synthesis of the held-out utterances."""
-    torch.set_num_threads(2)
-    mel_fn = MelSpectrogram(MEL_16K_80)
     scores: dict[str, list[float]] = defaultdict(list)
     flagged: dict[str, list[bool]] = defaultdict(list)
-    files = dev_files(per_speaker)
-    for i, path in enumerate(files):
-        wav = load_audio(path, SR)[: int(seconds * SR)]
-        mel = mel_fn(torch.from_numpy(wav))
-        for key in systems:
-            for n in iterations if key == "vocoder" else (None,):
-                name = vocoder_name(n) if key == "vocoder" else NAMES[key]
-                report = api.detect(synthesize(key, mel, wav, vocoder, n), detector, evidence=False)
-                scores[name].append(report.p_fake)
-                flagged[name].append(report.label == "fake")
-        print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
+    for name, _, out in outputs(per_speaker, seconds, vocoder, systems, iterations):
+        report = api.detect(out, detector, evidence=False)
+        scores[name].append(report.p_fake)
+        flagged[name].append(report.label == "fake")
     return {name: {"mean_p_fake": float(np.mean(scores[name])), "flagged": float(np.mean(flagged[name])),
                    "n": len(scores[name])} for name in scores}
 
