@@ -21,6 +21,8 @@ import argparse
 import hashlib
 from pathlib import Path
 
+import numpy as np
+
 from voicefake.audio.io import load_audio, write_audio
 from voicefake.audio.ops import resample
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest, write_manifest
@@ -28,7 +30,7 @@ from voicefake.data.manifests import ManifestRow, data_root, read_manifest, writ
 SAMPLE_RATE = 16000
 
 
-def speed_perturb(wav, factor: float):  # noqa: ANN001, ANN201 - numpy in, numpy out
+def speed_perturb(wav: np.ndarray, factor: float) -> np.ndarray:
     """``wav`` played ``factor`` times as fast (tempo and pitch), still at SAMPLE_RATE."""
     if not 0.5 <= factor <= 2.0:
         raise ValueError(f"speed factor {factor} is outside 0.5-2.0")
