@@ -16,9 +16,10 @@ Fakes: the shared fakes, plus copy-synthesis through voicefake's bundled vocoder
 Griffin-Lim, WORLD (pyworld), espeak-ng voices, flite and festival voices, and (stage
 ``clones``, family ``voicefake-clone``) voicefake's own conversion and text-to-speech output,
 and (stage ``copy2``) more copy-synthesis from other clips: the current vocoder (its phase
-refinement drawn per clip, 0-16 iterations), and Griffin-Lim and WORLD with drawn settings, and (stage ``asterisk``, from ``prepare_asterisk.py``) more real
-telephone prompts of the shared Asterisk voices with as many narrowband copy-synthesis fakes of
-other prompts of the same voices; also spliced calls
+refinement drawn per clip, 0-16 iterations), and Griffin-Lim and WORLD with drawn settings,
+and (stage ``asterisk``, from ``prepare_asterisk.py``) more real telephone prompts of the
+shared Asterisk voices with as many narrowband copy-synthesis fakes of other prompts of the
+same voices; also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
 Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
 """

@@ -27,7 +27,7 @@ import dataclasses
 
 import torch
 
-from voicefake.audio.features import MelConfig, mel_filterbank
+from voicefake.audio.features import MelConfig, istft, mel_filterbank, stft
 
 MEL_PASSES = 3  # measured: 1 pass leaves the mel L1 at 0.206, 3 passes at 0.193 (session 9)
 # From this iteration on, each iteration also re-matches the consistent magnitude to the mel
@@ -77,29 +77,23 @@ def refine(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, me
     if iterations < 0:
         raise ValueError(f"phase iterations must be >= 0, got {iterations}")
     hop = mel.hop_length
-    window = torch.hann_window(n_fft, device=log_mag.device, dtype=log_mag.dtype)
     filters = head_filterbank(mel, n_fft, n_fft).to(log_mag.device, log_mag.dtype)
-    mag = match_mel(torch.exp(log_mag).clamp(max=1e2), log_mel.to(log_mag.dtype), filters, mel.log_floor, passes)
+    target = log_mel.to(log_mag.dtype)
+    mag = match_mel(torch.exp(log_mag).clamp(max=1e2), target, filters, mel.log_floor, passes)
     length = max(0, phase.shape[-1] - 1) * hop
     if length == 0:
         return log_mag.new_zeros(log_mag.shape[0], 0)
-
-    def inverse(spec: torch.Tensor) -> torch.Tensor:
-        return torch.istft(spec, n_fft, hop, n_fft, window, center=True, length=length)
-
     spec = torch.polar(mag, phase)
     previous = None
-    target = log_mel.to(log_mag.dtype)
     # torch.stft's reflect padding needs more than n_fft // 2 samples
     for index in range(iterations if length > n_fft // 2 else 0):
-        rebuilt = torch.stft(inverse(spec), n_fft, hop, n_fft, window, center=True, return_complex=True)
-        rebuilt = rebuilt[..., : spec.shape[-1]]
+        rebuilt = stft(istft(spec, n_fft, hop, n_fft, length), n_fft, hop, n_fft)[..., : spec.shape[-1]]
         step = rebuilt if previous is None else rebuilt + momentum * (rebuilt - previous)
         previous = rebuilt
         if index >= REMATCH_FROM:
             mag = match_mel(rebuilt.abs(), target, filters, mel.log_floor, passes=1)
         spec = torch.sgn(step).mul_(mag)  # the magnitude asked for, with the new phase
-    return inverse(spec)
+    return istft(spec, n_fft, hop, n_fft, length)
 
 
 def context_frames(n_fft: int, hop_length: int, iterations: int) -> int:
