@@ -82,7 +82,7 @@ def main() -> None:
 
         def one(_: int) -> float:
             start = time.perf_counter()
-            Client(url, verbose=False).predict([handle_file(str(call))], 0.5, None, api_name="/analyze")
+            Client(url, verbose=False).predict([handle_file(str(call))], 0.5, None, True, api_name="/analyze")
             return time.perf_counter() - start
 
         start = time.perf_counter()

@@ -34,6 +34,7 @@ from voicefake.detection.inference import (
     Scored,
     calibrate_scored,
     detect_waveform,
+    high_band_db,
     network_scores,
     prepare,
     score_against_truth,
@@ -58,7 +59,7 @@ class Cache:
     """Loads (and prepares) each recording once; Benford statistics do not depend on the model."""
 
     def __init__(self, root: Path) -> None:
-        self.root, self.waves, self.benford = root, {}, {}
+        self.root, self.waves, self.benford, self.high_band = root, {}, {}, {}
 
     def __call__(self, row: ManifestRow) -> np.ndarray:
         if row.path not in self.waves:
@@ -70,8 +71,9 @@ class Cache:
         wav = self(row)
         if row.path not in self.benford:
             self.benford[row.path] = benford_stats(wav)
+            self.high_band[row.path] = high_band_db(wav, 16000)
         logit, frames = network_scores(module, torch.from_numpy(wav))
-        return Scored(logit, frames, self.benford[row.path], wav.size / 16000)
+        return Scored(logit, frames, self.benford[row.path], wav.size / 16000, self.high_band[row.path])
 
 
 def eer_or_none(scores: list[float], labels: list[int]) -> float | None:
@@ -96,6 +98,7 @@ def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: flo
         scored = by_path.get(row.path) or cache.score(module, row)
         records.append({"channel": notes(row)["channel"], "label": int(row.is_fake), "logit": scored.logit,
                         "p": calibration.file_probability(scored.logit, scored.benford),
+                        "threshold": calibration.thresholds(scored.high_band)[0],
                         "p_net": net_only.file_probability(scored.logit, scored.benford)})
     for channel in CHANNELS:
         subset = [r for r in records if r["channel"] == channel]
@@ -107,8 +110,8 @@ def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: flo
             "eer": eer_or_none([r["p"] for r in subset], labels),
             "eer_network_only": eer_or_none([r["p_net"] for r in subset], labels),
             "ece": round(expected_calibration_error([r["p"] for r in subset], labels), 4),
-            "miss_rate_at_threshold": round(float(np.mean([r["p"] < calibration.threshold for r in subset if r["label"]])), 4),
-            "false_alarm_at_threshold": round(float(np.mean([r["p"] >= calibration.threshold for r in subset if not r["label"]])), 4),
+            "miss_rate_at_threshold": round(float(np.mean([r["p"] < r["threshold"] for r in subset if r["label"]])), 4),
+            "false_alarm_at_threshold": round(float(np.mean([r["p"] >= r["threshold"] for r in subset if not r["label"]])), 4),
         }
     result["records"] = records
     return result
@@ -131,7 +134,8 @@ def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
         probs[(row.folder, notes(row)["channel"])].append(p)
         if not row.is_fake:
             parts = row.path.split("/")  # audio/<channel>/shared/<corpus>/... or audio/<channel>/<stage>/...
-            alarms[(parts[3] if parts[2] == "shared" else parts[2], notes(row)["channel"])].append(p >= cal.threshold)
+            alarms[(parts[3] if parts[2] == "shared" else parts[2], notes(row)["channel"])].append(
+                p >= cal.thresholds(scored.high_band)[0])
     false_alarm: dict = defaultdict(dict)
     for (corpus, channel), flags in sorted(alarms.items()):
         false_alarm[corpus][channel] = {"n": len(flags), "false_alarm_rate": round(float(np.mean(flags)), 4)}
@@ -163,8 +167,9 @@ def unseen_voices(folder: Path, checkpoint: str = "detection") -> dict:
             audio = prepare(audio, 16000)
             logit, _ = network_scores(loaded.module, torch.from_numpy(audio))
             p = cal.file_probability(logit, benford_stats(audio))
-            flags[(row.speaker, channel)].append(p >= cal.threshold)
-            flags[("all unseen voices", channel)].append(p >= cal.threshold)
+            flagged = p >= cal.thresholds(high_band_db(audio, 16000))[0]
+            flags[(row.speaker, channel)].append(flagged)
+            flags[("all unseen voices", channel)].append(flagged)
     out: dict = defaultdict(dict)
     for (speaker, channel), values in sorted(flags.items(), key=lambda kv: (kv[0][0].startswith("all "), kv[0])):
         out[speaker][channel] = {"n": len(values), "false_alarm_rate": round(float(np.mean(values)), 4)}

@@ -48,7 +48,10 @@ def analyze_one(path: str, threshold: float | None, enrolled: np.ndarray | None)
     """Everything the page shows for one recording (raises AudioError for unusable files)."""
     wav = _load(path)
     report = api.detect(wav).to_dict()
-    threshold = report["threshold"] if threshold is None else float(threshold)
+    if threshold is not None:  # the analyst's threshold replaces the model's
+        report["threshold"] = threshold = float(threshold)
+        report["evidence"]["threshold_set_by"] = "user"
+    threshold = report["threshold"]
     report["label"] = "fake" if report["p_fake"] >= threshold else "real"
     item: dict[str, Any] = {"file": Path(path).name, "sha256": api.file_sha256(path),
                             "threshold": threshold, "report": report}
@@ -80,9 +83,14 @@ def _marked(mark: Any) -> bool:
     return bool(mark.get("watermarked")) if isinstance(mark, dict) else bool(mark)
 
 
-def analyze(files: list[Any] | None, threshold: float, enroll: list[Any] | None,
+def analyze(files: list[Any] | None, threshold: float, enroll: list[Any] | None, automatic: bool = True,
             progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008 (gradio injects progress this way)
-    """Detect tab: scores every upload; returns table, details of the top file and reports."""
+    """Detect tab: scores every upload; returns table, details of the top file and reports.
+
+    With ``automatic`` each file is decided at the model's own threshold for its bandwidth
+    (narrowband call or wideband), and the slider's ``threshold`` is not used.
+    """
+    chosen = None if automatic else threshold
     if not files:
         raise gr.Error("Upload one or more recordings (wav, mp3, m4a, ogg, amr, flac) or videos.")
     enrolled = None
@@ -94,13 +102,13 @@ def analyze(files: list[Any] | None, threshold: float, enroll: list[Any] | None,
     items = []
     for path in progress.tqdm([_path(f) for f in files], desc="analysing"):
         try:
-            items.append(analyze_one(path, threshold, enrolled))
+            items.append(analyze_one(path, chosen, enrolled))
         except (AudioError, ValueError) as err:
             gr.Warning(str(err))
             items.append({"file": Path(path).name, "error": str(err)})
     good = [i for i in items if "error" not in i]
     first = max(good, key=lambda i: i["report"]["p_fake"]) if good else None
-    reports = _write_reports(good, threshold) if good else (None, None)
+    reports = _write_reports(good, "model's (per file)" if chosen is None else chosen) if good else (None, None)
     choices = [i["file"] for i in good]
     return ([_row(i) for i in items], *detail(first), *reports,
             gr.update(choices=choices, value=first["file"] if first else None), items)
@@ -135,7 +143,7 @@ def show(choice: str, items: list[dict[str, Any]]) -> tuple:
     return detail(next((i for i in items or [] if i["file"] == choice and "error" not in i), None))
 
 
-def _write_reports(items: list[dict[str, Any]], threshold: float) -> tuple[str, str]:
+def _write_reports(items: list[dict[str, Any]], threshold: float | str) -> tuple[str, str]:
     settings = {"threshold": threshold, "voicefake": __version__, "limits": LIMITS}
     folder = Path(tempfile.mkdtemp(prefix="voicefake-report-"))
     plain = [{k: v for k, v in i.items() if not k.endswith("_png")} for i in items]
@@ -151,6 +159,26 @@ def operating_point(threshold: float) -> str:
         return f"Threshold {threshold:.2f}."
     return (f"At threshold **{threshold:.2f}**: false alarms on dev real speech **{100 * rates['far']:.1f}%**, "
             f"missed fakes **{100 * rates['miss']:.1f}%** (dev data: {rates['description']}).")
+
+
+def model_thresholds() -> str:
+    """The detector's own thresholds and their dev operating points (what the tick box applies)."""
+    try:
+        meta = api.load("detection").checkpoint.metadata
+        calibration, dev = meta["calibration"], meta.get("dev", {})
+    except (KeyError, TypeError):
+        return ""
+    pairs = [("narrowband calls", "narrowband", calibration.get("narrowband_threshold")),
+             ("wideband audio", "wideband", calibration.get("threshold"))]
+    if pairs[0][2] is None:
+        return f"The model's threshold: **{calibration['threshold']:.2f}**."
+    parts = []
+    for label, condition, threshold in pairs:
+        far, miss = dev.get(f"dev_{condition}_false_alarm_rate"), dev.get(f"dev_{condition}_miss_rate")
+        detail = "" if far is None or miss is None else \
+            f" (dev: {100 * far:.1f}% false alarms, {100 * miss:.1f}% missed fakes)"
+        parts.append(f"{label} **{float(threshold):.2f}**{detail}")
+    return "The model's thresholds: " + "; ".join(parts) + "."
 
 
 def check_speaker(enroll: list[Any] | None, test: Any) -> str:
@@ -217,7 +245,12 @@ def build_app() -> gr.Blocks:
             with gr.Row():
                 files = gr.File(label="Recordings or videos", file_count="multiple", elem_id="detect-files")
                 enroll = gr.File(label="Optional: known-genuine clips of the claimed speaker", file_count="multiple")
-            threshold = gr.Slider(0.0, 1.0, value=default_threshold, step=0.01, label="Decision threshold on p_fake")
+            with gr.Row():
+                automatic = gr.Checkbox(value=True, label="The model's thresholds (one for narrowband calls, one for "
+                                        "wideband audio, each at 1% false alarms on its dev recordings)")
+                threshold = gr.Slider(0.0, 1.0, value=default_threshold, step=0.01,
+                                      label="Or one decision threshold on p_fake for every file (untick the box)")
+            gr.Markdown(model_thresholds())
             point = gr.Markdown(operating_point(default_threshold))
             run = gr.Button("Analyse", variant="primary", elem_id="detect-run")
             table = gr.Dataframe(headers=TABLE_HEADERS, label="Batch (click a column to sort)", interactive=False,
@@ -233,7 +266,7 @@ def build_app() -> gr.Blocks:
                 html_file = gr.File(label="Report (printable HTML)")
             state = gr.State([])
             threshold.change(operating_point, threshold, point)
-            run.click(analyze, [files, threshold, enroll],
+            run.click(analyze, [files, threshold, enroll, automatic],
                       [table, verdict, timeline, evidence, raw, json_file, html_file, pick, state],
                       api_name="analyze")
             pick.change(show, [pick, state], [verdict, timeline, evidence, raw], api_name=False)
@@ -309,7 +342,9 @@ def build_app() -> gr.Blocks:
 
 def _default_threshold() -> float:
     try:
-        return round(float(api.load("detection").checkpoint.metadata["calibration"]["threshold"]), 2)
+        calibration = api.load("detection").checkpoint.metadata["calibration"]
+        # calls are what this page is for: start the slider at the narrowband threshold
+        return round(float(calibration.get("narrowband_threshold") or calibration["threshold"]), 2)
     except (KeyError, TypeError, ValueError):
         return 0.5
 

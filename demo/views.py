@@ -72,14 +72,23 @@ def figure_png(fig: plt.Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _threshold_note(report: dict[str, Any]) -> str:
+    evidence = report["evidence"]
+    if evidence.get("threshold_set_by") == "user":
+        return f"threshold {report['threshold']:.3f}, set by you"
+    band = evidence.get("bandwidth", {})
+    condition = f" {band['condition']}" if band.get("narrowband_below_db") is not None and "condition" in band else ""
+    return (f"threshold {report['threshold']:.3f}, chosen at {100 * evidence.get('far_target', 0):.1f}% false alarms "
+            f"on{condition} dev real speech")
+
+
 def verdict_markdown(name: str, report: dict[str, Any], extra: dict[str, Any]) -> str:
     """A short human verdict for one file."""
     label = report["label"].upper()
     icon = "🔴" if report["label"] == "fake" else "🟢"
     lines = [
         f"### {icon} {html.escape(name)}: **{label}**",
-        f"p_fake = **{report['p_fake']:.3f}** (threshold {report['threshold']:.3f}, chosen at "
-        f"{100 * report['evidence'].get('far_target', 0):.1f}% false alarms on dev real speech) · "
+        f"p_fake = **{report['p_fake']:.3f}** ({_threshold_note(report)}) · "
         f"{report['duration']:.1f} s · model {report['model']['name']} {report['model']['version']}",
     ]
     benford = report["evidence"].get("benford")

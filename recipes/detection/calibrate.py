@@ -22,7 +22,13 @@ import numpy as np
 from voicefake.audio.io import load_audio
 from voicefake.checkpoint import Checkpoint, resolve
 from voicefake.data.manifests import ManifestRow, read_manifest
-from voicefake.detection.inference import Calibration, Scored, calibrate_scored, score_recording
+from voicefake.detection.inference import (
+    NARROWBAND_BELOW_DB,
+    Calibration,
+    Scored,
+    calibrate_scored,
+    score_recording,
+)
 from voicefake.metrics import compute_eer, expected_calibration_error
 from voicefake.train import state as run_state
 
@@ -80,6 +86,11 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="release checkpoint directory")
     parser.add_argument("--far", type=float, default=0.01, help="false-alarm rate for the thresholds")
+    parser.add_argument("--narrowband-below-db", type=float, default=NARROWBAND_BELOW_DB,
+                        help="inputs with less energy above 4.2 kHz than this (dB of the total) get their own "
+                             "thresholds, fitted on the narrowband dev recordings")
+    parser.add_argument("--one-threshold", action="store_true",
+                        help="one pair of thresholds for every input (before 0.4.0)")
     parser.add_argument("--exclude-family", default="")
     parser.add_argument("--version", default="0.1.0")
     parser.add_argument("--roc-only", action="store_true",
@@ -95,17 +106,28 @@ def main() -> None:
             if notes(r).get("split") == "dev" and r.folder != args.exclude_family]
     scored = score_rows(module, rows, args.manifest.parent)
     labels = np.array([int(r.is_fake) for r in rows])
-    calibration = calibrate_scored(module, scored, labels, args.far)
+    calibration = calibrate_scored(module, scored, labels, args.far,
+                                   narrowband_below_db=None if args.one_threshold else args.narrowband_below_db)
     probs = np.array([calibration.file_probability(s.logit, s.benford) for s in scored])
+    thresholds = np.array([calibration.thresholds(s.high_band)[0] for s in scored])
+    narrow = np.array([calibration.is_narrowband(s.high_band) for s in scored])
     eer, _ = compute_eer(probs, labels)
     net_eer, _ = compute_eer([s.logit for s in scored], labels)
     figures = {"dev_items": len(rows), "dev_eer_fused": round(eer, 4), "dev_eer_network": round(net_eer, 4),
                "dev_ece": round(expected_calibration_error(probs, labels), 4),
-               "dev_false_alarm_rate": round(float(np.mean(probs[labels == 0] >= calibration.threshold)), 4),
-               "dev_miss_rate": round(float(np.mean(probs[labels == 1] < calibration.threshold)), 4),
+               "dev_false_alarm_rate": round(float(np.mean(probs[labels == 0] >= thresholds[labels == 0])), 4),
+               "dev_miss_rate": round(float(np.mean(probs[labels == 1] < thresholds[labels == 1])), 4),
+               **{f"dev_{name}_{what}": round(float(np.mean(rate)), 4) if rate.size else None
+                  for name, mask in (("narrowband", narrow), ("wideband", ~narrow))
+                  for what, rate in (("false_alarm_rate", probs[mask & (labels == 0)] >= thresholds[mask & (labels == 0)]),
+                                     ("miss_rate", probs[mask & (labels == 1)] < thresholds[mask & (labels == 1)]))},
+               "dev_narrowband_items": int(narrow.sum()),
                "roc": roc_table(probs, labels),
                "roc_description": f"{len(rows)} dev recordings ({int((labels == 0).sum())} real, "
                                   f"{int(labels.sum())} synthetic; clean, wideband-codec and phone-line versions)"}
+    if calibration.narrowband_threshold is not None:  # per-bandwidth tables for the per-bandwidth thresholds
+        figures["roc_narrowband"] = roc_table(probs[narrow], labels[narrow])
+        figures["roc_wideband"] = roc_table(probs[~narrow], labels[~narrow])
     log.info("dev figures: %s", figures)
     meta = {**ckpt.metadata, "name": "detector-16k", "version": args.version,
             "calibration": calibration.to_dict(), "dev": figures}

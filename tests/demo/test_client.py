@@ -28,7 +28,7 @@ def test_tabs_through_gradio_client(data_root: Path, tmp_path: Path) -> None:
     with running_demo(tmp_path) as url:
         client = client_module.Client(url, verbose=False)
         handle = client_module.handle_file
-        result = client.predict([handle(str(data_root / REAL)), handle(str(corrupt))], 0.5, None,
+        result = client.predict([handle(str(data_root / REAL)), handle(str(corrupt))], 0.5, None, True,
                                 api_name="/analyze")
         table = result[0]
         rows = {row[0]: row for row in table["data"]}

@@ -12,7 +12,9 @@ from voicefake.detection.inference import (
     Calibration,
     DetectionReport,
     detect_waveform,
+    fit_calibration,
     fit_logistic,
+    high_band_db,
     prepare,
     score_against_truth,
     threshold_for_far,
@@ -105,3 +107,65 @@ def test_prepare_makes_a_resampled_call_look_like_its_stored_copy(tmp_path) -> N
     assert abs(a.divergence - b.divergence) < 0.005
     grid = prepare(resampled, 16000) * 32767
     assert np.allclose(grid, np.round(grid), atol=1e-3)
+
+
+def _noise(seconds: float = 3.0, cutoff_hz: float | None = None) -> np.ndarray:
+    """White noise at 16 kHz, optionally low-passed like a phone line."""
+    wav = np.random.default_rng(1).standard_normal(int(seconds * 16000))
+    if cutoff_hz is not None:
+        spec = np.fft.rfft(wav)
+        spec[int(cutoff_hz / 8000 * (spec.size - 1)):] = 0
+        wav = np.fft.irfft(spec, n=wav.size)
+    return (0.1 * wav / np.abs(wav).max()).astype(np.float32)
+
+
+def test_high_band_db_separates_calls_from_wideband() -> None:
+    wide = high_band_db(_noise(), 16000)
+    assert -4.5 < wide < -2.0  # white noise: (8000 - 4200) / 8000 of the energy is above 4.2 kHz
+    assert high_band_db(_noise(cutoff_hz=3400.0), 16000) < -60.0
+    assert high_band_db(np.zeros(16000, np.float32), 16000) == 0.0  # silence: treated as wideband
+    assert high_band_db(np.zeros(10, np.float32), 16000) == 0.0  # shorter than a frame
+
+
+def test_narrowband_input_gets_its_own_thresholds() -> None:
+    cal = Calibration(threshold=0.6, segment_threshold=0.65, narrowband_below_db=-30.0,
+                      narrowband_threshold=0.95, narrowband_segment_threshold=0.97)
+    assert cal.thresholds(-80.0) == (0.95, 0.97) and cal.thresholds(-10.0) == (0.6, 0.65)
+    model = Detector(DetectorConfig.tiny()).eval()
+    call = detect_waveform(model, prepare(_noise(cutoff_hz=3400.0), 16000), cal, {"name": "t", "version": "0"},
+                           evidence=False)
+    wide = detect_waveform(model, prepare(_noise(), 16000), cal, {"name": "t", "version": "0"}, evidence=False)
+    assert call.threshold == 0.95 and call.evidence["segment_threshold"] == 0.97
+    assert call.evidence["bandwidth"]["condition"] == "narrowband"
+    assert wide.threshold == 0.6 and wide.evidence["bandwidth"]["condition"] == "wideband"
+    assert call.label == ("fake" if call.p_fake >= 0.95 else "real")
+    # a calibration from before 0.4.0 has one pair of thresholds for every input
+    old = Calibration(threshold=0.6, segment_threshold=0.65)
+    assert old.thresholds(-80.0) == (0.6, 0.65) and not old.is_narrowband(-80.0)
+    assert Calibration.from_metadata({"calibration": cal.to_dict()}) == cal
+
+
+def test_fit_calibration_holds_the_false_alarm_rate_in_each_condition() -> None:
+    """Narrowband real recordings score higher (as real calls do): one threshold fitted on the
+    mixture lets more than the target through on them; per-condition thresholds do not."""
+    rng = np.random.default_rng(0)
+    n = 400
+    narrow = np.repeat([True, False], n)  # recordings: narrowband first
+    labels = np.tile(np.repeat([0, 1], n // 2), 2)
+    logits = rng.normal(0.0, 1.0, 2 * n) + np.where(labels == 1, 3.0, 0.0) + np.where(narrow, 1.0, -1.0)
+    benford = np.zeros((2 * n, 2))
+    stats = np.abs(rng.normal(0.01, 0.001, (n, 2)))
+    args = (logits, benford, labels, logits, labels, stats, 0.01)
+    one = fit_calibration(*args)
+    split = fit_calibration(*args, narrowband=narrow, window_narrowband=narrow, narrowband_below_db=-30.0)
+    fused = 1 / (1 + np.exp(-(split.weights[0] * logits + split.bias)))  # Benford inputs are all 0
+    real_narrow, real_wide = narrow & (labels == 0), ~narrow & (labels == 0)
+    assert np.mean(fused[real_narrow] >= one.threshold) > 0.01  # the mixture's threshold fails on calls
+    assert np.mean(fused[real_narrow] >= split.narrowband_threshold) <= 0.01
+    assert np.mean(fused[real_wide] >= split.threshold) <= 0.01
+    assert split.narrowband_threshold > split.threshold
+    assert split.narrowband_segment_threshold is not None
+    # too few real recordings on one side: one pair of thresholds, as before
+    few = fit_calibration(*args, narrowband=narrow, window_narrowband=narrow, narrowband_below_db=-30.0,
+                          min_narrowband_real=n)
+    assert few.narrowband_threshold is None and few.threshold == one.threshold

@@ -184,11 +184,16 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
     return detect_waveform(loaded.module, wav, calibration, model, window, hop, evidence)
 
 
-def detection_operating_point(threshold: float, checkpoint: PathLike = "detection") -> dict[str, Any] | None:
+def detection_operating_point(threshold: float, checkpoint: PathLike = "detection",
+                              condition: str | None = None) -> dict[str, Any] | None:
     """False-alarm and miss rates of the detector's dev data at a p_fake threshold.
 
     Linear interpolation in the table the calibration stored (thresholds 0, 0.01, ..., 1);
     None for a checkpoint without one.
+
+    Args:
+        condition: None for all dev recordings, or "narrowband" / "wideband" for those of one
+            bandwidth (checkpoints calibrated with narrowband thresholds; None otherwise).
 
     Returns:
         ``{"threshold", "far", "miss", "description"}``.
@@ -196,15 +201,20 @@ def detection_operating_point(threshold: float, checkpoint: PathLike = "detectio
     Example:
         >>> detection_operating_point(0.9)["far"]
     """
+    if condition not in (None, "narrowband", "wideband"):
+        raise ValueError(f"condition must be None, 'narrowband' or 'wideband', got {condition!r}")
     dev = load(checkpoint, kind="detection").checkpoint.metadata.get("dev", {})
-    roc = dev.get("roc")
+    roc = dev.get("roc" if condition is None else f"roc_{condition}")
     if not roc:
         return None
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     grid = np.asarray(roc["thresholds"])
+    description = dev.get("roc_description", "")
+    if condition is not None:
+        description = f"the {condition} ones of the {description}"
     return {"threshold": float(threshold), "far": float(np.interp(threshold, grid, roc["far"])),
-            "miss": float(np.interp(threshold, grid, roc["miss"])), "description": dev.get("roc_description", "")}
+            "miss": float(np.interp(threshold, grid, roc["miss"])), "description": description}
 
 
 # ----------------------------------------------------------------------------- lipsync

@@ -16,8 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "detect", help="score recordings for synthetic speech (p_fake, decision, timeline, evidence)",
         description="Scores each recording: calibrated probability that the speech is synthetic, "
-        "a decision at the model's documented threshold, a timeline of windows and the evidence "
-        "(saliency bands/spans, Benford statistics). Folders are searched recursively.")
+        "a decision at the model's documented threshold (narrowband calls and wideband audio each have "
+        "their own, chosen at the same false-alarm rate; the report's evidence.bandwidth says which applied), "
+        "a timeline of windows and the evidence (saliency bands/spans, Benford statistics). "
+        "Folders are searched recursively.")
     p.add_argument("inputs", nargs="+", help="audio or video files, or folders")
     p.add_argument("--window", type=float, default=1.5, help="timeline window, seconds (default 1.5)")
     p.add_argument("--hop", type=float, default=0.5, help="timeline hop, seconds (default 0.5)")

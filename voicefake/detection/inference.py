@@ -8,7 +8,11 @@ The calibration lives in the checkpoint's ``metadata["calibration"]`` (see
   fused score, so its output is a calibrated probability;
 * segments: Platt scaling (scale, bias) of the network's window logit;
 * ``threshold``: chosen on dev real speech (clean and through channels) at a stated
-  false-alarm rate ``far_target``; ``segment_threshold`` likewise over dev real windows.
+  false-alarm rate ``far_target``; ``segment_threshold`` likewise over dev real windows;
+* narrowband input (a phone call: :func:`high_band_db` below ``narrowband_below_db``) gets its
+  own pair of thresholds, chosen at the same false-alarm rate on the narrowband dev recordings
+  alone. Real calls score higher than wideband real speech, so one threshold for both would
+  hold the stated rate on the mixture but not on calls, which is what analysts upload.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from voicefake.detection.model import Detector
 
 BANDS_HZ = ((0, 500), (500, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (4000, 6000), (6000, 8000))
 SALIENCY_MAX_SECONDS = 30.0
+NARROWBAND_BELOW_DB = -30.0  # dev data (session 10): calls -83 to -78 dB, wideband speech mostly -30 to -5 dB
+HIGH_BAND_HZ = 4200.0  # above a telephone channel's band (300-3400 Hz; G.722 wideband goes to 7 kHz)
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,15 @@ class Calibration:
         weights: fusion weights for [network logit, log Benford divergence, log pause divergence].
         bias: fusion bias.
         segment_scale / segment_bias: Platt scaling of a window's network logit.
-        threshold: decision threshold on the file probability.
-        segment_threshold: threshold on a window's probability.
+        threshold: decision threshold on the file probability (for wideband input when the
+            narrowband thresholds below are set).
+        segment_threshold: threshold on a window's probability (likewise).
         far_target: false-alarm rate on dev real speech the thresholds were chosen at.
         benford_range: 1st-99th percentile of each Benford divergence on dev real speech.
+        narrowband_below_db: input whose :func:`high_band_db` is below this is narrowband
+            (None: one pair of thresholds for every input, as before 0.4.0).
+        narrowband_threshold / narrowband_segment_threshold: the thresholds for narrowband
+            input, at ``far_target`` on the narrowband dev recordings and their windows.
     """
 
     weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
@@ -51,6 +62,9 @@ class Calibration:
     far_target: float = 0.01
     benford_range: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {"divergence": (0.0, 1.0), "pause_divergence": (0.0, 1.0)})
+    narrowband_below_db: float | None = None
+    narrowband_threshold: float | None = None
+    narrowband_segment_threshold: float | None = None
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> Calibration:
@@ -74,6 +88,18 @@ class Calibration:
         x = np.concatenate([[logit], benford_features(stats)])
         return _sigmoid(float(np.dot(self.weights, x) + self.bias))
 
+    def is_narrowband(self, high_band: float) -> bool:
+        """Whether an input with this :func:`high_band_db` gets the narrowband thresholds."""
+        return self.narrowband_below_db is not None and self.narrowband_threshold is not None \
+            and high_band < self.narrowband_below_db
+
+    def thresholds(self, high_band: float) -> tuple[float, float]:
+        """(file threshold, segment threshold) for an input with this :func:`high_band_db`."""
+        if self.is_narrowband(high_band):
+            assert self.narrowband_threshold is not None
+            return self.narrowband_threshold, self.narrowband_segment_threshold or self.segment_threshold
+        return self.threshold, self.segment_threshold
+
     def segment_probability(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated P(synthetic) of window logits."""
         return 1.0 / (1.0 + np.exp(-(self.segment_scale * logits + self.segment_bias)))
@@ -86,10 +112,11 @@ class DetectionReport:
     Attributes:
         p_fake: calibrated probability that the speech is synthetic.
         label: "fake" if ``p_fake >= threshold`` else "real".
-        threshold: the decision threshold (chosen at ``evidence["far_target"]`` on dev).
+        threshold: the decision threshold for this input's bandwidth (chosen at
+            ``evidence["far_target"]`` on dev; ``evidence["bandwidth"]`` says which applied).
         segments: ``{"start", "end", "p_fake"}`` windows (seconds) covering the file.
         evidence: saliency bands and spans, flagged spans, Benford statistics with their
-            reference range on real speech, the raw network logit.
+            reference range on real speech, the raw network logit, the input's bandwidth.
         model: ``{"name", "version"}``.
         duration: seconds.
     """
@@ -109,6 +136,25 @@ class DetectionReport:
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x > -50 else 0.0
+
+
+def high_band_db(wav: np.ndarray, sample_rate: int, max_seconds: float = 60.0) -> float:
+    """Share of the spectral energy above :data:`HIGH_BAND_HZ`, in dB (about -80 for a phone
+    call resampled to 16 kHz, -30 to -5 for wideband speech), over at most ``max_seconds``.
+
+    Frames of 25 ms with a Hann window; a silent input returns 0.0 (treated as wideband).
+    """
+    frame = int(0.025 * sample_rate)
+    usable = min(np.asarray(wav).size, int(max_seconds * sample_rate)) // frame * frame
+    if usable == 0 or sample_rate <= 2 * HIGH_BAND_HZ:
+        return 0.0
+    frames = np.asarray(wav[:usable], np.float64).reshape(-1, frame) * np.hanning(frame)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    total = float(power.sum())
+    if total <= 0.0:
+        return 0.0
+    high = float(power[:, int(np.ceil(HIGH_BAND_HZ * frame / sample_rate)):].sum())
+    return float(10.0 * np.log10(max(high / total, 1e-12)))
 
 
 def window_bounds(duration: float, window: float, hop: float) -> list[tuple[float, float]]:
@@ -200,19 +246,24 @@ def detect_waveform(module: Detector, wav: np.ndarray, calibration: Calibration,
     seg_p = calibration.segment_probability(window_logits(frames, module.config.frame_hop / rate, bounds))
     stats = benford_stats(wav)
     p_fake = calibration.file_probability(logit, stats)
+    high_band = high_band_db(wav, rate)
+    threshold, segment_threshold = calibration.thresholds(high_band)
     segments = [{"start": round(a, 3), "end": round(b, 3), "p_fake": round(float(p), 4)}
                 for (a, b), p in zip(bounds, seg_p, strict=True)]
     info: dict[str, Any] = {
         "network_logit": round(logit, 4),
         "far_target": calibration.far_target,
-        "segment_threshold": round(calibration.segment_threshold, 4),
-        "flagged_spans": flagged_spans(bounds, seg_p, calibration.segment_threshold),
+        "segment_threshold": round(segment_threshold, 4),
+        "flagged_spans": flagged_spans(bounds, seg_p, segment_threshold),
+        "bandwidth": {"high_band_db": round(high_band, 1),
+                      "condition": "narrowband" if calibration.is_narrowband(high_band) else "wideband",
+                      "narrowband_below_db": calibration.narrowband_below_db},
         "benford": {**stats.to_dict(), "reference_range_real": {k: list(v) for k, v in calibration.benford_range.items()}},
     }
     if evidence:
         info["saliency"] = saliency(module, _most_suspicious(tensor, bounds, seg_p, rate), rate)
-    label = "fake" if p_fake >= calibration.threshold else "real"
-    return DetectionReport(round(p_fake, 4), label, round(calibration.threshold, 4), segments, info, model, round(duration, 3))
+    label = "fake" if p_fake >= threshold else "real"
+    return DetectionReport(round(p_fake, 4), label, round(threshold, 4), segments, info, model, round(duration, 3))
 
 
 def _most_suspicious(wav: torch.Tensor, bounds: list[tuple[float, float]], probs: np.ndarray,
@@ -269,7 +320,9 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, ste
 
 def fit_calibration(logits: np.ndarray, benford: np.ndarray, labels: np.ndarray, window_logits: np.ndarray,
                     window_labels: np.ndarray, real_stats: np.ndarray, far_target: float = 0.01,
-                    use_benford: bool = True) -> Calibration:
+                    use_benford: bool = True, narrowband: np.ndarray | None = None,
+                    window_narrowband: np.ndarray | None = None, narrowband_below_db: float | None = None,
+                    min_narrowband_real: int = 100) -> Calibration:
     """Fits fusion, Platt scaling and thresholds on dev scores.
 
     Args:
@@ -280,6 +333,11 @@ def fit_calibration(logits: np.ndarray, benford: np.ndarray, labels: np.ndarray,
         real_stats: (R, 2) raw Benford divergences of dev real speech (reference range).
         far_target: false-alarm rate on dev real recordings/windows for the thresholds.
         use_benford: fuse the Benford features (else weights 0 for them).
+        narrowband / window_narrowband: (N,) and (W,) booleans, the recordings (and their
+            windows) whose :func:`high_band_db` is below ``narrowband_below_db``. With them, and
+            at least ``min_narrowband_real`` real recordings on each side, the narrowband
+            thresholds are fitted on the narrowband recordings alone and ``threshold`` /
+            ``segment_threshold`` on the others (fusion and Platt scaling stay shared).
     """
     inputs = np.concatenate([logits[:, None], benford], axis=1) if use_benford else logits[:, None]
     weights, bias = fit_logistic(inputs, labels)
@@ -288,15 +346,25 @@ def fit_calibration(logits: np.ndarray, benford: np.ndarray, labels: np.ndarray,
     fused = 1 / (1 + np.exp(-(np.concatenate([logits[:, None], benford], axis=1) @ weights + bias)))
     seg_w, seg_b = fit_logistic(window_logits[:, None], window_labels)
     seg_p = 1 / (1 + np.exp(-(seg_w[0] * window_logits + seg_b)))
+    real, window_real = labels == 0, window_labels == 0
+    wide, window_wide = np.ones(labels.size, bool), np.ones(window_labels.size, bool)
+    narrow: dict[str, float] = {}
+    if narrowband is not None and window_narrowband is not None and narrowband_below_db is not None \
+            and min(int((narrowband & real).sum()), int((~narrowband & real).sum())) >= min_narrowband_real:
+        wide, window_wide = ~narrowband, ~window_narrowband
+        narrow = {"narrowband_below_db": float(narrowband_below_db),
+                  "narrowband_threshold": threshold_for_far(fused[narrowband & real], far_target),
+                  "narrowband_segment_threshold": threshold_for_far(seg_p[window_narrowband & window_real], far_target)}
     return Calibration(
         weights=(float(weights[0]), float(weights[1]), float(weights[2])), bias=bias,
         segment_scale=float(seg_w[0]), segment_bias=seg_b,
-        threshold=threshold_for_far(fused[labels == 0], far_target),
-        segment_threshold=threshold_for_far(seg_p[window_labels == 0], far_target),
+        threshold=threshold_for_far(fused[wide & real], far_target),
+        segment_threshold=threshold_for_far(seg_p[window_wide & window_real], far_target),
         far_target=far_target,
         benford_range={name: (round(float(np.percentile(real_stats[:, i], 1)), 5),
                               round(float(np.percentile(real_stats[:, i], 99)), 5))
                        for i, name in enumerate(("divergence", "pause_divergence"))},
+        **narrow,  # type: ignore[arg-type]
     )
 
 
@@ -317,6 +385,7 @@ class Scored:
     frame_logits: np.ndarray
     benford: BenfordStats
     duration: float
+    high_band: float = 0.0
 
 
 def score_recording(module: Detector, wav: np.ndarray) -> Scored:
@@ -325,7 +394,7 @@ def score_recording(module: Detector, wav: np.ndarray) -> Scored:
     prepared = prepare(wav, rate)
     tensor = torch.from_numpy(prepared).to(next(module.parameters()).device)
     logit, frames = network_scores(module, tensor)
-    return Scored(logit, frames, benford_stats(prepared), prepared.size / rate)
+    return Scored(logit, frames, benford_stats(prepared), prepared.size / rate, high_band_db(prepared, rate))
 
 
 def windows_of(scored: Scored, module: Detector, window: float = 1.5, hop: float = 0.5) -> tuple[list[tuple[float, float]], np.ndarray]:
@@ -336,21 +405,24 @@ def windows_of(scored: Scored, module: Detector, window: float = 1.5, hop: float
 
 
 def calibrate_scored(module: Detector, scored: list[Scored], labels: np.ndarray, far_target: float = 0.01,
-                     use_benford: bool = True) -> Calibration:
-    """Fits a :class:`Calibration` from scored dev recordings (labels: 1 = synthetic)."""
+                     use_benford: bool = True, narrowband_below_db: float | None = NARROWBAND_BELOW_DB) -> Calibration:
+    """Fits a :class:`Calibration` from scored dev recordings (labels: 1 = synthetic); with
+    ``narrowband_below_db`` (None: off), narrowband input gets its own thresholds."""
     from voicefake.detection.benford import benford_features as features
 
     labels = np.asarray(labels)
     logits = np.array([s.logit for s in scored])
     feats = np.stack([features(s.benford) for s in scored])
-    win_logits, win_labels = [], []
-    for item, label in zip(scored, labels, strict=True):
+    win_logits, win_labels, win_narrow = [], [], []
+    narrow = np.array([narrowband_below_db is not None and s.high_band < narrowband_below_db for s in scored])
+    for item, label, is_narrow in zip(scored, labels, narrow, strict=True):
         _, logit_windows = windows_of(item, module)
         win_logits.append(logit_windows)
         win_labels.append(np.full(logit_windows.size, label))
+        win_narrow.append(np.full(logit_windows.size, is_narrow))
     raw = np.array([[s.benford.divergence, s.benford.pause_divergence] for s, y in zip(scored, labels, strict=True) if y == 0])
     return fit_calibration(logits, feats, labels, np.concatenate(win_logits), np.concatenate(win_labels),
-                           raw, far_target, use_benford)
+                           raw, far_target, use_benford, narrow, np.concatenate(win_narrow), narrowband_below_db)
 
 
 def score_against_truth(

@@ -46,6 +46,11 @@ class TrainConfig:
         label_smoothing: targets become 0 + s/2 and 1 - s/2.
         p_splice: probability that a training crop is a spliced one (see the module doc).
         splice_fraction: the inserted span's share of the crop, drawn in this range.
+        p_speed: probability that a crop is resampled by a factor drawn from ``speed_range``
+            before the other augmentation (both labels): pitch, formants and tempo move
+            together, as between two speakers, so the detector meets more voices than the data
+            has (band-limited sinc resampling, which adds no artefact of its own).
+        speed_range: the resampling factor's range (> 1: faster and higher).
     """
 
     lr: float = 2e-3
@@ -61,6 +66,8 @@ class TrainConfig:
     label_smoothing: float = 0.05
     p_splice: float = 0.0
     splice_fraction: tuple[float, float] = (0.2, 0.6)
+    p_speed: float = 0.0
+    speed_range: tuple[float, float] = (0.87, 1.15)
 
 
 class DetectionCropDataset(Dataset):
@@ -88,7 +95,14 @@ class DetectionCropDataset(Dataset):
 
     def _draw(self, label: int, length: int) -> torch.Tensor:
         pool = self.by_label[label]
-        return random_crop(self.waves[pool[int(torch.randint(len(pool), ()))]], length)
+        wav = self.waves[pool[int(torch.randint(len(pool), ()))]]
+        if self.cfg.p_speed > 0 and float(torch.rand(())) < self.cfg.p_speed:
+            low, high = self.cfg.speed_range
+            factor = float(torch.empty(()).uniform_(low, high))
+            # a crop long enough to give `length` samples after the change of speed
+            need = int(math.ceil(length * factor)) + 64
+            return random_crop(change_speed(random_crop(wav, need), factor, self.sample_rate), length)
+        return random_crop(wav, length)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(crop, label, per-sample target): the target is -1 everywhere for a whole crop (no
@@ -126,6 +140,18 @@ def random_crop(wav: torch.Tensor, length: int) -> torch.Tensor:
         wav = wav.repeat(math.ceil(length / wav.shape[0]))
     start = int(torch.randint(0, wav.shape[0] - length + 1, ()))
     return wav[start : start + length]
+
+
+def change_speed(wav: torch.Tensor, factor: float, sample_rate: int) -> torch.Tensor:
+    """(T,) -> about (T / factor,): played ``factor`` times faster (pitch and formants up by
+    ``factor``), by band-limited resampling on a 100 Hz grid of rates."""
+    import torchaudio.functional as AF
+
+    source = int(round(sample_rate * factor / 100.0))
+    target = sample_rate // 100
+    if source == target:
+        return wav
+    return AF.resample(wav, source, target)
 
 
 def augment(wav: torch.Tensor, cfg: TrainConfig, sample_rate: int) -> torch.Tensor:
