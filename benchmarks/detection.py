@@ -39,7 +39,7 @@ from voicefake.detection.inference import (
     prepare,
     score_against_truth,
 )
-from voicefake.metrics import compute_eer, expected_calibration_error
+from voicefake.metrics import compute_eer, expected_calibration_error, reliability_table
 from voicefake.train import state as run_state
 
 log = logging.getLogger("benchmark")
@@ -227,6 +227,39 @@ def speed() -> dict:
     return out
 
 
+def reliability(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detection", far: float = 0.01) -> dict:
+    """Reliability of ``p_fake`` on recordings the calibration did not see: the dev split is cut
+    in two by speaker (a fixed hash), the calibration is fitted on one half with the recipe's
+    method and applied to the other, both ways; the pooled held-out probabilities are binned
+    (all inputs, narrowband, wideband). The shipped calibration's in-sample table is beside it."""
+    import zlib
+
+    from voicefake.detection.inference import Calibration
+
+    loaded = api.load(checkpoint)
+    shipped = Calibration.from_metadata(loaded.checkpoint.metadata)
+    dev = [r for r in rows if notes(r)["split"] == "dev"]
+    scored = [cache.score(loaded.module, r) for r in dev]
+    labels = np.array([int(r.is_fake) for r in dev])
+    half = np.array([zlib.crc32(r.speaker.encode()) % 2 for r in dev])
+    held_out = np.zeros(len(dev))
+    for side in (0, 1):
+        fit = np.flatnonzero(half != side)
+        cal = calibrate_scored(loaded.module, [scored[i] for i in fit], labels[fit], far)
+        for i in np.flatnonzero(half == side):
+            held_out[i] = cal.file_probability(scored[i].logit, scored[i].benford)
+    in_sample = np.array([shipped.file_probability(s.logit, s.benford) for s in scored])
+    narrow = np.array([shipped.is_narrowband(s.high_band) if shipped.narrowband_below_db is not None
+                       else s.high_band < -30.0 for s in scored])
+    out: dict = {"recordings": len(dev), "halves": [int((half == 0).sum()), int((half == 1).sum())]}
+    for name, mask in (("all", np.ones(len(dev), bool)), ("narrowband", narrow), ("wideband", ~narrow)):
+        out[name] = {"n": int(mask.sum()),
+                     "ece_held_out": round(expected_calibration_error(held_out[mask], labels[mask]), 4),
+                     "ece_in_sample": round(expected_calibration_error(in_sample[mask], labels[mask]), 4),
+                     "table_held_out": reliability_table(held_out[mask], labels[mask])}
+    return out
+
+
 def pooled(folds: list[dict]) -> dict:
     out = {}
     for channel in CHANNELS:
@@ -275,6 +308,16 @@ def to_markdown(result: dict) -> str:
                   "|---|---|---|---|"]
         for speaker, chans in result["false_alarms_unseen_voices"].items():
             lines += [f"| {speaker} | {ch} | {v['n']} | {pct(v['false_alarm_rate'])} |" for ch, v in chans.items()]
+    if "reliability" in result:
+        rel = result["reliability"]
+        lines += ["", "| reliability (dev halves by speaker, calibrated on the other half) | recordings | ECE held out "
+                  "| ECE of the shipped calibration (in sample) |", "|---|---|---|---|"]
+        lines += [f"| {name} | {rel[name]['n']} | {pct(rel[name]['ece_held_out'])} | {pct(rel[name]['ece_in_sample'])} |"
+                  for name in ("all", "narrowband", "wideband")]
+        lines += ["", "| p_fake bin (held out, all inputs) | recordings | mean p_fake | observed fraction synthetic |",
+                  "|---|---|---|---|"]
+        lines += [f"| {b['low']:.1f}-{b['high']:.1f} | {b['n']} | {b['mean_p']:.3f} | {b['observed']:.3f} |"
+                  for b in rel["all"]["table_held_out"]]
     if "speed" in result:
         lines += ["", "| speed | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in result["speed"].items()]
     return "\n".join(lines)
@@ -286,7 +329,7 @@ def main() -> None:
     parser.add_argument("--folds", type=Path, default=Path("runs/detection/logo"))
     parser.add_argument("--out", type=Path, default=Path("runs/detection/benchmark.json"))
     parser.add_argument("--far", type=float, default=0.01)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "unseen", "speed"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "unseen", "reliability", "speed"])
     parser.add_argument("--unseen", type=Path, default=Path("runs/data/asterisk"),
                         help="prepare_asterisk.py output: its new voices give the unseen-voice false alarms")
     parser.add_argument("--subsample", type=int, default=1, help="keep every N-th manifest row (quick checks)")
@@ -304,6 +347,9 @@ def main() -> None:
         result["localisation_spliced"] = localisation(args.data / "spliced", args.checkpoint)
         result["bundled_metadata"] = api.load(args.checkpoint).checkpoint.metadata.get("dev")
         log.info("bundled: %s", {k: result[k] for k in ("false_alarms_dev_real", "localisation_spliced")})
+    if "reliability" not in args.skip:
+        result["reliability"] = reliability(rows, cache, args.checkpoint, args.far)
+        log.info("reliability: %s", {k: v for k, v in result["reliability"].items() if isinstance(v, dict)})
     if "unseen" not in args.skip and (args.unseen / "manifest.csv").exists():
         result["false_alarms_unseen_voices"] = unseen_voices(args.unseen, args.checkpoint)
         log.info("unseen voices: %s", result["false_alarms_unseen_voices"])

@@ -70,3 +70,23 @@ def test_expected_calibration_error_known_values() -> None:
     assert abs(expected_calibration_error([0.8] * 4, [1, 0, 1, 0]) - 0.3) < 1e-9
     with pytest.raises(ValueError):
         expected_calibration_error([1.5], [1])
+
+
+def test_reliability_table_bins_and_agrees_with_ece() -> None:
+    from voicefake.metrics import expected_calibration_error, reliability_table
+
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(0, 1, 4000)
+    labels = (rng.uniform(0, 1, 4000) < probs).astype(int)  # calibrated by construction
+    table = reliability_table(probs, labels, bins=10)
+    assert len(table) == 10 and sum(b["n"] for b in table) == 4000
+    assert all(b["low"] <= b["mean_p"] < b["high"] for b in table)
+    assert all(abs(b["observed"] - b["mean_p"]) < 0.06 for b in table)
+    ece = sum(b["n"] / 4000 * abs(b["observed"] - b["mean_p"]) for b in table)
+    assert abs(ece - expected_calibration_error(probs, labels)) < 1e-12
+    # an over-confident model: observed rates fall short of its probabilities at the top
+    top = reliability_table(np.full(10, 0.95), [1] * 5 + [0] * 5)
+    assert len(top) == 1 and top[0]["n"] == 10 and top[0]["observed"] == 0.5
+    assert top[0]["low"] == 0.9 and top[0]["mean_p"] == pytest.approx(0.95)
+    with pytest.raises(ValueError):
+        reliability_table([0.5], [1, 0])

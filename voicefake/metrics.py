@@ -117,6 +117,33 @@ def pairwise_trials(emb: torch.Tensor, groups: Sequence[int] | torch.Tensor
     return sims[i, j].numpy(), (groups[i] == groups[j]).numpy().astype(np.int64)
 
 
+def reliability_table(probs: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+                      bins: int = 10) -> list[dict[str, float]]:
+    """The numbers behind a reliability diagram: per equal-width probability bin, how many
+    predictions fell in it, their mean probability and the observed rate of label 1.
+
+    A calibrated model has ``observed`` close to ``mean_p`` in every populated bin; the
+    expected calibration error is the count-weighted mean of the gaps.
+
+    Returns:
+        ``[{"low", "high", "n", "mean_p", "observed"}]`` for the populated bins, in order.
+    """
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    if p.shape != y.shape or p.size == 0:
+        raise ValueError(f"probs and labels must be non-empty and equal in length: {p.size} vs {y.size}")
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("probs must lie in [0, 1]")
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    table = []
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            table.append({"low": b / bins, "high": (b + 1) / bins, "n": int(mask.sum()),
+                          "mean_p": float(p[mask].mean()), "observed": float(y[mask].mean())})
+    return table
+
+
 def expected_calibration_error(probs: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
                                bins: int = 10) -> float:
     """Expected calibration error of binary probabilities (equal-width bins).
