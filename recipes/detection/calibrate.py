@@ -90,7 +90,7 @@ def main() -> None:
                         help="inputs with less energy above 4.2 kHz than this (dB of the total) get their own "
                              "thresholds, fitted on the narrowband dev recordings")
     parser.add_argument("--one-threshold", action="store_true",
-                        help="one pair of thresholds for every input (before 0.4.0)")
+                        help="one pair of thresholds for every input (as before detector 0.3.1)")
     parser.add_argument("--exclude-family", default="")
     parser.add_argument("--version", default="0.1.0")
     parser.add_argument("--roc-only", action="store_true",

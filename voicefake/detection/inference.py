@@ -48,7 +48,7 @@ class Calibration:
         far_target: false-alarm rate on dev real speech the thresholds were chosen at.
         benford_range: 1st-99th percentile of each Benford divergence on dev real speech.
         narrowband_below_db: input whose :func:`high_band_db` is below this is narrowband
-            (None: one pair of thresholds for every input, as before 0.4.0).
+            (None: one pair of thresholds for every input, as before 0.3.1).
         narrowband_threshold / narrowband_segment_threshold: the thresholds for narrowband
             input, at ``far_target`` on the narrowband dev recordings and their windows.
     """
