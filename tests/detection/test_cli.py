@@ -65,3 +65,24 @@ def test_cli_detect_eval(tiny_checkpoint, clips, tmp_path, capsys) -> None:
 def test_cli_missing_checkpoint_is_one_error_line(clips, capsys) -> None:
     assert main(["detect", str(clips / "a.wav"), "--checkpoint", "/nonexistent/ckpt"]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_cli_detect_applies_the_threshold_for_each_file_bandwidth(tmp_path, capsys) -> None:
+    """An 8 kHz call gets the narrowband threshold, a 16 kHz white-noise clip the wideband one;
+    the JSON line and the text line both say which."""
+    path = tmp_path / "split"
+    cal = Calibration(threshold=0.6, segment_threshold=0.62, narrowband_below_db=-30.0,
+                      narrowband_threshold=0.9, narrowband_segment_threshold=0.92)
+    meta = {"name": "detector-tiny", "version": "0.0.2", "calibration": cal.to_dict()}
+    Checkpoint.from_module(Detector(DetectorConfig.tiny()), "detection", metadata=meta).save(path)
+    rng = np.random.default_rng(0)
+    write_audio(tmp_path / "call.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 8000)
+    write_audio(tmp_path / "wide.wav", (0.1 * rng.standard_normal(32000)).astype(np.float32), 16000)
+    assert main(["detect", str(tmp_path / "call.wav"), str(tmp_path / "wide.wav"), "--json",
+                 "--checkpoint", str(path), "--no-evidence"]) == 0
+    call, wide = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert call["threshold"] == 0.9 and call["evidence"]["bandwidth"]["condition"] == "narrowband"
+    assert call["evidence"]["segment_threshold"] == 0.92
+    assert wide["threshold"] == 0.6 and wide["evidence"]["bandwidth"]["condition"] == "wideband"
+    assert main(["detect", str(tmp_path / "call.wav"), "--checkpoint", str(path), "--no-evidence"]) == 0
+    assert "threshold 0.900 for narrowband audio" in capsys.readouterr().out

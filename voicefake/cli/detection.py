@@ -53,7 +53,9 @@ def run_detect(args: argparse.Namespace) -> int:
         report = api.detect(path, checkpoint, args.device, name=label, window=args.window,
                             hop=args.hop, evidence=not args.no_evidence)
         record = {"sha256": sha256_file(path), **report.to_dict()}
-        text = f"{label}: {report.label} (p_fake {report.p_fake:.3f}, threshold {report.threshold:.3f})"
+        band = report.evidence.get("bandwidth", {})
+        which = f" for {band['condition']} audio" if band.get("narrowband_below_db") is not None else ""
+        text = f"{label}: {report.label} (p_fake {report.p_fake:.3f}, threshold {report.threshold:.3f}{which})"
         if not args.no_watermark_check:
             mark = api.watermark_detect(path).to_dict()
             record["watermark"] = {k: mark[k] for k in ("watermarked", "p", "payload") if k in mark}
