@@ -44,6 +44,7 @@ from voicefake.train import state as run_state
 
 log = logging.getLogger("benchmark")
 CHANNELS = ("clean", "phone", "wideband")
+MIN_VOICE_RECORDINGS = 20  # a voice's own false-alarm rate needs this many recordings to mean anything
 
 
 def notes(row: ManifestRow) -> dict[str, str]:
@@ -150,15 +151,22 @@ def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
 
 
 def unseen_voices(folder: Path, checkpoint: str = "detection") -> dict:
-    """False alarms at the default threshold on real telephone voices that no model here was
-    trained or calibrated on (``recipes/detection/prepare_asterisk.py``, ``new_voice=1``), as
-    recorded (8 kHz studio prompts, two of them GSM-coded) and through a simulated phone call."""
+    """False alarms at the default threshold on real voices that no model here was trained or
+    calibrated on (``new_voice=1`` rows of a prepare recipe's manifest), as recorded and through
+    a simulated phone call: ``recipes/detection/prepare_asterisk.py`` (8 kHz studio prompts, two
+    of them GSM-coded) or ``prepare_klettres.py`` (wideband letters and syllables, 20 languages).
+
+    Returns per voice and channel ``{"n", "false_alarm_rate"}``, plus ``all unseen voices
+    (<folder>)`` (every recording pooled) and ``mean over voices (<folder>)`` (each voice
+    weighted equally, so one prolific voice does not decide it; voices with at least
+    :data:`MIN_VOICE_RECORDINGS` recordings)."""
     from voicefake.channel import phone_call
     from voicefake.detection.inference import Calibration
 
     loaded = api.load(checkpoint)
     cal = Calibration.from_metadata(loaded.checkpoint.metadata)
     flags: dict = defaultdict(list)
+    pooled_key = "all unseen voices" if folder.name == "asterisk" else f"all unseen voices ({folder.name})"
     for index, row in enumerate(read_manifest(folder / "manifest.csv")):
         if "new_voice=1" not in row.notes or row.duration_s < 1.0:
             continue
@@ -169,10 +177,15 @@ def unseen_voices(folder: Path, checkpoint: str = "detection") -> dict:
             p = cal.file_probability(logit, benford_stats(audio))
             flagged = p >= cal.thresholds(high_band_db(audio, 16000))[0]
             flags[(row.speaker, channel)].append(flagged)
-            flags[("all unseen voices", channel)].append(flagged)
+            flags[(pooled_key, channel)].append(flagged)
     out: dict = defaultdict(dict)
     for (speaker, channel), values in sorted(flags.items(), key=lambda kv: (kv[0][0].startswith("all "), kv[0])):
         out[speaker][channel] = {"n": len(values), "false_alarm_rate": round(float(np.mean(values)), 4)}
+    voices = [v for k, v in out.items() if not k.startswith("all ")]
+    for channel in ("as recorded", "phone"):
+        rates = [v[channel]["false_alarm_rate"] for v in voices if v.get(channel, {}).get("n", 0) >= MIN_VOICE_RECORDINGS]
+        if rates:
+            out[f"mean over voices ({folder.name})"][channel] = {"n": len(rates), "false_alarm_rate": round(float(np.mean(rates)), 4)}
     return dict(out)
 
 
@@ -330,8 +343,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/detection/benchmark.json"))
     parser.add_argument("--far", type=float, default=0.01)
     parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "unseen", "reliability", "speed"])
-    parser.add_argument("--unseen", type=Path, default=Path("runs/data/asterisk"),
-                        help="prepare_asterisk.py output: its new voices give the unseen-voice false alarms")
+    parser.add_argument("--unseen", type=Path, nargs="+", default=[Path("runs/data/asterisk")],
+                        help="prepare_asterisk.py / prepare_klettres.py outputs: their new voices give the "
+                             "unseen-voice false alarms")
     parser.add_argument("--subsample", type=int, default=1, help="keep every N-th manifest row (quick checks)")
     parser.add_argument("--checkpoint", default="detection",
                         help="the model of the 'bundled' part: the bundled one, or a calibrated candidate's folder")
@@ -350,8 +364,9 @@ def main() -> None:
     if "reliability" not in args.skip:
         result["reliability"] = reliability(rows, cache, args.checkpoint, args.far)
         log.info("reliability: %s", {k: v for k, v in result["reliability"].items() if isinstance(v, dict)})
-    if "unseen" not in args.skip and (args.unseen / "manifest.csv").exists():
-        result["false_alarms_unseen_voices"] = unseen_voices(args.unseen, args.checkpoint)
+    folders = [f for f in args.unseen if (f / "manifest.csv").exists()]
+    if "unseen" not in args.skip and folders:
+        result["false_alarms_unseen_voices"] = {k: v for f in folders for k, v in unseen_voices(f, args.checkpoint).items()}
         log.info("unseen voices: %s", result["false_alarms_unseen_voices"])
     if "logo" not in args.skip:
         folds = []
