@@ -329,6 +329,32 @@ def add_asterisk(writer: Writer, folder: Path, counts: dict[str, int], vocoder_n
     log.info("asterisk: %d real prompts", len(chosen))
 
 
+KLETTRES_TRAIN = ("klettres-ar", "klettres-cs", "klettres-da", "klettres-de", "klettres-en", "klettres-en_GB",
+                  "klettres-es", "klettres-fr", "klettres-he", "klettres-hu")  # the other 10 voices stay unseen
+
+
+def add_klettres(writer: Writer, folder: Path, vocoder_name: str) -> None:
+    """Stage ``klettres`` (from ``prepare_klettres.py``): more real voices for training, the
+    recordings (>= 1 s) of the :data:`KLETTRES_TRAIN` voices, half of them as reals and the other
+    half as sources of as many copy-synthesis fakes (vocoder / Griffin-Lim / WORLD, a third
+    each), so that these recordings are seen on both sides of the label. All go to train; the
+    other ten voices stay out for the unseen-voice check."""
+    if not (folder / "manifest.csv").is_file():
+        raise SystemExit(f"{folder / 'manifest.csv'}: not found; run recipes/detection/prepare_klettres.py "
+                         f"--out {folder} first (or pass --klettres DIR)")
+    clips = []
+    for row in read_manifest(folder / "manifest.csv"):
+        if row.speaker in KLETTRES_TRAIN and row.duration_s >= 1.0:
+            wav = load_audio(folder / row.path, SAMPLE_RATE, allow_silence=True)
+            clips.append((wav, replace(row, path="klettres/" + str(Path(row.path).with_suffix("")), folder="human"), "train"))
+    order = np.random.default_rng(400).permutation(len(clips))
+    reals, sources = [clips[i] for i in order[::2]], [clips[i] for i in order[1::2]]
+    for wav, row, split in reals:
+        writer.add(wav, row, split)
+    add_copy_varied(writer, sources, {"train": len(sources) // 3}, vocoder_name, prefix="gen4")
+    log.info("klettres: %d real recordings of %d voices", len(reals), len({r.speaker for _, r, _ in reals}))
+
+
 def add_copy_synthesis(writer: Writer, reals: list, counts: dict[str, int]) -> None:
     for index, (name, fn) in enumerate(COPY_SYNTHESIS.items()):
         sources = pick_sources(reals, {"train": counts["train"], "dev": counts["dev"]}, seed=index)
@@ -440,7 +466,7 @@ def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
-    parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "asterisk", "all"],
+    parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "asterisk", "klettres", "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -455,6 +481,8 @@ def main() -> None:
                         help="stage asterisk: the output folder of prepare_asterisk.py")
     parser.add_argument("--asterisk-train", type=int, default=300, help="stage asterisk: real prompts (train)")
     parser.add_argument("--asterisk-dev", type=int, default=0, help="stage asterisk: real prompts (dev)")
+    parser.add_argument("--klettres", type=Path, default=Path("runs/data/klettres"),
+                        help="stage klettres: the output folder of prepare_klettres.py")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     root = data_root()
@@ -465,6 +493,8 @@ def main() -> None:
             add_tts(writer, tts_texts(root))
         elif stage == "asterisk":
             add_asterisk(writer, args.asterisk, {"train": args.asterisk_train, "dev": args.asterisk_dev}, args.vocoder)
+        elif stage == "klettres":
+            add_klettres(writer, args.klettres, args.vocoder)
         elif stage in ("copy", "copy2", "spliced", "clones"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":
@@ -482,7 +512,8 @@ def main() -> None:
             log.info("stage %s: %d rows", stage, len(writer.rows))
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
     if all(p.exists() for p in parts):
-        parts += [p for p in [args.out / f"manifest_{s}.csv" for s in ("clones", "copy2", "asterisk")] if p.exists()]
+        parts += [p for p in [args.out / f"manifest_{s}.csv" for s in ("clones", "copy2", "asterisk", "klettres")]
+                  if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")
         log.info("wrote %d rows to %s", len(rows), args.out / "manifest.csv")
