@@ -117,6 +117,18 @@ def pairwise_trials(emb: torch.Tensor, groups: Sequence[int] | torch.Tensor
     return sims[i, j].numpy(), (groups[i] == groups[j]).numpy().astype(np.int64)
 
 
+def _binned(probs: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+            bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated float arrays of probabilities and labels, and each probability's bin index."""
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    if p.shape != y.shape or p.size == 0:
+        raise ValueError(f"probs and labels must be non-empty and equal in length: {p.size} vs {y.size}")
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("probs must lie in [0, 1]")
+    return p, y, np.minimum((p * bins).astype(int), bins - 1)
+
+
 def reliability_table(probs: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
                       bins: int = 10) -> list[dict[str, float]]:
     """The numbers behind a reliability diagram: per equal-width probability bin, how many
@@ -128,13 +140,7 @@ def reliability_table(probs: Sequence[float] | np.ndarray, labels: Sequence[int]
     Returns:
         ``[{"low", "high", "n", "mean_p", "observed"}]`` for the populated bins, in order.
     """
-    p = np.asarray(probs, dtype=np.float64).ravel()
-    y = np.asarray(labels, dtype=np.float64).ravel()
-    if p.shape != y.shape or p.size == 0:
-        raise ValueError(f"probs and labels must be non-empty and equal in length: {p.size} vs {y.size}")
-    if np.any((p < 0) | (p > 1)):
-        raise ValueError("probs must lie in [0, 1]")
-    index = np.minimum((p * bins).astype(int), bins - 1)
+    p, y, index = _binned(probs, labels, bins)
     table = []
     for b in range(bins):
         mask = index == b
@@ -156,13 +162,7 @@ def expected_calibration_error(probs: Sequence[float] | np.ndarray, labels: Sequ
     Returns:
         sum over bins of (bin share) * |mean label - mean probability|, in [0, 1].
     """
-    p = np.asarray(probs, dtype=np.float64).ravel()
-    y = np.asarray(labels, dtype=np.float64).ravel()
-    if p.shape != y.shape or p.size == 0:
-        raise ValueError(f"probs and labels must be non-empty and equal in length: {p.size} vs {y.size}")
-    if np.any((p < 0) | (p > 1)):
-        raise ValueError("probs must lie in [0, 1]")
-    index = np.minimum((p * bins).astype(int), bins - 1)
+    p, y, index = _binned(probs, labels, bins)
     error = 0.0
     for b in range(bins):
         mask = index == b

@@ -87,6 +87,20 @@ def shared_keys() -> set[tuple[str, str]]:
             if r.folder == "asterisk_prompts"}
 
 
+def convert(path: Path, out: Path, rate: int, unreadable: list[str]) -> float | None:
+    """Writes ``path`` as a ``rate`` Hz FLAC at ``out`` (once; re-runs reuse it) and returns its
+    duration, or None after noting an undecodable file in ``unreadable``."""
+    if not out.exists():
+        try:
+            wav = load_audio(path, rate, allow_silence=True)
+        except AudioError as err:
+            unreadable.append(str(err))
+            return None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_audio(out, wav, rate)
+    return float(sf.info(str(out)).duration)
+
+
 def collect(roots: dict[str, Path], out_dir: Path, in_shared: set[tuple[str, str]],
             voices: dict | None = None) -> tuple[list[ManifestRow], list[str]]:
     """Writes every prompt of ``voices`` (default :data:`VOICES`) as FLAC under ``out_dir`` and
@@ -101,16 +115,8 @@ def collect(roots: dict[str, Path], out_dir: Path, in_shared: set[tuple[str, str
             if key.split("/")[0] in SKIP_FOLDERS:
                 continue
             out = out_dir / "audio" / speaker / language / f"{key}.flac"
-            if not out.exists():
-                try:
-                    wav = load_audio(path, SAMPLE_RATE, allow_silence=True)
-                except AudioError as err:
-                    unreadable.append(str(err))
-                    continue
-                out.parent.mkdir(parents=True, exist_ok=True)
-                write_audio(out, wav, SAMPLE_RATE)
-            duration = sf.info(str(out)).duration
-            if duration < MIN_SECONDS:
+            duration = convert(path, out, SAMPLE_RATE, unreadable)
+            if duration is None or duration < MIN_SECONDS:
                 continue
             shared = int(bool(shared_lang) and "/" not in key and (shared_lang, key) in in_shared)
             rows.append(ManifestRow(
@@ -127,12 +133,16 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/voicefake/asterisk")
     args = parser.parse_args()
     roots = fetch([*VOICES, *TRANSCRIPTS.values()], args.cache)
-    rows, unreadable = collect(roots, args.out, shared_keys())
-    write_manifest(rows, args.out / "manifest.csv")
+    finish(*collect(roots, args.out, shared_keys()), args.out, "prompts")
+
+
+def finish(rows: list[ManifestRow], unreadable: list[str], out: Path, noun: str) -> None:
+    """Writes ``out/manifest.csv`` and prints what was skipped and what was written."""
+    write_manifest(rows, out / "manifest.csv")
     for line in unreadable:
         print(f"skipped (unreadable): {line}")
     minutes = sum(r.duration_s for r in rows) / 60
-    print(f"{len(rows)} prompts, {minutes:.1f} min, {len({r.speaker for r in rows})} speakers -> {args.out / 'manifest.csv'}")
+    print(f"{len(rows)} {noun}, {minutes:.1f} min, {len({r.speaker for r in rows})} speakers -> {out / 'manifest.csv'}")
 
 
 if __name__ == "__main__":

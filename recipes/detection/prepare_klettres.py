@@ -19,14 +19,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import soundfile as sf
-
-from voicefake.audio.decode import AudioError
-from voicefake.audio.io import load_audio, write_audio
-from voicefake.data.manifests import ManifestRow, write_manifest
+from voicefake.data.manifests import ManifestRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prepare_asterisk import fetch  # noqa: E402  (the same apt-get download / dpkg-deb cache)
+from prepare_asterisk import convert, fetch, finish  # noqa: E402  (the same download cache and conversion)
 
 PACKAGE = "klettres-data"
 SAMPLE_RATE = 16000
@@ -46,16 +42,8 @@ def collect(root: Path, out_dir: Path) -> tuple[list[ManifestRow], list[str]]:
             continue
         speaker = f"klettres-{language}"
         out = out_dir / "audio" / speaker / kind / f"{path.stem}.flac"
-        if not out.exists():
-            try:
-                wav = load_audio(path, SAMPLE_RATE, allow_silence=True)
-            except AudioError as err:
-                unreadable.append(str(err))
-                continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_audio(out, wav, SAMPLE_RATE)
-        duration = sf.info(str(out)).duration
-        if duration < MIN_SECONDS:
+        duration = convert(path, out, SAMPLE_RATE, unreadable)
+        if duration is None or duration < MIN_SECONDS:
             continue
         rows.append(ManifestRow(
             path=out.relative_to(out_dir).as_posix(), speaker=speaker, label="real", system="human",
@@ -71,12 +59,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/voicefake/klettres")
     args = parser.parse_args()
     root = fetch([PACKAGE], args.cache)[PACKAGE]
-    rows, unreadable = collect(root, args.out)
-    write_manifest(rows, args.out / "manifest.csv")
-    for line in unreadable:
-        print(f"skipped (unreadable): {line}")
-    minutes = sum(r.duration_s for r in rows) / 60
-    print(f"{len(rows)} recordings, {minutes:.1f} min, {len({r.speaker for r in rows})} speakers -> {args.out / 'manifest.csv'}")
+    finish(*collect(root, args.out), args.out, "recordings")
 
 
 if __name__ == "__main__":
