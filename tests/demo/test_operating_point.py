@@ -35,3 +35,16 @@ def test_model_thresholds_text_names_both_bandwidths() -> None:
         assert "threshold" in text
     else:
         assert "narrowband calls" in text and "wideband audio" in text and "false alarms" in text
+
+
+def test_verdict_names_the_threshold_that_decided() -> None:
+    views = _app().views
+    report = {"label": "real", "p_fake": 0.5, "threshold": 0.921, "duration": 3.0,
+              "model": {"name": "detector-16k", "version": "0.3.1"},
+              "evidence": {"far_target": 0.01, "bandwidth": {"condition": "narrowband", "high_band_db": -80.0,
+                                                             "narrowband_below_db": -30.0}}}
+    assert "1.0% false alarms on narrowband dev real speech" in views.verdict_markdown("call.wav", report, {})
+    report["evidence"]["threshold_set_by"] = "user"
+    assert "threshold 0.921, set by you" in views.verdict_markdown("call.wav", report, {})
+    old = {**report, "evidence": {"far_target": 0.01}}  # a report from a single-threshold model
+    assert "false alarms on dev real speech" in views.verdict_markdown("call.wav", old, {})
