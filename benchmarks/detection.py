@@ -31,6 +31,7 @@ from voicefake.checkpoint import Checkpoint
 from voicefake.data.manifests import ManifestRow, read_manifest
 from voicefake.detection.benford import benford_stats
 from voicefake.detection.inference import (
+    NARROWBAND_BELOW_DB,
     Scored,
     calibrate_scored,
     detect_waveform,
@@ -166,7 +167,7 @@ def unseen_voices(folder: Path, checkpoint: str = "detection") -> dict:
     loaded = api.load(checkpoint)
     cal = Calibration.from_metadata(loaded.checkpoint.metadata)
     flags: dict = defaultdict(list)
-    pooled_key = "all unseen voices" if folder.name == "asterisk" else f"all unseen voices ({folder.name})"
+    pooled_key = f"all unseen voices ({folder.name})"
     for index, row in enumerate(read_manifest(folder / "manifest.csv")):
         if "new_voice=1" not in row.notes or row.duration_s < 1.0:
             continue
@@ -263,7 +264,7 @@ def reliability(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
             held_out[i] = cal.file_probability(scored[i].logit, scored[i].benford)
     in_sample = np.array([shipped.file_probability(s.logit, s.benford) for s in scored])
     narrow = np.array([shipped.is_narrowband(s.high_band) if shipped.narrowband_below_db is not None
-                       else s.high_band < -30.0 for s in scored])
+                       else s.high_band < NARROWBAND_BELOW_DB for s in scored])
     out: dict = {"recordings": len(dev), "halves": [int((half == 0).sum()), int((half == 1).sum())]}
     for name, mask in (("all", np.ones(len(dev), bool)), ("narrowband", narrow), ("wideband", ~narrow)):
         out[name] = {"n": int(mask.sum()),
@@ -365,6 +366,9 @@ def main() -> None:
         result["reliability"] = reliability(rows, cache, args.checkpoint, args.far)
         log.info("reliability: %s", {k: v for k, v in result["reliability"].items() if isinstance(v, dict)})
     folders = [f for f in args.unseen if (f / "manifest.csv").exists()]
+    for missing in sorted(set(args.unseen) - set(folders)):
+        log.warning("%s: no manifest.csv, skipped; make it with recipes/detection/prepare_asterisk.py or "
+                    "prepare_klettres.py --out %s", missing, missing)
     if "unseen" not in args.skip and folders:
         result["false_alarms_unseen_voices"] = {k: v for f in folders for k, v in unseen_voices(f, args.checkpoint).items()}
         log.info("unseen voices: %s", result["false_alarms_unseen_voices"])

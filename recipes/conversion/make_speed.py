@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from voicefake.audio.io import load_audio, write_audio
-from voicefake.audio.ops import resample
+from voicefake.channel import effects
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest, write_manifest
 
 SAMPLE_RATE = 16000
@@ -34,7 +34,7 @@ def speed_perturb(wav: np.ndarray, factor: float) -> np.ndarray:
     """``wav`` played ``factor`` times as fast (tempo and pitch), still at SAMPLE_RATE."""
     if not 0.5 <= factor <= 2.0:
         raise ValueError(f"speed factor {factor} is outside 0.5-2.0")
-    return resample(wav, int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
+    return effects.speed(wav, SAMPLE_RATE, factor)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from voicefake.channel import effects
 from voicefake.checkpoint import unwrap
 from voicefake.detection.losses import detection_loss
 from voicefake.detection.model import Detector, DetectorConfig
@@ -46,10 +47,11 @@ class TrainConfig:
         label_smoothing: targets become 0 + s/2 and 1 - s/2.
         p_splice: probability that a training crop is a spliced one (see the module doc).
         splice_fraction: the inserted span's share of the crop, drawn in this range.
-        p_speed: probability that a crop is resampled by a factor drawn from ``speed_range``
+        p_speed: probability that a crop is played faster or slower by a factor drawn from
+            ``speed_range`` (:func:`voicefake.channel.effects.speed`, band-limited resampling)
             before the other augmentation (both labels): pitch, formants and tempo move
             together, as between two speakers, so the detector meets more voices than the data
-            has (band-limited sinc resampling, which adds no artefact of its own).
+            has.
         speed_range: the resampling factor's range (> 1: faster and higher).
     """
 
@@ -101,7 +103,8 @@ class DetectionCropDataset(Dataset):
             factor = float(torch.empty(()).uniform_(low, high))
             # a crop long enough to give `length` samples after the change of speed
             need = int(math.ceil(length * factor)) + 64
-            return random_crop(change_speed(random_crop(wav, need), factor, self.sample_rate), length)
+            faster = effects.speed(random_crop(wav, need).numpy(), self.sample_rate, factor)
+            return random_crop(torch.from_numpy(faster), length)
         return random_crop(wav, length)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -140,18 +143,6 @@ def random_crop(wav: torch.Tensor, length: int) -> torch.Tensor:
         wav = wav.repeat(math.ceil(length / wav.shape[0]))
     start = int(torch.randint(0, wav.shape[0] - length + 1, ()))
     return wav[start : start + length]
-
-
-def change_speed(wav: torch.Tensor, factor: float, sample_rate: int) -> torch.Tensor:
-    """(T,) -> about (T / factor,): played ``factor`` times faster (pitch and formants up by
-    ``factor``), by band-limited resampling on a 100 Hz grid of rates."""
-    import torchaudio.functional as AF
-
-    source = int(round(sample_rate * factor / 100.0))
-    target = sample_rate // 100
-    if source == target:
-        return wav
-    return AF.resample(wav, source, target)
 
 
 def augment(wav: torch.Tensor, cfg: TrainConfig, sample_rate: int) -> torch.Tensor:
