@@ -7,6 +7,7 @@ labels are 1 for target trials and 0 for non-target trials.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -179,16 +180,21 @@ def normalize_words(text: str) -> list[str]:
     return text.split()
 
 
+def edit_distance(reference: Sequence[Any], hypothesis: Sequence[Any]) -> int:
+    """Levenshtein distance between two token sequences (words, phone ids...)."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, token in enumerate(reference, 1):
+        current = [i] + [0] * len(hypothesis)
+        for j, other in enumerate(hypothesis, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (token != other))
+        previous = current
+    return previous[-1]
+
+
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(edit distance in words, reference length) after :func:`normalize_words`."""
-    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, other in enumerate(hyp, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
-        previous = current
-    return previous[-1], len(ref)
+    ref = normalize_words(reference)
+    return edit_distance(ref, normalize_words(hypothesis)), len(ref)
 
 
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:

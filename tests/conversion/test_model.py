@@ -17,7 +17,15 @@ from voicefake.conversion.model import (
     ConversionDecoder,
     DecoderConfig,
 )
-from voicefake.conversion.training import distill_loss, time_mask, warp_mel
+from voicefake.conversion.training import (
+    collate,
+    ctc_loss,
+    distill_loss,
+    greedy_phones,
+    phone_error_rate,
+    time_mask,
+    warp_mel,
+)
 from voicefake.conversion.voice import VoiceProfile, estimate_log_f0, shift_pitch
 
 SR = 16000
@@ -175,3 +183,40 @@ def test_decoder_crops_follow_weights_and_carry_bins() -> None:
     assert all(float(it["mel"].mean()) == 1.0 and int(it["bins"]) == 61 for it in items)
     with pytest.raises(ValueError, match="bins has 2 entries"):
         DecoderCrops(mels, [torch.zeros(50)] * 3, torch.tensor([0, 1, 1]), torch.eye(2), 40, 8, bins=torch.tensor([80, 61]))
+
+
+def tone_sequence(pitches: list[float], seconds: float = 0.3) -> np.ndarray:
+    """Generated test audio: one steady harmonic tone per "phone", back to back."""
+    return np.concatenate([voice(f, seconds, seed=i) for i, f in enumerate(pitches)])
+
+
+def test_greedy_phones_merges_repeats_and_drops_blanks() -> None:
+    ids = [0, 3, 3, 0, 3, 2, 2, 0, 0, 1]
+    logits = torch.nn.functional.one_hot(torch.tensor(ids), 4).float()
+    assert greedy_phones(logits) == [3, 3, 2, 1]
+
+
+def test_collate_stacks_equal_shapes_and_keeps_whole_utterances_as_lists() -> None:
+    items = [{"mel": torch.zeros(2, 5), "ctc_mel": torch.zeros(2, n), "phones": torch.ones(n // 3)} for n in (6, 9)]
+    batch = collate(items)
+    assert batch["mel"].shape == (2, 2, 5)
+    assert [m.shape[-1] for m in batch["ctc_mel"]] == [6, 9] and len(batch["phones"]) == 2
+
+
+def test_phone_head_learns_tone_sequences_with_ctc(features: MelSpectrogram) -> None:
+    """Two "phones" (a low and a high tone): CTC training makes greedy decoding read them back."""
+    torch.manual_seed(0)
+    encoder = ContentEncoder(ContentEncoderConfig(channels=16, dilations=(1, 2), content_dim=8,
+                                                  teacher_dim=12, phones=3), MEL_16K_80)
+    labels = [[1, 2, 1], [2, 1], [1, 2, 2, 1]]  # 1: 140 Hz, 2: 300 Hz; the repeat needs a blank between
+    mels = [features(torch.from_numpy(tone_sequence([140.0 if p == 1 else 300.0 for p in seq]))) for seq in labels]
+    phones = [torch.tensor(seq) for seq in labels]
+    before = phone_error_rate(encoder, mels, phones)
+    optimizer = torch.optim.Adam(encoder.parameters(), 3e-3)
+    for _ in range(1000):  # about 10 s on one thread
+        optimizer.zero_grad()
+        ctc_loss(encoder, mels, phones).backward()
+        optimizer.step()
+    assert phone_error_rate(encoder, mels, phones) < 0.2 < before
+    with pytest.raises(ValueError, match="no phone head"):
+        ContentEncoder(TINY_CONTENT, MEL_16K_80).phone_logits(torch.zeros(1, 4, 8))

@@ -53,6 +53,19 @@ def test_content_init_fine_tunes_and_refuses_a_size_mismatch(tmp_path: Path) -> 
     assert "not a content encoder" in err
 
 
+def test_content_ctc_fine_tune_adds_a_phone_head(tmp_path: Path) -> None:
+    _train("train.py", "tiny.yaml", tmp_path / "first")
+    first = tmp_path / "first" / "best" / "encoder"
+    err = _train("train.py", "tiny.yaml", tmp_path / "nohead", "train.ctc_weight=0.5", ok=False)
+    assert "set model.phones" in err
+    # an encoder trained without a phone head gets one (the rest of its weights are kept)
+    err = _train("train.py", "tiny.yaml", tmp_path / "ctc", "--init", str(first), "train.ctc_weight=0.5",
+                 "model.phones=6")
+    assert "loss/ctc=" in err and "eval/per=" in err
+    tuned = Checkpoint.load(tmp_path / "ctc" / "best" / "encoder")
+    assert tuned.state_dict["phone_head.weight"].shape == (6, 8)
+
+
 def test_speed_perturb_changes_tempo_and_pitch() -> None:
     sys.path.insert(0, str(RECIPE))
     from make_speed import SAMPLE_RATE, speed_perturb  # type: ignore[import-not-found]

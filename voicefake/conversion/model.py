@@ -4,7 +4,9 @@ It is distilled from Whisper tiny.en's encoder (see ``recipes/conversion``): the
 speaker- and channel-perturbed mels (vocal-tract warping, phone line, gain) and learns to
 predict what the teacher says about the clean audio, so its features keep the words and lose
 most of the voice. ``forward`` returns the unit-norm ``content`` features used for matching;
-``head`` maps them to the teacher's space (training only).
+``head`` maps them to the teacher's space (training only); with ``phones`` set, a linear CTC
+head reads phones from the same unit-norm features, so they must keep the phonetic detail the
+decoder needs to say the words again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class ContentEncoderConfig:
         content_dim: size of the content features used for matching.
         teacher_dim: size of the distillation target (Whisper tiny: 384).
         dropout: dropout inside each residual block (training only; against overfitting).
+        phones: size of the CTC phone head on the content features (phone inventory + the
+            blank; training only, see ``TrainConfig.ctc_weight``); 0 = no head.
     """
 
     channels: int = 256
@@ -37,6 +41,7 @@ class ContentEncoderConfig:
     content_dim: int = 192
     teacher_dim: int = 384
     dropout: float = 0.0
+    phones: int = 0
 
 
 class Block(nn.Module):
@@ -67,6 +72,7 @@ class ContentEncoder(nn.Module):
                                       for d in config.dilations])
         self.out = nn.Conv1d(config.channels, config.content_dim, 1)
         self.head = nn.Linear(config.content_dim, config.teacher_dim)
+        self.phone_head = nn.Linear(config.content_dim, config.phones) if config.phones else None
 
     @staticmethod
     def normalize(mel: torch.Tensor) -> torch.Tensor:
@@ -82,6 +88,12 @@ class ContentEncoder(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.features(mel), dim=-1)
+
+    def phone_logits(self, content: torch.Tensor) -> torch.Tensor:
+        """(B, F, content_dim) unit-norm content -> (B, F, phones) CTC logits (index 0: blank)."""
+        if self.phone_head is None:
+            raise ValueError("this content encoder has no phone head (model.phones = 0)")
+        return self.phone_head(content)
 
 
 @dataclass(frozen=True)

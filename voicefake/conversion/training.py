@@ -5,6 +5,11 @@ A batch is a dict:
 * ``mel``: (B, M, F) log-mels of a crop, clean or through a simulated phone line;
 * ``teacher``: (B, F // 2, D) the teacher's features of the clean crop (50 frames/s);
 
+With ``ctc_weight`` > 0 each item also carries a whole transcribed utterance (``ctc_mel``,
+(M, F), and its ``phones``, (L,) ids with 0 the CTC blank); a linear phone head on the unit-norm
+content features is trained on them with CTC, so the features keep what was said phone by
+phone and not only what the teacher's last layer says about it.
+
 Each step warps the mel's frequency axis by a random factor (a vocal-tract-length change:
 formants and harmonics move together, as between speakers) and shifts its level, so the
 student learns to say the same thing about every voice and line. The loss is
@@ -27,6 +32,7 @@ from torch.utils.data import Dataset
 
 from voicefake.audio.features import MelConfig
 from voicefake.conversion.model import ContentEncoder, ContentEncoderConfig
+from voicefake.metrics import edit_distance
 from voicefake.train.loop import TrainTask, warmup_cosine
 
 
@@ -55,6 +61,8 @@ class TrainConfig:
     grad_clip: float = 5.0
     time_masks: int = 0
     time_mask_frames: int = 10
+    ctc_weight: float = 0.0
+    ctc_items: int = 8
 
 
 class CropDataset(Dataset):
@@ -65,14 +73,18 @@ class CropDataset(Dataset):
         teacher: per utterance, (F // 2 or so, D) teacher features.
         frames: crop length in mel frames (even).
         items: epoch size (crops are random, so this is only a cadence).
+        ctc: transcribed utterances, each ((V, M, F) log-mels of V versions, (L,) phone ids);
+            each item then also carries a random one whole (``ctc_mel``, ``phones``).
     """
 
-    def __init__(self, mels: list[torch.Tensor], teacher: list[torch.Tensor], frames: int, items: int) -> None:
+    def __init__(self, mels: list[torch.Tensor], teacher: list[torch.Tensor], frames: int, items: int,
+                 ctc: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         keep = [i for i, m in enumerate(mels) if m.shape[-1] >= frames and len(teacher[i]) >= frames // 2]
         if not keep:
             raise ValueError(f"no utterance has {frames} frames")
         self.mels, self.teacher = [mels[i] for i in keep], [teacher[i] for i in keep]
         self.frames, self.items = frames - frames % 2, items
+        self.ctc = ctc or []
 
     def __len__(self) -> int:
         return self.items
@@ -83,8 +95,23 @@ class CropDataset(Dataset):
         half = min(mel.shape[-1], 2 * len(teacher)) // 2
         start = int(torch.randint(0, half - self.frames // 2 + 1, ()))
         version = int(torch.randint(0, mel.shape[0], ()))
-        return {"mel": mel[version, :, 2 * start: 2 * start + self.frames].float(),
+        item = {"mel": mel[version, :, 2 * start: 2 * start + self.frames].float(),
                 "teacher": teacher[start: start + self.frames // 2].float()}
+        if self.ctc:
+            mels, phones = self.ctc[int(torch.randint(0, len(self.ctc), ()))]
+            item["ctc_mel"] = mels[int(torch.randint(0, mels.shape[0], ()))].float()
+            item["phones"] = phones.long()
+        return item
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stacks the values that share a shape; variable-length ones (whole utterances) stay lists."""
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        same = all(isinstance(v, torch.Tensor) and v.shape == values[0].shape for v in values)
+        out[key] = torch.stack(values) if same else values
+    return out
 
 
 def warp_mel(mel: torch.Tensor, factors: torch.Tensor, config: MelConfig) -> torch.Tensor:
@@ -131,6 +158,30 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return (1 - F.cosine_similarity(pooled[:, :length], teacher[:, :length], dim=-1)).mean()
 
 
+def ctc_loss(encoder: Any, mels: list[torch.Tensor], phones: list[torch.Tensor]) -> torch.Tensor:
+    """CTC of the phone head over whole (M, F) utterances (each encoded alone: the encoder
+    normalises each utterance's bands over its own length, so padding would change it)."""
+    logits = [encoder.phone_logits(encoder(m[None]))[0] for m in mels]
+    lengths = torch.tensor([len(x) for x in logits])
+    log_probs = nn.utils.rnn.pad_sequence(logits).log_softmax(-1)  # (T, B, C)
+    targets = torch.cat(phones)
+    return F.ctc_loss(log_probs, targets, lengths, torch.tensor([len(p) for p in phones]),
+                      blank=0, zero_infinity=True)
+
+
+def greedy_phones(logits: torch.Tensor) -> list[int]:
+    """Best-path CTC decoding of (F, C) logits: repeats merged, blanks (0) dropped."""
+    best = logits.argmax(-1).tolist()
+    return [p for i, p in enumerate(best) if p != 0 and (i == 0 or p != best[i - 1])]
+
+
+def phone_error_rate(encoder: Any, mels: list[torch.Tensor], phones: list[torch.Tensor]) -> float:
+    """Corpus phone error rate of greedy CTC decoding (edits / reference phones)."""
+    edits = sum(edit_distance(p.tolist(), greedy_phones(encoder.phone_logits(encoder(m[None]))[0]))
+                for m, p in zip(mels, phones, strict=True))
+    return edits / max(1, sum(len(p) for p in phones))
+
+
 def lr_lambda(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``total_steps``."""
     return warmup_cosine(step, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio)
@@ -141,10 +192,16 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     encoder: Any = modules["encoder"]  # a ContentEncoder (head / features)
     student = encoder.head(encoder.features(augment(batch["mel"], cfg, mel_config)))
     loss = distill_loss(student, batch["teacher"])
+    out = {"loss/distill": float(loss.detach())}
+    if cfg.ctc_weight > 0 and "phones" in batch:
+        count = cfg.ctc_items
+        mels = [augment(m[None], cfg, mel_config)[0] for m in batch["ctc_mel"][:count]]
+        ctc = ctc_loss(encoder, mels, list(batch["phones"][:count]))
+        out["loss/ctc"] = float(ctc.detach())
+        loss = loss + cfg.ctc_weight * ctc
     optimizer = optimizers["encoder"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    out = {"loss/distill": float(loss.detach())}
     if cfg.grad_clip > 0:
         out["grad_norm/encoder"] = float(nn.utils.clip_grad_norm_(encoder.parameters(), cfg.grad_clip))
     optimizer.step()
@@ -153,10 +210,12 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
 
 
 def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor], mel_config: MelConfig) -> dict[str, float]:
-    """Distillation loss on dev crops as they are and with the voice warped by 1.15 and 1/1.15.
+    """Distillation loss on dev crops as they are and with the voice warped by 1.15 and 1/1.15;
+    with a phone head and transcribed dev utterances, their phone error rate (``eval/per``).
 
     Args:
-        batch: ``mel`` (1, N, M, F) and ``teacher`` (1, N, F // 2, D): the whole dev set.
+        batch: ``mel`` (1, N, M, F) and ``teacher`` (1, N, F // 2, D): the whole dev set;
+            optionally ``ctc_mel`` and ``phones``: [list of (M, F)] and [list of (L,)].
     """
     encoder: Any = modules["encoder"]  # a ContentEncoder (head / features)
     dev_mel, teacher = batch["mel"][0], batch["teacher"][0]
@@ -166,6 +225,8 @@ def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor], mel
         mel = warp_mel(dev_mel, torch.full((len(dev_mel),), factor), mel_config)
         warped.append(float(distill_loss(encoder.head(encoder.features(mel)), teacher)))
     out["eval/distill_warped"] = float(np.mean(warped))
+    if encoder.phone_head is not None and "phones" in batch:
+        out["eval/per"] = phone_error_rate(encoder, batch["ctc_mel"][0], batch["phones"][0])
     return out
 
 
@@ -181,5 +242,6 @@ def build_task(model: ContentEncoderConfig, mel: MelConfig, cfg: TrainConfig, me
         train_step=partial(train_step, cfg=cfg, mel_config=mel),
         eval_step=partial(eval_step, mel_config=mel),
         exports={"encoder": ("content", mel)},
+        collate=collate,
         metadata=dict(metadata or {}),
     )
