@@ -97,6 +97,11 @@ def sources(root: Path) -> list[dict]:
     return [{"name": Path(r.path).stem, "wav": load_audio(root / r.path, SR), "text": r.transcript} for r in rows]
 
 
+def _tts_name(engine: str) -> str:
+    """Report key prefix of a text-to-speech row: ``tts_`` (espeak-ng, as before) or ``tts_flite_``."""
+    return "tts_" if engine == "espeak" else f"tts_{engine}_"
+
+
 def summarise(items: list[dict], baseline: dict[tuple, float] | None = None) -> dict:
     sims = np.array([i["sim"] for i in items])
     out = {"n": len(items), "similarity_mean": float(sims.mean()), "similarity_min": float(sims.min()),
@@ -125,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
     results: dict[str, list] = {f"convert_blend{b}": [] for b in args.blend}
     if args.finetune:
         results.update({"finetuned_convert": [], "zero_shot_same_targets": []})
-    results.update({f"tts_blend{b}": [] for b in args.tts_blend})
+    results.update({f"{_tts_name(e)}blend{b}": [] for e in args.tts_engine for b in args.tts_blend})
     for t in tgts:
         held = judges.embed(t["held"])
         ceiling.append(float(np.dot(judges.embed(np.concatenate(t["reference"])), held)))
@@ -140,12 +145,13 @@ def run(args: argparse.Namespace) -> dict:
                 wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content,
                                      vocoder=args.vocoder)
                 results[f"convert_blend{blend}"].append(_item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
-        for blend in args.tts_blend:
-            for text in TEXTS:
-                start = time.perf_counter()
-                wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
-                                   vocoder=args.vocoder)
-                results[f"tts_blend{blend}"].append(_item(judges, wav, held, text, start, None))
+        for engine in args.tts_engine:
+            for blend in args.tts_blend:
+                for text in TEXTS:
+                    start = time.perf_counter()
+                    wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
+                                       vocoder=args.vocoder, engine=engine)
+                    results[f"{_tts_name(engine)}blend{blend}"].append(_item(judges, wav, held, text, start, None))
         if len(results.get("finetuned_convert", [])) < args.finetune * len(srcs):
             finetuned(args, judges, t, srcs, held, results)
         print(f"{t['speaker']} done", flush=True)
@@ -207,8 +213,11 @@ def _item(judges: Judges, wav: np.ndarray, held: np.ndarray, text: str, start: f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blend", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0], help="conversion blends")
+    parser.add_argument("--blend", type=float, nargs="*", default=[0.0, 0.25, 0.5, 1.0],
+                        help="conversion blends (none: text to speech only)")
     parser.add_argument("--tts-blend", type=float, nargs="+", default=[0.25], help="text-to-speech blends")
+    parser.add_argument("--tts-engine", nargs="+", default=["espeak"], choices=["espeak", "flite"],
+                        help="text-to-speech front ends (flite needs the flite program)")
     parser.add_argument("--reference-seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--finetune", type=int, default=0, help="also fine-tune on the first N targets")

@@ -12,6 +12,7 @@ from voicefake import api
 from voicefake.audio.io import load_audio, write_audio
 from voicefake.checkpoint import Checkpoint
 from voicefake.cli import main
+from voicefake.synthesis import flite
 
 SR = 16000
 
@@ -67,6 +68,19 @@ def test_clone_speaks_each_sentence_and_reports_progress(files: dict[str, Path])
     assert np.isfinite(three).all()
 
 
+@pytest.mark.skipif(not flite.available(), reason="the flite program is not installed (apt-get install flite)")
+def test_clone_with_the_flite_front_end(files: dict[str, Path]) -> None:
+    wav, rate = api.clone("Hello there. Please wire the money.", files["ref"], engine="flite", tts_voice="slt")
+    assert rate == SR and len(wav) > SR and np.isfinite(wav).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [({"engine": "nope"}, "unknown text-to-speech engine"),
+                                             ({"engine": "flite", "language": "fr"}, "English only")])
+def test_clone_bad_engine_settings_are_one_clear_error(files: dict[str, Path], kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        api.clone("Hello there.", files["ref"], **kwargs)
+
+
 @pytest.mark.parametrize("reference, error, message", [
     ("short", ValueError, "at least 3 s"), ("bad", Exception, "bad.wav")])
 def test_bad_references_are_one_clear_error(files: dict[str, Path], reference: str, error: type, message: str) -> None:
@@ -85,10 +99,13 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     assert main(["clone", "--reference", str(files["ref"]), "--text", "Hello there.", "-o", str(out), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["output"] == str(out) and record["duration"] > 0.3 and record["watermark"] is True
-    assert record["model"].startswith("conversion@")
+    assert record["model"].startswith("conversion@") and record["engine"] == "espeak"
     assert main(["clone", "--reference", str(files["ref"]), "--text", "Hi.", "-o", str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert main(["clone", "--reference", str(files["ref"]), "-o", str(tmp_path / "x.wav")]) == 2
+    assert main(["clone", "--reference", str(files["ref"]), "--text", "Bonjour.", "--engine", "flite",
+                 "--language", "fr", "-o", str(tmp_path / "fr.wav")]) == 1
+    assert "English only" in capsys.readouterr().err and not (tmp_path / "fr.wav").exists()
 
     assert main(["convert", str(files["src"]), str(files["bad"]), "--reference", str(files["ref"]),
                  "-o", str(tmp_path / "conv"), "--json"]) == 1

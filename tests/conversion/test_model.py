@@ -213,7 +213,7 @@ def test_phone_head_learns_tone_sequences_with_ctc(features: MelSpectrogram) -> 
     phones = [torch.tensor(seq) for seq in labels]
     before = phone_error_rate(encoder, mels, phones)
     optimizer = torch.optim.Adam(encoder.parameters(), 3e-3)
-    for _ in range(1000):  # about 10 s on one thread
+    for _ in range(400):  # a few seconds on one thread
         optimizer.zero_grad()
         ctc_loss(encoder, mels, phones).backward()
         optimizer.step()

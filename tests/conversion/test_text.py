@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from voicefake.metrics import normalize_words, word_error_rate, word_errors
+from voicefake.synthesis import flite
 from voicefake.synthesis.espeak import EspeakError, speak
 from voicefake.synthesis.text import MAX_CHARS, clean_text, split_sentences
 
@@ -39,6 +40,32 @@ def test_espeak_speaks_in_process() -> None:
 def test_espeak_unknown_voice_is_an_error() -> None:
     with pytest.raises(EspeakError, match="no voice"):
         speak("hello", voice="xx-not-a-voice")
+
+
+needs_flite = pytest.mark.skipif(not flite.available(), reason="the flite program is not installed (apt-get install flite)")
+
+
+@needs_flite
+def test_flite_speaks_and_rate_sets_the_pace() -> None:
+    text = "Please wire forty thousand dollars to the new supplier today."
+    normal, rate = flite.speak(text)
+    slow, _ = flite.speak(text, rate=100)
+    assert rate == 16000 and np.abs(normal).max() > 0.05 and np.isfinite(normal).all()
+    assert 2.0 < len(normal) / rate < 6.0
+    assert 1.3 < len(slow) / len(normal) < 1.7  # 150 -> 100 words a minute: 1.5x longer
+
+
+@needs_flite
+@pytest.mark.parametrize("kwargs, message", [({"voice": "nobody"}, "no built-in voice"), ({"rate": 20}, "80-450")])
+def test_flite_bad_settings_are_one_clear_error(kwargs: dict, message: str) -> None:
+    with pytest.raises(flite.FliteError, match=message):
+        flite.speak("hello", **kwargs)
+
+
+def test_flite_missing_program_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flite.shutil, "which", lambda name: None)
+    with pytest.raises(flite.FliteError, match="apt-get install flite"):
+        flite.speak("hello")
 
 
 def test_word_error_rate() -> None:

@@ -148,15 +148,19 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
 def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: int = 150,
           blend: float = DEFAULT_BLEND, device: str = "cpu", progress: Any = None,
           checkpoint: PathLike = "conversion", content: PathLike = "content",
-          vocoder: PathLike = "vocoder") -> tuple[np.ndarray, int]:
-    """Text to speech in the reference's voice: espeak-ng speaks each sentence, then
-    :func:`convert` moves it into the target voice; sentences are joined with short pauses.
+          vocoder: PathLike = "vocoder", engine: str = "espeak", tts_voice: str | None = None) -> tuple[np.ndarray, int]:
+    """Text to speech in the reference's voice: a rule-based front end speaks each sentence,
+    then :func:`convert` moves it into the target voice; sentences are joined with short pauses.
 
     Args:
         text: what to say (split into sentences; up to 5000 characters).
         reference: the target voice (see :func:`voice_profile`).
-        language: an espeak-ng voice (``en-us``, ``de``, ``fr``, ...).
+        language: an espeak-ng voice (``en-us``, ``de``, ``fr``, ...); the flite engine
+            speaks English only.
         rate: speaking rate in words per minute.
+        engine: ``"espeak"`` (espeak-ng, bundled, many languages) or ``"flite"`` (English;
+            needs the ``flite`` program: ``apt-get install flite``).
+        tts_voice: the flite voice (rms, slt, awb, kal16, kal; default rms); unused by espeak-ng.
         progress: optional ``callable(done, total)`` called after each sentence.
         checkpoint / content / vocoder: the models, as in :func:`convert`.
 
@@ -167,14 +171,25 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
         >>> wav, sample_rate = clone("Please wire the funds today.", "ceo.wav")
     """
     from voicefake.audio.io import resample
-    from voicefake.synthesis.espeak import speak
+    from voicefake.synthesis import espeak, flite
     from voicefake.synthesis.text import split_sentences
 
+    if engine == "flite":
+        if language.split("-")[0] != "en":
+            raise ValueError(f"the flite engine speaks English only (got language {language!r}); use engine='espeak'")
+        speak = functools.partial(flite.speak, voice=tts_voice or flite.DEFAULT_VOICE, rate=rate)
+        if not flite.available():
+            raise flite.FliteError("the flite engine needs the flite program: apt-get install flite "
+                                   "(or use the default engine, espeak-ng)")
+    elif engine == "espeak":
+        speak = functools.partial(espeak.speak, voice=language, rate=rate)
+    else:
+        raise ValueError(f"unknown text-to-speech engine {engine!r}: choose 'espeak' or 'flite'")
     sentences = split_sentences(text)
     profile = _profile(reference, device, content)
     pieces = []
     for done, sentence in enumerate(sentences, 1):
-        spoken, spoken_rate = speak(sentence, voice=language, rate=rate)
+        spoken, spoken_rate = speak(sentence)
         wav, sample_rate = convert(resample(spoken, spoken_rate, 16000), profile, blend=blend, checkpoint=checkpoint,
                                    content=content, vocoder=vocoder, device=device)
         pieces.append(_fade(wav, sample_rate))

@@ -27,11 +27,16 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the clone, convert and finetune subcommands."""
     c = sub.add_parser("clone", help="text to speech in a target voice", epilog=CONSENT,
-                       description="Speaks TEXT in the reference's voice (espeak-ng front end, then voice "
+                       description="Speaks TEXT in the reference's voice (a rule-based front end, then voice "
                        "conversion and the GAN vocoder). The output is watermarked and labelled synthetic.")
     c.add_argument("--text", help="what to say (or --text-file)")
     c.add_argument("--text-file", help="a UTF-8 text file to speak")
     c.add_argument("--language", default="en-us", help="espeak-ng voice (default en-us)")
+    c.add_argument("--engine", choices=["espeak", "flite"], default="espeak",
+                   help="front end: espeak-ng (bundled, many languages) or flite (English, more natural and "
+                   "more intelligible after conversion; needs `apt-get install flite`)")
+    c.add_argument("--tts-voice", help="flite voice: rms (default), slt, awb, kal16, kal")
+    c.add_argument("--rate", type=int, default=150, help="speaking rate in words per minute (default 150)")
     c.add_argument("-o", "--output", required=True, help="output audio file (.wav or .flac)")
     _add_voice_options(c)
     c.set_defaults(run=run_clone)
@@ -76,14 +81,16 @@ def run_clone(args: argparse.Namespace) -> int:
     model = _model(args)
     start = time.perf_counter()
     profile = api.voice_profile(args.reference if len(args.reference) > 1 else args.reference[0], device=args.device)
-    wav, rate = api.clone(text, profile, language=args.language, blend=args.blend, device=args.device,
-                          progress=_progress(args))
+    wav, rate = api.clone(text, profile, language=args.language, rate=args.rate, blend=args.blend,
+                          device=args.device, progress=_progress(args), checkpoint=args.checkpoint or "conversion",
+                          engine=args.engine, tts_voice=args.tts_voice)
     seconds = time.perf_counter() - start
     api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
     duration = len(wav) / rate
     record = {"file": str(target), "output": str(target), "duration": round(duration, 3),
               "seconds": round(seconds, 3), "x_real_time": round(duration / max(seconds, 1e-9), 2),
-              "reference": args.reference, "model": model, "watermark": not args.no_watermark}
+              "reference": args.reference, "model": model, "engine": args.engine,
+              "watermark": not args.no_watermark}
     common.emit(args, record, f"-> {target} ({duration:.2f} s of speech in {seconds:.2f} s)")
     return 0
 

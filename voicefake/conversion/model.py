@@ -93,7 +93,8 @@ class ContentEncoder(nn.Module):
         """(B, F, content_dim) unit-norm content -> (B, F, phones) CTC logits (index 0: blank)."""
         if self.phone_head is None:
             raise ValueError("this content encoder has no phone head (model.phones = 0)")
-        return self.phone_head(content)
+        # unit-norm frames scaled to unit-variance components, so the logits can grow quickly
+        return self.phone_head(content * self.config.content_dim ** 0.5)
 
 
 @dataclass(frozen=True)
