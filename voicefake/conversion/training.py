@@ -188,7 +188,7 @@ def lr_lambda(step: int, cfg: TrainConfig) -> float:
 
 
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-               batch: dict[str, torch.Tensor], cfg: TrainConfig, mel_config: MelConfig) -> dict[str, float]:
+               batch: dict[str, Any], cfg: TrainConfig, mel_config: MelConfig) -> dict[str, float]:
     encoder: Any = modules["encoder"]  # a ContentEncoder (head / features)
     student = encoder.head(encoder.features(augment(batch["mel"], cfg, mel_config)))
     loss = distill_loss(student, batch["teacher"])
@@ -209,7 +209,7 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     return out
 
 
-def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor], mel_config: MelConfig) -> dict[str, float]:
+def eval_step(modules: dict[str, nn.Module], batch: dict[str, Any], mel_config: MelConfig) -> dict[str, float]:
     """Distillation loss on dev crops as they are and with the voice warped by 1.15 and 1/1.15;
     with a phone head and transcribed dev utterances, their phone error rate (``eval/per``).
 
