@@ -74,6 +74,14 @@ def test_clone_with_the_flite_front_end(files: dict[str, Path]) -> None:
     assert rate == SR and len(wav) > SR and np.isfinite(wav).all()
 
 
+def test_auto_engine_is_flite_for_english_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flite, "available", lambda: True)
+    assert api.tts_engine() == "flite" and api.tts_engine("auto", "en-gb") == "flite"
+    assert api.tts_engine("auto", "fr") == "espeak" and api.tts_engine("espeak") == "espeak"
+    monkeypatch.setattr(flite, "available", lambda: False)
+    assert api.tts_engine() == "espeak"
+
+
 @pytest.mark.parametrize("kwargs, message", [({"engine": "nope"}, "unknown text-to-speech engine"),
                                              ({"engine": "flite", "language": "fr"}, "English only")])
 def test_clone_bad_engine_settings_are_one_clear_error(files: dict[str, Path], kwargs: dict, message: str) -> None:
@@ -99,7 +107,7 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     assert main(["clone", "--reference", str(files["ref"]), "--text", "Hello there.", "-o", str(out), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["output"] == str(out) and record["duration"] > 0.3 and record["watermark"] is True
-    assert record["model"].startswith("conversion@") and record["engine"] == "espeak"
+    assert record["model"].startswith("conversion@") and record["engine"] == api.tts_engine()
     assert main(["clone", "--reference", str(files["ref"]), "--text", "Hi.", "-o", str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert main(["clone", "--reference", str(files["ref"]), "-o", str(tmp_path / "x.wav")]) == 2

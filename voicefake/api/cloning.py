@@ -148,7 +148,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
 def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: int = 150,
           blend: float = DEFAULT_BLEND, device: str = "cpu", progress: Any = None,
           checkpoint: PathLike = "conversion", content: PathLike = "content",
-          vocoder: PathLike = "vocoder", engine: str = "espeak", tts_voice: str | None = None) -> tuple[np.ndarray, int]:
+          vocoder: PathLike = "vocoder", engine: str = "auto", tts_voice: str | None = None) -> tuple[np.ndarray, int]:
     """Text to speech in the reference's voice: a rule-based front end speaks each sentence,
     then :func:`convert` moves it into the target voice; sentences are joined with short pauses.
 
@@ -158,8 +158,10 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
         language: an espeak-ng voice (``en-us``, ``de``, ``fr``, ...); the flite engine
             speaks English only.
         rate: speaking rate in words per minute.
-        engine: ``"espeak"`` (espeak-ng, bundled, many languages) or ``"flite"`` (English;
-            needs the ``flite`` program: ``apt-get install flite``).
+        engine: ``"espeak"`` (espeak-ng, bundled, many languages), ``"flite"`` (English;
+            needs the ``flite`` program: ``apt-get install flite``; its clones keep more words),
+            or ``"auto"``: flite for English when it is installed, espeak-ng otherwise
+            (:func:`tts_engine` says which).
         tts_voice: the flite voice (rms, slt, awb, kal16, kal; default rms); unused by espeak-ng.
         progress: optional ``callable(done, total)`` called after each sentence.
         checkpoint / content / vocoder: the models, as in :func:`convert`.
@@ -174,6 +176,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     from voicefake.synthesis import espeak, flite
     from voicefake.synthesis.text import split_sentences
 
+    engine = tts_engine(engine, language)
     if engine == "flite":
         if language.split("-")[0] != "en":
             raise ValueError(f"the flite engine speaks English only (got language {language!r}); use engine='espeak'")
@@ -198,6 +201,16 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     pause = np.zeros(int(0.25 * sample_rate), np.float32)
     joined = [part for piece in pieces for part in (piece, pause)][:-1]
     return np.concatenate(joined), sample_rate
+
+
+def tts_engine(engine: str = "auto", language: str = "en-us") -> str:
+    """The text-to-speech front end :func:`clone` uses: ``engine`` itself, or for ``"auto"``
+    flite when the text is English and the ``flite`` program is installed, espeak-ng otherwise."""
+    from voicefake.synthesis import flite
+
+    if engine != "auto":
+        return engine
+    return "flite" if language.split("-")[0] == "en" and flite.available() else "espeak"
 
 
 def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int = 300, max_minutes: float = 10.0,

@@ -32,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--text", help="what to say (or --text-file)")
     c.add_argument("--text-file", help="a UTF-8 text file to speak")
     c.add_argument("--language", default="en-us", help="espeak-ng voice (default en-us)")
-    c.add_argument("--engine", choices=["espeak", "flite"], default="espeak",
+    c.add_argument("--engine", choices=["auto", "espeak", "flite"], default="auto",
                    help="front end: espeak-ng (bundled, many languages) or flite (English, more natural and "
-                   "more intelligible after conversion; needs `apt-get install flite`)")
+                   "more intelligible after conversion; needs `apt-get install flite`); auto (default): "
+                   "flite for English when installed, espeak-ng otherwise")
     c.add_argument("--tts-voice", help="flite voice: rms (default), slt, awb, kal16, kal")
     c.add_argument("--rate", type=int, default=150, help="speaking rate in words per minute (default 150)")
     c.add_argument("-o", "--output", required=True, help="output audio file (.wav or .flac)")
@@ -89,7 +90,7 @@ def run_clone(args: argparse.Namespace) -> int:
     duration = len(wav) / rate
     record = {"file": str(target), "output": str(target), "duration": round(duration, 3),
               "seconds": round(seconds, 3), "x_real_time": round(duration / max(seconds, 1e-9), 2),
-              "reference": args.reference, "model": model, "engine": args.engine,
+              "reference": args.reference, "model": model, "engine": api.tts_engine(args.engine, args.language),
               "watermark": not args.no_watermark}
     common.emit(args, record, f"-> {target} ({duration:.2f} s of speech in {seconds:.2f} s)")
     return 0
