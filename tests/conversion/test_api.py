@@ -74,6 +74,21 @@ def test_clone_with_the_flite_front_end(files: dict[str, Path]) -> None:
     assert rate == SR and len(wav) > SR and np.isfinite(wav).all()
 
 
+def test_saved_profile_names_its_content_encoder_and_refuses_another(files: dict[str, Path], tmp_path: Path) -> None:
+    profile = api.voice_profile(files["ref"])
+    path = api.save_voice(profile, tmp_path / "voice")
+    assert Checkpoint.load(path).metadata["content_model"] == profile.content_model
+    assert profile.content_model.startswith("content@")
+    # the same encoder's weights under another name and version: a different encoder
+    other = Checkpoint.load("content")
+    other.metadata = {**other.metadata, "version": "9.9.9"}
+    other.save(tmp_path / "other_content")
+    with pytest.raises(ValueError, match="make the profile again"):
+        api.convert(files["src"], path, content=tmp_path / "other_content")
+    wav, _ = api.convert(files["src"], path)  # the encoder that made it: fine
+    assert np.isfinite(wav).all()
+
+
 def test_auto_engine_is_flite_for_english_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flite, "available", lambda: True)
     assert api.tts_engine() == "flite" and api.tts_engine("auto", "en-gb") == "flite"

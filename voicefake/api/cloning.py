@@ -51,7 +51,9 @@ def voice_profile(reference: VoiceReference, content: PathLike = "content", spea
     if isinstance(reference, (list, tuple)) and len(reference) == 1 and isinstance(reference[0], (str, os.PathLike)):
         reference = reference[0]
     if isinstance(reference, (str, os.PathLike)) and (Path(reference) / "config.json").is_file():
-        return load(reference, device, kind="voice").module
+        saved = load(reference, device, kind="voice")
+        saved.module.content_model = saved.checkpoint.metadata.get("content_model")
+        return saved.module
     if isinstance(reference, (str, os.PathLike)) and str(reference).endswith((".json", ".jsonl")):
         return _embedding_profile(Path(reference), content, device)
     clips = [reference] if isinstance(reference, (str, bytes, os.PathLike, np.ndarray)) else list(reference)
@@ -66,7 +68,33 @@ def voice_profile(reference: VoiceReference, content: PathLike = "content", spea
         raise ValueError(f"the reference is {seconds:.1f} s long; give at least {MIN_REFERENCE_S:.0f} s "
                          "(3-30 s of clean speech of the target works best)")
     with torch.inference_mode():
-        return build_profile(wavs, _mel_module(mel_cfg), encoder.module, embed_speaker(wavs, speaker, device, centre=False), k)
+        profile = build_profile(wavs, _mel_module(mel_cfg), encoder.module,
+                                embed_speaker(wavs, speaker, device, centre=False), k)
+    profile.content_model = content_model_id(encoder)
+    return profile
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_sha(path: str) -> str:
+    from voicefake.audio.io import sha256_file
+
+    return sha256_file(path)[:12] if os.path.isfile(path) else "unknown"
+
+
+def content_model_id(encoder: Any) -> str:
+    """``name@version:sha`` of a loaded content encoder: a voice profile's frames are only
+    comparable with features of the encoder that made them."""
+    source = encoder.checkpoint.source
+    return f"{encoder.name}:{_weights_sha(str(Path(source) / 'model.safetensors')) if source else 'unknown'}"
+
+
+def _check_profile_encoder(profile: Any, encoder: Any) -> None:
+    """A profile's frames made by another content encoder would be matched in the wrong space."""
+    made = getattr(profile, "content_model", None)
+    if made and profile.config.frames > 0 and made != content_model_id(encoder):
+        raise ValueError(f"this voice profile was made with content encoder {made}, but {content_model_id(encoder)} "
+                         "is in use: make the profile again from its recordings (voicefake convert "
+                         "--save-voice, or voicefake finetune)")
 
 
 def _embedding_profile(path: Path, content: PathLike, device: str) -> Any:
@@ -94,8 +122,11 @@ def _embedding_profile(path: Path, content: PathLike, device: str) -> Any:
 
 
 def save_voice(profile: Any, path: PathLike, metadata: dict[str, Any] | None = None) -> Path:
-    """Saves a voice profile as a checkpoint directory (kind ``"voice"``, float16)."""
-    return Checkpoint.from_module(profile, "voice", profile.mel, metadata).save(path, half=True)
+    """Saves a voice profile as a checkpoint directory (kind ``"voice"``, float16); its metadata
+    names the content encoder that made its frames (``content_model``)."""
+    made = getattr(profile, "content_model", None)
+    meta = {**(metadata or {}), **({"content_model": made} if made else {})}
+    return Checkpoint.from_module(profile, "voice", profile.mel, meta).save(path, half=True)
 
 
 @functools.lru_cache(maxsize=4)
@@ -137,6 +168,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
     voc = load(vocoder, device, kind="vocoder")
     for other in (encoder, decoder):
         check_same_mel(other.checkpoint, voc.checkpoint)
+    _check_profile_encoder(profile, encoder)
     mel_cfg = voc.checkpoint.mel_config
     assert mel_cfg is not None
     wav = _as_wave(source, mel_cfg.sample_rate, name)
@@ -249,6 +281,7 @@ def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int = 3
             tuned, losses = finetune_decoder(decoder.module, encoder.module, wavs, profile.embedding.clone(),
                                              _mel_module(mel_cfg), steps)
         profile = with_decoder(profile, tuned)
+        profile.content_model = content_model_id(encoder)
         info.update(loss_first=round(losses[0], 4), loss_last=round(float(np.mean(losses[-20:])), 4),
                     decoder=decoder.name)
     path = save_voice(profile, output, {"name": "voice", **info})
