@@ -57,6 +57,8 @@ class VoiceProfile(nn.Module):
     mels: torch.Tensor
     log_f0: torch.Tensor
     embedding: torch.Tensor
+    content_model: str | None = None
+    """``name@version:sha`` of the content encoder that made ``content`` (saved in metadata)."""
 
     def __init__(self, config: VoiceConfig, mel: MelConfig) -> None:
         super().__init__()
