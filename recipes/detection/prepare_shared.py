@@ -195,7 +195,7 @@ def add_clones(writer: Writer, reals: list, counts: dict[str, int], seed: int = 
         blend = float(rng.choice([0.0, 0.25, 0.5, 1.0]))
         if index % 4 == 3:
             text = PHONE_LINES[int(rng.integers(len(PHONE_LINES)))]
-            fake, _ = api.clone(text, reference, blend=blend)
+            fake, _ = api.clone(text, reference, blend=blend, engine="espeak")  # as the shipped detector saw
             system = "voicefake-tts"
         else:
             text = row.transcript
