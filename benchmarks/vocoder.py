@@ -194,12 +194,13 @@ def detectability(per_speaker: int, seconds: float, vocoder: str = "vocoder",
                    "n": len(scores[name])} for name in scores}
 
 
-def speed(seconds: float = 10.0, repeats: int = 3, vocoders: tuple[str, ...] = ("vocoder",),
+def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str = "vocoder",
           iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
     frames = int(seconds * SR / MEL_16K_80.hop_length) + 1
     mel = torch.randn(1, MEL_16K_80.n_mels, frames)
+    ours = api.load(vocoder).module
     models: dict[str, torch.nn.Module] = {
-        f"{vocoder_name(n)} ({vocoder})": _Fixed(api.load(vocoder).module, n) for vocoder in vocoders for n in iterations
+        f"{vocoder_name(n)} ({vocoder})": _Fixed(ours, n) for n in iterations
     } | {
         "vocos-base (random)": Vocoder(VocoderConfig.vocos_base(), MEL_16K_80).eval(),
         "hifigan-v1 (random)": Vocoder(VocoderConfig.hifigan_v1(), MEL_16K_80).eval(),
@@ -213,18 +214,8 @@ def speed(seconds: float = 10.0, repeats: int = 3, vocoders: tuple[str, ...] = (
                 model(mel[..., :50])
                 best = min(_time(model, mel) for _ in range(repeats))
             out.setdefault(name, {})[f"x_real_time_{threads}t"] = seconds / best
-            out[name]["params_M"] = _params(model) / 1e6
+            out[name]["params_M"] = sum(p.numel() for p in model.parameters()) / 1e6
     return out
-
-
-def _params(model: torch.nn.Module) -> int:
-    """Parameter count, int8-quantised linear layers (packed weights) included."""
-    total = sum(p.numel() for p in model.parameters())
-    for module in model.modules():
-        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
-            bias = module.bias()
-            total += module.weight().numel() + (0 if bias is None else bias.numel())
-    return total
 
 
 class _Fixed(torch.nn.Module):
@@ -258,8 +249,7 @@ def main() -> None:
     parser.add_argument("what", choices=["quality", "speed", "detect"])
     parser.add_argument("--per-speaker", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--vocoder", nargs="+", default=["vocoder"],
-                        help="checkpoint(s) to measure (default: the bundled one; several only for 'speed')")
+    parser.add_argument("--vocoder", default="vocoder", help="checkpoint to measure (default: the bundled one)")
     parser.add_argument("--systems", default=",".join(SYSTEMS),
                         help=f"comma-separated subset of {','.join(SYSTEMS + DIAGNOSTICS)} (quality, detect)")
     parser.add_argument("--detector", default="detection", help="detector checkpoint for 'detect' (default: bundled)")
@@ -272,14 +262,12 @@ def main() -> None:
     unknown = set(systems) - set(SYSTEMS + DIAGNOSTICS)
     if unknown:
         parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS + DIAGNOSTICS)}")
-    if args.what != "speed" and len(args.vocoder) > 1:
-        parser.error("several --vocoder checkpoints are only for 'speed'")
     if args.what == "quality":
-        results = quality(args.per_speaker, args.seconds, args.vocoder[0], systems, iterations)
+        results = quality(args.per_speaker, args.seconds, args.vocoder, systems, iterations)
     elif args.what == "detect":
-        results = detectability(args.per_speaker, args.seconds, args.vocoder[0], systems, iterations, args.detector)
+        results = detectability(args.per_speaker, args.seconds, args.vocoder, systems, iterations, args.detector)
     else:
-        results = speed(vocoders=tuple(args.vocoder), iterations=iterations)
+        results = speed(vocoder=args.vocoder, iterations=iterations)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -189,31 +189,6 @@ def test_gradients_flow_to_all_parameters() -> None:
     assert not missing
 
 
-def test_int8_inference_quantises_the_linear_layers_on_cpu_only(tmp_path) -> None:  # noqa: ANN001
-    from voicefake import api
-    from voicefake.checkpoint import Checkpoint
-
-    torch.manual_seed(0)
-    float_voc = Vocoder(VocoderConfig.tiny(), MEL_16K_80).eval()
-    mel = _random_mel(MEL_16K_80, 40)
-    for int8 in (False, True):
-        voc = Vocoder(VocoderConfig.tiny().replace(int8=int8), MEL_16K_80)
-        voc.load_state_dict(float_voc.state_dict())
-        Checkpoint.from_module(voc, "vocoder", MEL_16K_80).save(tmp_path / f"int8_{int8}")
-    plain = api.load(tmp_path / "int8_False", kind="vocoder").module
-    quantised = api.load(tmp_path / "int8_True", kind="vocoder").module
-    kinds = {type(m).__name__ for m in quantised.generator.modules()}
-    assert "Linear" in kinds and not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in plain.modules())
-    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantised.modules())
-    with torch.inference_mode():
-        a, b = plain(mel), quantised(mel)
-    assert a.shape == b.shape and torch.isfinite(b).all()
-    assert torch.equal(a, float_voc(mel).clamp(-1, 1).detach())
-    # training and other devices are unaffected: only for_inference on a CPU quantises
-    elsewhere = Vocoder(VocoderConfig.tiny().replace(int8=True), MEL_16K_80).for_inference(torch.device("cuda"))
-    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in elsewhere.modules())
-
-
 # ----------------------------------------------------------------------------- api
 
 

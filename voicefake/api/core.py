@@ -55,9 +55,6 @@ def _load_cached(path: str, device: str, kind: str | None) -> Loaded:
     module = ckpt.build(torch.device(device)).eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
-    prepare = getattr(module, "for_inference", None)  # e.g. a vocoder's int8 inference
-    if callable(prepare):
-        module = prepare(torch.device(device))
     return Loaded(ckpt, module, torch.device(device))
 
 

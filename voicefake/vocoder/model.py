@@ -49,11 +49,6 @@ class VocoderConfig:
             many fast Griffin-Lim iterations started from the predicted phase
             (:mod:`voicefake.vocoder.phase`); 0 outputs the head's STFT as it is. The
             default of a checkpoint; callers can override it per call.
-        int8: inference on a CPU only (never in training): when the checkpoint is loaded for
-            inference (:func:`voicefake.api.load`), the Vocos generator's linear layers (the
-            ConvNeXt pointwise convolutions and the head) are dynamically quantised to int8,
-            which makes the network about 1.3x faster on one thread; the refinement undoes most
-            of the difference (measured in docs/benchmarks/vocoder.md).
     """
 
     architecture: Literal["vocos", "hifigan"] = "vocos"
@@ -70,7 +65,6 @@ class VocoderConfig:
     resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
     phase_head: Literal["frame", "accumulate"] = "frame"
     phase_iterations: int = 0
-    int8: bool = False
 
     def __post_init__(self) -> None:
         if self.phase_iterations < 0:
@@ -344,21 +338,6 @@ class Vocoder(nn.Module):
             wav = self.generator(mel)
         assert wav.shape[-1] == num_samples(mel.shape[-1], self.mel)
         return wav.clamp(-1.0, 1.0)
-
-    def for_inference(self, device: torch.device) -> Vocoder:
-        """This vocoder as :func:`voicefake.api.load` serves it: with ``config.int8`` on a CPU, the
-        Vocos generator's linear layers dynamically quantised to int8 (in place); otherwise as is."""
-        if not (self.config.int8 and device.type == "cpu" and isinstance(self.generator, VocosGenerator)):
-            return self
-        import warnings
-
-        with warnings.catch_warnings():  # torch.ao's eager quantisation announces its move to torchao
-            warnings.simplefilter("ignore")
-            try:
-                torch.ao.quantization.quantize_dynamic(self.generator, {nn.Linear}, dtype=torch.qint8, inplace=True)
-            except (RuntimeError, AssertionError) as err:  # no quantised engine on this CPU: stay float
-                warnings.warn(f"int8 vocoder inference unavailable ({err}); using float32", stacklevel=2)
-        return self
 
     def phase_iterations(self, override: int | None = None) -> int:
         """The refinement iterations a call uses: ``override``, else the config's."""
