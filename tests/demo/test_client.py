@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from tests.demo.server import running_demo
+from voicefake import api
 from voicefake.audio.io import load_audio
 
 pytestmark = pytest.mark.data
@@ -59,6 +60,7 @@ def test_clone_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> Non
         audio, label, _ = client.predict(refs, None, None, "Text to speech", "Please call me back today.", None,
                                          True, 0.5, "ceo", api_name="/clone")
         assert "SYNTHETIC" in label and "watermark" in label and Path(audio).exists()
+        assert f"text front end: {api.tts_engine()}" in label
         wav, rate = sf.read(audio)
         assert len(wav) / rate > 0.8
         with pytest.raises(Exception, match="consent"):
