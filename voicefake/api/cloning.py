@@ -212,10 +212,8 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     if engine == "flite":
         if language.split("-")[0] != "en":
             raise ValueError(f"the flite engine speaks English only (got language {language!r}); use engine='espeak'")
+        flite.require()  # before the reference is processed
         speak = functools.partial(flite.speak, voice=tts_voice or flite.DEFAULT_VOICE, rate=rate)
-        if not flite.available():
-            raise flite.FliteError("the flite engine needs the flite program: apt-get install flite "
-                                   "(or use the default engine, espeak-ng)")
     elif engine == "espeak":
         speak = functools.partial(espeak.speak, voice=language, rate=rate)
     else:

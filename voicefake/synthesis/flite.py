@@ -4,7 +4,8 @@ Flite is not a Python package: it is the ``flite`` program of the Debian/Ubuntu 
 same name (``apt-get install flite``), whose built-in English voices need no download. Its
 speech is more natural than espeak-ng's formant synthesis, and what the conversion decoder was
 trained on (natural speech) is closer to it, so clones from it keep more words (measured in
-docs/benchmarks/cloning.md). voicefake uses it only when asked (``engine="flite"``).
+docs/benchmarks/cloning.md). ``voicefake.api.clone`` uses it when asked (``engine="flite"``)
+and, by default (``engine="auto"``), for English text when the program is installed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def available() -> bool:
     return shutil.which("flite") is not None
 
 
+def require() -> None:
+    """Raises :class:`FliteError` with what to do when the ``flite`` program is missing."""
+    if not available():
+        raise FliteError("the flite engine needs the flite program: apt-get install flite "
+                         "(or use the espeak-ng engine)")
+
+
 def speak(text: str, voice: str = DEFAULT_VOICE, rate: int = 150) -> tuple[np.ndarray, int]:
     """Renders ``text`` with flite: ``(float32 waveform, 16000)``.
 
@@ -43,9 +51,7 @@ def speak(text: str, voice: str = DEFAULT_VOICE, rate: int = 150) -> tuple[np.nd
         voice: a built-in flite voice: rms, slt, awb, kal16 or kal.
         rate: speaking rate in words per minute (80-450), set through flite's duration stretch.
     """
-    if not available():
-        raise FliteError("the flite engine needs the flite program: apt-get install flite "
-                         "(or use the default engine, espeak-ng)")
+    require()
     if voice not in PACE:
         raise FliteError(f"flite has no built-in voice {voice!r} (choose one of {', '.join(PACE)})")
     if not 80 <= rate <= 450:
