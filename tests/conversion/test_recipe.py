@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,21 @@ def test_content_ctc_fine_tune_adds_a_phone_head(tmp_path: Path) -> None:
     assert "loss/ctc=" in err and "eval/per=" in err
     tuned = Checkpoint.load(tmp_path / "ctc" / "best" / "encoder")
     assert tuned.state_dict["phone_head.weight"].shape == (6, 8)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the espeak-ng program is not installed")
+def test_phone_labels_come_from_espeak_without_stress() -> None:
+    sys.path.insert(0, str(RECIPE))
+    from prepare_phones import language, phonemize  # type: ignore[import-not-found]
+
+    from voicefake.data.manifests import ManifestRow
+
+    assert language(ManifestRow(path="a.wav", notes="package=x;language=fr;in_shared=0")) == "fr"
+    assert language(ManifestRow(path="a.wav", notes="Asterisk core sounds (it), telephone")) == "it"
+    assert language(ManifestRow(path="a.wav")) == "en"
+    phones = phonemize("Hello there.", "en")
+    assert phones[0] == "h" and len(phones) >= 5 and not any(c in "ˈˌ" for p in phones for c in p)
+    assert phonemize("Hello.", "xx") == [] and phonemize("  ", "en") == []
 
 
 def test_speed_perturb_changes_tempo_and_pitch() -> None:

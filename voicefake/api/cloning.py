@@ -210,7 +210,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
 
     engine = tts_engine(engine, language)
     if engine == "flite":
-        if language.split("-")[0] != "en":
+        if not _is_english(language):
             raise ValueError(f"the flite engine speaks English only (got language {language!r}); use engine='espeak'")
         flite.require()  # before the reference is processed
         speak = functools.partial(flite.speak, voice=tts_voice or flite.DEFAULT_VOICE, rate=rate)
@@ -240,7 +240,12 @@ def tts_engine(engine: str = "auto", language: str = "en-us") -> str:
 
     if engine != "auto":
         return engine
-    return "flite" if language.split("-")[0] == "en" and flite.available() else "espeak"
+    return "flite" if _is_english(language) and flite.available() else "espeak"
+
+
+def _is_english(language: str) -> bool:
+    """Is this espeak-ng voice name English (en, en-us, en-gb-x-rp, ...)?"""
+    return language.split("-")[0] == "en"
 
 
 def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int = 300, max_minutes: float = 10.0,
