@@ -116,6 +116,8 @@ def summarise(items: list[dict], baseline: dict[tuple, float] | None = None) -> 
         out["share_flagged_by_detector"] = float(np.mean([i["flagged"] for i in items]))
     if baseline is not None:
         out["share_above_source"] = float(np.mean([i["sim"] > baseline[i["key"]] for i in items]))
+    # what was said and what was heard, so that a later scoring change can re-score a run
+    out["transcripts"] = [{"text": i["text"], "heard": i["hyp"]} for i in items]
     return out
 
 
@@ -241,7 +243,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     report = run(args)
-    print(json.dumps(report, indent=2))
+    brief = {k: {kk: vv for kk, vv in v.items() if kk != "transcripts"} if isinstance(v, dict) else v
+             for k, v in report.items()}
+    print(json.dumps(brief, indent=2))  # the --json file keeps the transcripts
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -172,11 +172,88 @@ def expected_calibration_error(probs: Sequence[float] | np.ndarray, labels: Sequ
     return float(error)
 
 
-def normalize_words(text: str) -> list[str]:
-    """Lower-cases, drops apostrophes ("it's" -> "its") and other punctuation, splits on spaces."""
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+         "fifteen sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+_ORDINAL = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+            "nine": "ninth", "twelve": "twelfth"}
+_CURRENCY = {"$": "dollars", "\u00a3": "pounds", "\u20ac": "euros"}
+
+
+def spell_number(n: int) -> list[str]:
+    """A non-negative integer as English words, American style ("forty thousand", no "and").
+
+    Example:
+        >>> spell_number(40250)
+        ['forty', 'thousand', 'two', 'hundred', 'fifty']
+    """
+    if n < 0:
+        raise ValueError(f"spell_number takes n >= 0, got {n}")
+    if n < 20:
+        return [_ONES[n]]
+    if n < 100:
+        return [_TENS[n // 10]] + (spell_number(n % 10) if n % 10 else [])
+    if n < 1000:
+        return spell_number(n // 100) + ["hundred"] + (spell_number(n % 100) if n % 100 else [])
+    for scale, name in _SCALES:
+        if n >= scale:
+            return spell_number(n // scale) + [name] + (spell_number(n % scale) if n % scale else [])
+    raise AssertionError("unreachable")
+
+
+def _ordinal(words: list[str]) -> list[str]:
+    last = words[-1]
+    if last in _ORDINAL:
+        last = _ORDINAL[last]
+    elif last.endswith("y"):
+        last = last[:-1] + "ieth"
+    else:
+        last += "th"
+    return words[:-1] + [last]
+
+
+def spell_numbers(text: str) -> str:
+    """Writes the numbers in ``text`` as words, so that an ASR's "$40,000" and a script's
+    "forty thousand dollars" count as the same words.
+
+    Handles thousands separators, decimals ("3.5" -> "three point five"), currency signs
+    ($, GBP, EUR: the unit goes after the number), "%" and ordinals ("21st").
+    """
     import re
 
-    text = re.sub(r"[^a-z0-9 ]+", " ", text.lower().replace("'", "").replace("\u2019", ""))
+    def number(digits: str, decimals: str | None) -> list[str]:
+        words = spell_number(int(digits.replace(",", "")))
+        if decimals:
+            words += ["point"] + [_ONES[int(d)] for d in decimals]
+        return words
+
+    def currency(m: re.Match[str]) -> str:
+        return " ".join(number(m.group(2), m.group(3)) + [_CURRENCY[m.group(1)]])
+
+    def percent(m: re.Match[str]) -> str:
+        return " ".join(number(m.group(1), m.group(2)) + ["percent"])
+
+    def ordinal(m: re.Match[str]) -> str:
+        return " ".join(_ordinal(spell_number(int(m.group(1)))))
+
+    def cardinal(m: re.Match[str]) -> str:
+        return " ".join(number(m.group(1), m.group(2)))
+
+    num = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
+    text = re.sub(r"([$\u00a3\u20ac])\s?" + num, currency, text)
+    text = re.sub(num + r"\s?%", percent, text)
+    text = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b", ordinal, text)
+    return re.sub(num, cardinal, text)
+
+
+def normalize_words(text: str) -> list[str]:
+    """Lower-cases, writes numbers as words (:func:`spell_numbers`), drops apostrophes
+    ("it's" -> "its") and other punctuation, splits on spaces."""
+    import re
+
+    text = spell_numbers(text.lower().replace("'", "").replace("\u2019", ""))
+    text = re.sub(r"[^a-z ]+", " ", text)
     return text.split()
 
 

@@ -10,7 +10,14 @@ from voicefake.audio.features import MEL_16K_80, MelSpectrogram
 from voicefake.checkpoint import Checkpoint
 from voicefake.conversion.decoder_training import DecoderCrops, band_l1, relative_pitch
 from voicefake.conversion.finetune import finetune_decoder, with_decoder
-from voicefake.conversion.inference import build_profile, convert_mel, match_spectra, spectral_keys
+from voicefake.conversion.inference import (
+    build_profile,
+    convert_mel,
+    long_term_spectrum,
+    match_long_term_spectrum,
+    match_spectra,
+    spectral_keys,
+)
 from voicefake.conversion.model import (
     ContentEncoder,
     ContentEncoderConfig,
@@ -130,6 +137,23 @@ def test_profile_output_is_built_from_the_targets_frames(features: MelSpectrogra
     assert float(distance.max()) < 1e-5
 
 
+def test_long_term_spectrum_match_is_one_static_gain_per_band(features: MelSpectrogram) -> None:
+    source = features(torch.from_numpy(voice(140, 2.0)))
+    tilt = torch.linspace(-0.4, 0.4, source.shape[0])[:, None]  # a brighter recording of the same sound
+    reference = features(torch.from_numpy(voice(140, 3.0, seed=4))) + tilt
+    out = match_long_term_spectrum(source, reference, strength=1.0)
+    gain = out - source
+    assert torch.allclose(gain, gain[:, :1].expand_as(gain), atol=1e-6)  # the same for every frame
+    before = (long_term_spectrum(source) - long_term_spectrum(reference)).abs().mean()
+    after = (long_term_spectrum(out) - long_term_spectrum(reference)).abs().mean()
+    assert after < 0.5 * before
+    half = match_long_term_spectrum(source, reference, strength=0.5)
+    assert torch.allclose(half - source, 0.5 * gain, atol=1e-6)
+    assert torch.equal(match_long_term_spectrum(source, reference, strength=0.0), source)
+    loud = match_long_term_spectrum(source, reference + 5.0, strength=1.0)  # 43 dB louder: capped
+    assert float((loud - source).max()) == pytest.approx(0.7)
+
+
 def test_decoder_shapes_and_voice_checkpoint_round_trip(tmp_path, features: MelSpectrogram,
                                                         content: ContentEncoder) -> None:
     torch.manual_seed(0)
@@ -140,6 +164,10 @@ def test_decoder_shapes_and_voice_checkpoint_round_trip(tmp_path, features: MelS
     assert mel.shape == features(torch.from_numpy(voice(200, 1.0))).shape
     with pytest.raises(ValueError, match="blend"):
         convert_mel(voice(200, 1.0), profile, features, content, decoder, blend=1.5)
+    with pytest.raises(ValueError, match="eq"):
+        convert_mel(voice(200, 1.0), profile, features, content, decoder, eq=-0.1)
+    equalised = convert_mel(voice(200, 1.0), profile, features, content, decoder, blend=0.5, eq=1.0)
+    assert equalised.shape == mel.shape and not torch.allclose(equalised, mel)
     tuned = with_decoder(profile, decoder)
     path = Checkpoint.from_module(tuned, "voice", MEL_16K_80, {"name": "voice"}).save(tmp_path / "voice")
     loaded = Checkpoint.load(path).build().eval()

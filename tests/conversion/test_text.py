@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voicefake.metrics import normalize_words, word_error_rate, word_errors
+from voicefake.metrics import (
+    normalize_words,
+    spell_number,
+    spell_numbers,
+    word_error_rate,
+    word_errors,
+)
 from voicefake.synthesis import flite
 from voicefake.synthesis.espeak import EspeakError, speak
 from voicefake.synthesis.text import MAX_CHARS, clean_text, split_sentences
@@ -69,9 +75,30 @@ def test_flite_missing_program_is_one_clear_error(monkeypatch: pytest.MonkeyPatc
 
 
 def test_word_error_rate() -> None:
-    assert normalize_words("It's 40 dollars, OK?") == ["its", "40", "dollars", "ok"]
+    assert normalize_words("It's 40 dollars, OK?") == ["its", "forty", "dollars", "ok"]
     assert word_errors("the cat sat", "the cat sat") == (0, 3)
     assert word_errors("the cat sat", "the bat sat down") == (2, 3)
     assert word_error_rate(["a b", "c d e"], ["a b", "c e"]) == pytest.approx(1 / 5)
     with pytest.raises(ValueError):
         word_error_rate(["a"], [])
+
+
+@pytest.mark.parametrize(("n", "words"), [
+    (0, "zero"), (13, "thirteen"), (40, "forty"), (99, "ninety nine"), (105, "one hundred five"),
+    (40000, "forty thousand"), (1_250_300, "one million two hundred fifty thousand three hundred"),
+    (2_000_000_001, "two billion one"),
+])
+def test_spell_number(n: int, words: str) -> None:
+    assert " ".join(spell_number(n)) == words
+
+
+def test_numbers_count_as_words_in_the_wer() -> None:
+    # an ASR writes digits and signs where a script spells the words out; neither is an error
+    assert spell_numbers("wire $40,000 by the 21st, 3.5% more") == (
+        "wire forty thousand dollars by the twenty first, three point five percent more")
+    assert word_errors("I need you to wire forty thousand dollars today",
+                       "I need you to wire $40,000 today.") == (0, 9)
+    assert word_errors("the twelfth of may", "the 12th of May") == (0, 4)
+    assert word_errors("forty dollars", "$14") == (1, 2)  # a wrong number is still wrong
+    with pytest.raises(ValueError):
+        spell_number(-1)

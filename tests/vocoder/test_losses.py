@@ -118,3 +118,47 @@ def test_training_never_uses_the_phase_refinement() -> None:
     (train0, eval0), (train3, eval3) = outs
     assert eval0 == pytest.approx(eval3)
     assert train0["loss/mel"] == pytest.approx(train3["loss/mel"], rel=1e-5)
+
+
+def _saved_teacher(tmp_path, mel: MelConfig):  # type: ignore[no-untyped-def]
+    from voicefake.checkpoint import Checkpoint
+    from voicefake.vocoder.model import Vocoder
+
+    torch.manual_seed(3)
+    teacher = Vocoder(VocoderConfig.tiny(), mel).eval()
+    Checkpoint.from_module(teacher, "vocoder", mel).save(tmp_path / "teacher")
+    return teacher, tmp_path / "teacher"
+
+
+def test_distillation_targets_the_refined_teacher_not_the_audio(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from voicefake.vocoder.training import eval_step, targets
+
+    teacher, path = _saved_teacher(tmp_path, MelConfig())
+    weights = {"mel": 45.0, "mag": 15.0, "phase": 10.0, "consistency": 10.0, "adv": 0.0, "fm": 0.0}
+    cfg = TrainConfig(loss_weights=weights, segment_samples=3200, teacher=str(path), teacher_phase_iterations=2)
+    task = build_task(VocoderConfig.tiny(), MelConfig(), cfg)
+    assert "teacher" not in task.modules  # run checkpoints do not carry it
+    batch = speech_like(0.2).repeat(2, 1)
+    mel = task.modules["features"](batch)
+    with torch.no_grad():
+        expected = teacher(mel, phase_iterations=2)
+        assert torch.equal(targets(batch, mel, cfg, task.train_step.keywords["teacher"]), expected)
+        assert torch.equal(targets(batch, mel, TrainConfig(), None), batch)
+        # a student that is the teacher reproduces its raw output exactly
+        raw = TrainConfig(loss_weights=weights, segment_samples=3200, teacher=str(path), teacher_phase_iterations=0)
+        student = build_task(VocoderConfig.tiny(), MelConfig(), raw)
+        student.modules["generator"].load_state_dict(teacher.state_dict())
+        out = eval_step(student.modules, batch, raw, student.train_step.keywords["teacher"])
+    assert out["eval/teacher_mr_mel_l1"] < 1e-6 < out["eval/mr_mel_l1"]
+    assert {"eval/teacher_phase", "eval/teacher_mag", "eval/teacher_consistency"} <= set(out)
+    stepped = task.train_step(task.modules, task.optimizers, batch)
+    assert math.isfinite(stepped["loss/total"])
+
+
+def test_a_teacher_on_another_mel_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, path = _saved_teacher(tmp_path, MelConfig(n_mels=64))
+    cfg = TrainConfig(segment_samples=3200, teacher=str(path))
+    with pytest.raises(ValueError, match="another mel config"):
+        build_task(VocoderConfig.tiny(), MelConfig(), cfg)
+    with pytest.raises(ValueError, match="teacher_phase_iterations"):
+        TrainConfig(teacher_phase_iterations=-1)

@@ -23,6 +23,7 @@ MIN_REFERENCE_S = 3.0
 # 0 = the decoder alone (most intelligible), 1 = only the target's own frames (most similar,
 # unintelligible today); 0.25 is the measured compromise (docs/benchmarks/cloning.md)
 DEFAULT_BLEND = 0.25
+DEFAULT_EQ = 0.0
 
 
 def voice_profile(reference: VoiceReference, content: PathLike = "content", speaker: PathLike = "speaker",
@@ -146,7 +147,7 @@ def _profile(reference: VoiceReference, device: str, content: PathLike = "conten
 
 def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAULT_BLEND, checkpoint: PathLike = "conversion",
             content: PathLike = "content", vocoder: PathLike = "vocoder", device: str = "cpu",
-            name: str | None = None) -> tuple[np.ndarray, int]:
+            name: str | None = None, eq: float = DEFAULT_EQ) -> tuple[np.ndarray, int]:
     """Voice conversion: the source's words, timing and intonation in the reference's voice.
 
     Args:
@@ -173,14 +174,15 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
     assert mel_cfg is not None
     wav = _as_wave(source, mel_cfg.sample_rate, name)
     with torch.inference_mode():
-        mel = convert_mel(wav, profile, _mel_module(mel_cfg), encoder.module, decoder.module, blend)
+        mel = convert_mel(wav, profile, _mel_module(mel_cfg), encoder.module, decoder.module, blend, eq)
     return vocode(mel, vocoder, device).numpy(), mel_cfg.sample_rate
 
 
 def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: int = 150,
           blend: float = DEFAULT_BLEND, device: str = "cpu", progress: Any = None,
           checkpoint: PathLike = "conversion", content: PathLike = "content",
-          vocoder: PathLike = "vocoder", engine: str = "auto", tts_voice: str | None = None) -> tuple[np.ndarray, int]:
+          vocoder: PathLike = "vocoder", engine: str = "auto", tts_voice: str | None = None,
+          eq: float = DEFAULT_EQ) -> tuple[np.ndarray, int]:
     """Text to speech in the reference's voice: a rule-based front end speaks each sentence,
     then :func:`convert` moves it into the target voice; sentences are joined with short pauses.
 
@@ -224,7 +226,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     for done, sentence in enumerate(sentences, 1):
         spoken, spoken_rate = speak(sentence)
         wav, sample_rate = convert(resample(spoken, spoken_rate, 16000), profile, blend=blend, checkpoint=checkpoint,
-                                   content=content, vocoder=vocoder, device=device)
+                                   content=content, vocoder=vocoder, device=device, eq=eq)
         pieces.append(_fade(wav, sample_rate))
         if progress is not None:
             progress(done, len(sentences))

@@ -71,14 +71,52 @@ def match_spectra(query: torch.Tensor, profile: VoiceProfile, k: int, chunk: int
     return torch.cat(out).T
 
 
+def long_term_spectrum(mel: torch.Tensor) -> torch.Tensor:
+    """(M, F) log-mel -> (M,) mean log-mel of its louder half of frames (the speech, not the pauses)."""
+    energy = mel.mean(dim=0)
+    loud = energy >= energy.median()
+    return mel[:, loud].mean(dim=1)
+
+
+def match_long_term_spectrum(mel: torch.Tensor, reference: torch.Tensor, strength: float,
+                             max_gain: float = 0.7, smooth_bands: int = 5) -> torch.Tensor:
+    """Moves ``mel`` (M, F) towards the long-term spectrum of ``reference`` (M, N): a static
+    equaliser, one gain per mel band for the whole utterance.
+
+    The gain is the difference of the two :func:`long_term_spectrum`, smoothed over
+    ``smooth_bands`` neighbouring bands (the envelope, not single harmonics), limited to
+    ``max_gain`` (natural-log units: 0.7 is about 6 dB) and scaled by ``strength`` (0 = off,
+    1 = the whole difference). One fixed filter changes no frame relative to another, so the
+    words are untouched; what moves is the overall timbre and the recording channel.
+    """
+    if strength == 0.0 or mel.shape[-1] == 0 or reference.shape[-1] == 0:
+        return mel
+    gain = long_term_spectrum(reference) - long_term_spectrum(mel)
+    pad = smooth_bands // 2
+    gain = F.avg_pool1d(F.pad(gain[None, None], (pad, pad), mode="replicate"), smooth_bands, stride=1)[0, 0]
+    return mel + strength * gain.clamp(-max_gain, max_gain)[:, None]
+
+
 def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
-                decoder: ConversionDecoder | None, blend: float = 0.25) -> torch.Tensor:
+                decoder: ConversionDecoder | None, blend: float = 0.25, eq: float = 0.0) -> torch.Tensor:
     """16 kHz source waveform -> (M, F) log-mel in the profile's voice (see the module docstring).
 
-    A profile with its own fine-tuned decoder uses it instead of ``decoder``.
+    A profile with its own fine-tuned decoder uses it instead of ``decoder``. ``eq`` in
+    [0, 1] then equalises the result towards the reference's long-term spectrum
+    (:func:`match_long_term_spectrum`; needs a profile with reference frames).
     """
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"blend must be in [0, 1], got {blend}")
+    if not 0.0 <= eq <= 1.0:
+        raise ValueError(f"eq must be in [0, 1], got {eq}")
+    out = _convert_mel(wav, profile, features, content, decoder, blend)
+    if profile.config.frames == 0:
+        return out
+    return match_long_term_spectrum(out, profile.mels.T, eq)
+
+
+def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
+                 decoder: ConversionDecoder | None, blend: float) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
     mel = features(tensor)
     source_content = content(mel[None])

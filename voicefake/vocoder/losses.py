@@ -75,7 +75,10 @@ class SpectralLoss(nn.Module):
     anti-wrapping distances, also returned one by one, each weighted by the real magnitude so
     that silent bins, whose phase is noise, do not count) and
     ``consistency`` (L1 between the predicted spectrum and the STFT of the waveform made from
-    it, relative to the mean real magnitude).
+    it, relative to the mean real magnitude) and ``complex`` (L1 between the predicted and the
+    real complex spectra, on the same scale: magnitude and phase at once, with a smooth
+    gradient in the phase, for targets whose phase is a fixed function of the mel, as in
+    distillation; against real speech it asks for an absolute phase the mel does not hold).
     """
 
     def __init__(self, n_fft: int, hop_length: int, floor: float = 1e-5) -> None:
@@ -115,4 +118,5 @@ class SpectralLoss(nn.Module):
             "gd": gd,
             "iaf": iaf,
             "consistency": torch.mean(torch.abs(remade - predicted) / scale),
+            "complex": torch.mean(torch.abs(predicted - target) / scale),
         }

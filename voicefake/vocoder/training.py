@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from voicefake.audio.features import MelConfig, MelSpectrogram
+from voicefake.checkpoint import Checkpoint
 from voicefake.train.loop import TrainTask, warmup_cosine
 from voicefake.vocoder.discriminators import DiscriminatorConfig, MultiDiscriminator
 from voicefake.vocoder.losses import (
@@ -27,7 +28,7 @@ DEFAULT_LOSS_MELS = (
 )
 
 
-SPECTRAL_TERMS = ("mag", "phase", "ip", "gd", "iaf", "consistency")
+SPECTRAL_TERMS = ("mag", "phase", "ip", "gd", "iaf", "consistency", "complex")
 LOSS_TERMS = ("mel", "adv", "fm", *SPECTRAL_TERMS)
 
 
@@ -39,7 +40,7 @@ class TrainConfig:
         lr / betas / weight_decay: AdamW for both generator and discriminator.
         warmup_steps / min_lr_ratio / total_steps: linear warm-up then cosine decay.
         loss_weights: generator loss terms ``mel``, ``adv``, ``fm`` and, for the Vocos head
-            only, the direct spectral terms ``mag``, ``phase``, ``consistency``
+            only, the direct spectral terms ``mag``, ``phase``, ``consistency``, ``complex``
             (:class:`voicefake.vocoder.losses.SpectralLoss`); ``phase`` is the sum of the
             three phase distances, which can instead be weighted one by one as ``ip``
             (instantaneous phase), ``gd`` (group delay) and ``iaf`` (instantaneous
@@ -49,6 +50,14 @@ class TrainConfig:
         loss_mels: the multi-resolution mel loss resolutions.
         segment_samples: training crop length (a multiple of the mel hop length).
         discriminator: the discriminator sizes.
+        teacher: distillation. A vocoder checkpoint (a bundled name or a directory) with the
+            same mel config; when set, every loss term compares the model with the teacher's
+            output for the crop's mel instead of the real audio, so the model learns a fixed
+            function of the mel (well-posed, unlike the absolute phase of real speech, and
+            cheap: no discriminator is needed). "" (the default) trains on the real audio.
+        teacher_phase_iterations: the teacher's phase refinement
+            (:func:`voicefake.vocoder.phase.refine`) when it makes the targets: distilling a
+            refined teacher moves that refinement's cost from inference into training.
     """
 
     lr: float = 5e-4
@@ -62,6 +71,8 @@ class TrainConfig:
     loss_mels: tuple[MelConfig, ...] = DEFAULT_LOSS_MELS
     segment_samples: int = 16000
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    teacher: str = ""
+    teacher_phase_iterations: int = 16
 
     def __post_init__(self) -> None:
         unknown = set(self.loss_weights) - set(LOSS_TERMS)
@@ -69,6 +80,8 @@ class TrainConfig:
             raise ValueError(
                 f"unknown vocoder loss weight(s) {sorted(unknown)}; allowed: {', '.join(LOSS_TERMS)}"
             )
+        if self.teacher_phase_iterations < 0:
+            raise ValueError(f"teacher_phase_iterations must be >= 0, got {self.teacher_phase_iterations}")
 
     @property
     def spectral(self) -> bool:
@@ -94,6 +107,35 @@ def build_modules(model: VocoderConfig, mel: MelConfig, cfg: TrainConfig) -> dic
             )
         modules["spectral_loss"] = SpectralLoss(model.head_n_fft, mel.hop_length)
     return modules
+
+
+def load_teacher(cfg: TrainConfig, mel: MelConfig) -> Vocoder | None:
+    """The frozen distillation teacher of ``cfg.teacher`` (None without one).
+
+    It is kept out of the task's modules, so run checkpoints do not carry a copy of it.
+    """
+    if not cfg.teacher:
+        return None
+    checkpoint = Checkpoint.load(cfg.teacher)
+    if checkpoint.kind != "vocoder":
+        raise ValueError(f"train.teacher {cfg.teacher!r} is a {checkpoint.kind} checkpoint, not a vocoder")
+    if checkpoint.mel_config != mel:
+        raise ValueError(
+            f"train.teacher {cfg.teacher!r} was trained on another mel config "
+            f"({checkpoint.mel_config}); a student must take the teacher's mel ({mel})"
+        )
+    teacher = checkpoint.build()
+    assert isinstance(teacher, Vocoder)
+    teacher.eval().requires_grad_(False)
+    return teacher
+
+
+def targets(batch: torch.Tensor, mel: torch.Tensor, cfg: TrainConfig, teacher: Vocoder | None) -> torch.Tensor:
+    """What the model is compared with: the real crop, or the teacher's output for its mel."""
+    if teacher is None:
+        return batch
+    with torch.no_grad():
+        return teacher(mel, phase_iterations=cfg.teacher_phase_iterations)
 
 
 def build_optimizers(modules: dict[str, nn.Module], cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
@@ -123,12 +165,14 @@ def _clip(module: nn.Module, value: float) -> float:
 
 def train_step(
     modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-    batch: torch.Tensor, cfg: TrainConfig,
+    batch: torch.Tensor, cfg: TrainConfig, teacher: Vocoder | None = None,
 ) -> dict[str, float]:
     """One discriminator update, then one generator update.
 
     Args:
         batch: (B, T) real waveforms, T a multiple of the hop length.
+        teacher: with one (:func:`load_teacher`), its output replaces the real crop as the
+            target of every term, the discriminator's "real" included.
     """
     weights = cfg.loss_weights
     gen, disc = modules["generator"], modules["discriminator"]
@@ -138,7 +182,7 @@ def train_step(
         fake, log_mag, phase = gen(mel, spectrum=True)
     else:
         fake = gen(mel, phase_iterations=0)  # the network itself: refinement is inference only
-    real = batch[:, : fake.shape[-1]]
+    real = targets(batch, mel, cfg, teacher)[:, : fake.shape[-1]]
     out: dict[str, float] = {}
     use_gan = weights.get("adv", 0) > 0 or weights.get("fm", 0) > 0
     if use_gan:
@@ -175,12 +219,15 @@ def train_step(
     return out
 
 
-def eval_step(modules: dict[str, nn.Module], batch: torch.Tensor) -> dict[str, float]:
+def eval_step(modules: dict[str, nn.Module], batch: torch.Tensor, cfg: TrainConfig | None = None,
+              teacher: Vocoder | None = None) -> dict[str, float]:
     """Copy-synthesis distances on a fixed crop: log-mel L1 at the model's own resolution, and
     (when the spectral losses are on) the head's magnitude / phase / consistency terms.
 
     The phase terms track what limits a Vocos head (``benchmarks/vocoder.py`` with the
     ``true-phase`` diagnostic): the mel L1 can rise while the phase, and PESQ, improve.
+    With a teacher, the spectral terms and the multi-resolution mel L1 against the teacher's
+    output are added as ``eval/teacher_<term>`` (the distillation's own progress).
     """
     mel = modules["features"](batch)
     gen = modules["generator"]
@@ -197,6 +244,11 @@ def eval_step(modules: dict[str, nn.Module], batch: torch.Tensor) -> dict[str, f
     if spectral:
         terms = modules["spectral_loss"](log_mag, phase, fake, real)
         out.update({f"eval/{k}": float(v) for k, v in terms.items()})
+        if teacher is not None and cfg is not None:
+            target = targets(batch, mel, cfg, teacher)[:, : fake.shape[-1]]
+            terms = modules["spectral_loss"](log_mag, phase, fake, target)
+            out.update({f"eval/teacher_{k}": float(v) for k, v in terms.items()})
+            out["eval/teacher_mr_mel_l1"] = float(modules["mel_loss"](fake, target))
     return out
 
 
@@ -204,12 +256,13 @@ def build_task(model: VocoderConfig, mel: MelConfig, cfg: TrainConfig, metadata:
     """Everything :func:`voicefake.train.loop.fit` needs to train a vocoder."""
     modules = build_modules(model, mel, cfg)
     optimizers = build_optimizers(modules, cfg)
+    teacher = load_teacher(cfg, mel)
     return TrainTask(
         modules=modules,
         optimizers=optimizers,
         schedulers=build_schedulers(optimizers, cfg),
-        train_step=partial(train_step, cfg=cfg),
-        eval_step=eval_step,
+        train_step=partial(train_step, cfg=cfg, teacher=teacher),
+        eval_step=partial(eval_step, cfg=cfg, teacher=teacher),
         exports={"generator": ("vocoder", mel)},
         metadata=dict(metadata or {}),
     )
