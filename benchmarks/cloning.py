@@ -27,6 +27,7 @@ our speaker-16k, which does condition the decoder, was distilled from it).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -104,6 +105,11 @@ def _tts_name(engine: str) -> str:
     return "tts_" if engine == "espeak" else f"tts_{engine}_"
 
 
+def _eq_name(eq: float) -> str:
+    """Report key suffix of a row with the long-term spectrum match on (none when off, as before)."""
+    return f"_eq{eq}" if eq else ""
+
+
 def summarise(items: list[dict], baseline: dict[tuple, float] | None = None) -> dict:
     sims = np.array([i["sim"] for i in items])
     out = {"n": len(items), "similarity_mean": float(sims.mean()), "similarity_min": float(sims.min()),
@@ -133,10 +139,11 @@ def run(args: argparse.Namespace) -> dict:
     baseline, ceiling, profile_s = {}, [], []
     if args.diagnostics:
         report.update(diagnostics(args, judges, srcs))
-    results: dict[str, list] = {f"convert_blend{b}": [] for b in args.blend}
+    results: dict[str, list] = {f"convert_blend{b}{_eq_name(e)}": [] for b in args.blend for e in args.eq}
     if args.finetune:
         results.update({"finetuned_convert": [], "zero_shot_same_targets": []})
-    results.update({f"{_tts_name(e)}blend{b}": [] for e in args.tts_engine for b in args.tts_blend})
+    results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}": []
+                    for e, b, q in itertools.product(args.tts_engine, args.tts_blend, args.eq)})
     for t in tgts:
         held = judges.embed(t["held"])
         ceiling.append(float(np.dot(judges.embed(np.concatenate(t["reference"])), held)))
@@ -145,19 +152,19 @@ def run(args: argparse.Namespace) -> dict:
         profile_s.append(time.perf_counter() - start)
         for s in srcs:
             baseline[(t["speaker"], s["name"])] = float(np.dot(judges.embed(s["wav"]), held))
-        for blend in args.blend:
+        for blend, eq in itertools.product(args.blend, args.eq):
             for s in srcs:
                 start = time.perf_counter()
                 wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content,
-                                     vocoder=args.vocoder)
-                results[f"convert_blend{blend}"].append(_item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
-        for engine in args.tts_engine:
-            for blend in args.tts_blend:
-                for text in TEXTS:
-                    start = time.perf_counter()
-                    wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
-                                       vocoder=args.vocoder, engine=engine)
-                    results[f"{_tts_name(engine)}blend{blend}"].append(_item(judges, wav, held, text, start, None))
+                                     vocoder=args.vocoder, eq=eq)
+                results[f"convert_blend{blend}{_eq_name(eq)}"].append(
+                    _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
+        for engine, blend, eq in itertools.product(args.tts_engine, args.tts_blend, args.eq):
+            for text in TEXTS:
+                start = time.perf_counter()
+                wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
+                                   vocoder=args.vocoder, engine=engine, eq=eq)
+                results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}"].append(_item(judges, wav, held, text, start, None))
         if len(results.get("finetuned_convert", [])) < args.finetune * len(srcs):
             finetuned(args, judges, t, srcs, held, results)
         print(f"{t['speaker']} done", flush=True)
@@ -227,6 +234,8 @@ def main() -> None:
     parser.add_argument("--tts-blend", type=float, nargs="+", default=[0.25], help="text-to-speech blends")
     parser.add_argument("--tts-engine", nargs="+", default=["espeak"], choices=["espeak", "flite"],
                         help="text-to-speech front ends (flite needs the flite program)")
+    parser.add_argument("--eq", type=float, nargs="+", default=[0.0],
+                        help="long-term spectrum match strengths (0 = off), each with every blend and engine")
     parser.add_argument("--reference-seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--finetune", type=int, default=0, help="also fine-tune on the first N targets")

@@ -135,6 +135,16 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [("error" in line) for line in lines] == [False, True]
     assert Path(lines[0]["output"]).exists() and "bad.wav" in lines[1]["error"]
+    assert main(["convert", str(files["src"]), "--reference", str(files["ref"]), "--eq", "1",
+                 "-o", str(tmp_path / "eq.wav"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["eq"] == 1.0 and record["blend"] == api.DEFAULT_BLEND
+    for option, value in (("--eq", "1.5"), ("--blend", "x")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["convert", str(files["src"]), "--reference", str(files["ref"]), option, value,
+                  "-o", str(tmp_path / "bad_option.wav")])
+        assert exit_info.value.code == 2 and option in capsys.readouterr().err
+    assert not (tmp_path / "bad_option.wav").exists()
 
     folder = tmp_path / "voice_audio"
     folder.mkdir()

@@ -397,3 +397,32 @@ def test_init_from_a_frame_head_checkpoint_adds_only_the_advance_layer(tmp_path:
     wider = Vocoder(VocoderConfig.tiny().replace(phase_head="accumulate", num_layers=2), MEL_16K_80)
     with pytest.raises(SystemExit, match="do not fit this model config"):
         init_generator(wider, str(tmp_path / "frame"))
+
+
+def test_pruning_keeps_the_strongest_blocks_and_channels(tmp_path: Path) -> None:
+    """``recipes/vocoder/prune.py``: pruning to the full size changes nothing; a smaller model
+    keeps the most important blocks in order, loads as a checkpoint and trains from --init."""
+    from voicefake.audio.features import MEL_16K_80
+
+    spec = importlib.util.spec_from_file_location("_recipe_vocoder_prune", REPO / "recipes/vocoder/prune.py")
+    assert spec is not None and spec.loader is not None
+    prune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prune)
+    torch.manual_seed(0)
+    big = Vocoder(VocoderConfig.tiny().replace(num_layers=3), MEL_16K_80).eval()
+    with torch.no_grad():
+        big.generator.blocks[1].gamma.mul_(0.01)  # block 1 contributes least
+    mel = torch.randn(1, 80, 30)
+    with torch.no_grad():
+        same = prune.prune(big, 3, 32)
+        assert torch.allclose(same(mel, phase_iterations=0), big(mel, phase_iterations=0), atol=1e-6)
+        small = prune.prune(big, 2, 20)
+    assert small.config.num_layers == 2 and small.config.intermediate_dim == 20
+    assert torch.equal(small.generator.blocks[1].gamma, big.generator.blocks[2].gamma)  # blocks 0 and 2 kept
+    assert torch.equal(small.generator.head.weight, big.generator.head.weight)
+    with pytest.raises(ValueError, match="at most 3 layers"):
+        prune.prune(big, 4, 20)
+    Checkpoint.from_module(small, "vocoder", MEL_16K_80).save(tmp_path / "small")
+    student = Vocoder(VocoderConfig.tiny().replace(num_layers=2, intermediate_dim=20), MEL_16K_80)
+    _recipe_module().init_generator(student, str(tmp_path / "small"))
+    assert torch.equal(student.generator.blocks[0].pwconv1.weight, small.generator.blocks[0].pwconv1.weight)

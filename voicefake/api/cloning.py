@@ -154,6 +154,9 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
         source: the speech to convert (path, bytes or 16 kHz waveform).
         reference: the target voice (see :func:`voice_profile`).
         blend: 0 = the decoder's mel only; 1 = only the target's own matched frames.
+        eq: 0-1, how far the result is equalised towards the reference's long-term spectrum
+            (one fixed gain per mel band: the voice's timbre and the recording's channel move,
+            the words do not; needs a profile with reference frames).
 
     Returns:
         ``(wav, 16000)``: float32 waveform, not yet watermarked (:func:`save_generated` marks it).
@@ -197,6 +200,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
             or ``"auto"``: flite for English when it is installed, espeak-ng otherwise
             (:func:`tts_engine` says which).
         tts_voice: the flite voice (rms, slt, awb, kal16, kal; default rms); unused by espeak-ng.
+        blend / eq: as in :func:`convert`.
         progress: optional ``callable(done, total)`` called after each sentence.
         checkpoint / content / vocoder: the models, as in :func:`convert`.
 

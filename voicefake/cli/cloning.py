@@ -17,8 +17,11 @@ CONSENT = "Cloning a voice needs its owner's consent."
 def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", nargs="+", required=True, metavar="REF",
                    help="3-30 s of the target voice: audio files, or a voice-profile folder (finetune / --save-voice)")
-    p.add_argument("--blend", type=float, default=api.DEFAULT_BLEND,
+    p.add_argument("--blend", type=common.unit_interval, default=api.DEFAULT_BLEND,
                    help="0 = decoder only (most intelligible), 1 = only the target's matched frames (most similar); default %(default)s")
+    p.add_argument("--eq", type=common.unit_interval, default=api.DEFAULT_EQ,
+                   help="0-1: equalise the output towards the reference's long-term spectrum (its timbre and "
+                        "recording channel; words untouched); default %(default)s")
     p.add_argument("--no-watermark", action="store_true",
                    help="do not watermark the output (logged, and stated in its metadata)")
     common.add_common(p)
@@ -82,7 +85,7 @@ def run_clone(args: argparse.Namespace) -> int:
     model = _model(args)
     start = time.perf_counter()
     profile = api.voice_profile(args.reference if len(args.reference) > 1 else args.reference[0], device=args.device)
-    wav, rate = api.clone(text, profile, language=args.language, rate=args.rate, blend=args.blend,
+    wav, rate = api.clone(text, profile, language=args.language, rate=args.rate, blend=args.blend, eq=args.eq,
                           device=args.device, progress=_progress(args), checkpoint=args.checkpoint or "conversion",
                           engine=args.engine, tts_voice=args.tts_voice)
     seconds = time.perf_counter() - start
@@ -91,6 +94,7 @@ def run_clone(args: argparse.Namespace) -> int:
     record = {"file": str(target), "output": str(target), "duration": round(duration, 3),
               "seconds": round(seconds, 3), "x_real_time": round(duration / max(seconds, 1e-9), 2),
               "reference": args.reference, "model": model, "engine": api.tts_engine(args.engine, args.language),
+              "blend": args.blend, "eq": args.eq,
               "watermark": not args.no_watermark}
     common.emit(args, record, f"-> {target} ({duration:.2f} s of speech in {seconds:.2f} s)")
     return 0
@@ -108,14 +112,14 @@ def run_convert(args: argparse.Namespace) -> int:
         target = common.output_path(args.output, path, ".converted.wav", multiple)
         common.check_writable(target, args.force)
         start = time.perf_counter()
-        wav, rate = api.convert(path, profile, blend=args.blend, checkpoint=args.checkpoint or "conversion",
+        wav, rate = api.convert(path, profile, blend=args.blend, eq=args.eq, checkpoint=args.checkpoint or "conversion",
                                 device=args.device, name=label)
         seconds = time.perf_counter() - start
         api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
         duration = len(wav) / rate
         record = {"output": str(target), "duration": round(duration, 3), "seconds": round(seconds, 3),
                   "x_real_time": round(duration / max(seconds, 1e-9), 2), "model": model,
-                  "watermark": not args.no_watermark}
+                  "blend": args.blend, "eq": args.eq, "watermark": not args.no_watermark}
         return record, f"{label} -> {target} ({duration:.2f} s in {seconds:.2f} s)"
 
     return common.per_file(args, args.inputs, handle)

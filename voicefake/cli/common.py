@@ -29,6 +29,17 @@ def add_common(parser: argparse.ArgumentParser, checkpoint: bool = True, json_fl
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
 
 
+def unit_interval(text: str) -> float:
+    """argparse ``type=`` for a number in [0, 1] (a clear usage error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside 0-1")
+    return value
+
+
 def guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Runs a subcommand; whole-call errors become one stderr line and an exit status."""
     try:

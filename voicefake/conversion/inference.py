@@ -79,14 +79,15 @@ def long_term_spectrum(mel: torch.Tensor) -> torch.Tensor:
 
 
 def match_long_term_spectrum(mel: torch.Tensor, reference: torch.Tensor, strength: float,
-                             max_gain: float = 0.7, smooth_bands: int = 5) -> torch.Tensor:
+                             max_gain: float = 2.3, smooth_bands: int = 3) -> torch.Tensor:
     """Moves ``mel`` (M, F) towards the long-term spectrum of ``reference`` (M, N): a static
     equaliser, one gain per mel band for the whole utterance.
 
     The gain is the difference of the two :func:`long_term_spectrum`, smoothed over
     ``smooth_bands`` neighbouring bands (the envelope, not single harmonics), limited to
-    ``max_gain`` (natural-log units: 0.7 is about 6 dB) and scaled by ``strength`` (0 = off,
-    1 = the whole difference). One fixed filter changes no frame relative to another, so the
+    ``max_gain`` (natural-log units of magnitude: 2.3 is 20 dB) and scaled by ``strength``
+    (0 = off, 1 = the whole difference). The defaults were chosen on 4 targets x 8 sources
+    (docs/benchmarks/cloning.md, session 12). One fixed filter changes no frame relative to another, so the
     words are untouched; what moves is the overall timbre and the recording channel.
     """
     if strength == 0.0 or mel.shape[-1] == 0 or reference.shape[-1] == 0:
