@@ -194,13 +194,13 @@ def detectability(per_speaker: int, seconds: float, vocoder: str = "vocoder",
                    "n": len(scores[name])} for name in scores}
 
 
-def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str = "vocoder",
+def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str | tuple[str, ...] = "vocoder",
           iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
     frames = int(seconds * SR / MEL_16K_80.hop_length) + 1
     mel = torch.randn(1, MEL_16K_80.n_mels, frames)
-    ours = api.load(vocoder).module
+    vocoders = (vocoder,) if isinstance(vocoder, str) else vocoder
     models: dict[str, torch.nn.Module] = {
-        f"{vocoder_name(n)} ({vocoder})": _Fixed(ours, n) for n in iterations
+        f"{vocoder_name(n)} ({path})": _Fixed(api.load(path).module, n) for path in vocoders for n in iterations
     } | {
         "vocos-base (random)": Vocoder(VocoderConfig.vocos_base(), MEL_16K_80).eval(),
         "hifigan-v1 (random)": Vocoder(VocoderConfig.hifigan_v1(), MEL_16K_80).eval(),
@@ -249,7 +249,8 @@ def main() -> None:
     parser.add_argument("what", choices=["quality", "speed", "detect"])
     parser.add_argument("--per-speaker", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--vocoder", default="vocoder", help="checkpoint to measure (default: the bundled one)")
+    parser.add_argument("--vocoder", nargs="+", default=["vocoder"],
+                        help="checkpoint(s) to measure, side by side in one run (default: the bundled one)")
     parser.add_argument("--systems", default=",".join(SYSTEMS),
                         help=f"comma-separated subset of {','.join(SYSTEMS + DIAGNOSTICS)} (quality, detect)")
     parser.add_argument("--detector", default="detection", help="detector checkpoint for 'detect' (default: bundled)")
@@ -262,12 +263,20 @@ def main() -> None:
     unknown = set(systems) - set(SYSTEMS + DIAGNOSTICS)
     if unknown:
         parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS + DIAGNOSTICS)}")
-    if args.what == "quality":
-        results = quality(args.per_speaker, args.seconds, args.vocoder, systems, iterations)
-    elif args.what == "detect":
-        results = detectability(args.per_speaker, args.seconds, args.vocoder, systems, iterations, args.detector)
+    if args.what == "speed":
+        results = speed(vocoder=tuple(args.vocoder), iterations=iterations)
     else:
-        results = speed(vocoder=args.vocoder, iterations=iterations)
+        results = {}
+        for index, path in enumerate(args.vocoder):
+            # the other systems once; each further checkpoint adds its own vocoder rows
+            mine = systems if index == 0 else tuple(s for s in systems if s == "vocoder")
+            if args.what == "quality":
+                part = quality(args.per_speaker, args.seconds, path, mine, iterations)
+            else:
+                part = detectability(args.per_speaker, args.seconds, path, mine, iterations, args.detector)
+            ours = NAMES["vocoder"]
+            results |= {(f"{name} [{path}]" if name.startswith(ours) and path != "vocoder" else name): row
+                        for name, row in part.items()}
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

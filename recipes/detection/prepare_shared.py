@@ -195,11 +195,11 @@ def add_clones(writer: Writer, reals: list, counts: dict[str, int], seed: int = 
         blend = float(rng.choice([0.0, 0.25, 0.5, 1.0]))
         if index % 4 == 3:
             text = PHONE_LINES[int(rng.integers(len(PHONE_LINES)))]
-            fake, _ = api.clone(text, reference, blend=blend, engine="espeak")  # as the shipped detector saw
+            fake, _ = api.clone(text, reference, blend=blend, engine="espeak", eq=0.0)  # as the shipped detector saw
             system = "voicefake-tts"
         else:
             text = row.transcript
-            fake, _ = api.convert(wav, reference, blend=blend)
+            fake, _ = api.convert(wav, reference, blend=blend, eq=0.0)  # as the shipped detector saw
             system = "voicefake-convert"
         stem = f"gen/{system}/{split}-{index:04d}"
         writer.add(fake, replace(row, path=stem, label="fake", system=f"{system}-blend{blend}", speaker=target[1],

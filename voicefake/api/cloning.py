@@ -23,7 +23,9 @@ MIN_REFERENCE_S = 3.0
 # 0 = the decoder alone (most intelligible), 1 = only the target's own frames (most similar,
 # unintelligible today); 0.25 is the measured compromise (docs/benchmarks/cloning.md)
 DEFAULT_BLEND = 0.25
-DEFAULT_EQ = 0.0
+# the long-term spectrum match (0 = off, 1 = the whole difference): +0.027 similarity for +2.1
+# WER points in conversion, a better trade than the blend's (docs/benchmarks/cloning.md, session 12)
+DEFAULT_EQ = 1.0
 
 
 def voice_profile(reference: VoiceReference, content: PathLike = "content", speaker: PathLike = "speaker",

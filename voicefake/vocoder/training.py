@@ -134,6 +134,8 @@ def targets(batch: torch.Tensor, mel: torch.Tensor, cfg: TrainConfig, teacher: V
     """What the model is compared with: the real crop, or the teacher's output for its mel."""
     if teacher is None:
         return batch
+    if next(teacher.parameters()).device != mel.device:
+        teacher.to(mel.device)  # the training loop moves the task's modules, not the teacher
     with torch.no_grad():
         return teacher(mel, phase_iterations=cfg.teacher_phase_iterations)
 
