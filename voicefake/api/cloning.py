@@ -157,8 +157,9 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
         reference: the target voice (see :func:`voice_profile`).
         blend: 0 = the decoder's mel only; 1 = only the target's own matched frames.
         eq: 0-1, how far the result is equalised towards the reference's long-term spectrum
-            (one fixed gain per mel band: the voice's timbre and the recording's channel move,
-            the words do not; needs a profile with reference frames).
+            (one fixed gain per mel band: the voice's timbre and the recording's channel move;
+            measured: similarity +0.02-0.03, WER +2-4 points; needs a profile with reference
+            frames, otherwise it does nothing).
 
     Returns:
         ``(wav, 16000)``: float32 waveform, not yet watermarked (:func:`save_generated` marks it).

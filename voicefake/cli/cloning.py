@@ -21,7 +21,7 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
                    help="0 = decoder only (most intelligible), 1 = only the target's matched frames (most similar); default %(default)s")
     p.add_argument("--eq", type=common.unit_interval, default=api.DEFAULT_EQ,
                    help="0-1: equalise the output towards the reference's long-term spectrum (its timbre and "
-                        "recording channel; words untouched); default %(default)s")
+                        "recording channel: a closer voice for a few more lost words); default %(default)s")
     p.add_argument("--no-watermark", action="store_true",
                    help="do not watermark the output (logged, and stated in its metadata)")
     common.add_common(p)

@@ -87,8 +87,10 @@ def match_long_term_spectrum(mel: torch.Tensor, reference: torch.Tensor, strengt
     ``smooth_bands`` neighbouring bands (the envelope, not single harmonics), limited to
     ``max_gain`` (natural-log units of magnitude: 2.3 is 20 dB) and scaled by ``strength``
     (0 = off, 1 = the whole difference). The defaults were chosen on 4 targets x 8 sources
-    (docs/benchmarks/cloning.md, session 12). One fixed filter changes no frame relative to another, so the
-    words are untouched; what moves is the overall timbre and the recording channel.
+    (docs/benchmarks/cloning.md, session 12). One fixed filter changes no frame relative to
+    another: what moves is the overall timbre and the recording channel, not the timing or the
+    sounds' order. Measured on unseen targets at strength 1: similarity +0.02-0.03, and 2-4
+    points more word errors by the ASR judge.
     """
     if strength == 0.0 or mel.shape[-1] == 0 or reference.shape[-1] == 0:
         return mel
