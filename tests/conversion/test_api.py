@@ -89,6 +89,15 @@ def test_saved_profile_names_its_content_encoder_and_refuses_another(files: dict
     assert np.isfinite(wav).all()
 
 
+def test_convert_applies_the_long_term_spectrum_match(files: dict[str, Path]) -> None:
+    profile = api.voice_profile(files["ref"])
+    off, _ = api.convert(files["src"], profile, eq=0.0)
+    on, _ = api.convert(files["src"], profile, eq=1.0)
+    assert off.shape == on.shape and not np.allclose(off, on, atol=1e-4)
+    with pytest.raises(ValueError, match="eq must be in"):
+        api.convert(files["src"], profile, eq=2.0)
+
+
 def test_auto_engine_is_flite_for_english_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flite, "available", lambda: True)
     assert api.tts_engine() == "flite" and api.tts_engine("auto", "en-gb") == "flite"

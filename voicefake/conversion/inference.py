@@ -92,6 +92,8 @@ def match_long_term_spectrum(mel: torch.Tensor, reference: torch.Tensor, strengt
     sounds' order. Measured on unseen targets at strength 1: similarity +0.02-0.03, and 2-4
     points more word errors by the ASR judge.
     """
+    if smooth_bands < 1 or smooth_bands % 2 == 0:
+        raise ValueError(f"smooth_bands must be a positive odd number, got {smooth_bands}")
     if strength == 0.0 or mel.shape[-1] == 0 or reference.shape[-1] == 0:
         return mel
     gain = long_term_spectrum(reference) - long_term_spectrum(mel)
