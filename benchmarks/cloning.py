@@ -134,6 +134,10 @@ def run(args: argparse.Namespace) -> dict:
     root = data_root()
     assert root is not None
     judges, tgts, srcs = Judges(args.detect), targets(root, args.reference_seconds), sources(root)
+    if args.targets is not None:
+        if args.targets < 1:
+            raise SystemExit(f"--targets must be at least 1, got {args.targets}")
+        tgts = tgts[: args.targets]
     report: dict = {"reference_seconds": args.reference_seconds, "threads": args.threads, "targets": len(tgts)}
     real = [{"text": s["text"], "hyp": judges.transcribe(s["wav"]), "sim": 0.0, "dnsmos": judges.dnsmos(s["wav"]),
              "duration": len(s["wav"]) / SR, "compute": 1.0} for s in srcs]
@@ -240,6 +244,8 @@ def main() -> None:
                         help="long-term spectrum match strengths (0 = off, as before session 12), each with "
                              "every blend and engine; default: the shipped %(default)s")
     parser.add_argument("--reference-seconds", type=float, default=30.0)
+    parser.add_argument("--targets", type=int, default=None, metavar="N",
+                        help="only the first N targets (a quick probe; default: all 10)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--finetune", type=int, default=0, help="also fine-tune on the first N targets")
     parser.add_argument("--finetune-steps", type=int, default=300)

@@ -23,6 +23,7 @@ from voicefake.conversion.model import (
     ContentEncoderConfig,
     ConversionDecoder,
     DecoderConfig,
+    cepstral_content,
 )
 from voicefake.conversion.training import (
     collate,
@@ -174,6 +175,41 @@ def test_decoder_shapes_and_voice_checkpoint_round_trip(tmp_path, features: MelS
     assert isinstance(loaded, VoiceProfile) and loaded.decoder is not None
     again = convert_mel(voice(200, 1.0), loaded, features, content, None, blend=0.5)
     assert torch.allclose(again, convert_mel(voice(200, 1.0), tuned, features, content, None, blend=0.5), atol=1e-5)
+
+
+def test_cepstral_content_drops_level_channel_and_long_term_timbre(features: MelSpectrogram) -> None:
+    mel = features(torch.from_numpy(voice(150, 2.0)))[None]
+    ceps = cepstral_content(mel, 20)
+    assert ceps.shape == (1, mel.shape[-1], 20)
+    assert torch.allclose(ceps.mean(dim=1), torch.zeros(20), atol=1e-4)
+    assert torch.allclose(ceps.std(dim=1), torch.ones(20), atol=1e-2)
+    # any static filter (one gain per band, here a tilt plus a notch) is a constant in the
+    # log-mel, so it is gone after the per-utterance normalisation
+    gain = torch.linspace(-2.0, 1.0, mel.shape[1])
+    gain[30:34] -= 3.0
+    assert torch.allclose(cepstral_content(mel + gain[None, :, None], 20), ceps, atol=1e-3)
+    # but the sounds' order is kept: reversing time reverses the features
+    assert torch.allclose(cepstral_content(mel.flip(-1), 20), ceps.flip(1), atol=1e-4)
+    with pytest.raises(ValueError, match="cepstral coefficients"):
+        cepstral_content(mel, 80)
+
+
+def test_cepstrum_decoder_needs_no_content_encoder(features: MelSpectrogram, content: ContentEncoder) -> None:
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="content_input"):
+        DecoderConfig(content_input="phones")
+    ceps = ConversionDecoder(DecoderConfig(content_input="cepstrum", content_dim=12, speaker_dim=16, channels=16,
+                                           dilations=(1, 2), bottleneck=4), MEL_16K_80).eval()
+    mel = features(torch.from_numpy(voice(150, 1.0)))[None]
+    assert torch.equal(ceps.encode(mel, None), cepstral_content(mel, 12))
+    plain = ConversionDecoder(TINY_DECODER, MEL_16K_80).eval()
+    assert torch.equal(plain.encode(mel, content), content(mel))
+    with pytest.raises(ValueError, match="content encoder"):
+        plain.encode(mel, None)
+    embedding = torch.nn.functional.normalize(torch.randn(16), dim=0).numpy()
+    profile = build_profile([voice(120, 3.0)], features, content, embedding, k=2)
+    out = convert_mel(voice(200, 1.0), profile, features, content, ceps, blend=0.0)
+    assert out.shape == mel[0].shape
 
 
 def test_finetune_lowers_the_reconstruction_loss(features: MelSpectrogram, content: ContentEncoder) -> None:

@@ -39,6 +39,16 @@ def test_content_then_decoder_tiny_recipes(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "decoder").glob("step_*")) == ["step_00000002", "step_00000004"]
 
 
+def test_cepstrum_decoder_tiny_recipe(tmp_path: Path) -> None:
+    # the decoder reads the source's cepstrum: no content encoder is trained or needed
+    _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "decoder", "data.content=content",
+           "model.content_input=cepstrum", "model.content_dim=12")
+    decoder = Checkpoint.load(tmp_path / "decoder" / "best" / "decoder")
+    assert decoder.model["content_input"] == "cepstrum" and decoder.model["content_dim"] == 12
+    _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "bad", "data.content=content",
+           "model.content_input=phones", ok=False)
+
+
 def test_content_init_fine_tunes_and_refuses_a_size_mismatch(tmp_path: Path) -> None:
     _train("train.py", "tiny.yaml", tmp_path / "first")
     first = tmp_path / "first" / "best" / "encoder"

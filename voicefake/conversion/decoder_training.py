@@ -89,7 +89,7 @@ class DecoderCrops(Dataset):
 def convert_batch(content: ContentEncoder, decoder: ConversionDecoder, source: torch.Tensor,
                   log_f0: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        features = content(source)
+        features = decoder.encode(source, content)
     rel, voiced = relative_pitch(log_f0)
     return decoder(features, rel, voiced, speaker)
 

@@ -124,11 +124,11 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
                  decoder: ConversionDecoder | None, blend: float) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
     mel = features(tensor)
-    source_content = content(mel[None])
     log_f0 = estimate_log_f0(tensor, features.config)[: mel.shape[-1]]
     decoder = profile.decoder if profile.decoder is not None else decoder
     if decoder is None:
-        return profile(source_content[0], log_f0)
+        return profile(content(mel[None])[0], log_f0)
+    source_content = decoder.encode(mel[None], content)
     if profile.config.embedding_dim != decoder.config.speaker_dim:
         raise ValueError(f"the voice profile has a {profile.config.embedding_dim}-d speaker embedding; "
                          f"the decoder needs {decoder.config.speaker_dim}-d (rebuild the profile)")

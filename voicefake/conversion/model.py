@@ -14,10 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torchaudio
 from torch import nn
 from torch.nn import functional as F
 
 from voicefake.audio.features import MelConfig
+
+CONTENT_INPUTS = ("encoder", "cepstrum")
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,10 @@ class DecoderConfig:
             narrow, temporally coarse code is the AutoVC-style squeeze that keeps the voice
             out of the content path.
         downsample: content frames are averaged in groups of this many (then repeated).
+        content_input: what the content path reads. ``"encoder"``: the content encoder's
+            features (``content_dim`` of them). ``"cepstrum"``: the source's own log-mel as
+            cepstral coefficients 1..``content_dim``, each normalised over the utterance
+            (:func:`cepstral_content`; no content encoder, nothing learnt before the squeeze).
     """
 
     content_dim: int = 192
@@ -118,6 +125,28 @@ class DecoderConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 1, 2, 4)
     bottleneck: int = 32
     downsample: int = 2
+    content_input: str = "encoder"
+
+    def __post_init__(self) -> None:
+        if self.content_input not in CONTENT_INPUTS:
+            raise ValueError(f"content_input must be one of {CONTENT_INPUTS}, got {self.content_input!r}")
+
+
+def cepstral_content(mel: torch.Tensor, coefficients: int) -> torch.Tensor:
+    """(B, M, F) log-mel -> (B, F, coefficients) cepstra 1..n, mean/variance normalised over time.
+
+    A low-order cepstrum is the spectral envelope without the harmonics' fine structure (the
+    pitch) or the overall level (c0); removing each coefficient's utterance mean takes away the
+    long-term envelope, which is the voice's and the channel's average timbre. What is left is
+    how the envelope moves: the sounds, which is what the decoder has to say again.
+    """
+    if not 1 <= coefficients < mel.shape[-2]:
+        raise ValueError(f"cepstral coefficients must be in [1, {mel.shape[-2] - 1}], got {coefficients}")
+    dct = torchaudio.functional.create_dct(coefficients + 1, mel.shape[-2], "ortho").to(mel)
+    ceps = (mel.transpose(1, 2) @ dct)[..., 1:]
+    mean = ceps.mean(dim=1, keepdim=True)
+    std = ceps.std(dim=1, keepdim=True) if ceps.shape[1] > 1 else torch.ones_like(mean)
+    return (ceps - mean) / (std + 1e-3)
 
 
 class ConversionDecoder(nn.Module):
@@ -138,6 +167,17 @@ class ConversionDecoder(nn.Module):
         self.blocks = nn.ModuleList([Block(config.channels, config.kernel_size, d) for d in config.dilations])
         self.speaker_gain = nn.ModuleList([nn.Linear(config.speaker_dim, config.channels) for _ in config.dilations])
         self.out = nn.Conv1d(config.channels, mel.n_mels, 5, padding=2)
+
+    def encode(self, mel: torch.Tensor, content: nn.Module | None) -> torch.Tensor:
+        """(B, M, F) source log-mel -> (B, F, content_dim) content input, as ``content_input`` says.
+
+        ``content`` is the content encoder; a ``"cepstrum"`` decoder does not need one (None).
+        """
+        if self.config.content_input == "cepstrum":
+            return cepstral_content(mel, self.config.content_dim)
+        if content is None:
+            raise ValueError("this decoder reads a content encoder's features; none was given")
+        return content(mel)
 
     def forward(self, content: torch.Tensor, rel_log_f0: torch.Tensor, voiced: torch.Tensor,
                 speaker: torch.Tensor) -> torch.Tensor:
