@@ -93,7 +93,9 @@ def main() -> None:
                              data.epoch_items, bins=t.get("bins"), weights=weights)
         dev = OneItem({k: v.float() for k, v in extra["dev"].items()})
     task = build_task(model, mel, train_cfg, content.module, metadata={
-        "name": "conversion", "content": content.checkpoint.name, "cache": data.cache,
+        # a cepstrum decoder reads the source's mel, not the content encoder's features
+        "name": "conversion", "content": "cepstrum" if model.content_input == "cepstrum" else content.checkpoint.name,
+        "cache": data.cache,
         "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
         "extra_utterances": len(more), "extra_share": data.extra_share if more else 0.0,
         **({"init": str(args.init)} if args.init else {}),

@@ -45,6 +45,7 @@ def test_cepstrum_decoder_tiny_recipe(tmp_path: Path) -> None:
            "model.content_input=cepstrum", "model.content_dim=12")
     decoder = Checkpoint.load(tmp_path / "decoder" / "best" / "decoder")
     assert decoder.model["content_input"] == "cepstrum" and decoder.model["content_dim"] == 12
+    assert decoder.metadata["content"] == "cepstrum"
     _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "bad", "data.content=content",
            "model.content_input=phones", ok=False)
 

@@ -2,7 +2,8 @@
 
 The pipeline for one source utterance (16 kHz):
 
-1. content = ContentEncoder(log-mel of the source); log-F0 of the source.
+1. content = what the decoder reads (``DecoderConfig.content_input``): the source's
+   normalised cepstrum, or ContentEncoder(log-mel of the source); log-F0 of the source.
 2. decoder: ConversionDecoder(content, the source's intonation, the target's embedding) gives a
    first mel in the target's voice (``blend = 0`` stops here);
 3. kNN refinement: every frame of that mel is matched (cosine on standardised MFCCs with
