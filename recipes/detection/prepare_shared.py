@@ -180,7 +180,11 @@ def pick_sources(reals: list, per_split: dict[str, int], seed: int, max_s: float
 
 def add_clones(writer: Writer, reals: list, counts: dict[str, int], seed: int = 0) -> None:
     """voicefake's own cloning output: conversion (random blend) and text to speech, each source
-    spoken in another speaker of the same split (30 s of that speaker as the reference)."""
+    spoken in another speaker of the same split (30 s of that speaker as the reference).
+
+    The front end (espeak-ng) and ``eq=0`` are what the shipped detector's data was made with.
+    Its clones came from conversion-16k 0.1.0; this stage now makes them with the bundled
+    decoder (0.2.0 since session 14, which reads the cepstrum and keeps more words)."""
     from voicefake import api
 
     rng = np.random.default_rng(seed)

