@@ -1,8 +1,9 @@
-"""Trains the speaker-conditioned conversion decoder on a frozen content encoder.
+"""Trains the speaker-conditioned conversion decoder (on the source's cepstrum, or on a frozen
+content encoder's features: ``model.content_input``).
 
     python recipes/conversion/build_decoder_cache.py --data runs/data/conversion
-    python recipes/conversion/train_decoder.py --config recipes/conversion/configs/decoder_bundled.yaml \
-        --run runs/decoder-bundled [section.key=value ...]
+    python recipes/conversion/train_decoder.py --config recipes/conversion/configs/decoder_cepstral.yaml \
+        --run runs/decoder-ceps [section.key=value ...]
 
 Multi-GPU: torchrun --nproc_per_node=N recipes/conversion/train_decoder.py --config ... --run ...
 Re-running the same command resumes from the run's last complete step. ``--init conversion``
