@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchaudio
 from torch.nn import functional as F
 
 from voicefake.audio.features import MelSpectrogram
 from voicefake.conversion.decoder_training import relative_pitch
-from voicefake.conversion.model import ContentEncoder, ConversionDecoder
+from voicefake.conversion.model import ContentEncoder, ConversionDecoder, cepstral_content
 from voicefake.conversion.voice import VoiceConfig, VoiceProfile, estimate_log_f0
 
 
 def spectral_keys(mel: torch.Tensor, context: int = 2, coefficients: int = 30) -> torch.Tensor:
     """(M, F) log-mel -> (F, D) unit-norm keys: standardised MFCCs 1..n with +-context frames."""
-    dct = torchaudio.functional.create_dct(coefficients, mel.shape[0], "ortho").to(mel)
-    x = (mel.T @ dct)[:, 1:]
-    x = (x - x.mean(0)) / (x.std(0) + 1e-3) if len(x) > 1 else x
+    x = cepstral_content(mel[None], coefficients - 1)[0]
     padded = F.pad(x.T[None], (context, context), mode="replicate")[0].T
     stacked = torch.cat([padded[i:i + len(x)] for i in range(2 * context + 1)], dim=1)
     return F.normalize(stacked, dim=-1)

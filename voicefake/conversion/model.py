@@ -138,15 +138,17 @@ def cepstral_content(mel: torch.Tensor, coefficients: int) -> torch.Tensor:
     A low-order cepstrum is the spectral envelope without the harmonics' fine structure (the
     pitch) or the overall level (c0); removing each coefficient's utterance mean takes away the
     long-term envelope, which is the voice's and the channel's average timbre. What is left is
-    how the envelope moves: the sounds, which is what the decoder has to say again.
+    how the envelope moves: the sounds, which is what the decoder has to say again. A single
+    frame has no statistics over time and is returned as it is. (The kNN refinement's
+    ``inference.spectral_keys`` are these cepstra too.)
     """
     if not 1 <= coefficients < mel.shape[-2]:
         raise ValueError(f"cepstral coefficients must be in [1, {mel.shape[-2] - 1}], got {coefficients}")
     dct = torchaudio.functional.create_dct(coefficients + 1, mel.shape[-2], "ortho").to(mel)
     ceps = (mel.transpose(1, 2) @ dct)[..., 1:]
-    mean = ceps.mean(dim=1, keepdim=True)
-    std = ceps.std(dim=1, keepdim=True) if ceps.shape[1] > 1 else torch.ones_like(mean)
-    return (ceps - mean) / (std + 1e-3)
+    if ceps.shape[1] < 2:
+        return ceps
+    return (ceps - ceps.mean(dim=1, keepdim=True)) / (ceps.std(dim=1, keepdim=True) + 1e-3)
 
 
 class ConversionDecoder(nn.Module):
