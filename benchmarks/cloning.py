@@ -44,6 +44,7 @@ from voicefake.data.manifests import data_root, read_manifest
 from voicefake.metrics import word_error_rate
 
 SR = 16000
+DEFAULT_RATE = api.DEFAULT_RATE
 TEXTS = [
     "Hi, it's me. I need you to wire forty thousand dollars to our new supplier today.",
     "Please keep this between us until the deal is announced on Monday.",
@@ -107,6 +108,11 @@ def _tts_name(engine: str) -> str:
     return "tts_" if engine == "espeak" else f"tts_{engine}_"
 
 
+def _rate_name(rate: int) -> str:
+    """Report key suffix of a text-to-speech row at a speaking rate other than the default."""
+    return "" if rate == DEFAULT_RATE else f"_rate{rate}"
+
+
 def _eq_name(eq: float) -> str:
     """Report key suffix of a row with the long-term spectrum match on (none when off, as before)."""
     return f"_eq{eq}" if eq else ""
@@ -148,8 +154,8 @@ def run(args: argparse.Namespace) -> dict:
     results: dict[str, list] = {f"convert_blend{b}{_eq_name(e)}": [] for b in args.blend for e in args.eq}
     if args.finetune:
         results.update({"finetuned_convert": [], "zero_shot_same_targets": []})
-    results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}": []
-                    for e, b, q in itertools.product(args.tts_engine, args.tts_blend, args.eq)})
+    results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}{_rate_name(r)}": []
+                    for e, b, q, r in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.tts_rate)})
     for t in tgts:
         held = judges.embed(t["held"])
         ceiling.append(float(np.dot(judges.embed(np.concatenate(t["reference"])), held)))
@@ -165,12 +171,13 @@ def run(args: argparse.Namespace) -> dict:
                                      vocoder=args.vocoder, eq=eq)
                 results[f"convert_blend{blend}{_eq_name(eq)}"].append(
                     _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
-        for engine, blend, eq in itertools.product(args.tts_engine, args.tts_blend, args.eq):
+        for engine, blend, eq, rate in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.tts_rate):
             for text in TEXTS:
                 start = time.perf_counter()
                 wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
-                                   vocoder=args.vocoder, engine=engine, eq=eq)
-                results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}"].append(_item(judges, wav, held, text, start, None))
+                                   vocoder=args.vocoder, engine=engine, eq=eq, rate=rate)
+                results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_rate_name(rate)}"].append(
+                    _item(judges, wav, held, text, start, None))
         if len(results.get("finetuned_convert", [])) < args.finetune * len(srcs):
             finetuned(args, judges, t, srcs, held, results)
         print(f"{t['speaker']} done", flush=True)
@@ -240,6 +247,9 @@ def main() -> None:
     parser.add_argument("--tts-blend", type=float, nargs="+", default=[0.25], help="text-to-speech blends")
     parser.add_argument("--tts-engine", nargs="+", default=["espeak"], choices=["espeak", "flite"],
                         help="text-to-speech front ends (flite needs the flite program)")
+    parser.add_argument("--tts-rate", type=int, nargs="+", default=[DEFAULT_RATE],
+                        help="text-to-speech speaking rates in words per minute, each with every engine and blend "
+                             "(default: the API's %(default)s)")
     parser.add_argument("--eq", type=float, nargs="+", default=[api.DEFAULT_EQ],
                         help="long-term spectrum match strengths (0 = off, as before session 12), each with "
                              "every blend and engine; default: the shipped %(default)s")

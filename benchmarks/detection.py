@@ -98,16 +98,29 @@ def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: flo
     records = []
     for row in test:
         scored = by_path.get(row.path) or cache.score(module, row)
-        records.append({"channel": notes(row)["channel"], "label": int(row.is_fake), "logit": scored.logit,
+        records.append({"channel": notes(row)["channel"], "split": notes(row)["split"], "label": int(row.is_fake),
+                        "logit": scored.logit,
                         "p": calibration.file_probability(scored.logit, scored.benford),
                         "threshold": calibration.thresholds(scored.high_band)[0],
                         "p_net": net_only.file_probability(scored.logit, scored.benford)})
+    result["conditions"] = conditions(records)
+    # the held-out family's dev-split fakes only: its train-split copy-synthesis fakes are copies of
+    # recordings whose real versions were trained on as real, so they test the recording as well as
+    # the generator (dev copies are made from dev speakers; shared and TTS fakes split by a path hash)
+    result["conditions_dev_split"] = conditions([r for r in records if not r["label"] or r["split"] == "dev"])
+    result["records"] = records
+    return result
+
+
+def conditions(records: list[dict]) -> dict:
+    """EER, ECE and the rates at the threshold per channel, of fold records (reals and fakes)."""
+    out = {}
     for channel in CHANNELS:
         subset = [r for r in records if r["channel"] == channel]
         labels = [r["label"] for r in subset]
         if len(set(labels)) < 2:
             continue
-        result["conditions"][channel] = {
+        out[channel] = {
             "n_real": labels.count(0), "n_fake": labels.count(1),
             "eer": eer_or_none([r["p"] for r in subset], labels),
             "eer_network_only": eer_or_none([r["p_net"] for r in subset], labels),
@@ -115,8 +128,7 @@ def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: flo
             "miss_rate_at_threshold": round(float(np.mean([r["p"] < r["threshold"] for r in subset if r["label"]])), 4),
             "false_alarm_at_threshold": round(float(np.mean([r["p"] >= r["threshold"] for r in subset if not r["label"]])), 4),
         }
-    result["records"] = records
-    return result
+    return out
 
 
 def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detection") -> tuple[dict, dict]:
@@ -274,10 +286,12 @@ def reliability(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
     return out
 
 
-def pooled(folds: list[dict]) -> dict:
+def pooled(folds: list[dict], dev_split: bool = False) -> dict:
+    """Pooled EER / ECE of every fold's records (with ``dev_split``: fakes of the dev split only)."""
     out = {}
     for channel in CHANNELS:
-        records = [r for f in folds for r in f["records"] if r["channel"] == channel]
+        records = [r for f in folds for r in f["records"] if r["channel"] == channel
+                   and (not dev_split or not r["label"] or r["split"] == "dev")]
         if records:
             labels = [r["label"] for r in records]
             out[channel] = {"eer": eer_or_none([r["p"] for r in records], labels),
@@ -305,6 +319,15 @@ def to_markdown(result: dict) -> str:
         pool = result["logo_pooled"]
         lines += ["", "| pooled LOGO | EER (fused) | EER (network only) | ECE |", "|---|---|---|---|"]
         lines += [f"| {ch} | {pct(v['eer'])} | {pct(v['eer_network_only'])} | {pct(v['ece'])} |" for ch, v in pool.items()]
+        if "logo_pooled_dev_split" in result:
+            lines += ["", "| held-out family, its dev-split fakes only | fakes (clean) | EER clean | EER phone "
+                      "| EER wideband |", "|---|---|---|---|---|"]
+            for f in result["logo"]:
+                c = f.get("conditions_dev_split", {})
+                lines.append(f"| {f['family']} | {c.get('clean', {}).get('n_fake', 0)} | "
+                             + " | ".join(pct(c.get(ch, {}).get("eer")) for ch in CHANNELS) + " |")
+            lines.append("| **pooled** | | " + " | ".join(pct(result["logo_pooled_dev_split"].get(ch, {}).get("eer"))
+                                                        for ch in CHANNELS) + " |")
     if "false_alarms_dev_real" in result:
         lines += ["", "| dev real corpus | channel | recordings | false alarms at the default threshold |", "|---|---|---|---|"]
         for corpus, chans in result["false_alarms_dev_real"].items():
@@ -380,6 +403,7 @@ def main() -> None:
             args.out.write_text(json.dumps({**result, "logo_partial": [{k: v for k, v in f.items() if k != "records"} for f in folds]}, indent=1))
         result["logo"] = [{k: v for k, v in f.items() if k != "records"} for f in folds]
         result["logo_pooled"] = pooled(folds)
+        result["logo_pooled_dev_split"] = pooled(folds, dev_split=True)
     if "speed" not in args.skip:
         result["speed"] = speed()
     args.out.write_text(json.dumps(result, indent=1))

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from voicefake.checkpoint import Checkpoint, CheckpointError
+from voicefake.detection.losses import one_class_loss
 from voicefake.detection.model import Detector, DetectorConfig, num_model_frames
 from voicefake.detection.training import (
     DetectionCropDataset,
     TrainConfig,
     build_modules,
     build_optimizers,
+    decision_logit,
+    eval_step,
     frame_targets,
     train_step,
 )
@@ -77,7 +82,7 @@ def test_two_train_steps_change_parameters() -> None:
     before = [p.detach().clone() for p in modules["detector"].parameters()]
     for _ in range(2):
         scalars = train_step(modules, optimizers, batch, cfg, 16000)
-        assert np.isfinite(scalars["loss/bce"])
+        assert np.isfinite(scalars["loss/detector"])
     assert any(not torch.equal(a, b) for a, b in zip(before, modules["detector"].parameters(), strict=True))
     assert labels[0].item() == 0.0 and labels[1].item() == 1.0  # class-balanced: even real, odd fake
 
@@ -156,7 +161,7 @@ def test_spliced_batch_trains_the_frame_logits() -> None:
     assert spliced.any() and (~spliced).any()
     for _ in range(30):
         scalars = train_step(modules, optimizers, (wav, labels, targets), cfg, 16000)
-        assert np.isfinite(scalars["loss/bce"]) and 0 < scalars["spliced/train"] < 1
+        assert np.isfinite(scalars["loss/detector"]) and 0 < scalars["spliced/train"] < 1
     with torch.no_grad():
         frames = modules["detector"](wav[spliced]).frame_logits
     marks = frame_targets(targets[spliced], frames.shape[-1], 640)
@@ -175,3 +180,74 @@ def test_speed_perturbed_crops_keep_their_length_and_both_labels() -> None:
         assert wav.shape == (8000,) and torch.isfinite(wav).all() and label.item() == index % 2
         peak = np.argmax(np.abs(np.fft.rfft(wav.numpy()))) * 16000 / 8000
         assert abs(peak - 600.0) <= 4.0
+
+
+def test_one_class_head_scores_by_cosine_and_is_bounded() -> None:
+    """The one-class head's frame logit is -oc_scale * cosine with the real direction, so it
+    stays within +-oc_scale; the utterance logit is still the mean of the frame logits."""
+    torch.manual_seed(0)
+    model = Detector(replace(DetectorConfig.tiny(), head="one_class", oc_scale=10.0)).eval()
+    out = model(torch.randn(2, 16000) * 0.3)
+    assert out.frame_logits.abs().max() <= 10.0 + 1e-4
+    assert torch.allclose(out.logits, out.frame_logits.mean(-1))
+    with pytest.raises(ValueError, match="head"):
+        DetectorConfig(head="softmax")
+    with pytest.raises(ValueError, match="oc_margins"):
+        TrainConfig(oc_margins=(0.2, 0.9))
+
+
+def test_one_class_loss_asks_a_tight_cone_of_real_and_a_wide_one_of_fakes() -> None:
+    """Cosine 0.95 is free for a real item, 0.5 is not; a fake at cosine 0.1 is free, at 0.5 not.
+    A frame that is half synthetic pays half of each term."""
+    scale, margins = 20.0, (0.9, 0.2)
+
+    def loss(cosine: float, target: float) -> float:
+        return float(one_class_loss(torch.tensor([-scale * cosine]), torch.tensor([target]), scale, margins))
+
+    assert loss(0.95, 0) < 0.5 and loss(0.5, 0) > 7.0
+    assert loss(0.1, 1) < 0.2 and loss(0.5, 1) > 5.0
+    assert loss(0.0, 1) < loss(-0.9, 0)  # a fake far from the real direction costs little
+    half = loss(0.5, 0.5)
+    assert abs(half - (loss(0.5, 0) + loss(0.5, 1)) / 2) < 1e-5
+
+
+def test_one_class_detector_learns_to_separate() -> None:
+    """Trained on noise (real) against clean tones (fake), the one-class head puts the real
+    items inside the cone and the fakes outside, i.e. on either side of its decision logit."""
+    torch.manual_seed(0)
+    cfg = TrainConfig(segment_seconds=0.5, min_seconds=0.5, lr=5e-3, p_dither=0.0)
+    model_cfg = replace(DetectorConfig.tiny(), head="one_class")
+    modules = build_modules(model_cfg)
+    optimizers = build_optimizers(modules, cfg)
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(8000).astype(np.float32) * 0.1, np.sin(np.arange(8000) * 0.3).astype(np.float32) * 0.3]
+    data = DetectionCropDataset(waves, [0, 1], 8000, cfg, 16000, length=8)
+    wav, labels, _ = (torch.stack(x) for x in zip(*[data[i] for i in range(8)], strict=True))
+    first = train_step(modules, optimizers, (wav, labels), cfg, 16000)["loss/detector"]
+    for _ in range(60):
+        last = train_step(modules, optimizers, (wav, labels), cfg, 16000)
+    assert last["loss/detector"] < first / 2 and last["acc/train"] == 1.0
+    scalars = eval_step(modules, (wav, labels), cfg)
+    assert scalars["eval/acc"] == 1.0 and np.isfinite(scalars["eval/loss"])
+    assert decision_logit(model_cfg, cfg) == pytest.approx(-11.0)
+
+
+def test_frequency_masking_flattens_a_run_of_bands_in_training_only() -> None:
+    from voicefake.detection.model import mask_bands
+
+    torch.manual_seed(0)
+    spec = torch.randn(64, 1, 32, 10)
+    masked = mask_bands(spec, 8)
+    zero_bands = (masked == 0).all(-1)[:, 0]  # (B, N)
+    widths = zero_bands.sum(-1)
+    assert widths.max() <= 8 and widths.min() == 0 and (widths > 0).float().mean() > 0.7
+    for row in zero_bands[widths > 0]:  # one contiguous run per item
+        idx = torch.nonzero(row)[:, 0]
+        assert idx[-1] - idx[0] + 1 == idx.numel()
+    assert torch.equal(masked[~zero_bands[:, None, :, None].expand_as(masked)],
+                       spec[~zero_bands[:, None, :, None].expand_as(spec)])
+    model = Detector(replace(DetectorConfig.tiny(), freq_mask=8, dropout=0.0)).eval()
+    wav = torch.randn(2, 8000) * 0.1
+    assert torch.equal(model(wav).logits, model(wav).logits)  # eval: no masking
+    with pytest.raises(ValueError, match="freq_mask"):
+        DetectorConfig(freq_mask=128)

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "more intelligible after conversion; needs `apt-get install flite`); auto (default): "
                    "flite for English when installed, espeak-ng otherwise")
     c.add_argument("--tts-voice", help="flite voice: rms (default), slt, awb, kal16, kal")
-    c.add_argument("--rate", type=int, default=150, help="speaking rate in words per minute (default 150)")
+    c.add_argument("--rate", type=int, default=api.DEFAULT_RATE,
+                   help="speaking rate in words per minute (default %(default)s)")
     c.add_argument("-o", "--output", required=True, help="output audio file (.wav or .flac)")
     _add_voice_options(c)
     c.set_defaults(run=run_clone)

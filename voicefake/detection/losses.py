@@ -16,3 +16,26 @@ def detection_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: 
     """
     targets = labels.float() * (1 - label_smoothing) + 0.5 * label_smoothing
     return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def one_class_loss(logits: torch.Tensor, targets: torch.Tensor, scale: float,
+                   margins: tuple[float, float]) -> torch.Tensor:
+    """OC-softmax (Zhang, Jiang and Duan, 2021) on logits ``-scale * cosine``.
+
+    A real item costs ``softplus(scale * (m_real - cosine))``: its cosine with the real
+    direction must exceed ``m_real`` (a tight cone). A synthetic one costs
+    ``softplus(scale * (cosine - m_fake))``: it only has to fall below ``m_fake``, anywhere
+    outside a wide cone, so fakes are not gathered into a class of their own.
+
+    Args:
+        logits: (N,) ``-scale * cosine`` (see :class:`~voicefake.detection.model.DetectorConfig`).
+        targets: (N,) synthetic share in [0, 1] (1 synthetic, 0 real; fractions for frames
+            that straddle a splice weigh both terms).
+        scale: the head's ``oc_scale``.
+        margins: (m_real, m_fake), with m_real > m_fake.
+    """
+    m_real, m_fake = margins
+    targets = targets.float()
+    real = F.softplus(logits + scale * m_real)
+    fake = F.softplus(-logits - scale * m_fake)
+    return ((1 - targets) * real + targets * fake).mean()

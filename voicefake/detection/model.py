@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from voicefake.audio.features import LogLinearFilterbank
@@ -39,6 +40,16 @@ class DetectorConfig:
             frequency deviation, cos/sin of the group delay per band,
             :meth:`LogLinearFilterbank.phase_bands`): magnitude-only features cannot see
             how a copy-synthesis vocoder rebuilt the phase.
+        head: "linear" (a frame logit per frame embedding, trained with binary cross-entropy)
+            or "one_class" (OC-softmax, Zhang et al. 2021: a frame's score is the cosine between
+            its embedding and a learnt direction of real speech; training pulls real frames
+            inside a tight cone around it and only pushes fakes outside a wide one, so the
+            model describes real speech rather than the fakes it was shown).
+        oc_scale: one-class head only: frame logit = ``-oc_scale * cosine`` (> 0 leans
+            synthetic, bounded by ``oc_scale``).
+        freq_mask: training only: each item has a run of up to this many adjacent bands
+            flattened to their mean (SpecAugment's frequency masking), so that no single band
+            where one generator leaves its mark can decide alone; 0 disables.
     """
 
     sample_rate: int = 16000
@@ -51,6 +62,9 @@ class DetectorConfig:
     context: int = 5
     dropout: float = 0.2
     phase: bool = False
+    head: str = "linear"
+    oc_scale: float = 20.0
+    freq_mask: int = 0
 
     def __post_init__(self) -> None:
         if self.n_filters % 16:
@@ -59,6 +73,10 @@ class DetectorConfig:
             raise ValueError(f"DetectorConfig.channels needs 4 positive widths, got {self.channels}")
         if self.context % 2 == 0:
             raise ValueError(f"DetectorConfig.context must be odd, got {self.context}")
+        if not 0 <= self.freq_mask < self.n_filters:
+            raise ValueError(f"DetectorConfig.freq_mask must be in [0, n_filters), got {self.freq_mask}")
+        if self.head not in ("linear", "one_class"):
+            raise ValueError(f"DetectorConfig.head must be 'linear' or 'one_class', got {self.head!r}")
 
     @property
     def in_channels(self) -> int:
@@ -129,12 +147,16 @@ class Detector(nn.Module):
             LcnnBlock(c[2], c[3], 3, (2, 1)),
         )
         width = c[3] * (config.n_filters // 16)
+        one_class = config.head == "one_class"
         self.head = nn.Sequential(
             nn.Conv1d(width, config.hidden, config.context, padding=config.context // 2),
             nn.GELU(),
             nn.Dropout(config.dropout),
-            nn.Conv1d(config.hidden, 1, 1),
+            # one-class: a linear frame embedding, scored by its cosine with `center`
+            nn.Conv1d(config.hidden, config.hidden if one_class else 1, 1),
         )
+        if one_class:
+            self.center = nn.Parameter(torch.randn(config.hidden) / config.hidden**0.5)
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """wav: (B, T) in [-1, 1]; returns (B, C, N, F): the log filterbank with each band's
@@ -157,14 +179,32 @@ class Detector(nn.Module):
             spec = spec[:, None]
         x = self.blocks(self.stem_pool(self.stem(self.input_norm(spec))))
         x = x.flatten(1, 2)  # (B, C * N/16, F/4)
-        frame_logits = self.head(x)[:, 0]
+        if self.config.head == "one_class":
+            cosine = F.cosine_similarity(self.head(x), self.center[None, :, None], dim=1, eps=1e-6)
+            frame_logits = -self.config.oc_scale * cosine
+        else:
+            frame_logits = self.head(x)[:, 0]
         return DetectorOutput(frame_logits.mean(dim=-1), frame_logits)
 
     def forward(self, wav: torch.Tensor) -> DetectorOutput:
         """wav: (B, T) loudness-normalised 16 kHz waveform; returns :class:`DetectorOutput`."""
         if wav.dim() == 1:
             wav = wav[None]
-        return self.score_features(self.features(wav))
+        spec = self.features(wav)
+        if self.training and self.config.freq_mask:
+            spec = mask_bands(spec, self.config.freq_mask)
+        return self.score_features(spec)
+
+
+def mask_bands(spec: torch.Tensor, widest: int) -> torch.Tensor:
+    """spec: (B, C, N, F) mean-removed bands; each item gets a run of 0 to ``widest`` adjacent
+    bands set to 0 (their mean over time) in every plane."""
+    batch, _, bands, _ = spec.shape
+    width = torch.randint(0, widest + 1, (batch, 1), device=spec.device)
+    start = (torch.rand(batch, 1, device=spec.device) * (bands - width + 1)).long()
+    index = torch.arange(bands, device=spec.device)[None]
+    keep = ~((index >= start) & (index < start + width))
+    return spec * keep[:, None, :, None].to(spec.dtype)
 
 
 def num_model_frames(num_samples: int, config: DetectorConfig) -> int:

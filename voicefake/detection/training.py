@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import cast
 
@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from voicefake.channel import effects
 from voicefake.checkpoint import unwrap
-from voicefake.detection.losses import detection_loss
+from voicefake.detection.losses import detection_loss, one_class_loss
 from voicefake.detection.model import Detector, DetectorConfig
 from voicefake.train.loop import TrainTask, warmup_cosine
 
@@ -53,6 +53,9 @@ class TrainConfig:
             together, as between two speakers, so the detector meets more voices than the data
             has.
         speed_range: the resampling factor's range (> 1: faster and higher).
+        oc_margins: (m_real, m_fake) cosine margins of the one-class loss
+            (:func:`~voicefake.detection.losses.one_class_loss`), used when the model's
+            ``head`` is "one_class"; the linear head trains with binary cross-entropy.
     """
 
     lr: float = 2e-3
@@ -70,6 +73,12 @@ class TrainConfig:
     splice_fraction: tuple[float, float] = (0.2, 0.6)
     p_speed: float = 0.0
     speed_range: tuple[float, float] = (0.87, 1.15)
+    oc_margins: tuple[float, float] = (0.9, 0.2)
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.oc_margins[1] < self.oc_margins[0] <= 1.0:
+            raise ValueError(f"TrainConfig.oc_margins must be (m_real, m_fake) with -1 <= m_fake < m_real <= 1, "
+                             f"got {self.oc_margins}")
 
 
 class DetectionCropDataset(Dataset):
@@ -175,6 +184,20 @@ def lr_lambda(step: int, cfg: TrainConfig) -> float:
     return warmup_cosine(step, cfg.warmup_steps, cfg.total_steps, 0.05)
 
 
+def loss_for(model: DetectorConfig, cfg: TrainConfig, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The training loss of ``model``'s head: BCE (linear) or OC-softmax (one-class)."""
+    if model.head == "one_class":
+        return one_class_loss(logits, targets, model.oc_scale, cfg.oc_margins)
+    return detection_loss(logits, targets, cfg.label_smoothing)
+
+
+def decision_logit(model: DetectorConfig, cfg: TrainConfig) -> float:
+    """The logit between the two classes' training margins (0 for the linear head)."""
+    if model.head == "one_class":
+        return -model.oc_scale * sum(cfg.oc_margins) / 2
+    return 0.0
+
+
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                batch: tuple[torch.Tensor, ...], cfg: TrainConfig, sample_rate: int) -> dict[str, float]:
     """One BCE step on a batch cut to a random length.
@@ -189,27 +212,28 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     length = int(torch.randint(min(low, wav.shape[1]), wav.shape[1] + 1, ()))
     start = int(torch.randint(0, wav.shape[1] - length + 1, ()))
     detector = modules["detector"]
-    hop = cast(Detector, unwrap(detector)).config.hop_length  # unwrap: DistributedDataParallel under torchrun
+    model = cast(Detector, unwrap(detector)).config  # unwrap: DistributedDataParallel under torchrun
+    hop = model.hop_length
     out = detector(wav[:, start : start + length])
     target = batch[2][:, start : start + length] if len(batch) > 2 else None
     framed = torch.zeros_like(labels, dtype=torch.bool) if target is None else target[:, 0] >= 0
     whole = ~framed
     loss = out.logits.new_zeros(())
     if whole.any():
-        loss = loss + detection_loss(out.logits[whole], labels[whole], cfg.label_smoothing) * whole.float().mean()
+        loss = loss + loss_for(model, cfg, out.logits[whole], labels[whole]) * whole.float().mean()
     if target is not None and framed.any():
         frames = frame_targets(target[framed], out.frame_logits.shape[-1], 4 * hop)
-        loss = loss + detection_loss(out.frame_logits[framed].flatten(), frames.flatten(),
-                                     cfg.label_smoothing) * framed.float().mean()
+        loss = loss + loss_for(model, cfg, out.frame_logits[framed].flatten(), frames.flatten()) * framed.float().mean()
     optimizer = optimizers["detector"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad = float(torch.nn.utils.clip_grad_norm_(modules["detector"].parameters(), cfg.grad_clip or float("inf")))
     optimizer.step()
-    out_metrics = {"loss/bce": loss.item(), "grad_norm/detector": grad, "lr": optimizer.param_groups[0]["lr"],
+    out_metrics = {"loss/detector": loss.item(), "grad_norm/detector": grad, "lr": optimizer.param_groups[0]["lr"],
                    "spliced/train": float(framed.float().mean())}
     if whole.any():
-        out_metrics["acc/train"] = float(((out.logits[whole] > 0).float() == labels[whole]).float().mean())
+        decided = (out.logits[whole] > decision_logit(model, cfg)).float()
+        out_metrics["acc/train"] = float((decided == labels[whole]).float().mean())
     return out_metrics
 
 
@@ -222,12 +246,18 @@ def frame_targets(target: torch.Tensor, frames: int, samples_per_frame: int) -> 
     return target[:, :need].reshape(target.shape[0], frames, samples_per_frame).mean(dim=-1)
 
 
-def eval_step(modules: dict[str, nn.Module], batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
-    """Loss and accuracy on a fixed dev crop."""
+@torch.no_grad()
+def eval_step(modules: dict[str, nn.Module], batch: tuple[torch.Tensor, torch.Tensor],
+              cfg: TrainConfig | None = None) -> dict[str, float]:
+    """Loss (the head's training loss, without label smoothing) and accuracy on fixed dev crops."""
     wav, labels = batch
-    logits = modules["detector"](wav).logits
-    return {"eval/bce": float(detection_loss(logits, labels, 0.0)),
-            "eval/acc": float(((logits > 0).float() == labels).float().mean())}
+    detector = modules["detector"]
+    model = cast(Detector, unwrap(detector)).config
+    cfg = replace(cfg or TrainConfig(), label_smoothing=0.0)
+    logits = detector(wav).logits
+    decided = (logits > decision_logit(model, cfg)).float()
+    return {"eval/loss": float(loss_for(model, cfg, logits, labels)),
+            "eval/acc": float((decided == labels).float().mean())}
 
 
 def build_task(model: DetectorConfig, cfg: TrainConfig, metadata: dict | None = None) -> TrainTask:
@@ -238,5 +268,5 @@ def build_task(model: DetectorConfig, cfg: TrainConfig, metadata: dict | None = 
     return TrainTask(
         modules=modules, optimizers=optimizers, schedulers=schedulers,
         train_step=partial(train_step, cfg=cfg, sample_rate=model.sample_rate),
-        eval_step=eval_step, exports={"detector": ("detection", None)}, metadata=dict(metadata or {}),
+        eval_step=partial(eval_step, cfg=cfg), exports={"detector": ("detection", None)}, metadata=dict(metadata or {}),
     )
