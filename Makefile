@@ -16,7 +16,7 @@ export OMP_NUM_THREADS ?= 1
 export GRADIO_ANALYTICS_ENABLED = False
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: venv develop sysdeps test demo lint bench clean-venv
+.PHONY: venv develop sysdeps textdeps test demo lint bench clean-venv
 
 venv: $(VENV)/.installed
 
@@ -34,8 +34,18 @@ develop: venv
 	@"$(BIN)/pip" install -q --no-deps --no-build-isolation -e . > "$(VENV)/develop.log" 2>&1 \
 		|| { cat "$(VENV)/develop.log"; exit 1; }
 
+# Debian's flite, the English text front end of `voicefake clone` (without it English text is
+# spoken by espeak-ng, whose clones keep far fewer words; docs/benchmarks/cloning.md, session 15)
+textdeps:
+	@command -v flite >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing flite, the English text front end of voicefake clone (once)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends flite) \
+	      >/dev/null 2>&1 || echo "note: could not install flite; English text to speech will use espeak-ng"; \
+	  else echo "note: flite is not installed; English text to speech will use espeak-ng (sudo apt-get install flite)"; fi; }
+
 # Debian's chromium, for the browser test of the demo (skipped, with a note, where it cannot be installed)
-sysdeps:
+sysdeps: textdeps
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing chromium for the browser test (once)"; \
@@ -46,7 +56,7 @@ sysdeps:
 test: develop sysdeps
 	"$(BIN)/python" -m pytest $(PYTEST_ARGS)
 
-demo: develop
+demo: develop textdeps
 	"$(BIN)/python" demo/app.py --host $(HOST) --port $(PORT)
 
 lint: develop

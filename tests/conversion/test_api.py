@@ -108,6 +108,17 @@ def test_auto_engine_is_flite_for_english_when_installed(monkeypatch: pytest.Mon
     assert api.tts_engine() == "espeak"
 
 
+def test_engine_note_only_when_english_falls_back_to_espeak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without flite, English text goes to espeak-ng, whose clones lose most words: say so, with the fix."""
+    monkeypatch.setattr(flite, "available", lambda: False)
+    note = api.tts_engine_note()
+    assert note is not None and "apt-get install flite" in note
+    assert api.tts_engine_note("auto", "de") is None  # flite would not speak German anyway
+    assert api.tts_engine_note("espeak") is None  # asked for explicitly
+    monkeypatch.setattr(flite, "available", lambda: True)
+    assert api.tts_engine_note() is None
+
+
 @pytest.mark.parametrize("kwargs, message", [({"engine": "nope"}, "unknown text-to-speech engine"),
                                              ({"engine": "flite", "language": "fr"}, "English only")])
 def test_clone_bad_engine_settings_are_one_clear_error(files: dict[str, Path], kwargs: dict, message: str) -> None:

@@ -256,6 +256,15 @@ def tts_engine(engine: str = "auto", language: str = "en-us") -> str:
     return "flite" if _is_english(language) and flite.available() else "espeak"
 
 
+def tts_engine_note(engine: str = "auto", language: str = "en-us") -> str | None:
+    """A hint when English text would be spoken by espeak-ng because flite is missing (its clones
+    lose far more words: 74 % WER against 14 %, docs/benchmarks/cloning.md, session 15); else None."""
+    if engine == "auto" and _is_english(language) and tts_engine(engine, language) == "espeak":
+        return ("English text is spoken by espeak-ng because the flite program is not installed; "
+                "install it (apt-get install flite) for clones that keep far more of the words")
+    return None
+
+
 def _is_english(language: str) -> bool:
     """Is this espeak-ng voice name English (en, en-us, en-gb-x-rp, ...)?"""
     return language.split("-")[0] == "en"

@@ -84,6 +84,9 @@ def run_clone(args: argparse.Namespace) -> int:
     target = Path(args.output)
     common.check_writable(target, args.force)
     model = _model(args)
+    note = api.tts_engine_note(args.engine, args.language)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     start = time.perf_counter()
     profile = api.voice_profile(args.reference if len(args.reference) > 1 else args.reference[0], device=args.device)
     wav, rate = api.clone(text, profile, language=args.language, rate=args.rate, blend=args.blend, eq=args.eq,
