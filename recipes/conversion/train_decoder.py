@@ -34,7 +34,8 @@ class DataConfig:
     """Where the training data comes from.
 
     Attributes:
-        content: the frozen content encoder (checkpoint directory or bundled name).
+        content: the frozen content encoder (checkpoint directory or bundled name); unused,
+            and not loaded, for a decoder that reads the cepstrum (``model.content_input``).
         cache / decoder_cache: written by build_cache.py and build_decoder_cache.py, or
             "synthetic" (random tones, for tests).
         crop_frames: training crop length in mel frames.
@@ -76,8 +77,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
     model, mel, train_cfg, loop, data = (configs[k] for k in ("model", "mel", "train", "loop", "data"))
-    content = api.load(data.content, kind="content")
-    assert isinstance(content.module, ContentEncoder)
+    # a cepstrum decoder reads the source's mel: the content encoder is loaded only for the others
+    content = None if model.content_input == "cepstrum" else api.load(data.content, kind="content")
+    assert content is None or isinstance(content.module, ContentEncoder)
     more: list = []
     if data.cache == "synthetic":
         train, dev = synthetic(mel, model.speaker_dim, data.crop_frames)
@@ -93,9 +95,8 @@ def main() -> None:
         train = DecoderCrops(base + more, t["log_f0"], t["speaker"], t["embeddings"], data.crop_frames,
                              data.epoch_items, bins=t.get("bins"), weights=weights)
         dev = OneItem({k: v.float() for k, v in extra["dev"].items()})
-    task = build_task(model, mel, train_cfg, content.module, metadata={
-        # a cepstrum decoder reads the source's mel, not the content encoder's features
-        "name": "conversion", "content": "cepstrum" if model.content_input == "cepstrum" else content.checkpoint.name,
+    task = build_task(model, mel, train_cfg, None if content is None else content.module, metadata={
+        "name": "conversion", "content": "cepstrum" if content is None else content.checkpoint.name,
         "cache": data.cache,
         "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
         "extra_utterances": len(more), "extra_share": data.extra_share if more else 0.0,

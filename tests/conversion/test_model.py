@@ -287,3 +287,20 @@ def test_phone_head_learns_tone_sequences_with_ctc(features: MelSpectrogram) -> 
     assert phone_error_rate(encoder, mels, phones) < 0.2 < before
     with pytest.raises(ValueError, match="no phone head"):
         ContentEncoder(TINY_CONTENT, MEL_16K_80).phone_logits(torch.zeros(1, 4, 8))
+
+
+def test_cepstrum_decoder_fine_tunes_without_a_content_encoder(features: MelSpectrogram) -> None:
+    """A decoder that reads the cepstrum needs no content encoder to fine-tune; the others do."""
+    from dataclasses import replace
+
+    from voicefake.conversion.decoder_training import TrainConfig, build_task
+
+    torch.manual_seed(0)
+    decoder = ConversionDecoder(replace(TINY_DECODER, content_input="cepstrum", content_dim=12), MEL_16K_80)
+    wavs = [voice(130, 2.5, seed=i) for i in range(2)]
+    embedding = torch.nn.functional.normalize(torch.randn(16), dim=0)
+    tuned, losses = finetune_decoder(decoder, None, wavs, embedding, features, steps=20, batch_size=4,
+                                     crop_frames=100, lr=3e-3)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    with pytest.raises(ValueError, match="needs the content encoder"):
+        build_task(TINY_DECODER, MEL_16K_80, TrainConfig(), None)

@@ -86,7 +86,7 @@ class DecoderCrops(Dataset):
                 "bins": self.bins[utt]}
 
 
-def convert_batch(content: ContentEncoder, decoder: ConversionDecoder, source: torch.Tensor,
+def convert_batch(content: ContentEncoder | None, decoder: ConversionDecoder, source: torch.Tensor,
                   log_f0: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         features = decoder.encode(source, content)
@@ -96,11 +96,13 @@ def convert_batch(content: ContentEncoder, decoder: ConversionDecoder, source: t
 
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                batch: dict[str, torch.Tensor], cfg: TrainConfig, mel_config: MelConfig,
-               content: ContentEncoder) -> dict[str, float]:
+               content: ContentEncoder | None) -> dict[str, float]:
+    """One mel-L1 step. ``content``: the frozen content encoder, or None for a decoder that
+    reads the cepstrum (``content_input: cepstrum``) and needs none."""
     decoder = modules["decoder"]
     assert isinstance(decoder, ConversionDecoder)
     source = augment(batch["source"], cfg, mel_config)
-    pred = convert_batch(content.to(source.device), decoder, source, batch["log_f0"], batch["speaker"])
+    pred = convert_batch(None if content is None else content.to(source.device), decoder, source, batch["log_f0"], batch["speaker"])
     loss = band_l1(pred, batch["mel"], batch.get("bins"))
     optimizer = optimizers["decoder"]
     optimizer.zero_grad(set_to_none=True)
@@ -113,7 +115,8 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     return out
 
 
-def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor], content: ContentEncoder) -> dict[str, float]:
+def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor],
+              content: ContentEncoder | None) -> dict[str, float]:
     """Mel L1 on unseen speakers' crops, reconstructed from their own content, pitch and voice.
 
     Args:
@@ -122,15 +125,18 @@ def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor], con
     decoder = modules["decoder"]
     assert isinstance(decoder, ConversionDecoder)
     mel, log_f0, speaker = batch["mel"][0], batch["log_f0"][0], batch["speaker"][0]
-    pred = convert_batch(content.to(mel.device), decoder, mel, log_f0, speaker)
+    pred = convert_batch(None if content is None else content.to(mel.device), decoder, mel, log_f0, speaker)
     return {"eval/mel_l1": float((pred - mel).abs().mean())}
 
 
-def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: ContentEncoder,
+def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: ContentEncoder | None,
                metadata: dict | None = None) -> TrainTask:
-    """Everything :func:`voicefake.train.loop.fit` needs to train a conversion decoder."""
+    """Everything :func:`voicefake.train.loop.fit` needs to train a conversion decoder
+    (``content``: the frozen content encoder; None for a cepstrum decoder)."""
     decoder = ConversionDecoder(model, mel)
-    content = content.eval().requires_grad_(False)
+    if content is None and model.content_input != "cepstrum":
+        raise ValueError(f"a decoder with content_input {model.content_input!r} needs the content encoder")
+    content = None if content is None else content.eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(decoder.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_lambda, cfg=cfg))
     return TrainTask(

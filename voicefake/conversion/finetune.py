@@ -22,10 +22,11 @@ from voicefake.conversion.voice import VoiceProfile, estimate_log_f0
 _log = logging.getLogger(__name__)
 
 
-def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder, wavs: list[np.ndarray],
+def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder | None, wavs: list[np.ndarray],
                      embedding: torch.Tensor, features: MelSpectrogram, steps: int, batch_size: int = 8,
                      crop_frames: int = 200, lr: float = 2e-4, seed: int = 0) -> tuple[ConversionDecoder, list[float]]:
-    """Returns (a fine-tuned copy of ``decoder``, its loss every step)."""
+    """Returns (a fine-tuned copy of ``decoder``, its loss every step). ``content`` may be None
+    for a decoder that reads the cepstrum."""
     torch.manual_seed(seed)
     mels = [features(torch.from_numpy(w)) for w in wavs]
     f0 = [estimate_log_f0(torch.from_numpy(w), features.config)[: m.shape[-1]] for w, m in zip(wavs, mels, strict=True)]
@@ -35,7 +36,7 @@ def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder, wavs: 
     tuned = copy.deepcopy(decoder).train().requires_grad_(True)
     cfg = TrainConfig(lr=lr, warmup_steps=1, total_steps=steps, grad_clip=5.0)
     optimizer = torch.optim.AdamW(tuned.parameters(), lr, weight_decay=cfg.weight_decay)
-    frozen = content.eval().requires_grad_(False)
+    frozen = None if content is None else content.eval().requires_grad_(False)
     losses = []
     for step in range(steps):
         batch: dict[str, list[torch.Tensor]] = {"mel": [], "source": [], "log_f0": []}
