@@ -1,4 +1,5 @@
-"""Detector training: the labelled crop dataset, its augmentation, and one BCE step.
+"""Detector training: the labelled crop dataset, its augmentation, and one training step
+(binary cross-entropy, or OC-softmax for the one-class head).
 
 Augmentation treats both labels identically (the label must never be readable from the
 channel): random crop length, random low-pass at 3.4-4 kHz (narrowband emulation, so that
@@ -200,7 +201,7 @@ def decision_logit(model: DetectorConfig, cfg: TrainConfig) -> float:
 
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                batch: tuple[torch.Tensor, ...], cfg: TrainConfig, sample_rate: int) -> dict[str, float]:
-    """One BCE step on a batch cut to a random length.
+    """One step (the head's loss: :func:`loss_for`) on a batch cut to a random length.
 
     Args:
         batch: (B, T) waveforms, (B,) labels (1 = synthetic) and optionally (B, T) per-sample
