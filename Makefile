@@ -34,24 +34,25 @@ develop: venv
 	@"$(BIN)/pip" install -q --no-deps --no-build-isolation -e . > "$(VENV)/develop.log" 2>&1 \
 		|| { cat "$(VENV)/develop.log"; exit 1; }
 
+# apt_once PROGRAM,PACKAGE,WHAT FOR,WITHOUT IT: installs a Debian package once when run as root
+# with apt-get, and otherwise prints a note saying what works differently without it
+define apt_once
+@command -v $(1) >/dev/null 2>&1 || { \
+  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+    echo "installing $(2) $(3) (once)"; \
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2)) \
+      >/dev/null 2>&1 || echo "note: could not install $(2); $(4)"; \
+  else echo "note: $(2) is not installed; $(4) (sudo apt-get install $(2))"; fi; }
+endef
+
 # Debian's flite, the English text front end of `voicefake clone` (without it English text is
 # spoken by espeak-ng, whose clones keep far fewer words; docs/benchmarks/cloning.md, session 15)
 textdeps:
-	@command -v flite >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing flite, the English text front end of voicefake clone (once)"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends flite) \
-	      >/dev/null 2>&1 || echo "note: could not install flite; English text to speech will use espeak-ng"; \
-	  else echo "note: flite is not installed; English text to speech will use espeak-ng (sudo apt-get install flite)"; fi; }
+	$(call apt_once,flite,flite,for English text to speech,English text to speech will use espeak-ng)
 
 # Debian's chromium, for the browser test of the demo (skipped, with a note, where it cannot be installed)
 sysdeps: textdeps
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium for the browser test (once)"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
-	      >/dev/null 2>&1 || echo "note: could not install chromium; the browser test will skip"; \
-	  else echo "note: chromium is not installed; the browser test will skip (sudo apt-get install chromium)"; fi; }
+	$(call apt_once,chromium,chromium,for the browser test,the browser test will skip)
 
 test: develop sysdeps
 	"$(BIN)/python" -m pytest $(PYTEST_ARGS)

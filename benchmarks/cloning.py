@@ -44,7 +44,6 @@ from voicefake.data.manifests import data_root, read_manifest
 from voicefake.metrics import word_error_rate
 
 SR = 16000
-DEFAULT_RATE = api.DEFAULT_RATE
 TEXTS = [
     "Hi, it's me. I need you to wire forty thousand dollars to our new supplier today.",
     "Please keep this between us until the deal is announced on Monday.",
@@ -110,7 +109,7 @@ def _tts_name(engine: str) -> str:
 
 def _rate_name(rate: int) -> str:
     """Report key suffix of a text-to-speech row at a speaking rate other than the default."""
-    return "" if rate == DEFAULT_RATE else f"_rate{rate}"
+    return "" if rate == api.DEFAULT_RATE else f"_rate{rate}"
 
 
 def _eq_name(eq: float) -> str:
@@ -247,7 +246,7 @@ def main() -> None:
     parser.add_argument("--tts-blend", type=float, nargs="+", default=[0.25], help="text-to-speech blends")
     parser.add_argument("--tts-engine", nargs="+", default=["espeak"], choices=["espeak", "flite"],
                         help="text-to-speech front ends (flite needs the flite program)")
-    parser.add_argument("--tts-rate", type=int, nargs="+", default=[DEFAULT_RATE],
+    parser.add_argument("--tts-rate", type=int, nargs="+", default=[api.DEFAULT_RATE],
                         help="text-to-speech speaking rates in words per minute, each with every engine and blend "
                              "(default: the API's %(default)s)")
     parser.add_argument("--eq", type=float, nargs="+", default=[api.DEFAULT_EQ],

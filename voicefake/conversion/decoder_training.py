@@ -89,7 +89,7 @@ class DecoderCrops(Dataset):
 def convert_batch(content: ContentEncoder | None, decoder: ConversionDecoder, source: torch.Tensor,
                   log_f0: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        features = decoder.encode(source, content)
+        features = decoder.encode(source, None if content is None else content.to(source.device))
     rel, voiced = relative_pitch(log_f0)
     return decoder(features, rel, voiced, speaker)
 
@@ -102,7 +102,7 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     decoder = modules["decoder"]
     assert isinstance(decoder, ConversionDecoder)
     source = augment(batch["source"], cfg, mel_config)
-    pred = convert_batch(None if content is None else content.to(source.device), decoder, source, batch["log_f0"], batch["speaker"])
+    pred = convert_batch(content, decoder, source, batch["log_f0"], batch["speaker"])
     loss = band_l1(pred, batch["mel"], batch.get("bins"))
     optimizer = optimizers["decoder"]
     optimizer.zero_grad(set_to_none=True)
@@ -125,7 +125,7 @@ def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor],
     decoder = modules["decoder"]
     assert isinstance(decoder, ConversionDecoder)
     mel, log_f0, speaker = batch["mel"][0], batch["log_f0"][0], batch["speaker"][0]
-    pred = convert_batch(None if content is None else content.to(mel.device), decoder, mel, log_f0, speaker)
+    pred = convert_batch(content, decoder, mel, log_f0, speaker)
     return {"eval/mel_l1": float((pred - mel).abs().mean())}
 
 
