@@ -42,6 +42,11 @@ class DataConfig:
         epoch_items: crops per epoch (a cadence only; crops are random).
         extra_share: share of the crops drawn from the decoder cache's extra utterances
             (build_decoder_cache.py --extra), whatever their number.
+        paired: text-to-speech renderings time-aligned to real utterances (build_paired.py's
+            paired.pt; "" = none). A paired crop's source is the rendering (or, as often as
+            each rendering, the real utterance itself) and its target the real mel, so the
+            decoder learns to turn espeak-ng's and flite's envelopes into a real voice.
+        paired_share: share of the crops drawn from ``paired``.
     """
 
     content: str = "content"
@@ -50,10 +55,17 @@ class DataConfig:
     crop_frames: int = 200
     epoch_items: int = 10000
     extra_share: float = 0.5
+    paired: str = ""
+    paired_share: float = 0.3
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.extra_share < 1.0:
             raise ValueError(f"data.extra_share must be in [0, 1), got {self.extra_share}")
+        if not 0.0 <= self.paired_share < 1.0:
+            raise ValueError(f"data.paired_share must be in [0, 1), got {self.paired_share}")
+        if self.paired and self.extra_share + self.paired_share >= 1.0:
+            raise ValueError(f"data.extra_share + data.paired_share must be below 1, got "
+                             f"{self.extra_share} + {self.paired_share}")
 
 
 SECTIONS = {"model": DecoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig, "data": DataConfig}
@@ -70,6 +82,54 @@ def synthetic(mel: MelConfig, speaker_dim: int, frames: int) -> tuple[DecoderCro
     return train, OneItem(dev)
 
 
+def real_data(cache: dict, extra: dict, paired: dict, data: DataConfig) -> tuple[DecoderCrops, dict]:
+    """Training crops and the dev batch from the caches (and build_paired.py's pairs, if any).
+
+    Each group of utterances (the content cache's, the decoder cache's extra ones, the paired
+    ones) gets its share of the draws whatever its size. Paired items bring their own speakers:
+    their indices follow the cache's in the joint embedding table.
+    """
+    t = extra["train"]
+    groups = [cache["train"]["mels"], t.get("extra_mels", [])]
+    f0, speaker, table, bins = list(t["log_f0"]), t["speaker"], t["embeddings"], t["bins"]
+    shares = [1.0 - (data.extra_share if groups[1] else 0.0) - (data.paired_share if paired else 0.0),
+              data.extra_share]
+    if paired:
+        p = paired["train"]
+        if p["embeddings"].shape[-1] != table.shape[-1]:
+            raise ValueError(f"{data.paired}: {p['embeddings'].shape[-1]}-d speaker embeddings, the decoder cache has "
+                             f"{table.shape[-1]}-d: rebuild it with the same speaker encoder")
+        groups.append(p["mels"])
+        shares.append(data.paired_share)
+        f0 += list(p["log_f0"])
+        speaker = torch.cat([speaker, p["speaker"] + len(table)])
+        table = torch.cat([table, p["embeddings"]])
+        bins = torch.cat([bins, p["bins"]])
+    fits = [sum(m.shape[-1] >= data.crop_frames for m in group) for group in groups]
+    weights = torch.cat([torch.full((len(group),), share / max(fit, 1))
+                         for group, share, fit in zip(groups, shares, fits, strict=True)])
+    train = DecoderCrops([m for group in groups for m in group], f0, speaker, table, data.crop_frames,
+                         data.epoch_items, bins=bins, weights=weights)
+    dev = {k: v.float() for k, v in extra["dev"].items()}
+    if paired and paired["dev"]["mels"]:
+        dev.update(paired_dev(paired["dev"], data.crop_frames))
+    return train, dev
+
+
+def paired_dev(items: dict, frames: int) -> dict[str, torch.Tensor]:
+    """Fixed dev crops of the paired items: every rendering of each item's first ``frames`` frames."""
+    out: dict[str, list[torch.Tensor]] = {"paired_source": [], "paired_mel": [], "paired_log_f0": [], "paired_speaker": []}
+    for mels, f0, who in zip(items["mels"], items["log_f0"], items["speaker"], strict=True):
+        if mels.shape[-1] < frames:
+            continue
+        for version in range(1, len(mels)):
+            out["paired_source"].append(mels[version, :, :frames])
+            out["paired_mel"].append(mels[0, :, :frames])
+            out["paired_log_f0"].append(f0[:frames])
+            out["paired_speaker"].append(items["embeddings"][who])
+    return {k: torch.stack(v).float() for k, v in out.items() if v}
+
+
 def main() -> None:
     parser = recipe_parser(__doc__)
     parser.add_argument("--init", help="start the decoder from this checkpoint (fine-tuning)")
@@ -81,25 +141,22 @@ def main() -> None:
     content = None if model.content_input == "cepstrum" else api.load(data.content, kind="content")
     assert content is None or isinstance(content.module, ContentEncoder)
     more: list = []
+    paired: dict = {}
     if data.cache == "synthetic":
         train, dev = synthetic(mel, model.speaker_dim, data.crop_frames)
     else:
         cache, extra = torch.load(data.cache, weights_only=True), torch.load(data.decoder_cache, weights_only=True)
-        t = extra["train"]
-        base, more = cache["train"]["mels"], t.get("extra_mels", [])
-        weights = None
-        if more:  # per-utterance weights so that the long-enough extra crops get extra_share of the draws
-            fits = [sum(m.shape[-1] >= data.crop_frames for m in group) for group in (base, more)]
-            weights = torch.cat([torch.full((len(base),), (1 - data.extra_share) / max(fits[0], 1)),
-                                 torch.full((len(more),), data.extra_share / max(fits[1], 1))])
-        train = DecoderCrops(base + more, t["log_f0"], t["speaker"], t["embeddings"], data.crop_frames,
-                             data.epoch_items, bins=t.get("bins"), weights=weights)
-        dev = OneItem({k: v.float() for k, v in extra["dev"].items()})
+        paired = torch.load(data.paired, weights_only=True) if data.paired else {}
+        train, dev_batch = real_data(cache, extra, paired, data)
+        more = extra["train"].get("extra_mels", [])
+        dev = OneItem(dev_batch)
     task = build_task(model, mel, train_cfg, None if content is None else content.module, metadata={
         "name": "conversion", "content": "cepstrum" if content is None else content.checkpoint.name,
         "cache": data.cache,
         "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
         "extra_utterances": len(more), "extra_share": data.extra_share if more else 0.0,
+        **({"paired": data.paired, "paired_items": len(paired["train"]["mels"]), "paired_share": data.paired_share,
+            **{f"paired_{k}": v for k, v in paired.get("meta", {}).items()}} if paired else {}),
         **({"init": str(args.init)} if args.init else {}),
     })
     if args.init:

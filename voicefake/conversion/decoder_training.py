@@ -119,14 +119,25 @@ def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor],
               content: ContentEncoder | None) -> dict[str, float]:
     """Mel L1 on unseen speakers' crops, reconstructed from their own content, pitch and voice.
 
+    With paired dev crops (``recipes/conversion/build_paired.py``), also ``eval/paired_mel_l1``:
+    the real crop predicted from a text-to-speech rendering of the same words, time-aligned to
+    it (its own pitch and voice), i.e. how far a rendering's envelope is turned into real speech.
+
     Args:
-        batch: ``mel`` (1, N, M, F), ``log_f0`` (1, N, F), ``speaker`` (1, N, S).
+        batch: ``mel`` (1, N, M, F), ``log_f0`` (1, N, F), ``speaker`` (1, N, S); optionally
+            ``paired_source`` / ``paired_mel`` (1, K, M, F), ``paired_log_f0`` (1, K, F),
+            ``paired_speaker`` (1, K, S).
     """
     decoder = modules["decoder"]
     assert isinstance(decoder, ConversionDecoder)
     mel, log_f0, speaker = batch["mel"][0], batch["log_f0"][0], batch["speaker"][0]
     pred = convert_batch(content, decoder, mel, log_f0, speaker)
-    return {"eval/mel_l1": float((pred - mel).abs().mean())}
+    out = {"eval/mel_l1": float((pred - mel).abs().mean())}
+    if "paired_source" in batch:
+        pred = convert_batch(content, decoder, batch["paired_source"][0], batch["paired_log_f0"][0],
+                             batch["paired_speaker"][0])
+        out["eval/paired_mel_l1"] = float((pred - batch["paired_mel"][0]).abs().mean())
+    return out
 
 
 def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: ContentEncoder | None,
