@@ -50,6 +50,17 @@ TEXTS = [
     "The quarterly numbers look strong, but the auditors want the documents by noon.",
     "Call me back on this number as soon as the transfer has gone through.",
 ]
+# --texts 12: eight more, for decisions that the first four's 40 clips per row cannot settle
+MORE_TEXTS = [
+    "I am stuck in a meeting with the lawyers, so email me when the payment is confirmed.",
+    "Our bank changed its details last week, so use the new account for every invoice.",
+    "Do not mention this to the finance team before I have spoken to the board.",
+    "Can you buy six gift cards for the clients and send me the codes this afternoon?",
+    "The contract must be signed tonight, otherwise we lose the whole project.",
+    "My phone is almost dead, so read me the verification code that just arrived.",
+    "Thank you for handling this so quickly; I will remember it at your review.",
+    "Move the money in two smaller transfers, so that nobody has to approve it.",
+]
 
 
 class Judges:
@@ -143,7 +154,8 @@ def run(args: argparse.Namespace) -> dict:
         if args.targets < 1:
             raise SystemExit(f"--targets must be at least 1, got {args.targets}")
         tgts = tgts[: args.targets]
-    report: dict = {"reference_seconds": args.reference_seconds, "threads": args.threads, "targets": len(tgts)}
+    report: dict = {"reference_seconds": args.reference_seconds, "threads": args.threads, "targets": len(tgts),
+                    "texts": args.texts}
     real = [{"text": s["text"], "hyp": judges.transcribe(s["wav"]), "sim": 0.0, "dnsmos": judges.dnsmos(s["wav"]),
              "duration": len(s["wav"]) / SR, "compute": 1.0} for s in srcs]
     report["real_sources"] = {"wer": summarise(real)["wer"], "dnsmos_ovrl": summarise(real)["dnsmos_ovrl"]}
@@ -171,7 +183,7 @@ def run(args: argparse.Namespace) -> dict:
                 results[f"convert_blend{blend}{_eq_name(eq)}"].append(
                     _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
         for engine, blend, eq, rate in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.tts_rate):
-            for text in TEXTS:
+            for text in (TEXTS + MORE_TEXTS)[: args.texts]:
                 start = time.perf_counter()
                 wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
                                    vocoder=args.vocoder, engine=engine, eq=eq, rate=rate)
@@ -252,6 +264,8 @@ def main() -> None:
     parser.add_argument("--eq", type=float, nargs="+", default=[api.DEFAULT_EQ],
                         help="long-term spectrum match strengths (0 = off, as before session 12), each with "
                              "every blend and engine; default: the shipped %(default)s")
+    parser.add_argument("--texts", type=int, default=len(TEXTS), choices=[len(TEXTS), len(TEXTS) + len(MORE_TEXTS)],
+                        help="text-to-speech sentences per target (4: the figures so far; 12: three times the clips)")
     parser.add_argument("--reference-seconds", type=float, default=30.0)
     parser.add_argument("--targets", type=int, default=None, metavar="N",
                         help="only the first N targets (a quick probe; default: all 10)")
