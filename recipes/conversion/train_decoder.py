@@ -47,6 +47,7 @@ class DataConfig:
             each rendering, the real utterance itself) and its target the real mel, so the
             decoder learns to turn espeak-ng's and flite's envelopes into a real voice.
         paired_share: share of the crops drawn from ``paired``.
+        paired_engines: use only these engines' renderings (``espeak``, ``flite``); empty = all.
     """
 
     content: str = "content"
@@ -57,6 +58,7 @@ class DataConfig:
     extra_share: float = 0.5
     paired: str = ""
     paired_share: float = 0.3
+    paired_engines: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.extra_share < 1.0:
@@ -95,7 +97,7 @@ def real_data(cache: dict, extra: dict, paired: dict, data: DataConfig) -> tuple
     shares = [1.0 - (data.extra_share if groups[1] else 0.0) - (data.paired_share if paired else 0.0),
               data.extra_share]
     if paired:
-        p = paired["train"]
+        p = select_engines(paired["train"], data.paired_engines) if data.paired_engines else paired["train"]
         if p["embeddings"].shape[-1] != table.shape[-1]:
             raise ValueError(f"{data.paired}: {p['embeddings'].shape[-1]}-d speaker embeddings, the decoder cache has "
                              f"{table.shape[-1]}-d: rebuild it with the same speaker encoder")
@@ -112,8 +114,26 @@ def real_data(cache: dict, extra: dict, paired: dict, data: DataConfig) -> tuple
                          data.epoch_items, bins=bins, weights=weights)
     dev = {k: v.float() for k, v in extra["dev"].items()}
     if paired and paired["dev"]["mels"]:
-        dev.update(paired_dev(paired["dev"], data.crop_frames))
+        dev.update(paired_dev(select_engines(paired["dev"], data.paired_engines) if data.paired_engines
+                              else paired["dev"], data.crop_frames))
     return train, dev
+
+
+def select_engines(items: dict, engines: tuple[str, ...]) -> dict:
+    """The paired items with only the renderings of ``engines`` (items left with none are dropped)."""
+    out: dict = {"mels": [], "log_f0": [], "speaker": [], "bins": [], "engines": [], "embeddings": items["embeddings"]}
+    for number, (mels, names) in enumerate(zip(items["mels"], items["engines"], strict=True)):
+        keep = [i for i, name in enumerate(names) if name.split("-")[0] in engines]
+        if not keep:
+            continue
+        out["mels"].append(mels[[0] + [1 + i for i in keep]])
+        out["log_f0"].append(items["log_f0"][number])
+        out["speaker"].append(int(items["speaker"][number]))
+        out["bins"].append(int(items["bins"][number]))
+        out["engines"].append([names[i] for i in keep])
+    if not out["mels"]:
+        raise ValueError(f"no paired item has a rendering by {', '.join(engines)}")
+    return {**out, "speaker": torch.tensor(out["speaker"]), "bins": torch.tensor(out["bins"])}
 
 
 def paired_dev(items: dict, frames: int) -> dict[str, torch.Tensor]:

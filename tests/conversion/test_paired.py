@@ -22,7 +22,7 @@ RECIPE = ROOT / "recipes" / "conversion"
 sys.path.insert(0, str(RECIPE))
 
 from build_paired import align  # type: ignore[import-not-found]  # noqa: E402
-from train_decoder import DataConfig, real_data  # type: ignore[import-not-found]  # noqa: E402
+from train_decoder import DataConfig, real_data, select_engines  # type: ignore[import-not-found]  # noqa: E402
 
 
 def test_alignment_recovers_a_known_time_warp() -> None:
@@ -72,6 +72,25 @@ def test_paired_items_get_their_share_their_speakers_and_dev_crops() -> None:
     # without pairs: the old draws, no paired dev crops
     train, dev = real_data(cache, extra, {}, DataConfig(cache="x", crop_frames=20))
     assert len(train.mels) == 30 and "paired_source" not in dev
+
+
+def test_paired_engines_keep_only_their_renderings() -> None:
+    paired = _paired(items=3, frames=40)
+    paired["train"]["engines"] = [["espeak", "flite-rms"], ["espeak"], ["espeak", "flite-slt"]]
+    paired["train"]["mels"][1] = paired["train"]["mels"][1][:2]  # espeak-ng's rendering only
+    for i in (0, 2):
+        paired["train"]["mels"][i][2] = -5.0  # the flite renderings
+    only = select_engines(paired["train"], ("espeak",))
+    assert [m.shape[0] for m in only["mels"]] == [2, 2, 2] and all(float(m[1].min()) >= 0 for m in only["mels"])
+    only = select_engines(paired["train"], ("flite",))
+    assert [m.shape[0] for m in only["mels"]] == [2, 2] and only["speaker"].tolist() == [0, 0]
+    assert only["engines"] == [["flite-rms"], ["flite-slt"]] and float(only["mels"][0][1].max()) == -5.0
+    with pytest.raises(ValueError, match="no paired item has a rendering by festival"):
+        select_engines(paired["train"], ("festival",))
+    cache, extra = _caches(utterances=4, frames=40)
+    _, dev = real_data(cache, extra, paired, DataConfig(cache="x", paired="p.pt", paired_engines=("flite",),
+                                                        crop_frames=20))
+    assert dev["paired_source"].shape[0] == 2  # the dev items' flite renderings only
 
 
 def test_paired_data_errors() -> None:
