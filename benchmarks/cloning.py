@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> dict:
             raise SystemExit(f"--targets must be at least 1, got {args.targets}")
         tgts = tgts[: args.targets]
     report: dict = {"reference_seconds": args.reference_seconds, "threads": args.threads, "targets": len(tgts),
-                    "texts": args.texts}
+                    "texts": args.texts, "conversion": args.conversion or "bundled (api.tts_decoder for text to speech)"}
     real = [{"text": s["text"], "hyp": judges.transcribe(s["wav"]), "sim": 0.0, "dnsmos": judges.dnsmos(s["wav"]),
              "duration": len(s["wav"]) / SR, "compute": 1.0} for s in srcs]
     report["real_sources"] = {"wer": summarise(real)["wer"], "dnsmos_ovrl": summarise(real)["dnsmos_ovrl"]}
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> dict:
         for blend, eq in itertools.product(args.blend, args.eq):
             for s in srcs:
                 start = time.perf_counter()
-                wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content,
+                wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion or "conversion", content=args.content,
                                      vocoder=args.vocoder, eq=eq)
                 results[f"convert_blend{blend}{_eq_name(eq)}"].append(
                     _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
@@ -236,7 +236,7 @@ def diagnostics(args: argparse.Namespace, judges: Judges, srcs: list[dict]) -> d
         profile = api.voice_profile(own_clips[s["name"].split("_")[0]], args.content, speaker=args.speaker)
         for blend in (0.0, 0.25):
             start = time.perf_counter()
-            wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content,
+            wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion or "conversion", content=args.content,
                                  vocoder=args.vocoder)
             rows[f"diag_self_blend{blend}"].append(_item(judges, wav, own, s["text"], start, None))
     return {name: summarise(items) for name, items in rows.items()}
@@ -274,7 +274,9 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=300)
     parser.add_argument("--finetune-blend", type=float, default=0.5)
     parser.add_argument("--content", default="content", help="content encoder checkpoint (default: bundled)")
-    parser.add_argument("--conversion", default="conversion", help="conversion decoder checkpoint (default: bundled)")
+    parser.add_argument("--conversion", default=None,
+                        help="conversion decoder checkpoint for every row (default: the bundled ones, as api.clone "
+                             "picks them: conversion, and conversion-espeak for espeak-ng's text to speech)")
     parser.add_argument("--speaker", default="speaker", help="speaker encoder that conditions the decoder (default: bundled)")
     parser.add_argument("--vocoder", default="vocoder", help="vocoder checkpoint (default: bundled)")
     parser.add_argument("--diagnostics", action="store_true",

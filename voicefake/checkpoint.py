@@ -53,6 +53,7 @@ BUNDLED: dict[str, str] = {
     "detection": "detector-16k",
     "content": "content-16k",
     "conversion": "conversion-16k",
+    "conversion-espeak": "conversion-espeak-16k",  # the decoder api.clone uses for espeak-ng's speech
 }
 
 

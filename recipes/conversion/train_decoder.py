@@ -176,6 +176,7 @@ def main() -> None:
         "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
         "extra_utterances": len(more), "extra_share": data.extra_share if more else 0.0,
         **({"paired": data.paired, "paired_items": len(paired["train"]["mels"]), "paired_share": data.paired_share,
+            "paired_engines": list(data.paired_engines) or "all",
             **{f"paired_{k}": v for k, v in paired.get("meta", {}).items()}} if paired else {}),
         **({"init": str(args.init)} if args.init else {}),
     })

@@ -184,7 +184,8 @@ def add_clones(writer: Writer, reals: list, counts: dict[str, int], seed: int = 
 
     The front end (espeak-ng) and ``eq=0`` are what the shipped detector's data was made with.
     Its clones came from conversion-16k 0.1.0; this stage now makes them with the bundled
-    decoder (0.2.0 since session 14, which reads the cepstrum and keeps more words)."""
+    decoder (0.2.0 since session 14, which reads the cepstrum and keeps more words; since
+    session 16 text to speech through espeak-ng uses conversion-espeak-16k, as api.clone does)."""
     from voicefake import api
 
     rng = np.random.default_rng(seed)

@@ -38,6 +38,7 @@ from voicefake.api.cloning import (
     finetune_voice,
     render_scenario,
     save_voice,
+    tts_decoder,
     tts_engine,
     tts_engine_note,
     voice_profile,
@@ -66,6 +67,6 @@ __all__ = [
     "Verification", "VoiceReference", "align", "clone", "convert", "detect",
     "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256",
     "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
-    "save_voice", "similarity", "sync_offset", "synthetic_metadata", "tts_engine", "tts_engine_note", "verify",
+    "save_voice", "similarity", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "verify",
     "verify_embedding", "vocode", "voice_profile", "watermark_detect", "watermark_embed", "watermark_generated",
 ]

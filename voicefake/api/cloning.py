@@ -189,7 +189,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
 
 def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: int = DEFAULT_RATE,
           blend: float = DEFAULT_BLEND, device: str = "cpu", progress: Any = None,
-          checkpoint: PathLike = "conversion", content: PathLike = "content",
+          checkpoint: PathLike | None = None, content: PathLike = "content",
           vocoder: PathLike = "vocoder", engine: str = "auto", tts_voice: str | None = None,
           eq: float = DEFAULT_EQ) -> tuple[np.ndarray, int]:
     """Text to speech in the reference's voice: a rule-based front end speaks each sentence,
@@ -209,7 +209,8 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
         tts_voice: the flite voice (rms, slt, awb, kal16, kal; default rms); unused by espeak-ng.
         blend / eq: as in :func:`convert`.
         progress: optional ``callable(done, total)`` called after each sentence.
-        checkpoint / content / vocoder: the models, as in :func:`convert`.
+        checkpoint: the conversion decoder; default (None): :func:`tts_decoder` of the engine.
+        content / vocoder: the models, as in :func:`convert`.
 
     Returns:
         ``(wav, 16000)``: float32 waveform, not yet watermarked (:func:`save_generated` marks it).
@@ -231,6 +232,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
         speak = functools.partial(espeak.speak, voice=language, rate=rate)
     else:
         raise ValueError(f"unknown text-to-speech engine {engine!r}: choose 'espeak' or 'flite'")
+    checkpoint = tts_decoder(engine) if checkpoint is None else checkpoint
     sentences = split_sentences(text)
     profile = _profile(reference, device, content)
     pieces = []
@@ -254,6 +256,18 @@ def tts_engine(engine: str = "auto", language: str = "en-us") -> str:
     if engine != "auto":
         return engine
     return "flite" if _is_english(language) and flite.available() else "espeak"
+
+
+def tts_decoder(engine: str) -> str:
+    """The bundled conversion decoder :func:`clone` uses for an engine's speech by default.
+
+    espeak-ng's formant synthesis gets ``conversion-espeak``: the general decoder fine-tuned on
+    espeak-ng renderings time-aligned to real speech saying the same words. Measured on unseen
+    targets (docs/benchmarks/cloning.md, session 16): espeak-ng clones' WER 74.9 -> 50.9 %; the
+    same fine-tune costs flite's clones 3-4 points, so flite (and recorded speech, in
+    :func:`convert`) keeps ``conversion``.
+    """
+    return "conversion-espeak" if engine == "espeak" else "conversion"
 
 
 def tts_engine_note(engine: str = "auto", language: str = "en-us") -> str | None:

@@ -67,8 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(run=run_finetune)
 
 
-def _model(args: argparse.Namespace) -> str:
-    return api.load(args.checkpoint or "conversion", args.device, kind="conversion").name
+def _model(args: argparse.Namespace, default: str = "conversion") -> str:
+    return api.load(args.checkpoint or default, args.device, kind="conversion").name
 
 
 def _progress(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -83,14 +83,14 @@ def run_clone(args: argparse.Namespace) -> int:
     text = args.text if args.text is not None else Path(args.text_file).read_text(encoding="utf-8")
     target = Path(args.output)
     common.check_writable(target, args.force)
-    model = _model(args)
+    model = _model(args, api.tts_decoder(api.tts_engine(args.engine, args.language)))
     note = api.tts_engine_note(args.engine, args.language)
     if note:
         print(f"note: {note}", file=sys.stderr)
     start = time.perf_counter()
     profile = api.voice_profile(args.reference if len(args.reference) > 1 else args.reference[0], device=args.device)
     wav, rate = api.clone(text, profile, language=args.language, rate=args.rate, blend=args.blend, eq=args.eq,
-                          device=args.device, progress=_progress(args), checkpoint=args.checkpoint or "conversion",
+                          device=args.device, progress=_progress(args), checkpoint=args.checkpoint,
                           engine=args.engine, tts_voice=args.tts_voice)
     seconds = time.perf_counter() - start
     api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
