@@ -65,9 +65,6 @@ class DataConfig:
             raise ValueError(f"data.extra_share must be in [0, 1), got {self.extra_share}")
         if not 0.0 <= self.paired_share < 1.0:
             raise ValueError(f"data.paired_share must be in [0, 1), got {self.paired_share}")
-        if self.paired and self.extra_share + self.paired_share >= 1.0:
-            raise ValueError(f"data.extra_share + data.paired_share must be below 1, got "
-                             f"{self.extra_share} + {self.paired_share}")
 
 
 SECTIONS = {"model": DecoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig, "data": DataConfig}
@@ -96,6 +93,9 @@ def real_data(cache: dict, extra: dict, paired: dict, data: DataConfig) -> tuple
     f0, speaker, table, bins = list(t["log_f0"]), t["speaker"], t["embeddings"], t["bins"]
     shares = [1.0 - (data.extra_share if groups[1] else 0.0) - (data.paired_share if paired else 0.0),
               data.extra_share]
+    if groups[1] and paired and shares[0] <= 0:
+        raise ValueError(f"data.extra_share + data.paired_share must be below 1 with extra utterances, got "
+                         f"{data.extra_share} + {data.paired_share}")
     if paired:
         p = select_engines(paired["train"], data.paired_engines) if data.paired_engines else paired["train"]
         if p["embeddings"].shape[-1] != table.shape[-1]:

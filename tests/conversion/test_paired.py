@@ -99,8 +99,14 @@ def test_paired_data_errors() -> None:
         real_data(cache, extra, _paired(2, 40, dim=8), DataConfig(cache="x", paired="p.pt", crop_frames=20))
     with pytest.raises(ValueError, match="paired_share must be in"):
         DataConfig(paired="p.pt", paired_share=1.0)
-    with pytest.raises(ValueError, match="must be below 1"):
-        DataConfig(paired="p.pt", paired_share=0.6, extra_share=0.5)
+    # the two shares count together only where the decoder cache has extra utterances
+    real_data(cache, extra, _paired(2, 40), DataConfig(cache="x", paired="p.pt", paired_share=0.8, crop_frames=20))
+    extra["train"]["extra_mels"] = [torch.zeros(2, 80, 40).half()]
+    extra["train"]["log_f0"].append(torch.zeros(40).half())
+    extra["train"]["speaker"] = torch.zeros(5, dtype=torch.long)
+    extra["train"]["bins"] = torch.full((5,), 80)
+    with pytest.raises(ValueError, match="must be below 1 with extra utterances"):
+        real_data(cache, extra, _paired(2, 40), DataConfig(cache="x", paired="p.pt", paired_share=0.6, crop_frames=20))
 
 
 def test_eval_reports_the_paired_distance_only_with_paired_crops() -> None:
