@@ -272,7 +272,7 @@ def tts_decoder(engine: str) -> str:
 
 def tts_engine_note(engine: str = "auto", language: str = "en-us") -> str | None:
     """A hint when English text would be spoken by espeak-ng because flite is missing (its clones
-    lose far more words: 74 % WER against 14 %, docs/benchmarks/cloning.md, session 15); else None."""
+    lose far more words: 51 % WER against 14 %, docs/benchmarks/cloning.md, session 16); else None."""
     if engine == "auto" and _is_english(language) and tts_engine(engine, language) == "espeak":
         return ("English text is spoken by espeak-ng because the flite program is not installed; "
                 "install it (apt-get install flite) for clones that keep far more of the words")
