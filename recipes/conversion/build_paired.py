@@ -40,6 +40,7 @@ import librosa
 import numpy as np
 import torch
 from build_decoder_cache import bins_of, speaker_table  # type: ignore[import-not-found]
+from prepare_phones import VOICES as ESPEAK_VOICE  # type: ignore[import-not-found]
 from prepare_phones import language as language_of  # type: ignore[import-not-found]
 
 from voicefake import api
@@ -51,7 +52,6 @@ from voicefake.data.manifests import ManifestRow, data_root, read_manifest
 from voicefake.synthesis import espeak, flite
 
 SAMPLE_RATE = 16000
-ESPEAK_VOICE = {"en": "en-us", "es": "es", "fr": "fr", "it": "it", "ru": "ru"}  # the library's voice names
 FLITE_VOICES = ("rms", "slt", "awb", "kal16")
 log = logging.getLogger("build_paired")
 
@@ -80,11 +80,9 @@ def align(real: torch.Tensor, rendered: torch.Tensor) -> tuple[np.ndarray, float
     and the mean cosine distance along the path."""
     cost = (1 - real @ rendered.T).double().numpy()
     total, path = librosa.sequence.dtw(C=cost, backtrack=True)
-    index = np.zeros(len(real), np.int64)
-    counts = np.zeros(len(real), np.int64)
-    for i, j in path:
-        index[i] += j
-        counts[i] += 1
+    index = np.zeros(len(real))
+    np.add.at(index, path[:, 0], path[:, 1])  # a real frame matched to several rendered ones takes their mean
+    counts = np.bincount(path[:, 0], minlength=len(real))
     return (index / np.maximum(counts, 1)).round().astype(np.int64), float(total[-1, -1] / len(path))
 
 
@@ -95,11 +93,11 @@ def make_pair(row: ManifestRow, wav: np.ndarray, language: str, rng: random.Rand
     with torch.inference_mode():
         keys = content(real[None])[0]
         renders, engines, costs = [], [], []
-        speakers = [("espeak", lambda text, rate: espeak.speak(text, ESPEAK_VOICE[language], rate))]
+        engines_to_try = [("espeak", lambda text, rate: espeak.speak(text, ESPEAK_VOICE[language], rate))]
         if language == "en" and flite.available():
             voice = "rms" if rng.random() < 0.5 else rng.choice(FLITE_VOICES)
-            speakers.append((f"flite-{voice}", lambda text, rate, v=voice: flite.speak(text, v, rate)))
-        for name, speak in speakers:
+            engines_to_try.append((f"flite-{voice}", lambda text, rate, v=voice: flite.speak(text, v, rate)))
+        for name, speak in engines_to_try:
             try:
                 spoken, rate = speak(row.transcript, rng.randint(*rates))
             except (espeak.EspeakError, flite.FliteError) as err:

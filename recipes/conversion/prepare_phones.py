@@ -35,7 +35,7 @@ from voicefake.audio.io import load_audio
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest
 
 SAMPLE_RATE = 16000
-VOICES = {"en": "en-us", "es": "es", "fr": "fr-fr", "it": "it", "ru": "ru"}
+VOICES = {"en": "en-us", "es": "es", "fr": "fr", "it": "it", "ru": "ru"}  # names both espeak-ng and its library know
 STRESS = str.maketrans("", "", "ˈˌ")
 
 

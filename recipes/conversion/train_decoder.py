@@ -90,14 +90,18 @@ def real_data(cache: dict, extra: dict, paired: dict, data: DataConfig) -> tuple
     """
     t = extra["train"]
     groups = [cache["train"]["mels"], t.get("extra_mels", [])]
-    f0, speaker, table, bins = list(t["log_f0"]), t["speaker"], t["embeddings"], t["bins"]
+    f0, speaker, table = list(t["log_f0"]), t["speaker"], t["embeddings"]
+    bins = t.get("bins", torch.full((len(f0),), groups[0][0].shape[-2]))  # caches before session 6: all bands
     shares = [1.0 - (data.extra_share if groups[1] else 0.0) - (data.paired_share if paired else 0.0),
               data.extra_share]
     if groups[1] and paired and shares[0] <= 0:
         raise ValueError(f"data.extra_share + data.paired_share must be below 1 with extra utterances, got "
                          f"{data.extra_share} + {data.paired_share}")
     if paired:
-        p = select_engines(paired["train"], data.paired_engines) if data.paired_engines else paired["train"]
+        p = paired["train"]
+        if not p["mels"]:
+            raise ValueError(f"{data.paired}: no paired training item"
+                             + (f" with a rendering by {', '.join(data.paired_engines)}" if data.paired_engines else ""))
         if p["embeddings"].shape[-1] != table.shape[-1]:
             raise ValueError(f"{data.paired}: {p['embeddings'].shape[-1]}-d speaker embeddings, the decoder cache has "
                              f"{table.shape[-1]}-d: rebuild it with the same speaker encoder")
@@ -114,13 +118,15 @@ def real_data(cache: dict, extra: dict, paired: dict, data: DataConfig) -> tuple
                          data.epoch_items, bins=bins, weights=weights)
     dev = {k: v.float() for k, v in extra["dev"].items()}
     if paired and paired["dev"]["mels"]:
-        dev.update(paired_dev(select_engines(paired["dev"], data.paired_engines) if data.paired_engines
-                              else paired["dev"], data.crop_frames))
+        dev.update(paired_dev(paired["dev"], data.crop_frames))
     return train, dev
 
 
 def select_engines(items: dict, engines: tuple[str, ...]) -> dict:
-    """The paired items with only the renderings of ``engines`` (items left with none are dropped)."""
+    """The paired items with only the renderings of ``engines`` (items left with none are dropped;
+    no engines: all of them)."""
+    if not engines:
+        return items
     out: dict = {"mels": [], "log_f0": [], "speaker": [], "bins": [], "engines": [], "embeddings": items["embeddings"]}
     for number, (mels, names) in enumerate(zip(items["mels"], items["engines"], strict=True)):
         keep = [i for i, name in enumerate(names) if name.split("-")[0] in engines]
@@ -131,9 +137,8 @@ def select_engines(items: dict, engines: tuple[str, ...]) -> dict:
         out["speaker"].append(int(items["speaker"][number]))
         out["bins"].append(int(items["bins"][number]))
         out["engines"].append([names[i] for i in keep])
-    if not out["mels"]:
-        raise ValueError(f"no paired item has a rendering by {', '.join(engines)}")
-    return {**out, "speaker": torch.tensor(out["speaker"]), "bins": torch.tensor(out["bins"])}
+    return {**out, "speaker": torch.tensor(out["speaker"], dtype=torch.long),
+            "bins": torch.tensor(out["bins"], dtype=torch.long)}
 
 
 def paired_dev(items: dict, frames: int) -> dict[str, torch.Tensor]:
@@ -167,6 +172,8 @@ def main() -> None:
     else:
         cache, extra = torch.load(data.cache, weights_only=True), torch.load(data.decoder_cache, weights_only=True)
         paired = torch.load(data.paired, weights_only=True) if data.paired else {}
+        if paired:  # only the chosen engines' renderings, for training, the dev crops and the metadata
+            paired = {**paired, **{split: select_engines(paired[split], data.paired_engines) for split in ("train", "dev")}}
         train, dev_batch = real_data(cache, extra, paired, data)
         more = extra["train"].get("extra_mels", [])
         dev = OneItem(dev_batch)

@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from voicefake.audio.features import MEL_16K_80
-from voicefake.conversion.decoder_training import eval_step
+from voicefake.conversion.decoder_training import convert_batch, eval_step
 from voicefake.conversion.model import ConversionDecoder, DecoderConfig
 from voicefake.data.manifests import ManifestRow, write_manifest
 
@@ -85,12 +85,15 @@ def test_paired_engines_keep_only_their_renderings() -> None:
     only = select_engines(paired["train"], ("flite",))
     assert [m.shape[0] for m in only["mels"]] == [2, 2] and only["speaker"].tolist() == [0, 0]
     assert only["engines"] == [["flite-rms"], ["flite-slt"]] and float(only["mels"][0][1].max()) == -5.0
-    with pytest.raises(ValueError, match="no paired item has a rendering by festival"):
-        select_engines(paired["train"], ("festival",))
+    assert select_engines(paired["train"], ()) is paired["train"]  # no engines named: all renderings
     cache, extra = _caches(utterances=4, frames=40)
-    _, dev = real_data(cache, extra, paired, DataConfig(cache="x", paired="p.pt", paired_engines=("flite",),
-                                                        crop_frames=20))
+    flite_only = {**paired, "train": only, "dev": select_engines(paired["dev"], ("flite",))}
+    _, dev = real_data(cache, extra, flite_only, DataConfig(cache="x", paired="p.pt", crop_frames=20))
     assert dev["paired_source"].shape[0] == 2  # the dev items' flite renderings only
+    nothing = {**paired, "train": select_engines(paired["train"], ("festival",))}
+    assert nothing["train"]["mels"] == []
+    with pytest.raises(ValueError, match="p.pt: no paired training item with a rendering by festival"):
+        real_data(cache, extra, nothing, DataConfig(cache="x", paired="p.pt", paired_engines=("festival",)))
 
 
 def test_paired_data_errors() -> None:
@@ -121,7 +124,14 @@ def test_eval_reports_the_paired_distance_only_with_paired_crops() -> None:
         paired = {"paired_source": batch["mel"], "paired_mel": batch["mel"], "paired_log_f0": batch["log_f0"],
                   "paired_speaker": batch["speaker"]}
         out = eval_step({"decoder": decoder}, {**batch, **paired}, None)
-    assert out["eval/paired_mel_l1"] == pytest.approx(out["eval/mel_l1"])
+        assert out["eval/paired_mel_l1"] == pytest.approx(out["eval/mel_l1"])
+        # another rendering of the same crop: the decoder reads the rendering, the target stays the real crop
+        rendering = torch.randn(1, 2, 80, 30)
+        out = eval_step({"decoder": decoder}, {**batch, **paired, "paired_source": rendering}, None)
+        expected = (convert_batch(None, decoder, rendering[0], batch["log_f0"][0], batch["speaker"][0])
+                    - batch["mel"][0]).abs().mean()
+    assert out["eval/paired_mel_l1"] == pytest.approx(float(expected))
+    assert out["eval/paired_mel_l1"] != pytest.approx(out["eval/mel_l1"])
 
 
 def test_build_paired_end_to_end(tmp_path: Path) -> None:

@@ -264,7 +264,7 @@ def tts_decoder(engine: str) -> str:
     espeak-ng's formant synthesis gets ``conversion-espeak``: the general decoder fine-tuned on
     espeak-ng renderings time-aligned to real speech saying the same words. Measured on unseen
     targets (docs/benchmarks/cloning.md, session 16): espeak-ng clones' WER 74.9 -> 50.9 %; the
-    same fine-tune costs flite's clones 3-4 points, so flite (and recorded speech, in
+    same fine-tune costs flite's clones 2-4 points, so flite (and recorded speech, in
     :func:`convert`) keeps ``conversion``.
     """
     return "conversion-espeak" if engine == "espeak" else "conversion"
