@@ -269,3 +269,43 @@ def test_band_bins_are_the_mel_bands_below_the_bandwidth() -> None:
         assert bank[:n, hz > bandwidth + 8].abs().max() == 0
         assert bank[n, hz >= bandwidth].max() > 0
     assert band_bins(mel, 3400.0) < band_bins(mel, 4000.0)
+
+
+@pytest.mark.parametrize("n_fft, hop, win, frames", [
+    (640, 160, 640, 101),   # the vocoder head
+    (1024, 256, 1024, 40),
+    (512, 128, 400, 9),     # a window shorter than the frame, centred in it
+    (640, 160, 640, 3),     # fewer frames than n_fft // hop
+    (1024, 160, 640, 20),   # hop does not divide n_fft: torch.istft itself
+])
+@pytest.mark.parametrize("batched", [True, False])
+def test_istft_equals_torch_istft(n_fft: int, hop: int, win: int, frames: int, batched: bool) -> None:
+    """The overlap-add fast path gives torch.istft's waveform, and its gradient."""
+    from voicefake.audio.features import istft
+
+    generator = torch.Generator().manual_seed(n_fft + frames)
+    shape = (2, n_fft // 2 + 1, frames) if batched else (n_fft // 2 + 1, frames)
+    spec = torch.complex(torch.randn(shape, generator=generator), torch.randn(shape, generator=generator))
+    spec.requires_grad_(True)
+    length = (frames - 1) * hop
+    window = torch.hann_window(win)
+    expected = torch.istft(spec, n_fft, hop, win, window, center=True, length=length)
+    got = istft(spec, n_fft, hop, win, length)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    weights = torch.randn(expected.shape, generator=generator)
+    (grad_expected,) = torch.autograd.grad((expected * weights).sum(), spec)
+    (grad_got,) = torch.autograd.grad((got * weights).sum(), spec)
+    torch.testing.assert_close(grad_got, grad_expected, atol=1e-6, rtol=1e-5)
+
+
+def test_istft_pads_a_length_past_the_last_frame_with_zeros() -> None:
+    """Asked for more samples than the frames cover, it zero-pads like torch.istft."""
+    from voicefake.audio.features import istft
+
+    spec = torch.randn(321, 5, dtype=torch.complex64)
+    with pytest.warns(UserWarning):
+        expected = torch.istft(spec, 640, 160, 640, torch.hann_window(640), center=True, length=2000)
+    got = istft(spec, 640, 160, 640, 2000)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    assert got[-200:].abs().max() == 0

@@ -147,3 +147,20 @@ def test_very_short_inputs(frames: int) -> None:
     with torch.no_grad():
         wav = voc(torch.randn(2, 80, frames) - 4)
     assert wav.shape == (2, (frames - 1) * 160) and torch.isfinite(wav).all()
+
+
+def test_polar_and_with_magnitude_equal_the_torch_forms() -> None:
+    """The fast complex helpers give torch.polar and torch.sgn(spec) * mag, zero bins included."""
+    from voicefake.vocoder.phase import polar, with_magnitude
+
+    generator = torch.Generator().manual_seed(3)
+    mag = torch.rand(2, 321, 50, generator=generator) * 10
+    phase = (torch.rand(2, 321, 50, generator=generator) - 0.5) * 4 * math.pi
+    torch.testing.assert_close(polar(mag, phase), torch.polar(mag, phase), atol=1e-5, rtol=1e-5)
+    spec = torch.complex(torch.randn(2, 321, 50, generator=generator), torch.randn(2, 321, 50, generator=generator))
+    spec[0, 0, 0] = 0
+    spec[1, 5, 7] = 1e-12  # small, but well above where the squared modulus underflows
+    expected = torch.sgn(spec) * mag
+    got = with_magnitude(spec, mag)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert got[0, 0, 0] == 0

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voicefake.audio.features import MelConfig, num_samples
-from voicefake.vocoder.phase import context_frames, refine
+from voicefake.audio.features import MelConfig, istft, num_samples
+from voicefake.vocoder.phase import context_frames, head_filterbank, polar, refine
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class ConvNeXtBlock(nn.Module):
 class VocosGenerator(nn.Module):
     """ConvNeXt backbone + inverse-STFT head."""
 
-    window: torch.Tensor
+    filters: torch.Tensor
 
     def __init__(self, config: VocoderConfig, mel: MelConfig) -> None:
         super().__init__()
@@ -159,7 +159,8 @@ class VocosGenerator(nn.Module):
             self.advance = nn.Linear(config.dim, self.n_fft // 2 + 1)
             nn.init.zeros_(self.advance.weight)
             nn.init.zeros_(self.advance.bias)
-        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        # the refinement's mel filters on the head's STFT grid, made once
+        self.register_buffer("filters", head_filterbank(mel, self.n_fft, self.n_fft), persistent=False)
 
     def spectrum_parts(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(log-magnitude, frame phase, phase advance or None), each (B, n_fft/2+1, F).
@@ -206,17 +207,14 @@ class VocosGenerator(nn.Module):
         if phase_iterations:
             if mel is None:
                 raise ValueError("phase refinement needs the input mel")
-            return refine(log_mag, phase, mel.float(), self.mel_config, self.n_fft, phase_iterations)
+            return refine(log_mag, phase, mel.float(), self.mel_config, self.n_fft, phase_iterations,
+                          filters=self.filters)
         # clamp keeps exp() finite early in training (as in Vocos)
-        mag = torch.exp(log_mag).clamp(max=1e2)
-        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        spec = polar(torch.exp(log_mag).clamp(max=1e2), phase)
         length = num_samples_for(phase.shape[-1], self.hop_length)
-        if length == 0:  # a single frame spans no samples; torch.istft cannot make 0 of them
+        if length == 0:  # a single frame spans no samples; the inverse STFT cannot make 0 of them
             return spec.real.new_zeros(spec.shape[0], 0)
-        return torch.istft(
-            spec, self.n_fft, self.hop_length, self.n_fft, self.window, center=True,
-            length=length,
-        )
+        return istft(spec, self.n_fft, self.hop_length, self.n_fft, length)
 
 
 def accumulate_phase(advance: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:

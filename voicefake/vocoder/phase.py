@@ -67,9 +67,32 @@ def match_mel(mag: torch.Tensor, log_mel: torch.Tensor, filters: torch.Tensor, f
     return mag
 
 
+def polar(mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """``torch.polar(mag, phase)``, 2-3x faster on a CPU (the same values to float rounding)."""
+    return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+
+
+def with_magnitude(spec: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
+    """``torch.sgn(spec) * mag``: ``spec``'s phase with the magnitude ``mag``, 2-3x faster on a CPU.
+
+    A zero bin stays zero, as with ``torch.sgn``; so does a bin whose squared modulus
+    underflows float32 (modulus below about 1e-19, some 14 orders under any bin that reaches
+    the waveform).
+    """
+    parts = torch.view_as_real(spec)
+    real, imag = parts[..., 0], parts[..., 1]
+    power = real * real + imag * imag
+    scale = torch.where(power > 0, mag * torch.rsqrt(power), torch.zeros_like(power))
+    return torch.complex(real * scale, imag * scale)
+
+
 def refine(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, mel: MelConfig,
-           n_fft: int, iterations: int, momentum: float = 0.99, passes: int = MEL_PASSES) -> torch.Tensor:
+           n_fft: int, iterations: int, momentum: float = 0.99, passes: int = MEL_PASSES,
+           filters: torch.Tensor | None = None) -> torch.Tensor:
     """The head's (log-magnitude, phase) (B, K, F) made to match ``log_mel`` (B, M, F) and consistent.
+
+    ``filters``: :func:`head_filterbank` for these settings, when the caller keeps it (the
+    vocoder does); made here otherwise.
 
     Returns the waveform (B, (F - 1) * hop) of the refined STFT (Hann window ``n_fft``,
     centred frames, the head's framing).
@@ -77,22 +100,25 @@ def refine(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, me
     if iterations < 0:
         raise ValueError(f"phase iterations must be >= 0, got {iterations}")
     hop = mel.hop_length
-    filters = head_filterbank(mel, n_fft, n_fft).to(log_mag.device, log_mag.dtype)
+    if filters is None:
+        filters = head_filterbank(mel, n_fft, n_fft)
+    filters = filters.to(log_mag.device, log_mag.dtype)
     target = log_mel.to(log_mag.dtype)
     mag = match_mel(torch.exp(log_mag).clamp(max=1e2), target, filters, mel.log_floor, passes)
     length = max(0, phase.shape[-1] - 1) * hop
     if length == 0:
         return log_mag.new_zeros(log_mag.shape[0], 0)
-    spec = torch.polar(mag, phase)
+    spec = polar(mag, phase)
     previous = None
     # torch.stft's reflect padding needs more than n_fft // 2 samples
     for index in range(iterations if length > n_fft // 2 else 0):
         rebuilt = stft(istft(spec, n_fft, hop, n_fft, length), n_fft, hop, n_fft)[..., : spec.shape[-1]]
-        step = rebuilt if previous is None else rebuilt + momentum * (rebuilt - previous)
+        # rebuilt + momentum * (rebuilt - previous), in one pass
+        step = rebuilt if previous is None else torch.lerp(previous, rebuilt, 1.0 + momentum)
         previous = rebuilt
         if index >= REMATCH_FROM:
             mag = match_mel(rebuilt.abs(), target, filters, mel.log_floor, passes=1)
-        spec = torch.sgn(step).mul_(mag)  # the magnitude asked for, with the new phase
+        spec = with_magnitude(step, mag)  # the magnitude asked for, with the new phase
     return istft(spec, n_fft, hop, n_fft, length)
 
 
