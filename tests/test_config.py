@@ -340,3 +340,26 @@ def test_load_sections_is_strict(tmp_path: Path) -> None:
     path.write_text("loop: {}\nlopo: {}\n")
     with pytest.raises(ConfigError, match="lopo"):
         load_sections(path, [], {"loop": LoopConfig})
+
+
+def test_a_recipe_config_error_is_one_line(tmp_path: Path) -> None:
+    """A bad override ends a recipe with one line naming the problem and status 2, no traceback;
+    VOICEFAKE_DEBUG=1 brings the traceback back."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(root / "recipes" / "vocoder" / "train.py"), "--config",
+               str(root / "recipes" / "vocoder" / "configs" / "tiny.yaml"), "--run", str(tmp_path / "run"),
+               "model.phase_iterations=-1"]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    env.pop("VOICEFAKE_DEBUG", None)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert lines[0].startswith("train.py: error:") and "phase_iterations must be >= 0" in lines[0]
+    assert not (tmp_path / "run").exists()  # nothing half-made
+    debug = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**env, "VOICEFAKE_DEBUG": "1"})
+    assert debug.returncode != 0 and "Traceback" in debug.stderr

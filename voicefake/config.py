@@ -187,3 +187,27 @@ def recipe_parser(description: str | None) -> argparse.ArgumentParser:
                         help="run directory (resumed if it exists); use --run-dir under torchrun")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. loop.max_steps=10")
     return parser
+
+
+def run_recipe(main: typing.Callable[[], object]) -> None:
+    """Runs a recipe script's ``main``; an error of the setup becomes one line on stderr.
+
+    A config that does not parse, a missing file or checkpoint, or a bad value exits with one
+    line naming the script and the problem (status 2 for a config error, 1 otherwise), as the
+    CLI does. ``VOICEFAKE_DEBUG=1`` shows the traceback instead; other exceptions (bugs) always
+    do.
+    """
+    import os
+    import sys
+
+    from voicefake.checkpoint import CheckpointError
+
+    try:
+        main()
+    except (ConfigError, CheckpointError, FileNotFoundError, FileExistsError, ValueError) as err:
+        if os.environ.get("VOICEFAKE_DEBUG"):
+            raise
+        script = Path(sys.argv[0]).name
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"{script}: error: {message} (VOICEFAKE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        raise SystemExit(2 if isinstance(err, ConfigError) else 1) from None

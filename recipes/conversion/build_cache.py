@@ -27,6 +27,7 @@ from prepare_teacher import SAMPLE_RATE, teacher_path  # type: ignore[import-not
 from voicefake.audio.features import MEL_16K_80, MelSpectrogram
 from voicefake.audio.io import load_audio
 from voicefake.channel import phone_call
+from voicefake.config import run_recipe
 from voicefake.data.manifests import data_root, read_manifest
 
 DEV_FRAMES = 200
@@ -89,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -28,6 +28,7 @@ from voicefake import api
 from voicefake.audio.features import MEL_16K_80, MelSpectrogram, band_bins
 from voicefake.audio.io import load_audio
 from voicefake.channel import phone_call
+from voicefake.config import run_recipe
 from voicefake.conversion.voice import estimate_log_f0
 from voicefake.data.manifests import data_root, read_manifest
 
@@ -98,4 +99,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

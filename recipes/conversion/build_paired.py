@@ -47,6 +47,7 @@ from voicefake import api
 from voicefake.audio.features import MEL_16K_80, MelSpectrogram
 from voicefake.audio.io import load_audio
 from voicefake.audio.ops import resample
+from voicefake.config import run_recipe
 from voicefake.conversion.voice import estimate_log_f0
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest
 from voicefake.synthesis import espeak, flite
@@ -208,4 +209,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -25,6 +25,7 @@ import numpy as np
 
 from voicefake.audio.io import load_audio, write_audio
 from voicefake.channel import effects
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest, write_manifest
 
 SAMPLE_RATE = 16000
@@ -66,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

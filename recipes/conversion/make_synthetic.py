@@ -29,6 +29,7 @@ import numpy as np
 
 from voicefake.audio.io import load_audio, write_audio
 from voicefake.audio.ops import resample
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, write_manifest
 
 SAMPLE_RATE = 16000
@@ -91,4 +92,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

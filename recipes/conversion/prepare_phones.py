@@ -32,6 +32,7 @@ import numpy as np
 from prepare_teacher import whisper_model  # type: ignore[import-not-found]
 
 from voicefake.audio.io import load_audio
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest
 
 SAMPLE_RATE = 16000
@@ -115,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from voicefake.audio.io import load_audio
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest, write_manifest
 
 SAMPLE_RATE = 16000
@@ -116,4 +117,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

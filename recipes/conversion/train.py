@@ -22,7 +22,7 @@ import torch
 
 from voicefake.audio.features import MelConfig, MelSpectrogram
 from voicefake.checkpoint import Checkpoint
-from voicefake.config import load_sections, recipe_parser
+from voicefake.config import load_sections, recipe_parser, run_recipe
 from voicefake.conversion.model import ContentEncoderConfig
 from voicefake.conversion.training import CropDataset, TrainConfig, build_task
 from voicefake.data.datasets import OneItem
@@ -133,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -22,7 +22,7 @@ import torch
 from voicefake import api
 from voicefake.audio.features import MelConfig, MelSpectrogram
 from voicefake.checkpoint import Checkpoint
-from voicefake.config import load_sections, recipe_parser
+from voicefake.config import load_sections, recipe_parser, run_recipe
 from voicefake.conversion.decoder_training import DecoderCrops, TrainConfig, build_task
 from voicefake.conversion.model import ContentEncoder, DecoderConfig
 from voicefake.data.datasets import OneItem
@@ -195,4 +195,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

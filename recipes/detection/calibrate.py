@@ -21,6 +21,7 @@ import numpy as np
 
 from voicefake.audio.io import load_audio
 from voicefake.checkpoint import Checkpoint, resolve
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, read_manifest
 from voicefake.detection.inference import (
     NARROWBAND_BELOW_DB,
@@ -138,4 +139,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -26,6 +26,7 @@ import soundfile as sf
 
 from voicefake.audio.decode import AudioError
 from voicefake.audio.io import load_audio, write_audio
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest, write_manifest
 
 SAMPLE_RATE = 8000
@@ -146,4 +147,4 @@ def finish(rows: list[ManifestRow], unreadable: list[str], out: Path, noun: str)
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,4 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

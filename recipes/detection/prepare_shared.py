@@ -39,6 +39,7 @@ import numpy as np
 
 from voicefake import channel
 from voicefake.audio.io import load_audio, loudness_normalize, write_audio
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest, write_manifest
 
 log = logging.getLogger("prepare")
@@ -528,4 +529,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

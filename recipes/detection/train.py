@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from voicefake.audio.io import load_audio
 from voicefake.checkpoint import Checkpoint
-from voicefake.config import load_sections, recipe_parser
+from voicefake.config import load_sections, recipe_parser, run_recipe
 from voicefake.data.manifests import ManifestRow, read_manifest
 from voicefake.detection.model import DetectorConfig
 from voicefake.detection.training import DetectionCropDataset, TrainConfig, build_task
@@ -133,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

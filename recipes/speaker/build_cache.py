@@ -51,6 +51,7 @@ import torch
 from voicefake.audio.features import MEL_16K_40, MelSpectrogram, num_frames
 from voicefake.audio.io import AudioError, load_audio, speech_regions
 from voicefake.channel import add_noise, phone_call, pitch_shift, reverb, speed
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest
 
 SAMPLE_RATE = 16000
@@ -268,4 +269,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from voicefake.checkpoint import Checkpoint
+from voicefake.config import run_recipe
 from voicefake.speaker.model import SpeakerEncoder
 
 
@@ -94,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

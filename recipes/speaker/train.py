@@ -26,7 +26,7 @@ from torch import nn
 
 from voicefake.audio.features import MelConfig, MelSpectrogram
 from voicefake.checkpoint import Checkpoint
-from voicefake.config import load_sections, recipe_parser
+from voicefake.config import load_sections, recipe_parser, run_recipe
 from voicefake.data.datasets import OneItem
 from voicefake.speaker.model import SpeakerEncoderConfig
 from voicefake.speaker.training import MelCropDataset, TrainConfig, build_task
@@ -145,4 +145,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -19,6 +19,7 @@ import dataclasses
 from pathlib import Path
 
 from voicefake.audio.io import load_audio, write_audio
+from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest, write_manifest
 
 SAMPLE_RATE = 16000
@@ -65,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from voicefake.checkpoint import Checkpoint
+from voicefake.config import run_recipe
 from voicefake.vocoder.model import Vocoder, VocoderConfig
 
 
@@ -81,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -22,7 +22,7 @@ import torch
 
 from voicefake.audio.features import MelConfig
 from voicefake.checkpoint import Checkpoint
-from voicefake.config import load_sections, recipe_parser
+from voicefake.config import load_sections, recipe_parser, run_recipe
 from voicefake.data.datasets import FixedCropDataset, RandomCropDataset, load_waveforms
 from voicefake.data.manifests import data_root, read_manifest
 from voicefake.train.loop import LoopConfig, fit
@@ -118,4 +118,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)
