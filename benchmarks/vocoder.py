@@ -3,6 +3,7 @@
     PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py quality --per-speaker 3
     PYTHONPATH=. python benchmarks/vocoder.py speed
     PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py detect --per-speaker 3
+    PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py refine --phase-iterations 1 2 4 8 16
 
 ``--vocoder DIR`` measures another checkpoint (an exported one, e.g. a candidate before it
 replaces the bundled model); ``--systems`` picks a subset (a quick check of a candidate:
@@ -23,6 +24,9 @@ mean p_fake and the share flagged at its default threshold, so a change of the v
 output that the detector no longer recognises shows up here.
 Speed: times real time for 10 s of audio from a mel, 1 and 2 threads, bundled model against
 random-weight HiFi-GAN V1 / V3 and Vocos-base generators at the same 16 kHz / hop 160 setting.
+Refine: the phase refinement alone on 10 s of held-out speech, one thread: the shipped code
+against the same computation written with torch's built-ins (``refine_reference``), interleaved
+in one process (best of 15), with the largest difference between their waveforms.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -218,6 +223,73 @@ def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str | tuple[str, ...
     return out
 
 
+def refine_reference(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, iterations: int,
+                     momentum: float = 0.99) -> torch.Tensor:
+    """The refinement written with torch's built-ins (torch.polar, torch.istft, torch.sgn,
+    three-operation momentum, filters made per call): what ``voicefake.vocoder.phase.refine``
+    computes, as it was written before its CPU fast paths (session 17)."""
+    from voicefake.vocoder.phase import REMATCH_FROM, head_filterbank, match_mel
+
+    mel, n_fft = MEL_16K_80, 640
+    hop, window = mel.hop_length, torch.hann_window(n_fft)
+    filters = head_filterbank(mel, n_fft, n_fft)
+    mag = match_mel(torch.exp(log_mag).clamp(max=1e2), log_mel, filters, mel.log_floor)
+    length = (phase.shape[-1] - 1) * hop
+    spec, previous = torch.polar(mag, phase), None
+    for index in range(iterations):
+        wav = torch.istft(spec, n_fft, hop, n_fft, window, center=True, length=length)
+        rebuilt = stft(wav, n_fft, hop, n_fft)[..., : spec.shape[-1]]
+        step = rebuilt if previous is None else rebuilt + momentum * (rebuilt - previous)
+        previous = rebuilt
+        if index >= REMATCH_FROM:
+            mag = match_mel(rebuilt.abs(), log_mel, filters, mel.log_floor, passes=1)
+        spec = torch.sgn(step).mul_(mag)
+    return torch.istft(spec, n_fft, hop, n_fft, window, center=True, length=length)
+
+
+def refine_speed(seconds: float = 10.0, repeats: int = 15, vocoder: str = "vocoder",
+                 iterations: tuple[int, ...] = (1, 2, 4, 8, 16)) -> dict[str, dict[str, float]]:
+    """The refinement alone (the network's STFT computed once), reference against shipped code,
+    interleaved in one process on one thread (best of ``repeats``); and their largest difference."""
+    from voicefake.vocoder.model import VocosGenerator
+
+    torch.set_num_threads(1)
+    generator = api.load(vocoder).module.generator
+    assert isinstance(generator, VocosGenerator)
+    mel = MelSpectrogram(MEL_16K_80)(torch.from_numpy(_speech(seconds))[None])
+    out: dict[str, dict[str, float]] = {}
+    with torch.inference_mode():
+        log_mag, phase, _ = generator.spectrum_parts(mel)
+        runs = {
+            "reference (torch built-ins)": lambda n: refine_reference(log_mag, phase, mel, n),
+            "shipped": lambda n: generator.synthesize(log_mag, phase, mel=mel, phase_iterations=n),
+        }
+        best: dict[tuple[str, int], float] = {}
+        for _ in range(repeats):
+            for n in iterations:
+                for name, run in runs.items():
+                    start = time.perf_counter()
+                    run(n)
+                    best[name, n] = min(best.get((name, n), float("inf")), time.perf_counter() - start)
+        network = min(_time(lambda m: generator.spectrum_parts(m), mel) for _ in range(repeats))
+        for n in iterations:
+            diff = (runs["shipped"](n) - runs["reference (torch built-ins)"](n)).abs().max()
+            for name in runs:
+                out.setdefault(name, {"network_ms": 1000 * network})[f"refine_{n}_ms"] = 1000 * best[name, n]
+            out["shipped"][f"max_diff_{n}"] = float(diff)
+    return out
+
+
+def _speech(seconds: float) -> np.ndarray:
+    """A fixed stretch of held-out speech (LibriSpeech test-other) when the data is there, else noise."""
+    try:
+        files = dev_files(1)
+    except FileNotFoundError:  # no VOICEFAKE_DATA: the timing does not depend on the content
+        return np.random.default_rng(0).standard_normal(int(seconds * SR)).astype(np.float32) * 0.1
+    wav = np.concatenate([load_audio(f, SR) for f in files])
+    return wav[: int(seconds * SR)].astype(np.float32)
+
+
 class _Fixed(torch.nn.Module):
     """The vocoder called with one phase-refinement setting."""
 
@@ -229,7 +301,7 @@ class _Fixed(torch.nn.Module):
         return self.vocoder(mel, phase_iterations=self.iterations)
 
 
-def _time(model: torch.nn.Module, mel: torch.Tensor) -> float:
+def _time(model: Any, mel: torch.Tensor) -> float:
     start = time.perf_counter()
     with torch.inference_mode():
         model(mel)
@@ -246,7 +318,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["quality", "speed", "detect"])
+    parser.add_argument("what", choices=["quality", "speed", "detect", "refine"])
     parser.add_argument("--per-speaker", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--vocoder", nargs="+", default=["vocoder"],
@@ -265,6 +337,9 @@ def main() -> None:
         parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS + DIAGNOSTICS)}")
     if args.what == "speed":
         results = speed(vocoder=tuple(args.vocoder), iterations=iterations)
+    elif args.what == "refine":
+        picked = tuple(n for n in iterations if n is not None) or (1, 2, 4, 8, 16)
+        results = refine_speed(vocoder=args.vocoder[0], iterations=picked)
     else:
         results = {}
         for index, path in enumerate(args.vocoder):
