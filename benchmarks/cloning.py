@@ -63,6 +63,14 @@ MORE_TEXTS = [
 ]
 
 
+# The WER judge's decoding: beam search at temperature 0 only, so that the same audio is always
+# heard the same way. faster-whisper's default falls back to sampling on low-confidence segments
+# (garbled clones), which moved the espeak-ng row by 4 points between identical runs; without the
+# fallback, a 3-gram may not repeat, which stops the loops ("5, 5, 5, ...") the fallback guarded
+# against (session 17; earlier sessions' WER used the sampling default).
+ASR_OPTIONS = {"beam_size": 5, "language": "en", "temperature": 0.0, "no_repeat_ngram_size": 3}
+
+
 class Judges:
     """Resemblyzer (similarity), faster-whisper tiny.en (WER), DNSMOS (quality)."""
 
@@ -81,7 +89,7 @@ class Judges:
         return self.voice.embed_utterance(self.pre(wav, SR))
 
     def transcribe(self, wav: np.ndarray) -> str:
-        segments, _ = self.asr.transcribe(wav.astype(np.float32), beam_size=5, language="en")
+        segments, _ = self.asr.transcribe(wav.astype(np.float32), **ASR_OPTIONS)
         return " ".join(s.text for s in segments)
 
     @staticmethod

@@ -229,7 +229,7 @@ def test_conversion_keeps_the_words(data_root: Path) -> None:
         reference = [load_audio(p, SR) for p in target[:3]]
         for row in rows:
             wav, _ = api.convert(data_root / row.path, reference)
-            segments, _ = asr.transcribe(wav.astype(np.float32), beam_size=5, language="en")  # type: ignore[attr-defined]
+            segments, _ = asr.transcribe(wav.astype(np.float32), **ASR_OPTIONS)  # type: ignore[attr-defined]
             said.append(row.transcript)
             heard.append(" ".join(s.text for s in segments))
     assert word_error_rate(said, heard) < 0.37
@@ -241,6 +241,9 @@ def _whisper() -> object:
     return whisper.WhisperModel(str(Path(weights.__file__).parent / "model"), device="cpu", compute_type="int8",
                                 cpu_threads=1)
 
+
+# the cloning benchmark's deterministic judge (benchmarks/cloning.py ASR_OPTIONS)
+ASR_OPTIONS = {"beam_size": 5, "language": "en", "temperature": 0.0, "no_repeat_ngram_size": 3}
 
 ESPEAK_SENTENCES = ["Hi, it's me. I need you to wire forty thousand dollars to our new supplier today.",
                     "Please keep this between us until the deal is announced on Monday.",
@@ -257,7 +260,7 @@ def espeak_clone_wer(data_root: Path, checkpoint: str | None = None) -> float:
         reference = [load_audio(p, SR) for p in target[:3]]
         for text in ESPEAK_SENTENCES:
             wav, _ = api.clone(text, reference, engine="espeak", checkpoint=checkpoint)
-            segments, _ = asr.transcribe(wav.astype(np.float32), beam_size=5, language="en")  # type: ignore[attr-defined]
+            segments, _ = asr.transcribe(wav.astype(np.float32), **ASR_OPTIONS)  # type: ignore[attr-defined]
             said.append(text)
             heard.append(" ".join(s.text for s in segments))
     return word_error_rate(said, heard)
@@ -267,8 +270,10 @@ def espeak_clone_wer(data_root: Path, checkpoint: str | None = None) -> float:
 def test_espeak_text_to_speech_keeps_the_words(data_root: Path) -> None:
     """espeak-ng (every language but English with flite) through the bundled decoder, two unseen
     targets x the cloning benchmark's four sentences: its
-    ``conversion-espeak`` decoder. Measured on these 8 clips: WER 0.57, against 0.77 through the
-    general decoder (conversion-16k 0.2.0, which espeak-ng used before session 16); the bound sits between."""
+    ``conversion-espeak`` decoder. Measured on these 8 clips with the deterministic judge (session
+    17): WER 0.52, against 0.78 through the general decoder (conversion-16k 0.2.0, which espeak-ng
+    used before session 16); the bound sits between. (With the sampling judge of session 16: 0.57
+    and 0.77.)"""
     assert espeak_clone_wer(data_root) < 0.67
 
 
