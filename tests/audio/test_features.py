@@ -309,3 +309,12 @@ def test_istft_pads_a_length_past_the_last_frame_with_zeros() -> None:
     got = istft(spec, 640, 160, 640, 2000)
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
     assert got[-200:].abs().max() == 0
+
+
+def test_istft_refuses_a_framing_that_leaves_gaps() -> None:
+    """Windows that do not cover every sample: one clear error, as torch.istft gives."""
+    from voicefake.audio.features import istft
+
+    spec = torch.randn(1, 513, 20, dtype=torch.complex64)
+    with pytest.raises(ValueError, match="no frame covers"):
+        istft(spec, 1024, 512, 300, 19 * 512)

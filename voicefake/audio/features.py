@@ -197,8 +197,9 @@ def _overlap_add(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.
 
     Each frame's ``n_fft`` samples are ``n_fft // hop_length`` hop-long blocks; block ``j`` of
     frame ``f`` lands on output block ``f + j``, so the overlap-add is that many shifted
-    slice additions instead of a scatter. The result is divided by the summed squared window
-    (where it is above 1e-11, as torch does) and the centring padding is cut away.
+    slice additions instead of a scatter. The result is divided by the summed squared window,
+    and the centring padding is cut away. A framing whose windows leave samples uncovered is
+    an error, as in torch.
     Differentiable; equals ``torch.istft`` to float rounding.
     """
     squeeze = spec.dim() == 2
@@ -217,7 +218,10 @@ def _overlap_add(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.
     start = n_fft // 2
     out = out.reshape(batch.shape[0], -1)[:, start : start + length]
     envelope = envelope.reshape(-1)[start : start + length]
-    wav = out / torch.where(envelope > 1e-11, envelope, torch.ones_like(envelope))
+    if bool((envelope < 1e-11).any()):  # torch.istft refuses the same framing
+        raise ValueError(f"inverse STFT: a {window.count_nonzero()}-sample window at hop {hop_length} leaves "
+                         "samples that no frame covers (nonzero overlap-add fails); use a smaller hop")
+    wav = out / envelope
     if wav.shape[-1] < length:  # torch.istft zero-pads past the last frame
         wav = torch.nn.functional.pad(wav, (0, length - wav.shape[-1]))
     return wav[0] if squeeze else wav

@@ -82,7 +82,10 @@ def with_magnitude(spec: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
     parts = torch.view_as_real(spec)
     real, imag = parts[..., 0], parts[..., 1]
     power = real * real + imag * imag
-    scale = torch.where(power > 0, mag * torch.rsqrt(power), torch.zeros_like(power))
+    nonzero = power > 0
+    # rsqrt of a guarded value: where() would otherwise pass a NaN gradient from rsqrt(0)
+    scale = torch.where(nonzero, mag * torch.rsqrt(torch.where(nonzero, power, torch.ones_like(power))),
+                        torch.zeros_like(power))
     return torch.complex(real * scale, imag * scale)
 
 
