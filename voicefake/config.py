@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -194,12 +196,9 @@ def run_recipe(main: typing.Callable[[], object]) -> None:
 
     A config that does not parse, a missing file or checkpoint, or a bad value exits with one
     line naming the script and the problem (status 2 for a config error, 1 otherwise), as the
-    CLI does. ``VOICEFAKE_DEBUG=1`` shows the traceback instead; other exceptions (bugs) always
-    do.
+    CLI does. ``VOICEFAKE_DEBUG=1`` shows the traceback instead (a ValueError can also be a
+    bug); other exception types always show it.
     """
-    import os
-    import sys
-
     from voicefake.checkpoint import CheckpointError
 
     try:

@@ -219,7 +219,7 @@ def _overlap_add(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.
     out = out.reshape(batch.shape[0], -1)[:, start : start + length]
     envelope = envelope.reshape(-1)[start : start + length]
     if bool((envelope < 1e-11).any()):  # torch.istft refuses the same framing
-        raise ValueError(f"inverse STFT: a {window.count_nonzero()}-sample window at hop {hop_length} leaves "
+        raise ValueError(f"inverse STFT: a {int(window.count_nonzero())}-sample window at hop {hop_length} leaves "
                          "samples that no frame covers (nonzero overlap-add fails); use a smaller hop")
     wav = out / envelope
     if wav.shape[-1] < length:  # torch.istft zero-pads past the last frame
