@@ -12,6 +12,9 @@ two halves of the head's prediction: ``true-phase`` (the vocoder's magnitude wit
 STFT phase) and ``true-mag`` (the real STFT magnitude with the vocoder's phase).
 ``--phase-iterations N [N ...]`` measures the vocoder at each setting of its phase refinement
 (quality and speed; default: the checkpoint's own setting), side by side in one run.
+``--precision P [P ...]`` does the same for the network's arithmetic (``auto``, ``float32``,
+``bfloat16``; :mod:`voicefake.nn.precision`); in ``speed`` the random-weight generators run at
+each precision too. Row names carry the precision that ran.
 
 Quality: LibriSpeech test-other speakers (never trained on) and held-out VCTK utterances,
 first 6 s of each, through (a) the bundled vocoder, (b) Griffin-Lim (64 iterations) on the same
@@ -49,6 +52,7 @@ from voicefake import api  # noqa: E402
 from voicefake.audio.features import MEL_16K_80, MelSpectrogram, stft  # noqa: E402
 from voicefake.audio.io import load_audio  # noqa: E402
 from voicefake.data.manifests import data_root, read_manifest  # noqa: E402
+from voicefake.nn.precision import autocast, compute_dtype, dtype_name  # noqa: E402
 from voicefake.vocoder.model import Vocoder, VocoderConfig  # noqa: E402
 
 SR = 16000
@@ -123,10 +127,10 @@ NAMES = {
 
 
 def synthesize(system: str, mel: torch.Tensor, wav: np.ndarray, vocoder: str,
-               iterations: int | None = None) -> np.ndarray:
+               iterations: int | None = None, precision: str = "auto") -> np.ndarray:
     """One system's output for the utterance ``wav`` (whose mel is ``mel``)."""
     if system == "vocoder":
-        return api.vocode(mel, vocoder, phase_iterations=iterations).numpy()
+        return api.vocode(mel, vocoder, phase_iterations=iterations, precision=precision).numpy()
     if system == "griffin-lim":
         return griffin_lim(mel)
     if system == "world":
@@ -154,12 +158,15 @@ def oracle(mel: torch.Tensor, wav: np.ndarray, vocoder: str, keep: str) -> np.nd
     return out[0].clamp(-1, 1).numpy()
 
 
-def vocoder_name(iterations: int | None) -> str:
-    return NAMES["vocoder"] + ("" if iterations is None else f" (phase iterations {iterations})")
+def vocoder_name(iterations: int | None, precision: str = "auto") -> str:
+    settings = ([] if iterations is None else [f"phase iterations {iterations}"]) + [
+        dtype_name(compute_dtype(precision))]
+    return f"{NAMES['vocoder']} ({', '.join(settings)})"
 
 
 def outputs(per_speaker: int, seconds: float, vocoder: str, systems: tuple[str, ...],
-            iterations: tuple[int | None, ...]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+            iterations: tuple[int | None, ...], precisions: tuple[str, ...] = ("auto",),
+            ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(system name, original, that system's copy) for every held-out utterance and system."""
     torch.set_num_threads(2)
     mel_fn = MelSpectrogram(MEL_16K_80)
@@ -168,18 +175,19 @@ def outputs(per_speaker: int, seconds: float, vocoder: str, systems: tuple[str, 
         wav = load_audio(path, SR)[: int(seconds * SR)]
         mel = mel_fn(torch.from_numpy(wav))
         for key in systems:
-            for n in iterations if key == "vocoder" else (None,):
-                name = vocoder_name(n) if key == "vocoder" else NAMES[key]
-                yield name, wav, synthesize(key, mel, wav, vocoder, n)
+            settings = [(n, p) for n in iterations for p in precisions] if key == "vocoder" else [(None, "auto")]
+            for n, p in settings:
+                name = vocoder_name(n, p) if key == "vocoder" else NAMES[key]
+                yield name, wav, synthesize(key, mel, wav, vocoder, n, p)
         print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
 
 
 def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
-            systems: tuple[str, ...] = SYSTEMS,
-            iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
+            systems: tuple[str, ...] = SYSTEMS, iterations: tuple[int | None, ...] = (None,),
+            precisions: tuple[str, ...] = ("auto",)) -> dict[str, dict[str, float]]:
     mel_fn = MelSpectrogram(MEL_16K_80)
     scores: dict[str, list[dict[str, float]]] = defaultdict(list)
-    for name, wav, out in outputs(per_speaker, seconds, vocoder, systems, iterations):
+    for name, wav, out in outputs(per_speaker, seconds, vocoder, systems, iterations, precisions):
         scores[name].append(metrics(wav, out, mel_fn))
     return {name: {k: float(np.mean([s[k] for s in rows])) for k in rows[0]} | {"n": len(rows)}
             for name, rows in scores.items()}
@@ -187,11 +195,12 @@ def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
 
 def detectability(per_speaker: int, seconds: float, vocoder: str = "vocoder",
                   systems: tuple[str, ...] = SYSTEMS, iterations: tuple[int | None, ...] = (None,),
-                  detector: str = "detection") -> dict[str, dict[str, float]]:
+                  detector: str = "detection", precisions: tuple[str, ...] = ("auto",),
+                  ) -> dict[str, dict[str, float]]:
     """The bundled detector's verdicts on each system's copy-synthesis of the held-out utterances."""
     scores: dict[str, list[float]] = defaultdict(list)
     flagged: dict[str, list[bool]] = defaultdict(list)
-    for name, _, out in outputs(per_speaker, seconds, vocoder, systems, iterations):
+    for name, _, out in outputs(per_speaker, seconds, vocoder, systems, iterations, precisions):
         report = api.detect(out, detector, evidence=False)
         scores[name].append(report.p_fake)
         flagged[name].append(report.label == "fake")
@@ -200,22 +209,28 @@ def detectability(per_speaker: int, seconds: float, vocoder: str = "vocoder",
 
 
 def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str | tuple[str, ...] = "vocoder",
-          iterations: tuple[int | None, ...] = (None,)) -> dict[str, dict[str, float]]:
+          iterations: tuple[int | None, ...] = (None,),
+          precisions: tuple[str, ...] = ("auto",)) -> dict[str, dict[str, float]]:
+    """Times real time of each model at each precision, 1 and 2 threads, in one run (best of ``repeats``)."""
     frames = int(seconds * SR / MEL_16K_80.hop_length) + 1
     mel = torch.randn(1, MEL_16K_80.n_mels, frames)
     vocoders = (vocoder,) if isinstance(vocoder, str) else vocoder
-    models: dict[str, torch.nn.Module] = {
-        f"{vocoder_name(n)} ({path})": _Fixed(api.load(path).module, n) for path in vocoders for n in iterations
-    } | {
-        "vocos-base (random)": Vocoder(VocoderConfig.vocos_base(), MEL_16K_80).eval(),
-        "hifigan-v1 (random)": Vocoder(VocoderConfig.hifigan_v1(), MEL_16K_80).eval(),
-        "hifigan-v3 (random)": Vocoder(VocoderConfig.hifigan_v3(), MEL_16K_80).eval(),
-    }
+    dtypes = {p: compute_dtype(p) for p in precisions}
+    models: dict[str, tuple[torch.nn.Module, torch.dtype]] = {}
+    for p, dtype in dtypes.items():
+        models |= {f"{vocoder_name(n, p)} ({path})": (_Fixed(api.load(path).module, n), dtype)
+                   for path in vocoders for n in iterations}
+    for dtype in dtypes.values():
+        models |= {
+            f"vocos-base (random, {dtype_name(dtype)})": (Vocoder(VocoderConfig.vocos_base(), MEL_16K_80).eval(), dtype),
+            f"hifigan-v1 (random, {dtype_name(dtype)})": (Vocoder(VocoderConfig.hifigan_v1(), MEL_16K_80).eval(), dtype),
+            f"hifigan-v3 (random, {dtype_name(dtype)})": (Vocoder(VocoderConfig.hifigan_v3(), MEL_16K_80).eval(), dtype),
+        }
     out: dict[str, dict[str, float]] = {}
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        for name, model in models.items():
-            with torch.inference_mode():
+        for name, (model, dtype) in models.items():
+            with torch.inference_mode(), autocast(dtype):
                 model(mel[..., :50])
                 best = min(_time(model, mel) for _ in range(repeats))
             out.setdefault(name, {})[f"x_real_time_{threads}t"] = seconds / best
@@ -272,10 +287,13 @@ def refine_speed(seconds: float = 10.0, repeats: int = 15, vocoder: str = "vocod
                     run(n)
                     best[name, n] = min(best.get((name, n), float("inf")), time.perf_counter() - start)
         network = min(_time(lambda m: generator.spectrum_parts(m), mel) for _ in range(repeats))
+        with autocast(torch.bfloat16):
+            half = min(_time(lambda m: generator.spectrum_parts(m), mel) for _ in range(repeats))
         for n in iterations:
             diff = (runs["shipped"](n) - runs["reference (torch built-ins)"](n)).abs().max()
             for name in runs:
-                out.setdefault(name, {"network_ms": 1000 * network})[f"refine_{n}_ms"] = 1000 * best[name, n]
+                out.setdefault(name, {"network_ms": 1000 * network, "network_bfloat16_ms": 1000 * half})
+                out[name][f"refine_{n}_ms"] = 1000 * best[name, n]
             out["shipped"][f"max_diff_{n}"] = float(diff)
     return out
 
@@ -328,6 +346,8 @@ def main() -> None:
     parser.add_argument("--detector", default="detection", help="detector checkpoint for 'detect' (default: bundled)")
     parser.add_argument("--phase-iterations", type=int, nargs="+", default=[None],
                         help="vocoder phase-refinement settings to measure (default: the checkpoint's)")
+    parser.add_argument("--precision", nargs="+", default=["auto"], choices=["auto", "float32", "bfloat16"],
+                        help="the network's arithmetic, each measured side by side (default: auto, as shipped)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     iterations = tuple(args.phase_iterations)
@@ -336,7 +356,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS + DIAGNOSTICS)}")
     if args.what == "speed":
-        results = speed(vocoder=tuple(args.vocoder), iterations=iterations)
+        results = speed(vocoder=tuple(args.vocoder), iterations=iterations, precisions=tuple(args.precision))
     elif args.what == "refine":
         picked = tuple(n for n in iterations if n is not None) or (1, 2, 4, 8, 16)
         results = refine_speed(vocoder=args.vocoder[0], iterations=picked)
@@ -346,9 +366,10 @@ def main() -> None:
             # the other systems once; each further checkpoint adds its own vocoder rows
             mine = systems if index == 0 else tuple(s for s in systems if s == "vocoder")
             if args.what == "quality":
-                part = quality(args.per_speaker, args.seconds, path, mine, iterations)
+                part = quality(args.per_speaker, args.seconds, path, mine, iterations, tuple(args.precision))
             else:
-                part = detectability(args.per_speaker, args.seconds, path, mine, iterations, args.detector)
+                part = detectability(args.per_speaker, args.seconds, path, mine, iterations, args.detector,
+                                     tuple(args.precision))
             ours = NAMES["vocoder"]
             results |= {(f"{name} [{path}]" if name.startswith(ours) and path != "vocoder" else name): row
                         for name, row in part.items()}

@@ -123,6 +123,25 @@ def test_vocode_phase_iterations(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert not (tmp_path / "bad.wav").exists()
 
 
+def test_vocode_precision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--precision picks the network's arithmetic and the JSON line says which ran."""
+    from voicefake.nn.precision import compute_dtype, dtype_name
+
+    source = _tone(tmp_path / "in.wav", seconds=0.5)
+    assert main(["vocode", str(source), "-o", str(tmp_path / "auto.wav"), "--json"]) == 0
+    assert _json_lines(capsys.readouterr().out)[0]["precision"] == dtype_name(compute_dtype("auto"))
+    for choice in ("float32", "bfloat16"):
+        assert main(["vocode", str(source), "-o", str(tmp_path / f"{choice}.wav"), "--json",
+                     "--precision", choice]) == 0
+        assert _json_lines(capsys.readouterr().out)[0]["precision"] == choice
+    full, half = sf.read(tmp_path / "float32.wav")[0], sf.read(tmp_path / "bfloat16.wav")[0]
+    assert full.shape == half.shape and 0 < np.abs(full - half).max()
+    with pytest.raises(SystemExit) as info:
+        main(["vocode", str(source), "-o", str(tmp_path / "bad.wav"), "--precision", "fp8"])
+    assert info.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err
+    assert not (tmp_path / "bad.wav").exists()
+
+
 def test_vocode_refuses_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = _tone(tmp_path / "in.wav", seconds=0.25)
     target = tmp_path / "out.wav"

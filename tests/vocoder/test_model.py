@@ -94,6 +94,34 @@ def test_chunked_equals_whole(name: str, chunk_frames: int) -> None:
     assert error < 1e-5, f"{name} chunk {chunk_frames}: max error {error:.2e}"
 
 
+@pytest.mark.parametrize("name", ["vocos_refined", "vocos_accumulate_refined", "hifigan"])
+@pytest.mark.parametrize("chunk_frames", [9, 113])
+def test_chunked_equals_whole_in_bfloat16(name: str, chunk_frames: int) -> None:
+    """bfloat16 products round each element the same way in a chunk as in the whole input."""
+    voc = _vocoder(name)
+    mel = _random_mel(MODELS[name][1], 263, batch=2, seed=3)
+    with torch.no_grad():
+        whole = vocode_chunked(voc, mel, chunk_frames=10_000, dtype=torch.bfloat16)
+        chunked = vocode_chunked(voc, mel, chunk_frames=chunk_frames, dtype=torch.bfloat16)
+        reference = vocode_chunked(voc, mel, chunk_frames=10_000)
+    assert chunked.dtype == whole.dtype == torch.float32
+    error = (chunked - whole).abs().max().item()
+    assert error < 1e-5, f"{name} chunk {chunk_frames}: max error {error:.2e}"
+    assert (whole - reference).abs().max().item() > 0  # bfloat16 did run (fidelity: the data test)
+
+
+def test_refinement_stays_float32_under_autocast() -> None:
+    voc = _vocoder("vocos_rematched")
+    mel = _random_mel(MODELS["vocos_rematched"][1], 120, seed=5)
+    gen = voc.generator
+    with torch.no_grad():
+        log_mag, phase = gen.spectrum(mel)
+        plain = gen.synthesize(log_mag, phase, mel=mel, phase_iterations=6)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            cast = gen.synthesize(log_mag, phase, mel=mel, phase_iterations=6)
+    assert cast.dtype == torch.float32 and torch.equal(cast, plain)
+
+
 def test_accumulating_head_starts_as_the_frame_head() -> None:
     """Its advance layer starts at zero, so a "frame" model's weights give the same output."""
     torch.manual_seed(0)
@@ -267,11 +295,14 @@ def test_bundled_vocoder_on_unseen_speakers(data_root) -> None:  # noqa: ANN001
     rows = [picked[k] for k in sorted(picked)][:4]
     assert len(rows) == 4, "the shared data should hold LibriSpeech test-other speakers"
     features = MelSpectrogram(MEL_16K_80)
-    distances = []
+    distances: dict[str, list[float]] = {"float32": [], "bfloat16": []}
     for row in rows:
         wav = load_audio(data_root / row.path, 16000)[: 16000 * 3]
-        out, _ = api.resynthesize(wav)
-        assert out.shape == (wav.size // 160 * 160,)
-        real, fake = features(torch.from_numpy(wav[: out.size])), features(torch.from_numpy(out))
-        distances.append(float((real - fake).abs().mean()))
-    assert np.mean(distances) < 0.25, distances
+        for precision, found in distances.items():
+            out, _ = api.resynthesize(wav, precision=precision)
+            assert out.shape == (wav.size // 160 * 160,)
+            real, fake = features(torch.from_numpy(wav[: out.size])), features(torch.from_numpy(out))
+            found.append(float((real - fake).abs().mean()))
+    assert np.mean(distances["float32"]) < 0.25, distances
+    # bfloat16 products (the default where the CPU has them) cost no measurable fidelity
+    assert abs(np.mean(distances["bfloat16"]) - np.mean(distances["float32"])) < 0.01, distances

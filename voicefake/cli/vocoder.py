@@ -8,6 +8,7 @@ from pathlib import Path
 
 from voicefake import api
 from voicefake.cli import common
+from voicefake.nn.precision import compute_dtype, dtype_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="phase refinement after the network: match the mel, then N fast Griffin-Lim "
                    "iterations (default: the checkpoint's, 1 for the bundled model; 0: off, faster; "
                    "16: best quality, about 3x slower)")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="the network's arithmetic (default auto: bfloat16 on a CPU that has it natively, "
+                   "about 2x faster with the same measured quality; float32 elsewhere)")
     common.add_common(p)
     p.set_defaults(run=run_vocode)
 
@@ -44,6 +48,7 @@ def run_vocode(args: argparse.Namespace) -> int:
     loaded = api.load(checkpoint, args.device, kind="vocoder")
     model = loaded.name
     iterations = loaded.module.phase_iterations(args.phase_iterations)
+    precision = dtype_name(compute_dtype(args.precision, args.device))
     multiple = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
@@ -51,14 +56,14 @@ def run_vocode(args: argparse.Namespace) -> int:
         common.check_writable(target, args.force)
         start = time.perf_counter()
         wav, sample_rate = api.resynthesize(path, checkpoint, args.device, name=label,
-                                            phase_iterations=args.phase_iterations)
+                                            phase_iterations=args.phase_iterations, precision=precision)
         seconds = time.perf_counter() - start
         api.save_generated(target, wav, sample_rate, model, force=args.force,
                            watermark=not args.no_watermark)
         duration = len(wav) / sample_rate
         record = {"output": str(target), "duration": round(duration, 3), "seconds": round(seconds, 3),
                   "x_real_time": round(duration / max(seconds, 1e-9), 1), "model": model,
-                  "phase_iterations": iterations,
+                  "phase_iterations": iterations, "precision": precision,
                   "watermark": not args.no_watermark}
         return record, f"{label} -> {target} ({duration:.2f} s audio in {seconds:.2f} s)"
 

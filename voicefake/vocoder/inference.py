@@ -11,22 +11,33 @@ carried from the chunk before, so the joins stay exact.
 
 The head's phase refinement (``phase_iterations``, :mod:`voicefake.vocoder.phase`) is local
 in time too; its extra context is part of :meth:`Vocoder.receptive_field`.
+
+``dtype`` bfloat16 runs the network's products in bfloat16 (:mod:`voicefake.nn.precision`);
+the refinement stays float32. Rounding is done per element, so chunks still join exactly.
 """
 
 from __future__ import annotations
 
 import torch
 
+from voicefake.nn.precision import autocast
 from voicefake.vocoder.model import Vocoder, VocosGenerator, accumulate_phase
 
 
 def vocode_chunked(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int = 500,
-                   phase_iterations: int | None = None) -> torch.Tensor:
-    """Vocodes ``mel`` (B, M, F) in chunks of ``chunk_frames``; returns (B, T).
+                   phase_iterations: int | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Vocodes ``mel`` (B, M, F) in chunks of ``chunk_frames``; returns (B, T) float32.
 
     The result has the same length as ``vocoder(mel)``: ``(F - 1) * hop_length`` samples.
     ``phase_iterations`` overrides the checkpoint's refinement (None: its default).
+    ``dtype``: what the network's products run in (float32, or bfloat16 where the CPU has it).
     """
+    with autocast(dtype, mel.device):
+        return _vocode_chunked(vocoder, mel, chunk_frames, phase_iterations).float()
+
+
+def _vocode_chunked(vocoder: Vocoder, mel: torch.Tensor, chunk_frames: int,
+                    phase_iterations: int | None) -> torch.Tensor:
     if chunk_frames <= 0:
         raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
     frames = mel.shape[-1]

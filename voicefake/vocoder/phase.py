@@ -103,6 +103,15 @@ def refine(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, me
     """
     if iterations < 0:
         raise ValueError(f"phase iterations must be >= 0, got {iterations}")
+    # signal processing, not a network: float32 even when the caller's network ran in bfloat16
+    with torch.autocast(log_mag.device.type, enabled=False):
+        return _refine(log_mag.float(), phase.float(), log_mel.float(), mel, n_fft, iterations, momentum,
+                       passes, filters)
+
+
+def _refine(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, mel: MelConfig,
+            n_fft: int, iterations: int, momentum: float, passes: int,
+            filters: torch.Tensor | None) -> torch.Tensor:
     hop = mel.hop_length
     if filters is None:
         filters = head_filterbank(mel, n_fft, n_fft)
