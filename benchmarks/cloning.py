@@ -136,6 +136,11 @@ def _eq_name(eq: float) -> str:
     return f"_eq{eq}" if eq else ""
 
 
+def _identity_name(steps: int) -> str:
+    """Report key suffix of a row with the embedding adaptation on (none when off, as before session 18)."""
+    return f"_identity{steps}" if steps else ""
+
+
 def summarise(items: list[dict], baseline: dict[tuple, float] | None = None) -> dict:
     sims = np.array([i["sim"] for i in items])
     out = {"n": len(items), "similarity_mean": float(sims.mean()), "similarity_min": float(sims.min()),
@@ -170,11 +175,13 @@ def run(args: argparse.Namespace) -> dict:
     baseline, ceiling, profile_s = {}, [], []
     if args.diagnostics:
         report.update(diagnostics(args, judges, srcs))
-    results: dict[str, list] = {f"convert_blend{b}{_eq_name(e)}": [] for b in args.blend for e in args.eq}
+    ids = args.identity_steps
+    results: dict[str, list] = {f"convert_blend{b}{_eq_name(e)}{_identity_name(n)}": []
+                                for b in args.blend for e in args.eq for n in ids}
     if args.finetune:
         results.update({"finetuned_convert": [], "zero_shot_same_targets": []})
-    results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}{_rate_name(r)}": []
-                    for e, b, q, r in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.tts_rate)})
+    results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}{_rate_name(r)}{_identity_name(n)}": []
+                    for e, b, q, r, n in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.tts_rate, ids)})
     for t in tgts:
         held = judges.embed(t["held"])
         ceiling.append(float(np.dot(judges.embed(np.concatenate(t["reference"])), held)))
@@ -183,19 +190,21 @@ def run(args: argparse.Namespace) -> dict:
         profile_s.append(time.perf_counter() - start)
         for s in srcs:
             baseline[(t["speaker"], s["name"])] = float(np.dot(judges.embed(s["wav"]), held))
-        for blend, eq in itertools.product(args.blend, args.eq):
+        for blend, eq, steps in itertools.product(args.blend, args.eq, ids):
             for s in srcs:
                 start = time.perf_counter()
                 wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion or "conversion", content=args.content,
-                                     vocoder=args.vocoder, eq=eq)
-                results[f"convert_blend{blend}{_eq_name(eq)}"].append(
+                                     vocoder=args.vocoder, eq=eq, identity_steps=steps, speaker=args.speaker)
+                results[f"convert_blend{blend}{_eq_name(eq)}{_identity_name(steps)}"].append(
                     _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
-        for engine, blend, eq, rate in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.tts_rate):
+        for engine, blend, eq, rate, steps in itertools.product(args.tts_engine, args.tts_blend, args.eq,
+                                                               args.tts_rate, ids):
             for text in (TEXTS + MORE_TEXTS)[: args.texts]:
                 start = time.perf_counter()
                 wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
-                                   vocoder=args.vocoder, engine=engine, eq=eq, rate=rate)
-                results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_rate_name(rate)}"].append(
+                                   vocoder=args.vocoder, engine=engine, eq=eq, rate=rate, identity_steps=steps,
+                                   speaker=args.speaker)
+                results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_rate_name(rate)}{_identity_name(steps)}"].append(
                     _item(judges, wav, held, text, start, None))
         if len(results.get("finetuned_convert", [])) < args.finetune * len(srcs):
             finetuned(args, judges, t, srcs, held, results)
@@ -272,6 +281,9 @@ def main() -> None:
     parser.add_argument("--eq", type=float, nargs="+", default=[api.DEFAULT_EQ],
                         help="long-term spectrum match strengths (0 = off, as before session 12), each with "
                              "every blend and engine; default: the shipped %(default)s")
+    parser.add_argument("--identity-steps", type=int, nargs="+", default=[api.DEFAULT_IDENTITY_STEPS],
+                        help="embedding-adaptation steps per clip (0 = off, as before session 18), each with every "
+                             "blend, eq and engine; default: the shipped %(default)s")
     parser.add_argument("--texts", type=int, default=len(TEXTS), choices=[len(TEXTS), len(TEXTS) + len(MORE_TEXTS)],
                         help="text-to-speech sentences per target (4: the figures so far; 12: three times the clips)")
     parser.add_argument("--reference-seconds", type=float, default=30.0)

@@ -52,7 +52,11 @@ def _load_cached(path: str, device: str, kind: str | None) -> Loaded:
     ckpt = Checkpoint.load(path)
     if kind is not None and ckpt.kind != kind:
         raise CheckpointError(f"{path}: is a {ckpt.kind!r} checkpoint, expected {kind!r}")
-    module = ckpt.build(torch.device(device)).eval()
+    # built outside inference mode even when the first caller is inside it: a cached model's
+    # tensors must stay usable by autograd (conversion's embedding adaptation differentiates
+    # through the decoder and the speaker encoder)
+    with torch.inference_mode(False):
+        module = ckpt.build(torch.device(device)).eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return Loaded(ckpt, module, torch.device(device))

@@ -12,6 +12,12 @@ The pipeline for one source utterance (16 kHz):
    match is within one voice, where spectral matching finds the same sounds. The output is
    ``(1 - blend) * decoder + blend * matched``.
 
+Between 1 and 2, with ``identity_steps`` > 0 and a speaker encoder, the target embedding the
+decoder is conditioned on is adapted to this source (:func:`adapt_embedding`): a few gradient
+steps move it so that the speaker encoder hears the decoder's output as the reference's voice.
+The source's content features still carry some of the source speaker; this pushes back against
+it, utterance by utterance.
+
 Without a decoder (``decoder=None``) the source's content features are matched against the
 reference's directly (plain kNN-VC).
 """
@@ -22,10 +28,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from voicefake.audio.features import MelSpectrogram
+from voicefake.audio.features import MelReanalysis, MelSpectrogram
 from voicefake.conversion.decoder_training import relative_pitch
 from voicefake.conversion.model import ContentEncoder, ConversionDecoder, cepstral_content
 from voicefake.conversion.voice import VoiceConfig, VoiceProfile, estimate_log_f0
+from voicefake.speaker.model import SpeakerEncoder
 
 
 def spectral_keys(mel: torch.Tensor, context: int = 2, coefficients: int = 30) -> torch.Tensor:
@@ -100,26 +107,87 @@ def match_long_term_spectrum(mel: torch.Tensor, reference: torch.Tensor, strengt
     return mel + strength * gain.clamp(-max_gain, max_gain)[:, None]
 
 
+IDENTITY_WEIGHT = 1.0
+"""Pull of the adapted embedding back towards the profile's (squared distance weight).
+
+Chosen on 3 unseen targets x 8 sources at 10 steps (docs/benchmarks/cloning.md, session 18):
+0 moved the embedding to cosine 0.82 from the profile's and cost 0.21 DNSMOS; 1 kept it at
+0.96-0.97 for most of the similarity gain and cost 0.08-0.09 DNSMOS; 2 (20 steps) gained less."""
+IDENTITY_LR = 0.02
+IDENTITY_MAX_FRAMES = 600
+"""The adaptation looks at most this many source frames (6 s, the middle of longer input), so
+its cost does not grow with the input."""
+
+
+def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voiced: torch.Tensor,
+                    profile: VoiceProfile, decoder: ConversionDecoder, speaker: SpeakerEncoder,
+                    to_speaker_mel: MelReanalysis, steps: int, weight: float = IDENTITY_WEIGHT,
+                    lr: float = IDENTITY_LR) -> torch.Tensor:
+    """The profile's embedding moved, in ``steps`` Adam steps, so that ``speaker`` (a
+    :class:`voicefake.speaker.model.SpeakerEncoder`) hears the decoder's output for this source
+    as the reference's voice; returns the (D,) unit-norm embedding to condition on.
+
+    Loss: 1 - cosine between the speaker encoder's (centred) embedding of the decoder's output
+    and of the reference frames, both re-analysed into the encoder's mel by ``to_speaker_mel``
+    (so that the re-analysis's offsets cancel), plus ``weight`` x the squared distance from the
+    profile's embedding. Only the embedding moves: no model's weights get a gradient. Works
+    under ``torch.inference_mode`` too (it leaves it for the steps).
+    """
+    start = profile.embedding.detach().clone()
+    frames = source_content.shape[1]
+    if steps <= 0 or profile.config.frames == 0 or frames == 0:
+        return start
+    lo = max(0, (frames - IDENTITY_MAX_FRAMES) // 2)
+    hi = min(frames, lo + IDENTITY_MAX_FRAMES)
+    with torch.inference_mode(False), torch.enable_grad():
+        # clones: tensors made under inference mode cannot take part in autograd
+        content, rel, mask = (t[:, lo:hi].clone() for t in (source_content, rel_log_f0, voiced))
+        start = start.clone()
+        reference = to_speaker_mel(profile.mels.T[None].clone())
+        with torch.no_grad():
+            goal = speaker.centred(speaker.embed_long(reference, centre=False))
+        embedding = start.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([embedding], lr=lr)
+        for _ in range(steps):
+            out = decoder(content, rel, mask, F.normalize(embedding, dim=-1)[None])
+            heard = speaker.centred(speaker.raw_embed(to_speaker_mel(out)))
+            loss = 1 - (heard * goal).sum() + weight * (embedding - start).pow(2).sum()
+            (grad,) = torch.autograd.grad(loss, [embedding])
+            embedding.grad = grad
+            optimizer.step()
+        return F.normalize(embedding.detach(), dim=-1)
+
+
 def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
-                decoder: ConversionDecoder | None, blend: float = 0.25, eq: float = 0.0) -> torch.Tensor:
+                decoder: ConversionDecoder | None, blend: float = 0.25, eq: float = 0.0,
+                speaker: SpeakerEncoder | None = None, speaker_mel: MelReanalysis | None = None,
+                identity_steps: int = 0) -> torch.Tensor:
     """16 kHz source waveform -> (M, F) log-mel in the profile's voice (see the module docstring).
 
     A profile with its own fine-tuned decoder uses it instead of ``decoder``. ``eq`` in
     [0, 1] then equalises the result towards the reference's long-term spectrum
     (:func:`match_long_term_spectrum`; needs a profile with reference frames).
+    ``identity_steps`` > 0 adapts the target embedding to this source first
+    (:func:`adapt_embedding`; needs ``speaker`` and ``speaker_mel``, and a profile with
+    reference frames: an embedding-only profile is used as it is).
     """
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"blend must be in [0, 1], got {blend}")
     if not 0.0 <= eq <= 1.0:
         raise ValueError(f"eq must be in [0, 1], got {eq}")
-    out = _convert_mel(wav, profile, features, content, decoder, blend)
+    if identity_steps < 0:
+        raise ValueError(f"identity_steps must be >= 0, got {identity_steps}")
+    if identity_steps and profile.config.frames and (speaker is None or speaker_mel is None):
+        raise ValueError("identity_steps > 0 needs the speaker encoder and its mel re-analysis")
+    out = _convert_mel(wav, profile, features, content, decoder, blend, speaker, speaker_mel, identity_steps)
     if profile.config.frames == 0:
         return out
     return match_long_term_spectrum(out, profile.mels.T, eq)
 
 
 def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
-                 decoder: ConversionDecoder | None, blend: float) -> torch.Tensor:
+                 decoder: ConversionDecoder | None, blend: float, speaker: SpeakerEncoder | None = None,
+                 speaker_mel: MelReanalysis | None = None, identity_steps: int = 0) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
     mel = features(tensor)
     log_f0 = estimate_log_f0(tensor, features.config)[: mel.shape[-1]]
@@ -131,7 +199,11 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
         raise ValueError(f"the voice profile has a {profile.config.embedding_dim}-d speaker embedding; "
                          f"the decoder needs {decoder.config.speaker_dim}-d (rebuild the profile)")
     rel, voiced = relative_pitch(log_f0[None])
-    first = decoder(source_content, rel, voiced, profile.embedding[None])[0]
+    embedding = profile.embedding
+    if identity_steps and speaker is not None and speaker_mel is not None:
+        embedding = adapt_embedding(source_content, rel, voiced, profile, decoder, speaker, speaker_mel,
+                                    identity_steps)
+    first = decoder(source_content, rel, voiced, embedding[None])[0]
     if blend == 0.0 or profile.config.frames == 0:  # an embedding-only profile has no frames to match
         return first
     return (1 - blend) * first + blend * match_spectra(first, profile, profile.config.k)
