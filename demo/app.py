@@ -308,8 +308,8 @@ def build_app() -> gr.Blocks:
                 eq = gr.Slider(0.0, 1.0, value=api.DEFAULT_EQ, step=0.05,
                                label="EQ: match the reference's overall timbre and recording channel (0 = off)")
                 identity = gr.Slider(0, 20, value=api.DEFAULT_IDENTITY_STEPS, step=1,
-                                     label="Identity steps: adapt the voice to each sentence (closer voice; fewer "
-                                           "words kept, slower; 0 = off)")
+                                     label="Identity steps: adapt the voice to each sentence (closer voice; "
+                                           "0 = off, faster)")
                 save_as = gr.Textbox(label="Save this voice as (optional name)")
                 consent = gr.Checkbox(label="I have the voice owner's consent", elem_id="clone-consent")
             cloned = gr.Audio(label="Output (SYNTHETIC)", type="numpy")

@@ -21,8 +21,10 @@ from voicefake.checkpoint import Checkpoint, check_same_mel
 VoiceReference = Any  # a path, a list of paths/waveforms, a voice-profile directory or a VoiceProfile
 MIN_REFERENCE_S = 3.0
 # 0 = the decoder alone (most intelligible), 1 = only the target's own frames (most similar,
-# unintelligible today); 0.25 is the measured compromise (docs/benchmarks/cloning.md)
-DEFAULT_BLEND = 0.25
+# unintelligible today). 0.25 was the measured compromise until session 18; with the embedding
+# adaptation below, the decoder alone is closer to the target and keeps more words
+# (docs/benchmarks/cloning.md, session 18)
+DEFAULT_BLEND = 0.0
 # the long-term spectrum match (0 = off, 1 = the whole difference): +0.027 similarity for +2.1
 # WER points in conversion, a better trade than the blend's (docs/benchmarks/cloning.md, session 12)
 DEFAULT_EQ = 1.0
@@ -30,10 +32,12 @@ DEFAULT_EQ = 1.0
 # instead of 16.4 % and gained similarity and DNSMOS (docs/benchmarks/cloning.md, session 15)
 DEFAULT_RATE = 130
 # gradient steps that adapt the target embedding to each source so that the speaker encoder hears
-# the reference's voice in the output. Off by default: at 10 steps the benchmark's similarity rose
-# by 0.025, but flite's WER rose from 14.6 to 20.4 %, DNSMOS fell by 0.08-0.09, conversion ran 8x
-# slower, and speaker-16k is a student of the judge (docs/benchmarks/cloning.md, session 18)
-DEFAULT_IDENTITY_STEPS = 0
+# the reference's voice in the output (0 = off). With blend 0, against blend 0.25 without it, on 10
+# unseen targets: similarity +0.005-0.011 (Resemblyzer; long-term MFCC statistics agree in 91 % of
+# pairs), conversion WER 26.2 -> 18.4 %, espeak-ng 51.8 -> 46.9 %, flite 14.6 -> 14.9 %; DNSMOS
+# -0.07 / -0.03 / +0.04; 6-9x slower, still 5x real time or more on 2 threads. speaker-16k is a
+# student of the judge (docs/benchmarks/cloning.md, session 18)
+DEFAULT_IDENTITY_STEPS = 10
 
 
 def voice_profile(reference: VoiceReference, content: PathLike = "content", speaker: PathLike = "speaker",
@@ -170,9 +174,8 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
             measured: similarity +0.02-0.03, WER +2-4 points; needs a profile with reference
             frames, otherwise it does nothing).
         identity_steps: gradient steps that adapt the target embedding to this source, so that
-            the speaker encoder (``speaker``) hears the output as the reference's voice; 0 (the
-            default) = off. Measured at 10: similarity +0.025, but more lost words, lower DNSMOS
-            and about 8x slower (:data:`DEFAULT_IDENTITY_STEPS`). Needs a profile with reference
+            the speaker encoder (``speaker``) hears the output as the reference's voice; 0 = off
+            (6-9x faster; see :data:`DEFAULT_IDENTITY_STEPS`). Needs a profile with reference
             frames, otherwise it does nothing.
 
     Returns:
