@@ -111,8 +111,8 @@ IDENTITY_WEIGHT = 1.0
 """Pull of the adapted embedding back towards the profile's (squared distance weight).
 
 Chosen on 3 unseen targets x 8 sources at 10 steps (docs/benchmarks/cloning.md, session 18):
-0 moved the embedding to cosine 0.82 from the profile's and cost 0.21 DNSMOS; 1 kept it at
-0.96-0.97 for most of the similarity gain and cost 0.08-0.09 DNSMOS; 2 (20 steps) gained less."""
+0 cost 0.21 DNSMOS; 1 kept the embedding at cosine 0.96-0.97 from the profile's, for most of the
+similarity gain at 0.08-0.09 DNSMOS; 2 (20 steps) gained less."""
 IDENTITY_LR = 0.02
 IDENTITY_MAX_FRAMES = 600
 """The adaptation looks at most this many source frames (6 s, the middle of longer input), so
