@@ -21,7 +21,8 @@ our speaker-16k, which does condition the decoder, was distilled from it).
   (profile building included once per target, reported separately too).
 
 * fine-tuning (``--finetune N``): for the first N targets, ``finetune_voice`` on all their
-  utterances except the held-out one (~2 min), against the zero-shot profile on the same pairs.
+  utterances except the held-out one (~2 min), against the zero-shot profile on the same pairs,
+  at each ``--identity-steps`` and the first ``--eq``.
 
     VOICEFAKE_DATA=../shared/data python benchmarks/cloning.py [--blend 0 0.25 0.5 1] [--tts-blend 0.25] [--finetune 1] [--json out.json]
 """
@@ -179,7 +180,8 @@ def run(args: argparse.Namespace) -> dict:
     results: dict[str, list] = {f"convert_blend{b}{_eq_name(e)}{_identity_name(n)}": []
                                 for b in args.blend for e in args.eq for n in ids}
     if args.finetune:
-        results.update({"finetuned_convert": [], "zero_shot_same_targets": []})
+        results.update({f"{row}{_identity_name(n)}": [] for row in ("finetuned_convert", "zero_shot_same_targets")
+                        for n in ids})
     results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}{_rate_name(r)}{_identity_name(n)}": []
                     for e, b, q, r, n in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.tts_rate, ids)})
     for t in tgts:
@@ -206,7 +208,7 @@ def run(args: argparse.Namespace) -> dict:
                                    speaker=args.speaker)
                 results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_rate_name(rate)}{_identity_name(steps)}"].append(
                     _item(judges, wav, held, text, start, None))
-        if len(results.get("finetuned_convert", [])) < args.finetune * len(srcs):
+        if len(results.get(f"finetuned_convert{_identity_name(ids[0])}", [])) < args.finetune * len(srcs):
             finetuned(args, judges, t, srcs, held, results)
         print(f"{t['speaker']} done", flush=True)
     report["source_to_target_similarity"] = float(np.mean(list(baseline.values())))
@@ -228,11 +230,12 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
     path, info = api.finetune_voice(target["all_but_held"], folder / "voice", steps=args.finetune_steps)
     results.setdefault("finetune_info", []).append({**info, "seconds": time.perf_counter() - start})
     zero_shot = api.voice_profile(target["reference"])
-    for s in srcs:
+    for s, steps in itertools.product(srcs, args.identity_steps):
         for name, reference in (("finetuned_convert", str(path)), ("zero_shot_same_targets", zero_shot)):
             begin = time.perf_counter()
-            wav, _ = api.convert(s["wav"], reference, blend=args.finetune_blend)
-            results[name].append(_item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"])))
+            wav, _ = api.convert(s["wav"], reference, blend=args.finetune_blend, identity_steps=steps, eq=args.eq[0])
+            results[f"{name}{_identity_name(steps)}"].append(
+                _item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"])))
 
 
 def diagnostics(args: argparse.Namespace, judges: Judges, srcs: list[dict]) -> dict:

@@ -85,6 +85,47 @@ def test_identity_steps_move_the_output_towards_the_reference(files: dict[str, P
         api.convert(files["src"], profile, identity_steps=-1)
 
 
+def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) -> None:
+    """A decoder fine-tuned on one voice gave a log-mel of 251, then NaN, one Adam step away from
+    its embedding. The adaptation must then return the last embedding that decoded sanely."""
+    import torch
+
+    from voicefake.conversion.inference import DIVERGED_LOG_MEL, adapt_embedding, relative_pitch
+    from voicefake.conversion.voice import estimate_log_f0
+
+    profile = api.voice_profile([files["ref"]])
+    decoder = api.load("conversion").module
+    speaker = api.load("speaker")
+    mel_cfg = api.load("vocoder").checkpoint.mel_config
+    assert mel_cfg is not None and speaker.checkpoint.mel_config is not None
+    to_speaker = api_cloning._reanalysis(mel_cfg, speaker.checkpoint.mel_config)
+    wav = torch.from_numpy(load_audio(files["src"], SR))
+    mel = api_cloning._mel_module(mel_cfg)(wav)
+    content = decoder.encode(mel[None], api.load("content").module)
+    rel, voiced = relative_pitch(estimate_log_f0(wav, mel_cfg)[: mel.shape[-1]][None])
+
+    class Diverging(torch.nn.Module):
+        """The real decoder until the embedding leaves the profile's, then ``value`` everywhere."""
+
+        def __init__(self, value: float) -> None:
+            super().__init__()
+            self.value = value
+
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            out = decoder(*args)
+            moved = not torch.allclose(args[-1][0], torch.nn.functional.normalize(profile.embedding, dim=-1))
+            return out + (self.value if moved else 0.0)
+
+    start = torch.nn.functional.normalize(profile.embedding, dim=-1)
+    for value in (float("nan"), 2 * DIVERGED_LOG_MEL):
+        with torch.inference_mode():
+            adapted = adapt_embedding(content, rel, voiced, profile, Diverging(value), speaker.module, to_speaker, 10)
+        assert torch.isfinite(adapted).all() and torch.allclose(adapted, start)
+    with torch.inference_mode():  # the real decoder still moves it
+        moved = adapt_embedding(content, rel, voiced, profile, decoder, speaker.module, to_speaker, 3)
+    assert float((moved * start).sum()) < 0.9999
+
+
 def test_identity_steps_do_nothing_for_an_embedding_only_profile(files: dict[str, Path], tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture) -> None:
     assert main(["embed", str(files["ref"]), "--json"]) == 0

@@ -117,6 +117,10 @@ IDENTITY_LR = 0.02
 IDENTITY_MAX_FRAMES = 600
 """The adaptation looks at most this many source frames (6 s, the middle of longer input), so
 its cost does not grow with the input."""
+DIVERGED_LOG_MEL = 20.0
+"""A decoder output above this log-mel value is no speech (a full-scale signal stays under about
+10): the adaptation has left the region the decoder works in. A voice fine-tuned on one speaker
+did so after one step (a log-mel of 251, then NaN) on one of 24 sources (session 19)."""
 
 
 def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voiced: torch.Tensor,
@@ -132,6 +136,11 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
     (so that the re-analysis's offsets cancel), plus ``weight`` x the squared distance from the
     profile's embedding. Only the embedding moves: no model's weights get a gradient. Works
     under ``torch.inference_mode`` too (it leaves it for the steps).
+
+    Divergence is caught: when an embedding makes the decoder's output non-finite or larger than
+    :data:`DIVERGED_LOG_MEL` (a decoder fine-tuned on one voice can do that a step away from its
+    embedding), the steps stop and the last embedding that decoded sanely is returned (at worst
+    the profile's own). The final embedding is checked the same way, by one more forward pass.
     """
     start = profile.embedding.detach().clone()
     frames = source_content.shape[1]
@@ -148,14 +157,29 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
             goal = speaker.centred(speaker.embed_long(reference, centre=False))
         embedding = start.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([embedding], lr=lr)
+        good = start
         for _ in range(steps):
             out = decoder(content, rel, mask, F.normalize(embedding, dim=-1)[None])
+            if not _sane(out):
+                return F.normalize(good, dim=-1)
+            good = embedding.detach().clone()
             heard = speaker.centred(speaker.raw_embed(to_speaker_mel(out)))
             loss = 1 - (heard * goal).sum() + weight * (embedding - start).pow(2).sum()
             (grad,) = torch.autograd.grad(loss, [embedding])
+            if not torch.isfinite(grad).all():
+                return F.normalize(good, dim=-1)
             embedding.grad = grad
             optimizer.step()
-        return F.normalize(embedding.detach(), dim=-1)
+        final = F.normalize(embedding.detach(), dim=-1)
+        with torch.no_grad():
+            if not _sane(decoder(content, rel, mask, final[None])):
+                return F.normalize(good, dim=-1)
+        return final
+
+
+def _sane(log_mel: torch.Tensor) -> bool:
+    """A decoder output that could be speech: finite and under :data:`DIVERGED_LOG_MEL`."""
+    return bool(torch.isfinite(log_mel).all() and log_mel.max() < DIVERGED_LOG_MEL)
 
 
 def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
