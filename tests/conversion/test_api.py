@@ -278,6 +278,17 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     assert tuned.kind == "voice" and tuned.model["decoder"] is not None
     assert main(["convert", str(files["src"]), "--reference", str(tmp_path / "ceo"),
                  "-o", str(tmp_path / "tuned.wav"), "--json"]) == 0
+    # a fine-tuned voice is not adapted unless asked: its decoder was tuned at its embedding
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["identity_steps"] == api.FINETUNED_IDENTITY_STEPS == 0
+    assert main(["convert", str(files["src"]), "--reference", str(tmp_path / "ceo"), "--identity-steps", "2",
+                 "-o", str(tmp_path / "tuned2.wav"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["identity_steps"] == 2
+    tuned_voice = api.voice_profile(str(tmp_path / "ceo"))
+    assert api.identity_steps_for(tuned_voice) == 0 and api.identity_steps_for(tuned_voice, 4) == 4
+    assert api.identity_steps_for(api.voice_profile(files["ref"])) == api.DEFAULT_IDENTITY_STEPS
+    default, _ = api.convert(files["src"], tuned_voice)
+    off, _ = api.convert(files["src"], tuned_voice, identity_steps=0)
+    assert np.array_equal(default, off)
 
 
 @pytest.mark.data

@@ -231,6 +231,10 @@ def test_api_vocode_lengths() -> None:
     assert (batch[0] - api.vocode(_random_mel(MEL_16K_80, 31, batch=2)[0])).abs().max() < 1e-4
     with pytest.raises(ValueError, match="expected mel of shape"):
         api.vocode(torch.zeros(40, 10))
+    broken = mel.clone()
+    broken[3, 5] = float("nan")
+    with pytest.raises(ValueError, match="the mel has 1 non-finite values"):
+        api.vocode(broken)
 
 
 @pytest.mark.parametrize("length", [160, 4001, 8000])

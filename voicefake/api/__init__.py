@@ -32,11 +32,13 @@ from voicefake.api.cloning import (
     DEFAULT_EQ,
     DEFAULT_IDENTITY_STEPS,
     DEFAULT_RATE,
+    FINETUNED_IDENTITY_STEPS,
     MIN_REFERENCE_S,
     VoiceReference,
     clone,
     convert,
     finetune_voice,
+    identity_steps_for,
     render_scenario,
     save_voice,
     tts_decoder,
@@ -64,9 +66,9 @@ from voicefake.api.generation import (
 )
 
 __all__ = [
-    "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "LIPSYNC_MODEL", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
+    "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "FINETUNED_IDENTITY_STEPS", "LIPSYNC_MODEL", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
     "Verification", "VoiceReference", "align", "clone", "convert", "detect",
-    "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256",
+    "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for",
     "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
     "save_voice", "similarity", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "verify",
     "verify_embedding", "vocode", "voice_profile", "watermark_detect", "watermark_embed", "watermark_generated",

@@ -42,6 +42,27 @@ DEFAULT_RATE = 130
 # student of the judge (docs/benchmarks/cloning.md, session 18). 5 steps give 0.697 / 17.4 %
 # (conversion) at 16x real time, 20 steps no more than 10 (session 19)
 DEFAULT_IDENTITY_STEPS = 10
+# ... and for a fine-tuned voice (its own decoder): off. On 3 unseen targets x 8 sources, 10 steps
+# gave it +0.008 similarity for -0.040 at the worst pair, +3.4 WER points and -0.13 DNSMOS; its
+# decoder was tuned at one embedding and moving away from it costs more than it gains
+# (docs/benchmarks/cloning.md, session 19)
+FINETUNED_IDENTITY_STEPS = 0
+
+
+def identity_steps_for(profile: Any, identity_steps: int | None = None) -> int:
+    """The embedding-adaptation steps that run for ``profile``: ``identity_steps`` when given,
+    otherwise :data:`DEFAULT_IDENTITY_STEPS` for a zero-shot voice and
+    :data:`FINETUNED_IDENTITY_STEPS` for a fine-tuned one (a profile with its own decoder).
+
+    Example:
+        >>> identity_steps_for(voice_profile("ceo.wav"))
+        10
+    """
+    if identity_steps is not None:
+        if identity_steps < 0:
+            raise ValueError(f"identity_steps must be >= 0, got {identity_steps}")
+        return identity_steps
+    return FINETUNED_IDENTITY_STEPS if getattr(profile, "decoder", None) is not None else DEFAULT_IDENTITY_STEPS
 
 
 def voice_profile(reference: VoiceReference, content: PathLike = "content", speaker: PathLike = "speaker",
@@ -170,7 +191,7 @@ def _profile(reference: VoiceReference, device: str, content: PathLike = "conten
 
 def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAULT_BLEND, checkpoint: PathLike = "conversion",
             content: PathLike = "content", vocoder: PathLike = "vocoder", device: str = "cpu",
-            name: str | None = None, eq: float = DEFAULT_EQ, identity_steps: int = DEFAULT_IDENTITY_STEPS,
+            name: str | None = None, eq: float = DEFAULT_EQ, identity_steps: int | None = None,
             speaker: PathLike = "speaker") -> tuple[np.ndarray, int]:
     """Voice conversion: the source's words, timing and intonation in the reference's voice.
 
@@ -184,8 +205,9 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
             frames, otherwise it does nothing).
         identity_steps: gradient steps that adapt the target embedding to this source, so that
             the speaker encoder (``speaker``) hears the output as the reference's voice; 0 = off
-            (6-9x faster; see :data:`DEFAULT_IDENTITY_STEPS`). Needs a profile with reference
-            frames, otherwise it does nothing.
+            (6-9x faster); None: :func:`identity_steps_for` the profile (10 for a zero-shot
+            voice, 0 for a fine-tuned one). Needs a profile with reference frames, otherwise it
+            does nothing.
 
     Returns:
         ``(wav, 16000)``: float32 waveform, not yet watermarked (:func:`save_generated` marks it).
@@ -195,10 +217,11 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
     """
     from voicefake.conversion.inference import convert_mel
 
-    if identity_steps < 0:
+    if identity_steps is not None and identity_steps < 0:
         raise ValueError(f"identity_steps must be >= 0, got {identity_steps}")
 
     profile = _profile(reference, device, content)
+    identity_steps = identity_steps_for(profile, identity_steps)
     encoder = load(content, device, kind="content")
     decoder = load(checkpoint, device, kind="conversion")
     voc = load(vocoder, device, kind="vocoder")
@@ -230,7 +253,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
           blend: float = DEFAULT_BLEND, device: str = "cpu", progress: Any = None,
           checkpoint: PathLike | None = None, content: PathLike = "content",
           vocoder: PathLike = "vocoder", engine: str = "auto", tts_voice: str | None = None,
-          eq: float = DEFAULT_EQ, identity_steps: int = DEFAULT_IDENTITY_STEPS,
+          eq: float = DEFAULT_EQ, identity_steps: int | None = None,
           speaker: PathLike = "speaker") -> tuple[np.ndarray, int]:
     """Text to speech in the reference's voice: a rule-based front end speaks each sentence,
     then :func:`convert` moves it into the target voice; sentences are joined with short pauses.

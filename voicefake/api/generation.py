@@ -53,6 +53,10 @@ def vocode(mel: torch.Tensor, checkpoint: PathLike = "vocoder", device: str = "c
 
     dtype = compute_dtype(precision, device)
     voc = load(checkpoint, device, kind="vocoder")
+    if not torch.isfinite(mel).all():
+        bad = int((~torch.isfinite(mel)).sum())
+        raise ValueError(f"the mel has {bad} non-finite values (NaN or inf) of {mel.numel()}: the model that "
+                         "made it diverged; vocoding it would give a waveform of NaN")
     squeeze = mel.dim() == 2
     batch = mel[None] if squeeze else mel
     with torch.inference_mode():

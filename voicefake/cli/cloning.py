@@ -22,10 +22,10 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eq", type=common.unit_interval, default=api.DEFAULT_EQ,
                    help="0-1: equalise the output towards the reference's long-term spectrum (its timbre and "
                         "recording channel: a closer voice for a few more lost words); default %(default)s")
-    p.add_argument("--identity-steps", type=_steps, default=api.DEFAULT_IDENTITY_STEPS, metavar="N",
+    p.add_argument("--identity-steps", type=_steps, default=None, metavar="N",
                    help="gradient steps that adapt the target embedding to each input so that the speaker "
-                        "encoder hears the reference's voice (a closer voice; 0 = off, 6-9x faster); "
-                        "default %(default)s")
+                        "encoder hears the reference's voice (a closer voice; 0 = off, 6-9x faster); default "
+                        f"{api.DEFAULT_IDENTITY_STEPS}, or {api.FINETUNED_IDENTITY_STEPS} for a fine-tuned voice")
     p.add_argument("--no-watermark", action="store_true",
                    help="do not watermark the output (logged, and stated in its metadata)")
     common.add_common(p)
@@ -107,13 +107,14 @@ def run_clone(args: argparse.Namespace) -> int:
     wav, rate = api.clone(text, profile, language=args.language, rate=args.rate, blend=args.blend, eq=args.eq,
                           device=args.device, progress=_progress(args), checkpoint=args.checkpoint,
                           engine=args.engine, tts_voice=args.tts_voice, identity_steps=args.identity_steps)
+    steps = api.identity_steps_for(profile, args.identity_steps)
     seconds = time.perf_counter() - start
     api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
     duration = len(wav) / rate
     record = {"file": str(target), "output": str(target), "duration": round(duration, 3),
               "seconds": round(seconds, 3), "x_real_time": round(duration / max(seconds, 1e-9), 2),
               "reference": args.reference, "model": model, "engine": api.tts_engine(args.engine, args.language),
-              "blend": args.blend, "eq": args.eq, "identity_steps": args.identity_steps,
+              "blend": args.blend, "eq": args.eq, "identity_steps": steps,
               "watermark": not args.no_watermark}
     common.emit(args, record, f"-> {target} ({duration:.2f} s of speech in {seconds:.2f} s)")
     return 0
@@ -126,6 +127,7 @@ def run_convert(args: argparse.Namespace) -> int:
         common.check_writable(Path(args.save_voice), args.force)
         api.save_voice(profile, args.save_voice, {"name": "voice", "references": list(args.reference)})
     multiple = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+    steps = api.identity_steps_for(profile, args.identity_steps)
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
         target = common.output_path(args.output, path, ".converted.wav", multiple)
@@ -138,7 +140,7 @@ def run_convert(args: argparse.Namespace) -> int:
         duration = len(wav) / rate
         record = {"output": str(target), "duration": round(duration, 3), "seconds": round(seconds, 3),
                   "x_real_time": round(duration / max(seconds, 1e-9), 2), "model": model,
-                  "blend": args.blend, "eq": args.eq, "identity_steps": args.identity_steps,
+                  "blend": args.blend, "eq": args.eq, "identity_steps": steps,
                   "watermark": not args.no_watermark}
         return record, f"{label} -> {target} ({duration:.2f} s in {seconds:.2f} s)"
 
