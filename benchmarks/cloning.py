@@ -22,7 +22,7 @@ our speaker-16k, which does condition the decoder, was distilled from it).
 
 * fine-tuning (``--finetune N``): for the first N targets, ``finetune_voice`` on all their
   utterances except the held-out one (~2 min), against the zero-shot profile on the same pairs,
-  at each ``--identity-steps`` and the first ``--eq``.
+  at each ``--identity-steps`` and the first ``--eq`` and ``--gv``.
 
     VOICEFAKE_DATA=../shared/data python benchmarks/cloning.py [--blend 0 0.25 0.5 1] [--tts-blend 0.25] [--finetune 1] [--json out.json]
 """
@@ -137,6 +137,11 @@ def _eq_name(eq: float) -> str:
     return f"_eq{eq}" if eq else ""
 
 
+def _gv_name(gv: float) -> str:
+    """Report key suffix of a row with the global-variance post-filter on (none when off, as before session 19)."""
+    return f"_gv{gv}" if gv else ""
+
+
 def _identity_name(steps: int) -> str:
     """Report key suffix of a row with the embedding adaptation on (none when off, as before session 18)."""
     return f"_identity{steps}" if steps else ""
@@ -177,13 +182,14 @@ def run(args: argparse.Namespace) -> dict:
     if args.diagnostics:
         report.update(diagnostics(args, judges, srcs))
     ids = args.identity_steps
-    results: dict[str, list] = {f"convert_blend{b}{_eq_name(e)}{_identity_name(n)}": []
-                                for b in args.blend for e in args.eq for n in ids}
+    results: dict[str, list] = {f"convert_blend{b}{_eq_name(e)}{_gv_name(g)}{_identity_name(n)}": []
+                                for b in args.blend for e in args.eq for g in args.gv for n in ids}
     if args.finetune:
         results.update({f"{row}{_identity_name(n)}": [] for row in ("finetuned_convert", "zero_shot_same_targets")
                         for n in ids})
-    results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}{_rate_name(r)}{_identity_name(n)}": []
-                    for e, b, q, r, n in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.tts_rate, ids)})
+    results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}{_gv_name(g)}{_rate_name(r)}{_identity_name(n)}": []
+                    for e, b, q, g, r, n in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.gv,
+                                                              args.tts_rate, ids)})
     for t in tgts:
         held = judges.embed(t["held"])
         ceiling.append(float(np.dot(judges.embed(np.concatenate(t["reference"])), held)))
@@ -192,22 +198,22 @@ def run(args: argparse.Namespace) -> dict:
         profile_s.append(time.perf_counter() - start)
         for s in srcs:
             baseline[(t["speaker"], s["name"])] = float(np.dot(judges.embed(s["wav"]), held))
-        for blend, eq, steps in itertools.product(args.blend, args.eq, ids):
+        for blend, eq, gv, steps in itertools.product(args.blend, args.eq, args.gv, ids):
             for s in srcs:
                 start = time.perf_counter()
                 wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion or "conversion", content=args.content,
-                                     vocoder=args.vocoder, eq=eq, identity_steps=steps, speaker=args.speaker)
-                results[f"convert_blend{blend}{_eq_name(eq)}{_identity_name(steps)}"].append(
+                                     vocoder=args.vocoder, eq=eq, identity_steps=steps, speaker=args.speaker, gv=gv)
+                results[f"convert_blend{blend}{_eq_name(eq)}{_gv_name(gv)}{_identity_name(steps)}"].append(
                     _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
-        for engine, blend, eq, rate, steps in itertools.product(args.tts_engine, args.tts_blend, args.eq,
-                                                               args.tts_rate, ids):
+        for engine, blend, eq, gv, rate, steps in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.gv,
+                                                                   args.tts_rate, ids):
             for text in (TEXTS + MORE_TEXTS)[: args.texts]:
                 start = time.perf_counter()
                 wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
                                    vocoder=args.vocoder, engine=engine, eq=eq, rate=rate, identity_steps=steps,
-                                   speaker=args.speaker)
-                results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_rate_name(rate)}{_identity_name(steps)}"].append(
-                    _item(judges, wav, held, text, start, None))
+                                   speaker=args.speaker, gv=gv)
+                results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_gv_name(gv)}{_rate_name(rate)}"
+                        f"{_identity_name(steps)}"].append(_item(judges, wav, held, text, start, None))
         if len(results.get(f"finetuned_convert{_identity_name(ids[0])}", [])) < args.finetune * len(srcs):
             finetuned(args, judges, t, srcs, held, results)
         print(f"{t['speaker']} done", flush=True)
@@ -233,7 +239,8 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
     for s, steps in itertools.product(srcs, args.identity_steps):
         for name, reference in (("finetuned_convert", str(path)), ("zero_shot_same_targets", zero_shot)):
             begin = time.perf_counter()
-            wav, _ = api.convert(s["wav"], reference, blend=args.finetune_blend, identity_steps=steps, eq=args.eq[0])
+            wav, _ = api.convert(s["wav"], reference, blend=args.finetune_blend, identity_steps=steps, eq=args.eq[0],
+                                 gv=args.gv[0])
             results[f"{name}{_identity_name(steps)}"].append(
                 _item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"])))
 
@@ -284,6 +291,8 @@ def main() -> None:
     parser.add_argument("--eq", type=float, nargs="+", default=[api.DEFAULT_EQ],
                         help="long-term spectrum match strengths (0 = off, as before session 12), each with "
                              "every blend and engine; default: the shipped %(default)s")
+    parser.add_argument("--gv", type=float, nargs="+", default=[api.DEFAULT_GV],
+                        help="global-variance post-filter strengths (api.convert gv=)")
     parser.add_argument("--identity-steps", type=int, nargs="+", default=[api.DEFAULT_IDENTITY_STEPS],
                         help="embedding-adaptation steps per clip (0 = off, as before session 18), each with every "
                              "blend, eq and engine; default: the shipped %(default)s")

@@ -231,12 +231,12 @@ def lipsync(video: Any, speech: Any) -> tuple[str, str]:
 
 
 def _clone(references: Any, microphone: Any, saved: Any, mode: str, text: str, source: Any, consent: bool,
-           blend: float, eq: float, identity_steps: float, save_as: str,
+           blend: float, eq: float, gv: float, identity_steps: float, save_as: str,
            progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
     """Clone tab (see studio.clone_voice), with a per-sentence progress bar."""
     return studio.clone_voice(references, microphone, saved, mode, text, source, consent, blend, save_as,
                               load=_load, progress=lambda done, total: progress(done / total, desc="sentences"), eq=eq,
-                              identity_steps=int(identity_steps or 0))
+                              identity_steps=int(identity_steps or 0), gv=gv)
 
 
 def build_app() -> gr.Blocks:
@@ -307,6 +307,8 @@ def build_app() -> gr.Blocks:
                                   label="Blend: 0 = decoder (clearest words), 1 = the reference's own frames (closest voice)")
                 eq = gr.Slider(0.0, 1.0, value=api.DEFAULT_EQ, step=0.05,
                                label="EQ: match the reference's overall timbre and recording channel (0 = off)")
+                gv = gr.Slider(0.0, 1.0, value=api.DEFAULT_GV, step=0.05,
+                               label="GV: give back the spectral movement the decoder smooths away (0 = off)")
                 identity = gr.Slider(0, 20, value=api.DEFAULT_IDENTITY_STEPS, step=1,
                                      label="Identity steps: adapt the voice to each sentence (closer voice; "
                                            "0 = off, faster)")
@@ -315,7 +317,7 @@ def build_app() -> gr.Blocks:
             cloned = gr.Audio(label="Output (SYNTHETIC)", type="numpy")
             clone_info = gr.Markdown()
             gr.Button("Generate", variant="primary", elem_id="clone-run").click(
-                _clone, [refs, mic, saved, mode, text, src, consent, blend, eq, identity, save_as],
+                _clone, [refs, mic, saved, mode, text, src, consent, blend, eq, gv, identity, save_as],
                 [cloned, clone_info, saved], api_name="clone")
         with gr.Tab("Call scenario"):
             gr.Markdown("A call script (YAML, see recipes/scenarios/README.md): who speaks, cloned lines and real "

@@ -38,7 +38,7 @@ def _profile(paths: list[str], load: Any) -> Any:
 
 def clone_voice(references: list[Any] | None, microphone: str | None, saved: str | None, mode: str, text: str,
                 source: Any, consent: bool, blend: float, save_as: str, load: Any, progress: Any = None,
-                eq: float = api.DEFAULT_EQ, identity_steps: int = api.DEFAULT_IDENTITY_STEPS) -> tuple:
+                eq: float = api.DEFAULT_EQ, identity_steps: int | None = None, gv: float = api.DEFAULT_GV) -> tuple:
     """Clone tab: returns ((rate, wav), info markdown, saved-voices dropdown update)."""
     if not consent:
         raise gr.Error("Cloning a voice needs its owner's consent: tick the box to confirm you have it.")
@@ -50,12 +50,13 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
         if mode == MODES[0]:
             if not (text or "").strip():
                 raise gr.Error("Type the text the cloned voice should say.")
-            wav, rate = api.clone(text, profile, blend=blend, progress=progress, eq=eq, identity_steps=identity_steps)
+            wav, rate = api.clone(text, profile, blend=blend, progress=progress, eq=eq, identity_steps=identity_steps,
+                                  gv=gv)
         else:
             if source is None:
                 raise gr.Error("Upload the recording to convert into the target voice.")
             wav, rate = api.convert(load(source if isinstance(source, str) else source.name), profile, blend=blend, eq=eq,
-                                    identity_steps=identity_steps)
+                                    identity_steps=identity_steps, gv=gv)
     except (AudioError, ValueError, RuntimeError, KeyError) as err:
         raise gr.Error(str(err)) from None
     if save_as and save_as.strip():

@@ -85,6 +85,16 @@ def test_identity_steps_move_the_output_towards_the_reference(files: dict[str, P
         api.convert(files["src"], profile, identity_steps=-1)
 
 
+def test_gv_post_filter_moves_the_output_and_is_checked(files: dict[str, Path]) -> None:
+    profile = api.voice_profile([files["ref"]])
+    off, _ = api.convert(files["src"], profile, gv=0.0, identity_steps=0)
+    on, _ = api.convert(files["src"], profile, identity_steps=0)
+    assert api.DEFAULT_GV > 0 and on.shape == off.shape and np.isfinite(on).all()
+    assert not np.allclose(on, off, atol=1e-4)
+    with pytest.raises(ValueError, match=r"gv must be in \[0, 1\], got 1.5"):
+        api.convert(files["src"], profile, gv=1.5)
+
+
 def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) -> None:
     """A decoder fine-tuned on one voice gave a log-mel of 251, then NaN, one Adam step away from
     its embedding. The adaptation must then return the last embedding that decoded sanely."""
@@ -255,12 +265,13 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     assert main(["convert", str(files["src"]), "--reference", str(files["ref"]), "--eq", "1",
                  "-o", str(tmp_path / "eq.wav"), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert record["eq"] == 1.0 and record["blend"] == api.DEFAULT_BLEND
+    assert record["eq"] == 1.0 and record["blend"] == api.DEFAULT_BLEND and record["gv"] == api.DEFAULT_GV
     assert record["identity_steps"] == api.DEFAULT_IDENTITY_STEPS
     assert main(["convert", str(files["src"]), "--reference", str(files["ref"]), "--identity-steps", "3",
                  "-o", str(tmp_path / "adapted.wav"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["identity_steps"] == 3
-    for option, value in (("--eq", "1.5"), ("--blend", "x"), ("--identity-steps", "-2"), ("--identity-steps", "1.5")):
+    for option, value in (("--eq", "1.5"), ("--blend", "x"), ("--gv", "-0.1"), ("--identity-steps", "-2"),
+                          ("--identity-steps", "1.5")):
         with pytest.raises(SystemExit) as exit_info:
             main(["convert", str(files["src"]), "--reference", str(files["ref"]), option, value,
                   "-o", str(tmp_path / "bad_option.wav")])

@@ -14,6 +14,7 @@ from voicefake.conversion.inference import (
     build_profile,
     convert_mel,
     long_term_spectrum,
+    match_global_variance,
     match_long_term_spectrum,
     match_spectra,
     spectral_keys,
@@ -153,6 +154,31 @@ def test_long_term_spectrum_match_is_one_static_gain_per_band(features: MelSpect
     assert torch.equal(match_long_term_spectrum(source, reference, strength=0.0), source)
     loud = match_long_term_spectrum(source, reference + 5.0, strength=1.0)  # 43 dB louder: capped
     assert float((loud - source).max()) == pytest.approx(2.3)
+
+
+def test_global_variance_match_restores_each_bands_movement(features: MelSpectrogram) -> None:
+    reference = features(torch.from_numpy(voice(140, 3.0, seed=4)))
+    natural = features(torch.from_numpy(voice(140, 2.0)))
+    energy = natural.mean(dim=0)
+    loud = energy >= energy.median()
+    mean = natural[:, loud].mean(dim=1, keepdim=True)
+    smoothed = mean + 0.6 * (natural - mean)  # an over-smoothed copy: every band moves 40 % less
+
+    def spread(x: torch.Tensor) -> torch.Tensor:
+        e = x.mean(dim=0)
+        return x[:, e >= e.median()].std(dim=1)
+
+    out = match_global_variance(smoothed, natural, strength=1.0)
+    assert torch.allclose(spread(out), spread(natural), rtol=1e-3)  # the movement is back
+    assert torch.allclose(out[:, loud].mean(dim=1), natural[:, loud].mean(dim=1), atol=1e-4)  # the level is not moved
+    assert torch.allclose(long_term_spectrum(out), long_term_spectrum(smoothed), atol=1e-4)  # so eq sees the same
+    half = match_global_variance(smoothed, natural, strength=0.5)
+    assert torch.allclose(spread(half), spread(smoothed) * (spread(natural) / spread(smoothed)).sqrt(), rtol=1e-3)
+    assert torch.equal(match_global_variance(smoothed, reference, strength=0.0), smoothed)
+    flat = match_global_variance(smoothed, 20 * (reference - reference.mean()), strength=1.0)  # capped at 2x
+    assert float((spread(flat) / spread(smoothed)).max()) == pytest.approx(2.0, rel=1e-3)
+    with pytest.raises(ValueError, match="max_scale must be >= 1"):
+        match_global_variance(smoothed, reference, 1.0, max_scale=0.5)
 
 
 def test_decoder_shapes_and_voice_checkpoint_round_trip(tmp_path, features: MelSpectrogram,

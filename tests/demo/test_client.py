@@ -58,16 +58,18 @@ def test_clone_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> Non
         handle = client_module.handle_file
         refs = [handle(str(data_root / REAL)), handle(str(data_root / SAME))]
         audio, label, _ = client.predict(refs, None, None, "Text to speech", "Please call me back today.", None,
-                                         True, 0.5, 0.0, 0, "ceo", api_name="/clone")
+                                         True, 0.5, 0.0, 0.5, 0, "ceo", api_name="/clone")
         assert "SYNTHETIC" in label and "watermark" in label and Path(audio).exists()
         assert f"text front end: {api.tts_engine()}" in label
         wav, rate = sf.read(audio)
         assert len(wav) / rate > 0.8
         with pytest.raises(Exception, match="consent"):
-            client.predict(refs, None, None, "Text to speech", "Hello.", None, False, 0.5, 0.0, 0, "", api_name="/clone")
+            client.predict(refs, None, None, "Text to speech", "Hello.", None, False, 0.5, 0.0, 0.5, 0, "",
+                           api_name="/clone")
         # the voice saved as "ceo" is reused without uploading the reference again
         converted, label, _ = client.predict(None, None, "ceo", "Convert a recording", "",
-                                             handle(str(data_root / OTHER)), True, 0.5, 1.0, 2, "", api_name="/clone")
+                                             handle(str(data_root / OTHER)), True, 0.5, 1.0, 0.0, 2, "",
+                                             api_name="/clone")
         assert Path(converted).exists() and "SYNTHETIC" in label
 
 

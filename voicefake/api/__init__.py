@@ -30,6 +30,7 @@ from voicefake.api.analysis import (
 from voicefake.api.cloning import (
     DEFAULT_BLEND,
     DEFAULT_EQ,
+    DEFAULT_GV,
     DEFAULT_IDENTITY_STEPS,
     DEFAULT_RATE,
     FINETUNED_IDENTITY_STEPS,
@@ -66,7 +67,7 @@ from voicefake.api.generation import (
 )
 
 __all__ = [
-    "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "FINETUNED_IDENTITY_STEPS", "LIPSYNC_MODEL", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
+    "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "FINETUNED_IDENTITY_STEPS", "LIPSYNC_MODEL", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
     "Verification", "VoiceReference", "align", "clone", "convert", "detect",
     "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for",
     "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",

@@ -22,6 +22,9 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eq", type=common.unit_interval, default=api.DEFAULT_EQ,
                    help="0-1: equalise the output towards the reference's long-term spectrum (its timbre and "
                         "recording channel: a closer voice for a few more lost words); default %(default)s")
+    p.add_argument("--gv", type=common.unit_interval, default=api.DEFAULT_GV,
+                   help="0-1: restore the spectral movement the decoder smooths away, towards the "
+                        "reference's (a global-variance post-filter); default %(default)s")
     p.add_argument("--identity-steps", type=_steps, default=None, metavar="N",
                    help="gradient steps that adapt the target embedding to each input so that the speaker "
                         "encoder hears the reference's voice (a closer voice; 0 = off, 6-9x faster); default "
@@ -106,7 +109,8 @@ def run_clone(args: argparse.Namespace) -> int:
     profile = api.voice_profile(args.reference if len(args.reference) > 1 else args.reference[0], device=args.device)
     wav, rate = api.clone(text, profile, language=args.language, rate=args.rate, blend=args.blend, eq=args.eq,
                           device=args.device, progress=_progress(args), checkpoint=args.checkpoint,
-                          engine=args.engine, tts_voice=args.tts_voice, identity_steps=args.identity_steps)
+                          engine=args.engine, tts_voice=args.tts_voice, identity_steps=args.identity_steps,
+                          gv=args.gv)
     steps = api.identity_steps_for(profile, args.identity_steps)
     seconds = time.perf_counter() - start
     api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
@@ -114,7 +118,7 @@ def run_clone(args: argparse.Namespace) -> int:
     record = {"file": str(target), "output": str(target), "duration": round(duration, 3),
               "seconds": round(seconds, 3), "x_real_time": round(duration / max(seconds, 1e-9), 2),
               "reference": args.reference, "model": model, "engine": api.tts_engine(args.engine, args.language),
-              "blend": args.blend, "eq": args.eq, "identity_steps": steps,
+              "blend": args.blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
               "watermark": not args.no_watermark}
     common.emit(args, record, f"-> {target} ({duration:.2f} s of speech in {seconds:.2f} s)")
     return 0
@@ -134,13 +138,13 @@ def run_convert(args: argparse.Namespace) -> int:
         common.check_writable(target, args.force)
         start = time.perf_counter()
         wav, rate = api.convert(path, profile, blend=args.blend, eq=args.eq, checkpoint=args.checkpoint or "conversion",
-                                device=args.device, name=label, identity_steps=args.identity_steps)
+                                device=args.device, name=label, identity_steps=args.identity_steps, gv=args.gv)
         seconds = time.perf_counter() - start
         api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
         duration = len(wav) / rate
         record = {"output": str(target), "duration": round(duration, 3), "seconds": round(seconds, 3),
                   "x_real_time": round(duration / max(seconds, 1e-9), 2), "model": model,
-                  "blend": args.blend, "eq": args.eq, "identity_steps": steps,
+                  "blend": args.blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
                   "watermark": not args.no_watermark}
         return record, f"{label} -> {target} ({duration:.2f} s in {seconds:.2f} s)"
 
