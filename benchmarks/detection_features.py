@@ -33,11 +33,13 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.detection import notes
 from voicefake.audio.features import LogLinearFilterbank
 from voicefake.audio.io import load_audio
 from voicefake.data.manifests import ManifestRow, read_manifest
@@ -49,10 +51,6 @@ SR = 16000
 MAX_SECONDS = 10.0
 CHANNELS = ("clean", "phone", "wideband")
 FEATURES = ("filterbank", "whisper", "content")
-
-
-def notes(row: ManifestRow) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
 
 
 def pooled_stats(frames: np.ndarray) -> np.ndarray:
@@ -108,26 +106,42 @@ class Content:
         return pooled_stats(out.numpy())
 
 
-def extract(name: str, rows: list[ManifestRow], root: Path, cache: Path, threads: int) -> np.ndarray:
-    """(rows, dims) features of every manifest row, cached by path list."""
-    file = cache / f"{name}.npz"
+def extractor(name: str, threads: int) -> Filterbank | Content | Whisper:
+    return Filterbank() if name == "filterbank" else Content() if name == "content" else Whisper(threads)
+
+
+def waveform(root: Path, row: ManifestRow) -> np.ndarray:
+    """A row's first :data:`MAX_SECONDS` in the detector's input convention."""
+    return prepare(load_audio(root / row.path, SR, allow_silence=True), SR)[: int(MAX_SECONDS * SR)]
+
+
+def cached(file: Path, rows: list[ManifestRow], compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """``compute()`` (one value or vector per row), stored in ``file`` with the rows' paths and
+    reused while the manifest's rows are the same."""
     paths = np.array([r.path for r in rows])
     if file.exists():
         stored = np.load(file)
-        if np.array_equal(stored["paths"], paths):
-            return stored["features"]
-    extractor: Filterbank | Content | Whisper = (
-        Filterbank() if name == "filterbank" else Content() if name == "content" else Whisper(threads))
-    out, start = [], time.perf_counter()
-    for i, row in enumerate(rows):
-        wav = prepare(load_audio(root / row.path, SR, allow_silence=True), SR)[: int(MAX_SECONDS * SR)]
-        out.append(extractor(wav))
-        if (i + 1) % 500 == 0:
-            log.info("%s: %d / %d (%.0f s)", name, i + 1, len(rows), time.perf_counter() - start)
-    features = np.stack(out)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(file, paths=paths, features=features)
-    return features
+        if "values" in stored.files and np.array_equal(stored["paths"], paths):
+            return stored["values"]
+    values = compute()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(file, paths=paths, values=values)
+    return values
+
+
+def extract(name: str, rows: list[ManifestRow], root: Path, cache: Path, threads: int) -> np.ndarray:
+    """(rows, dims) features of every manifest row, cached."""
+
+    def compute() -> np.ndarray:
+        features = extractor(name, threads)
+        out, start = [], time.perf_counter()
+        for i, row in enumerate(rows):
+            out.append(features(waveform(root, row)))
+            if (i + 1) % 500 == 0:
+                log.info("%s: %d / %d (%.0f s)", name, i + 1, len(rows), time.perf_counter() - start)
+        return np.stack(out)
+
+    return cached(cache / f"{name}.npz", rows, compute)
 
 
 def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float) -> np.ndarray:
@@ -158,20 +172,13 @@ def lcnn_logits(run: Path, rows: list[ManifestRow], root: Path, cache: Path) -> 
     from voicefake.detection.model import Detector
     from voicefake.train import state as run_state
 
-    file = cache / f"lcnn_{run.parent.name}_{run.name}.npz"
-    paths = np.array([r.path for r in rows])
-    if file.exists():
-        stored = np.load(file)
-        if np.array_equal(stored["paths"], paths):
-            return stored["logits"]
-    step = run_state.list_steps(run)[-1]
-    module = Checkpoint.load(run_state.step_dir(run, step) / "detector").build("cpu").eval()
-    assert isinstance(module, Detector)
-    logits = np.array([network_scores(module, torch.from_numpy(
-        prepare(load_audio(root / r.path, SR, allow_silence=True), SR)[: int(MAX_SECONDS * SR)]))[0] for r in rows])
-    cache.mkdir(parents=True, exist_ok=True)
-    np.savez(file, paths=paths, logits=logits)
-    return logits
+    def compute() -> np.ndarray:
+        step = run_state.list_steps(run)[-1]
+        module = Checkpoint.load(run_state.step_dir(run, step) / "detector").build("cpu").eval()
+        assert isinstance(module, Detector)
+        return np.array([network_scores(module, torch.from_numpy(waveform(root, r)))[0] for r in rows])
+
+    return cached(cache / f"lcnn_{run.parent.name}_{run.name}.npz", rows, compute)
 
 
 def calibrated(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray) -> np.ndarray:
@@ -310,18 +317,16 @@ def main() -> None:
         from voicefake.detection.inference import network_scores
 
         bundled = api.load("detection").module
-        dev_logit = np.array([network_scores(bundled, torch.from_numpy(
-            prepare(load_audio(args.data / r.path, SR, allow_silence=True), SR)[: int(MAX_SECONDS * SR)]))[0]
-            for r, d in zip(rows, dev, strict=True) if d])
+        dev_logit = np.array([network_scores(bundled, torch.from_numpy(waveform(args.data, r)))[0]
+                              for r, d in zip(rows, dev, strict=True) if d])
         new_logit = np.array([network_scores(bundled, torch.from_numpy(w))[0] for _, _, w in new])
         result = {"bundled network": unseen_false_alarms(dev_logit, label[dev], dev_logit, label[dev], new_logit,
                                                          voices, channels, None)}
         log.info("unseen %s: bundled network %s", args.unseen.name, result["bundled network"])
         for name in args.features:
             features = extract(name, rows, args.data, args.cache, args.threads)
-            extractor: Filterbank | Content | Whisper = (
-                Filterbank() if name == "filterbank" else Content() if name == "content" else Whisper(args.threads))
-            new_x = np.stack([extractor(w) for _, _, w in new])
+            front_end = extractor(name, args.threads)
+            new_x = np.stack([front_end(w) for _, _, w in new])
             result[name] = unseen_false_alarms(features[train], label[train], features[dev], label[dev], new_x,
                                                voices, channels, args.c[0])
             log.info("unseen %s: %s probe %s", args.unseen.name, name, result[name])

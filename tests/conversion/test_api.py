@@ -97,10 +97,16 @@ def test_gv_post_filter_moves_the_output_and_is_checked(files: dict[str, Path]) 
 
 def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) -> None:
     """A decoder fine-tuned on one voice gave a log-mel of 251, then NaN, one Adam step away from
-    its embedding. The adaptation must then return the last embedding that decoded sanely."""
+    its embedding. The adaptation must then return the last embedding that decoded sanely, and a
+    final decode that diverges on the whole input falls back to the profile's embedding."""
     import torch
 
-    from voicefake.conversion.inference import DIVERGED_LOG_MEL, adapt_embedding, relative_pitch
+    from voicefake.conversion.inference import (
+        DIVERGED_LOG_MEL,
+        adapt_embedding,
+        convert_mel,
+        relative_pitch,
+    )
     from voicefake.conversion.voice import estimate_log_f0
 
     profile = api.voice_profile([files["ref"]])
@@ -134,6 +140,30 @@ def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) 
     with torch.inference_mode():  # the real decoder still moves it
         moved = adapt_embedding(content, rel, voiced, profile, decoder, speaker.module, to_speaker, 3)
     assert float((moved * start).sum()) < 0.9999
+
+    class LateDiverging(torch.nn.Module):
+        """Sane while the embedding adapts (its first ``calls`` calls), NaN for the final decode of
+        the whole input with the adapted embedding, sane again with the profile's."""
+
+        def __init__(self, calls: int) -> None:
+            super().__init__()
+            self.calls, self.seen, self.config = calls, 0, decoder.config
+
+        def encode(self, *args: torch.Tensor) -> torch.Tensor:
+            return decoder.encode(*args)
+
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            self.seen += 1
+            out = decoder(*args)
+            return out + float("nan") if self.seen == self.calls + 1 else out
+
+    features = api_cloning._mel_module(mel_cfg)
+    wave = load_audio(files["src"], SR)
+    with torch.inference_mode():
+        plain = convert_mel(wave, profile, features, api.load("content").module, decoder, 0.0, 0.0)
+        rescued = convert_mel(wave, profile, features, api.load("content").module, LateDiverging(2), 0.0, 0.0,
+                              speaker.module, to_speaker, identity_steps=2)
+    assert torch.equal(rescued, plain)  # the unadapted output, not NaN
 
 
 def test_identity_steps_do_nothing_for_an_embedding_only_profile(files: dict[str, Path], tmp_path: Path,

@@ -170,7 +170,7 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
     Divergence is caught: when an embedding makes the decoder's output non-finite or larger than
     :data:`DIVERGED_LOG_MEL` (a decoder fine-tuned on one voice can do that a step away from its
     embedding), the steps stop and the last embedding that decoded sanely is returned (at worst
-    the profile's own). The final embedding is checked the same way, by one more forward pass.
+    the profile's own). :func:`convert_mel` checks the final embedding on the whole input.
     """
     start = profile.embedding.detach().clone()
     frames = source_content.shape[1]
@@ -200,11 +200,7 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
                 return F.normalize(good, dim=-1)
             embedding.grad = grad
             optimizer.step()
-        final = F.normalize(embedding.detach(), dim=-1)
-        with torch.no_grad():
-            if not _sane(decoder(content, rel, mask, final[None])):
-                return F.normalize(good, dim=-1)
-        return final
+        return F.normalize(embedding.detach(), dim=-1)
 
 
 def _sane(log_mel: torch.Tensor) -> bool:
@@ -261,6 +257,9 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
         embedding = adapt_embedding(source_content, rel, voiced, profile, decoder, speaker, speaker_mel,
                                     identity_steps)
     first = decoder(source_content, rel, voiced, embedding[None])[0]
+    if embedding is not profile.embedding and not _sane(first):
+        # the adapted embedding decoded sanely on the adaptation's window but not on the whole input
+        first = decoder(source_content, rel, voiced, profile.embedding[None])[0]
     if blend == 0.0 or profile.config.frames == 0:  # an embedding-only profile has no frames to match
         return first
     return (1 - blend) * first + blend * match_spectra(first, profile, profile.config.k)
