@@ -191,6 +191,32 @@ def test_resume_continues_from_last_complete_step(tmp_path: Path) -> None:
     assert not list(run_dir.glob(".step_*")), "stale temporary folder not cleaned up"
 
 
+def test_max_minutes_stops_saves_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wall-clock budget ends the run at a complete, evaluated step; re-running resumes it."""
+    import voicefake.train.loop as loop_module
+
+    clock = {"now": 0.0}
+
+    def fake_monotonic() -> float:  # each call is one minute later: the budget runs out fast
+        clock["now"] += 60.0
+        return clock["now"]
+
+    monkeypatch.setattr(loop_module.time, "monotonic", fake_monotonic)
+    run_dir = tmp_path / "run"
+    _fit_tiny(run_dir, max_steps=50, checkpoint_every=100, eval_every=100, log_every=100,
+              max_minutes=2.5, best_metric="eval/mel_l1", keep_last=10)
+    steps = list_steps(run_dir)
+    assert len(steps) == 1 and 1 <= steps[0] <= 3  # stopped at the budget, not at step 50, and saved
+    assert (run_dir / "best" / "generator").is_dir()  # evaluated before stopping
+    assert _logged_steps(run_dir) == steps
+    _fit_tiny(run_dir, max_steps=50, checkpoint_every=100, eval_every=100, log_every=100,
+              max_minutes=2.5, best_metric="eval/mel_l1", keep_last=10)
+    again = list_steps(run_dir)  # resumed with a fresh budget, from the saved step
+    assert again[0] == steps[0] and len(again) == 2 and steps[0] < again[1] <= 2 * steps[0]
+    with pytest.raises(ValueError, match="max_minutes"):
+        LoopConfig(max_minutes=-1)
+
+
 def test_resumed_state_equals_saved_state(trained_run: Path, tmp_path: Path) -> None:
     import shutil
 

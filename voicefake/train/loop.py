@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,12 @@ class LoopConfig:
         device: "auto" (cuda if available), "cpu" or "cuda".
         precision: "fp32" or "bf16" (autocast on CUDA only).
         threads: torch intra-op threads on CPU (0 = leave as is).
+        max_minutes: wall-clock budget of one invocation, in minutes (0 = none). When it runs
+            out, the loop evaluates, saves the step it reached and returns, as at
+            ``max_steps``; re-running the command resumes from there with a fresh budget. For
+            leased machines: a run that must end before its lease does still leaves a complete
+            step folder and ``best/`` behind. The learning-rate schedule still follows
+            ``max_steps``/``total_steps``.
     """
 
     max_steps: int = 1000
@@ -66,6 +73,11 @@ class LoopConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
     threads: int = 0
+    max_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_minutes < 0:
+            raise ValueError(f"loop.max_minutes must be >= 0 (0 = no limit), got {self.max_minutes}")
 
 
 @dataclass
@@ -132,6 +144,7 @@ def fit(
     batches = _batches(train_data, loop, task, rank, world, start_step)
     last_eval: Scalars = {}
     step = start_step
+    started = time.monotonic()
     while step < loop.max_steps:
         batch = _to_device(next(batches), device)
         with _autocast(loop, device):
@@ -139,21 +152,38 @@ def fit(
         for scheduler in task.schedulers.values():
             scheduler.step()
         step += 1
-        if step % loop.log_every == 0 or step == loop.max_steps:
+        last = step == loop.max_steps or _out_of_time(started, loop, world, device)
+        if step % loop.log_every == 0 or last:
             logger.log(step, scalars)
-        if eval_data is not None and task.eval_step and (step % loop.eval_every == 0 or step == loop.max_steps):
+        if eval_data is not None and task.eval_step and (step % loop.eval_every == 0 or last):
             last_eval = _evaluate(task, eval_data, device, loop)
             logger.log(step, last_eval)
             best = _update_best(task, run_dir, loop, last_eval, best, step, rank)
-        if step % loop.checkpoint_every == 0 or step == loop.max_steps:
+        if step % loop.checkpoint_every == 0 or last:
             if rank == 0:
                 _save(task, run_dir, loop, step, best)
             if world > 1:
                 dist.barrier()
+        if last and step < loop.max_steps:
+            log.info("loop.max_minutes (%g) reached at step %d of %d; re-run to resume",
+                     loop.max_minutes, step, loop.max_steps)
+            break
     logger.close()
     if world > 1:
         dist.destroy_process_group()
     return last_eval
+
+
+def _out_of_time(started: float, loop: LoopConfig, world: int, device: torch.device) -> bool:
+    """Whether ``loop.max_minutes`` has run out (every process agrees under torchrun)."""
+    if loop.max_minutes <= 0:
+        return False
+    over = time.monotonic() - started >= loop.max_minutes * 60
+    if world > 1:
+        flag = torch.tensor([float(over)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        over = bool(flag.item() > 0)
+    return over
 
 
 def _init_distributed(loop: LoopConfig) -> tuple[int, int]:
