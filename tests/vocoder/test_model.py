@@ -284,10 +284,11 @@ def test_bundled_vocoder_reconstructs_a_tone() -> None:
 @pytest.mark.data
 def test_bundled_vocoder_on_unseen_speakers(data_root) -> None:  # noqa: ANN001
     """Copy-synthesis log-mel L1 on held-out speakers (never trained on): the first 3 s of one
-    utterance of each of the first four LibriSpeech test-other speakers. Measured 0.166 with
-    the bundled default (session-4 weights, one phase-refinement iteration); the network's STFT
-    alone gives 0.53 and the session-1 model 0.65. The bound sits above 0.166, so losing the
-    refinement or a regression of the shipped weights fails."""
+    utterance of each of the first four LibriSpeech test-other speakers. Measured 0.159 with
+    the bundled default (0.4.0 weights, one phase-refinement iteration; 0.3.0 gave 0.166); the
+    network's STFT alone gives about 0.5 and the session-1 model 0.65. The bound sits above
+    0.159 with room for other CPUs' arithmetic, so losing the refinement or a regression of the
+    shipped weights fails."""
     from voicefake import api
     from voicefake.audio.io import load_audio
     from voicefake.data.manifests import read_manifest
@@ -307,6 +308,6 @@ def test_bundled_vocoder_on_unseen_speakers(data_root) -> None:  # noqa: ANN001
             assert out.shape == (wav.size // 160 * 160,)
             real, fake = features(torch.from_numpy(wav[: out.size])), features(torch.from_numpy(out))
             found.append(float((real - fake).abs().mean()))
-    assert np.mean(distances["float32"]) < 0.25, distances
+    assert np.mean(distances["float32"]) < 0.2, distances
     # bfloat16 products (the default where the CPU has them) cost no measurable fidelity
     assert abs(np.mean(distances["bfloat16"]) - np.mean(distances["float32"])) < 0.01, distances
