@@ -21,8 +21,10 @@ our speaker-16k, which does condition the decoder, was distilled from it).
   (profile building included once per target, reported separately too).
 
 * fine-tuning (``--finetune N``): for the first N targets, ``finetune_voice`` on all their
-  utterances except the held-out one (~2 min), against the zero-shot profile on the same pairs,
-  at each ``--identity-steps`` and the first ``--eq`` and ``--gv``.
+  utterances except the held-out one (~2 min), or with ``--finetune-on reference`` on the
+  zero-shot reference alone, against the zero-shot profile on the same pairs, at each
+  ``--identity-steps`` and the first ``--eq`` and ``--gv``; text to speech in the fine-tuned
+  voice too (``finetuned_tts_*`` rows, each ``--tts-engine``).
 
     VOICEFAKE_DATA=../shared/data python benchmarks/cloning.py [--blend 0 0.25 0.5 1] [--tts-blend 0.25] [--finetune 1] [--json out.json]
 """
@@ -185,7 +187,8 @@ def run(args: argparse.Namespace) -> dict:
     results: dict[str, list] = {f"convert_blend{b}{_eq_name(e)}{_gv_name(g)}{_identity_name(n)}": []
                                 for b in args.blend for e in args.eq for g in args.gv for n in ids}
     if args.finetune:
-        results.update({f"{row}{_identity_name(n)}": [] for row in ("finetuned_convert", "zero_shot_same_targets")
+        results.update({f"{row}{_identity_name(n)}": [] for row in ("finetuned_convert", "zero_shot_same_targets",
+                                                                    *(f"finetuned_{_tts_name(e)}" for e in args.tts_engine))
                         for n in ids})
     results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}{_gv_name(g)}{_rate_name(r)}{_identity_name(n)}": []
                     for e, b, q, g, r, n in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.gv,
@@ -222,18 +225,20 @@ def run(args: argparse.Namespace) -> dict:
     report["profile_seconds_mean"] = float(np.mean(profile_s))
     report["finetune_info"] = results.pop("finetune_info", [])
     for name, items in results.items():
-        report[name] = summarise(items, None if name.startswith("tts") else baseline)
+        report[name] = summarise(items, None if name.startswith(("tts", "finetuned_tts")) else baseline)
     return report
 
 
 def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list[dict], held: np.ndarray,
               results: dict[str, list]) -> None:
-    """Fine-tunes on all of the target's audio but the held-out utterance; compares with zero-shot."""
+    """Fine-tunes on all of the target's audio but the held-out utterance (``--finetune-on all``)
+    or on the zero-shot reference alone (``reference``); compares with zero-shot."""
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="voicefake-finetune-"))
     start = time.perf_counter()
-    path, info = api.finetune_voice(target["all_but_held"], folder / "voice", steps=args.finetune_steps)
+    audio = target["reference"] if args.finetune_on == "reference" else target["all_but_held"]
+    path, info = api.finetune_voice(audio, folder / "voice", steps=args.finetune_steps)
     results.setdefault("finetune_info", []).append({**info, "seconds": time.perf_counter() - start})
     zero_shot = api.voice_profile(target["reference"])
     for s, steps in itertools.product(srcs, args.identity_steps):
@@ -243,6 +248,14 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
                                  gv=args.gv[0])
             results[f"{name}{_identity_name(steps)}"].append(
                 _item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"])))
+    # text to speech in the fine-tuned voice (the engines and texts of the zero-shot rows)
+    for engine, steps in itertools.product(args.tts_engine, args.identity_steps):
+        for text in (TEXTS + MORE_TEXTS)[: args.texts]:
+            begin = time.perf_counter()
+            wav, _ = api.clone(text, str(path), blend=args.finetune_blend, engine=engine, eq=args.eq[0],
+                               gv=args.gv[0], identity_steps=steps)
+            results[f"finetuned_{_tts_name(engine)}{_identity_name(steps)}"].append(
+                _item(judges, wav, held, text, begin, None))
 
 
 def diagnostics(args: argparse.Namespace, judges: Judges, srcs: list[dict]) -> dict:
@@ -304,6 +317,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--finetune", type=int, default=0, help="also fine-tune on the first N targets")
     parser.add_argument("--finetune-steps", type=int, default=300)
+    parser.add_argument("--finetune-on", choices=["all", "reference"], default="all",
+                        help="fine-tune on all the target's audio but the held-out utterance (~2 min), "
+                             "or on the zero-shot reference alone (--reference-seconds)")
     parser.add_argument("--finetune-blend", type=float, default=0.5)
     parser.add_argument("--content", default="content", help="content encoder checkpoint (default: bundled)")
     parser.add_argument("--conversion", default=None,
