@@ -332,6 +332,29 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     assert np.array_equal(default, off)
 
 
+def test_finetune_steps_default_follows_the_amount_of_audio(files: dict[str, Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``steps``, a short reference gets 100 steps and a minute or more 300 (300 overfit a
+    30 s reference: session 20); the info reports the steps that ran."""
+    import voicefake.conversion.finetune as finetune_module
+
+    assert api.default_finetune_steps(30.0) == api.SHORT_AUDIO_FINETUNE_STEPS == 100
+    assert api.default_finetune_steps(60.0) == api.FINETUNE_STEPS == 300
+    ran: list[int] = []
+
+    def fake_finetune(decoder, encoder, wavs, embedding, mel, steps):  # noqa: ANN001, ANN202
+        ran.append(steps)
+        return decoder, [1.0, 0.5]
+
+    monkeypatch.setattr(finetune_module, "finetune_decoder", fake_finetune)
+    _, info = api.finetune_voice([files["ref"]], tmp_path / "short")
+    assert ran == [100] and info["steps"] == 100
+    _, info = api.finetune_voice([files["ref"]] * 30, tmp_path / "long")  # the same clip 30 times: over a minute
+    assert ran == [100, 300] and info["steps"] == 300 and info["minutes"] >= 1.0
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        api.finetune_voice([files["ref"]], tmp_path / "bad", steps=-1)
+
+
 @pytest.mark.data
 def test_conversion_moves_real_speech_towards_an_unseen_target(data_root: Path) -> None:
     """A LibriSpeech test-other target (unseen by every model): the converted VCTK sentence is

@@ -79,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "fine-tuned on that voice for --steps steps. Use it as --reference.")
     f.add_argument("--audio", required=True, help="folder (or file) with minutes of the target voice")
     f.add_argument("-o", "--output", required=True, help="output checkpoint folder")
-    f.add_argument("--steps", type=int, default=300, help="decoder fine-tuning steps (0 = profile only)")
+    f.add_argument("--steps", type=int, default=None,
+                   help="decoder fine-tuning steps (0 = profile only; default: 300 for a minute of audio or "
+                        "more, 100 below, where more steps overfit a short reference)")
     f.add_argument("--max-minutes", type=float, default=10.0, help="use at most this much audio")
     common.add_common(f)
     f.set_defaults(run=run_finetune)
@@ -163,5 +165,5 @@ def run_finetune(args: argparse.Namespace) -> int:
     path, info = api.finetune_voice(files, out, steps=args.steps, max_minutes=args.max_minutes,
                                     checkpoint=args.checkpoint or "conversion", device=args.device)
     record = {"file": args.audio, "output": str(path), "seconds": round(time.perf_counter() - start, 1), **info}
-    common.emit(args, record, f"voice checkpoint -> {path} ({info['minutes']:.1f} min of audio, {args.steps} steps)")
+    common.emit(args, record, f"voice checkpoint -> {path} ({info['minutes']:.1f} min of audio, {info['steps']} steps)")
     return 0
