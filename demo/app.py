@@ -231,12 +231,12 @@ def lipsync(video: Any, speech: Any) -> tuple[str, str]:
 
 
 def _clone(references: Any, microphone: Any, saved: Any, mode: str, text: str, source: Any, consent: bool,
-           blend: float, eq: float, gv: float, identity_steps: float, save_as: str,
+           blend: float, eq: float, gv: float, identity_steps: float, save_as: str, adapt: bool = False,
            progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
     """Clone tab (see studio.clone_voice), with a per-sentence progress bar."""
     return studio.clone_voice(references, microphone, saved, mode, text, source, consent, blend, save_as,
                               load=_load, progress=lambda done, total: progress(done / total, desc="sentences"), eq=eq,
-                              identity_steps=int(identity_steps or 0), gv=gv)
+                              identity_steps=int(identity_steps or 0), gv=gv, adapt=bool(adapt))
 
 
 def build_app() -> gr.Blocks:
@@ -313,11 +313,13 @@ def build_app() -> gr.Blocks:
                                      label="Identity steps: adapt the voice to each sentence (closer voice; "
                                            "0 = off, faster)")
                 save_as = gr.Textbox(label="Save this voice as (optional name)")
+                adapt = gr.Checkbox(label="Adapt to the reference first (~20-30 s once; closer voice, no identity "
+                                          "steps needed; save it to reuse)", elem_id="clone-adapt")
                 consent = gr.Checkbox(label="I have the voice owner's consent", elem_id="clone-consent")
             cloned = gr.Audio(label="Output (SYNTHETIC)", type="numpy")
             clone_info = gr.Markdown()
             gr.Button("Generate", variant="primary", elem_id="clone-run").click(
-                _clone, [refs, mic, saved, mode, text, src, consent, blend, eq, gv, identity, save_as],
+                _clone, [refs, mic, saved, mode, text, src, consent, blend, eq, gv, identity, save_as, adapt],
                 [cloned, clone_info, saved], api_name="clone")
         with gr.Tab("Call scenario"):
             gr.Markdown("A call script (YAML, see recipes/scenarios/README.md): who speaks, cloned lines and real "

@@ -58,19 +58,27 @@ def test_clone_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> Non
         handle = client_module.handle_file
         refs = [handle(str(data_root / REAL)), handle(str(data_root / SAME))]
         audio, label, _ = client.predict(refs, None, None, "Text to speech", "Please call me back today.", None,
-                                         True, 0.5, 0.0, 0.5, 0, "ceo", api_name="/clone")
+                                         True, 0.5, 0.0, 0.5, 0, "ceo", False, api_name="/clone")
         assert "SYNTHETIC" in label and "watermark" in label and Path(audio).exists()
         assert f"text front end: {api.tts_engine()}" in label
         wav, rate = sf.read(audio)
         assert len(wav) / rate > 0.8
         with pytest.raises(Exception, match="consent"):
-            client.predict(refs, None, None, "Text to speech", "Hello.", None, False, 0.5, 0.0, 0.5, 0, "",
+            client.predict(refs, None, None, "Text to speech", "Hello.", None, False, 0.5, 0.0, 0.5, 0, "", False,
                            api_name="/clone")
         # the voice saved as "ceo" is reused without uploading the reference again
         converted, label, _ = client.predict(None, None, "ceo", "Convert a recording", "",
-                                             handle(str(data_root / OTHER)), True, 0.5, 1.0, 0.0, 2, "",
+                                             handle(str(data_root / OTHER)), True, 0.5, 1.0, 0.0, 2, "", False,
                                              api_name="/clone")
         assert Path(converted).exists() and "SYNTHETIC" in label
+        # adapting to the uploaded reference first (a decoder fine-tuned on it; no identity steps)
+        adapted, label, _ = client.predict(refs, None, None, "Convert a recording", "",
+                                           handle(str(data_root / OTHER)), True, 0.0, 0.5, 0.5, 10, "", True,
+                                           api_name="/clone")
+        assert Path(adapted).exists() and "decoder adapted to it" in label
+        with pytest.raises(Exception, match="Adapting needs the reference clips"):
+            client.predict(None, None, "ceo", "Convert a recording", "", handle(str(data_root / OTHER)), True,
+                           0.0, 0.5, 0.5, 10, "", True, api_name="/clone")
 
 
 def test_scenario_tab_renders_and_scores_a_call(data_root: Path, tmp_path: Path) -> None:
