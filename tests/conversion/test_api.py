@@ -332,6 +332,36 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     assert np.array_equal(default, off)
 
 
+def test_espeak_speech_sets_an_adapted_voices_decoder_aside(files: dict[str, Path], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """espeak-ng's formant speech goes through conversion-espeak-16k with the zero-shot voice even
+    when the voice carries its own decoder (tuned from conversion-16k on recorded speech, it lost
+    more words: session 20); flite's speech and recordings still use the voice's decoder."""
+    import torch
+
+    from voicefake.conversion.finetune import without_decoder
+
+    path, _ = api.finetune_voice([files["ref"]], tmp_path / "voice", steps=2)
+    adapted = api.voice_profile(str(path))
+    plain = without_decoder(adapted)
+    assert adapted.decoder is not None and plain.decoder is None
+    assert torch.equal(plain.embedding, adapted.embedding) and torch.equal(plain.mels, adapted.mels)
+    seen: list[object] = []
+    real_convert = api_cloning.convert
+
+    def spy(source, profile, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        seen.append(profile.decoder)
+        return real_convert(source, profile, **kwargs)
+
+    monkeypatch.setattr(api_cloning, "convert", spy)
+    wav, _ = api.clone("Call me back.", adapted, engine="espeak", identity_steps=0)  # espeak-ng's timing varies by call
+    assert seen == [None] and np.isfinite(wav).all() and len(wav) > 8000
+    monkeypatch.setattr(api_cloning, "convert", real_convert)
+    converted, _ = api.convert(files["src"], adapted, identity_steps=0)
+    converted_plain, _ = api.convert(files["src"], plain, identity_steps=0)
+    assert not np.allclose(converted, converted_plain, atol=1e-4)  # recorded speech: the voice's own decoder
+
+
 def test_finetune_steps_default_follows_the_amount_of_audio(files: dict[str, Path], tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Without ``steps``, a short reference gets 100 steps and a minute or more 300 (300 overfit a

@@ -56,6 +56,16 @@ def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder | None,
     return tuned.eval().requires_grad_(False), losses
 
 
+def without_decoder(profile: VoiceProfile) -> VoiceProfile:
+    """A copy of ``profile`` without its own decoder: the zero-shot voice of the same reference."""
+    import dataclasses
+
+    out = VoiceProfile(dataclasses.replace(profile.config, decoder=None), profile.mel)
+    out.load_state_dict({k: v for k, v in profile.state_dict().items() if not k.startswith("decoder.")})
+    out.content_model = profile.content_model
+    return out.eval()
+
+
 def with_decoder(profile: VoiceProfile, decoder: ConversionDecoder) -> VoiceProfile:
     """A copy of ``profile`` that carries ``decoder`` (its config and weights)."""
     import dataclasses
