@@ -63,7 +63,9 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
                        "the adaptation it was saved with).")
     try:
         profile = _profile(paths, load, adapt) if paths else SAVED[saved]
-        tuned = api.identity_steps_for(profile) == api.FINETUNED_IDENTITY_STEPS  # an adapted voice
+        # an adapted voice (its own decoder), unless espeak-ng speaks: clone() sets the decoder aside then
+        tuned = (api.identity_steps_for(profile) == api.FINETUNED_IDENTITY_STEPS
+                 and not (mode == MODES[0] and api.tts_engine() == "espeak"))
         if tuned:
             identity_steps = api.FINETUNED_IDENTITY_STEPS
         if mode == MODES[0]:
