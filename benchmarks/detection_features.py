@@ -50,7 +50,8 @@ log = logging.getLogger("benchmark")
 SR = 16000
 MAX_SECONDS = 10.0
 CHANNELS = ("clean", "phone", "wideband")
-FEATURES = ("filterbank", "whisper", "content")
+ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 1e3)  # weights of the probe's logit
+FEATURES = ("filterbank", "whisper", "content", "content_head", "student")
 
 
 def pooled_stats(frames: np.ndarray) -> np.ndarray:
@@ -91,23 +92,35 @@ class Whisper:
 class Content:
     """The bundled content encoder on the vocoder's mel."""
 
-    def __init__(self) -> None:
+    def __init__(self, head: bool = False, checkpoint: Path | None = None) -> None:
         from voicefake import api
         from voicefake.audio.features import MelSpectrogram
 
-        loaded = api.load("content", kind="content")
+        self.head = head
+        loaded = api.load(str(checkpoint) if checkpoint else "content", kind="content")
         assert loaded.checkpoint.mel_config is not None
         self.mel = MelSpectrogram(loaded.checkpoint.mel_config)
         self.encoder = loaded.module
 
     def __call__(self, wav: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            out = self.encoder(self.mel(torch.from_numpy(wav))[None])[0]  # (F, 192)
+            mel = self.mel(torch.from_numpy(wav))[None]
+            # the 192-d content features, or the head's prediction of Whisper's 384-d frames
+            out = (self.encoder.head(self.encoder.features(mel)) if self.head else self.encoder(mel))[0]
         return pooled_stats(out.numpy())
 
 
+STUDENT: list[Path] = []  # --student: the artefact encoder to probe as "student"
+
+
 def extractor(name: str, threads: int) -> Filterbank | Content | Whisper:
-    return Filterbank() if name == "filterbank" else Content() if name == "content" else Whisper(threads)
+    if name == "filterbank":
+        return Filterbank()
+    if name.startswith("content"):
+        return Content(head=name == "content_head")
+    if name == "student":
+        return Content(head=True, checkpoint=STUDENT[0])
+    return Whisper(threads)
 
 
 def waveform(root: Path, row: ManifestRow) -> np.ndarray:
@@ -141,7 +154,7 @@ def extract(name: str, rows: list[ManifestRow], root: Path, cache: Path, threads
                 log.info("%s: %d / %d (%.0f s)", name, i + 1, len(rows), time.perf_counter() - start)
         return np.stack(out)
 
-    return cached(cache / f"{name}.npz", rows, compute)
+    return cached(cache / f"{name}{'_' + STUDENT[0].stem if name == 'student' else ''}.npz", rows, compute)
 
 
 def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float) -> np.ndarray:
@@ -205,7 +218,9 @@ def evaluate(features: np.ndarray, rows: list[ManifestRow], c: float,
     train, dev = split == "train", split == "dev"
     p = fit_predict(features[train], label[train], features[dev], c)
     result["dev_all_families"] = {"pooled": eer(p, label[dev]), **per_channel(p, label[dev], channel[dev])}
-    systems = ["probe"] + (["probe_dev_calibrated", "lcnn", "fused"] if lcnn else [])
+    systems = ["probe"] + (["probe_dev_calibrated", "lcnn", "fused", "fused_nested"] if lcnn else [])
+    weighted: dict = {alpha: {} for alpha in ALPHAS}
+    tests: dict = {}
     folds: dict = {name: {} for name in systems}
     pooled: dict = {name: [] for name in systems}
     for held in sorted(set(family[label == 1])):
@@ -221,15 +236,39 @@ def evaluate(features: np.ndarray, rows: list[ManifestRow], c: float,
             scores["probe_dev_calibrated"] = calibrated(both[cal, 1:], label[cal], both[test, 1:])
             scores["lcnn"] = calibrated(both[cal, :1], label[cal], both[test, :1])
             scores["fused"] = calibrated(both[cal], label[cal], both[test])
+        if lcnn:
+            for alpha in ALPHAS:
+                weighted[alpha][held] = calibrated(both[cal, :1] + alpha * both[cal, 1:], label[cal],
+                                                   both[test, :1] + alpha * both[test, 1:])
+            tests[held] = test
         for name, p in scores.items():
             folds[name][held] = {"n_fake": int((family[test] == held).sum()), **per_channel(p, label[test], channel[test])}
             pooled[name].append((p, label[test], channel[test]))
+    if lcnn:
+        # the LCNN logit plus alpha times the probe's: alpha chosen for each held-out family on the
+        # pooled EER of the other seven folds (nested), so no family's own fakes choose its weight
+        def pooled_eer(alpha: float, folds_in: list[str]) -> float:
+            p = np.concatenate([weighted[alpha][f] for f in folds_in])
+            y = np.concatenate([label[tests[f]] for f in folds_in])
+            return float(compute_eer(p.tolist(), y.tolist())[0])
+
+        families = sorted(tests)
+        chosen = {}
+        for held in families:
+            others = [f for f in families if f != held]
+            alpha = min(ALPHAS, key=lambda a: pooled_eer(a, others))
+            chosen[held] = alpha
+            p = weighted[alpha][held]
+            folds["fused_nested"][held] = {"n_fake": int((family[tests[held]] == held).sum()), "alpha": alpha,
+                                           **per_channel(p, label[tests[held]], channel[tests[held]])}
+            pooled["fused_nested"].append((p, label[tests[held]], channel[tests[held]]))
+        result["alpha_all_folds"] = {str(a): round(pooled_eer(a, families), 4) for a in ALPHAS}
     for name in systems:
         key = "logo" if name == "probe" else f"logo_{name}"
         result[key] = folds[name]
         p, y, ch = (np.concatenate([part[i] for part in pooled[name]]) for i in range(3))
         result[f"{key}_pooled"] = per_channel(p, y, ch)
-        result[f"{key}_mean"] = {k: round(float(np.mean([f[k] for f in folds[name].values() if f[k] is not None])), 4)
+        result[f"{key}_mean"] = {k: round(float(np.mean([f[k] for f in folds[name].values() if f.get(k) is not None])), 4)
                                  for k in CHANNELS}
     return result
 
@@ -283,8 +322,14 @@ def main() -> None:
     parser.add_argument("--unseen", type=Path, default=None,
                         help="a prepare recipe's folder of new voices (recipes/detection/prepare_asterisk.py): "
                              "false alarms at 1 %% dev false alarms, each probe (first --c) against the bundled network")
+    parser.add_argument("--student", type=Path, default=None,
+                        help='the artefact encoder (a "content" checkpoint) whose head output is the "student" feature')
+    parser.add_argument("--mean-only", action="store_true",
+                        help="probe the mean of the frames only (a linear frame logit, averaged: what a timeline can use)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.student:
+        STUDENT.append(args.student)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     rows = read_manifest(args.data / "manifest.csv")
@@ -297,6 +342,8 @@ def main() -> None:
     for name in args.features:
         start = time.perf_counter()
         features = extract(name, rows, args.data, args.cache, args.threads)
+        if args.mean_only:
+            features = features[:, : features.shape[1] // 2]
         report[f"{name}_extract_seconds"] = round(time.perf_counter() - start, 1)
         for c in args.c:
             result = evaluate(features, rows, c, lcnn)
@@ -306,6 +353,8 @@ def main() -> None:
                 log.info("  %s: pooled %s | mean %s", key, result[f"{key}_pooled"], result[f"{key}_mean"])
                 for held, f in result[key].items():
                     log.info("    %-20s %s", held, f)
+            if "alpha_all_folds" in result:
+                log.info("  pooled EER of LCNN + alpha x probe over all folds: %s", result["alpha_all_folds"])
     if args.unseen:
         new = unseen_rows(args.unseen)
         voices = np.array([v for v, _, _ in new])

@@ -169,3 +169,32 @@ def test_fit_calibration_holds_the_false_alarm_rate_in_each_condition() -> None:
     few = fit_calibration(*args, narrowband=narrow, window_narrowband=narrow, narrowband_below_db=-30.0,
                           min_narrowband_real=n)
     assert few.narrowband_threshold is None and few.threshold == one.threshold
+
+
+def test_saliency_counts_the_artefact_branch() -> None:
+    """With an artefact branch, the band shares include its log-mel relevance and still sum to 1;
+    a branch that only answers to one band's level puts its share in that band's range."""
+    import torch
+
+    from voicefake.detection.inference import saliency
+
+    base = Detector(DetectorConfig.tiny()).eval()
+    config = DetectorConfig(**{**DetectorConfig.tiny().__dict__, "artefact_channels": 8,
+                               "artefact_dilations": (1,), "artefact_weight": 100.0})
+    model = Detector(config).eval()
+    model.load_state_dict(base.state_dict(), strict=False)
+    wav = torch.from_numpy(prepare(np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1, 16000))
+    plain = saliency(base, wav, 16000)
+    with torch.no_grad():  # the branch's frames echo the top mel band (about 7.6-8 kHz) only
+        assert model.artefact is not None
+        for p in model.artefact.parameters():
+            p.zero_()
+        model.artefact.stem.weight[0, -1, 2] = 1.0
+        model.artefact.out.weight[0, 0, 0] = 1.0
+        model.artefact.head.weight[0, 0] = 1.0
+        model.artefact_probe.weight.zero_()
+        model.artefact_probe.weight[0, 0] = 1.0
+    both = saliency(model, wav, 16000)
+    assert abs(sum(b["share"] for b in both["bands"]) - 1) < 0.05
+    top = lambda s: next(b["share"] for b in s["bands"] if b["low_hz"] == 6000)  # noqa: E731
+    assert top(both) > top(plain) + 0.2

@@ -251,3 +251,39 @@ def test_frequency_masking_flattens_a_run_of_bands_in_training_only() -> None:
     assert torch.equal(model(wav).logits, model(wav).logits)  # eval: no masking
     with pytest.raises(ValueError, match="freq_mask"):
         DetectorConfig(freq_mask=128)
+
+
+def artefact_detector(weight: float = 0.5) -> Detector:
+    config = replace(DetectorConfig.tiny(), artefact_channels=8, artefact_dilations=(1, 2), artefact_weight=weight)
+    return Detector(config).eval()
+
+
+@pytest.mark.parametrize("num_samples", [1, 159, 161, 640, 16001])
+def test_artefact_branch_adds_its_pooled_frame_logits(num_samples: int) -> None:
+    model = artefact_detector(0.5)
+    wav = torch.randn(2, num_samples) * 0.1
+    with torch.no_grad():
+        torch.nn.init.normal_(model.artefact_probe.weight)
+        out = model(wav)
+        alone = model.score_features(model.features(wav))
+        branch = model.artefact_frame_logits(wav)
+    assert out.frame_logits.shape == (2, num_model_frames(num_samples, model.config))
+    assert torch.allclose(out.logits, out.frame_logits.mean(-1))
+    # each 40 ms network frame gets the mean of the branch's four 10 ms frames inside it
+    expected = alone.frame_logits[:, 0] + 0.5 * branch[:, :4].mean(-1)
+    assert torch.allclose(out.frame_logits[:, 0], expected, atol=1e-5)
+    assert not torch.allclose(out.frame_logits, alone.frame_logits)
+
+
+def test_artefact_branch_is_frozen_and_round_trips(tmp_path) -> None:
+    model = artefact_detector()
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and not any(name.startswith("artefact") for name in trainable)
+    Checkpoint.from_module(model, "detection").save(tmp_path / "d")
+    loaded = Checkpoint.load(tmp_path / "d").build("cpu").eval()
+    assert loaded.config == model.config and loaded.config.artefact_dilations == (1, 2)
+    wav = torch.randn(1, 8000) * 0.1
+    with torch.no_grad():
+        assert torch.allclose(loaded(wav).frame_logits, model(wav).frame_logits, atol=1e-6)
+    with pytest.raises(ValueError, match="artefact"):
+        replace(DetectorConfig.tiny(), artefact_weight=-1.0)

@@ -82,3 +82,62 @@ def test_klettres_stage_trains_on_its_ten_voices_only(tmp_path, monkeypatch) -> 
     assert len(reals) + len(sources) == 3  # the three 1.5 s recordings of the training voice
     assert all("split=train" in row.notes for row in writer.rows)
     assert {split for _, _, split in sources} == {"train"}
+
+
+@pytest.mark.parametrize("name", ["student", "student_tiny", "student_full"])
+def test_student_configs_load_as_artefact_encoders(name: str) -> None:
+    """The artefact encoder's configs are content-encoder configs the detector's branch can hold."""
+    from voicefake.conversion.model import ContentEncoderConfig
+
+    raw = load_yaml(RECIPE / "configs" / f"{name}.yaml")
+    model = from_dict(ContentEncoderConfig, raw["model"], "model")
+    assert model.normalize_bands is False and (model.content_dim, model.teacher_dim) == (192, 384)
+
+
+def test_artefact_recipes_end_to_end(tmp_path, monkeypatch) -> None:
+    """A tiny student trains; add_artefact.py puts it and a fitted probe into a tiny detector,
+    whose branch then scores the train split's fakes above its reals; a student of another kind
+    of encoder is refused."""
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+    from voicefake.data.manifests import ManifestRow, write_manifest
+    from voicefake.detection.model import Detector
+
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(RECIPE / "configs" / "student_tiny.yaml"),
+                                      "--run", str(tmp_path / "student")])
+    runpy.run_path(str(RECIPE.parent / "conversion" / "train.py"), run_name="__main__")
+    student = tmp_path / "student" / "step_00000004" / "encoder"
+    tiny = Detector(DetectorConfig.tiny())
+    Checkpoint.from_module(tiny, "detection", metadata={"name": "tiny"}).save(tmp_path / "detector")
+    rng, rows = np.random.default_rng(0), []
+    for i in range(16):  # reals: noise; fakes: a steady harmonic buzz
+        fake = i % 2 == 1
+        t = np.arange(16000) / 16000
+        wav = 0.3 * np.sign(np.sin(2 * np.pi * (110 + 10 * i) * t)) if fake else 0.1 * rng.standard_normal(16000)
+        write_audio(tmp_path / "data" / f"{i}.wav", wav.astype(np.float32), 16000)
+        rows.append(ManifestRow(path=f"{i}.wav", label="fake" if fake else "real", folder="buzz" if fake else "human",
+                                duration_s=1.0, notes="split=train;channel=clean"))
+    write_manifest(rows, tmp_path / "data" / "manifest.csv")
+    add = str(RECIPE / "add_artefact.py")
+    args = ["add_artefact.py", "--detector", str(tmp_path / "detector"), "--student", str(student),
+            "--data", str(tmp_path / "data"), "--weight", "1.5", "--c", "1.0", "--out", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", args)
+    runpy.run_path(add, run_name="__main__")
+    ckpt = Checkpoint.load(tmp_path / "out")
+    assert ckpt.metadata["artefact"]["probe_rows"] == 16 and "calibration" not in ckpt.metadata
+    model = ckpt.build("cpu").eval()
+    assert model.config.artefact_weight == 1.5 and model.config.artefact_channels == 8
+    from voicefake.audio.io import load_audio
+    from voicefake.detection.inference import prepare
+
+    with torch.no_grad():
+        branch = [float(model.artefact_frame_logits(torch.from_numpy(prepare(load_audio(tmp_path / "data" / r.path, 16000), 16000))[None]).mean())
+                  for r in rows]
+    assert min(branch[1::2]) > max(branch[0::2])
+    # the LCNN weights came through unchanged
+    for key, value in tiny.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+    monkeypatch.setattr(sys, "argv", [*args[:4], str(tmp_path / "detector"), *args[5:-1], str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="content"):
+        runpy.run_path(add, run_name="__main__")

@@ -36,6 +36,9 @@ class ContentEncoderConfig:
         dropout: dropout inside each residual block (training only; against overfitting).
         phones: size of the CTC phone head on the content features (phone inventory + the
             blank; training only, see ``TrainConfig.ctc_weight``); 0 = no head.
+        normalize_bands: normalise each mel band's mean and variance per utterance (the content
+            encoder's channel invariance); False keeps the levels and the band dynamics (the
+            detector's artefact encoder, recipes/detection/prepare_student.py).
     """
 
     channels: int = 256
@@ -45,6 +48,7 @@ class ContentEncoderConfig:
     teacher_dim: int = 384
     dropout: float = 0.0
     phones: int = 0
+    normalize_bands: bool = True
 
 
 class Block(nn.Module):
@@ -86,7 +90,7 @@ class ContentEncoder(nn.Module):
 
     def features(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, M, F) -> (B, F, content_dim) before normalisation."""
-        x = self.blocks(self.stem(self.normalize(mel)))
+        x = self.blocks(self.stem(self.normalize(mel) if self.config.normalize_bands else mel))
         return self.out(x).transpose(1, 2)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:

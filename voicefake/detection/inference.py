@@ -205,21 +205,47 @@ def saliency(module: Detector, wav: torch.Tensor, sample_rate: int) -> dict[str,
         module.score_features(spec).logits.sum().backward()
     assert spec.grad is not None
     relevance = (spec.grad * spec).detach().clamp(min=0)[0].sum(dim=0).cpu()  # (N, F)
-    total = float(relevance.sum()) or 1.0
     n_bands = relevance.shape[0]
     centres = (np.arange(n_bands) + 1) / (n_bands + 1) * sample_rate / 2
     per_band = relevance.sum(dim=1).numpy()
+    per_frame = relevance.sum(dim=0).numpy()
+    if module.artefact is not None:  # the artefact branch's share, over its own log-mel
+        branch_centres, branch_band, branch_frame = _artefact_relevance(module, wav)
+        centres, per_band = np.concatenate([centres, branch_centres]), np.concatenate([per_band, branch_band])
+        length = min(per_frame.size, branch_frame.size)
+        per_frame = per_frame[:length] + branch_frame[:length]
+    total = float(per_band.sum()) or 1.0
     bands = [{"low_hz": lo, "high_hz": hi,
               "share": round(float(per_band[(centres >= lo) & (centres < hi)].sum()) / total, 4)}
              for lo, hi in BANDS_HZ]
     hop = module.config.hop_length / sample_rate
-    per_frame = relevance.sum(dim=0).numpy()
     step = max(1, int(round(0.5 / hop)))  # 0.5 s spans
     sums = np.add.reduceat(per_frame, np.arange(0, per_frame.size, step))
     top = np.argsort(sums)[::-1][:3]
     spans = [{"start": round(float(i * step * hop), 3), "end": round(float(min(per_frame.size, (i + 1) * step) * hop), 3),
               "share": round(float(sums[i]) / total, 4)} for i in sorted(top)]
     return {"bands": bands, "spans": spans}
+
+
+def _artefact_relevance(module: Detector, wav: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradient x input of the artefact branch's weighted logit over its (M, F) log-mel (each band's
+    mean removed), positive part: (band centre frequencies in Hz, relevance per band, per frame)."""
+    import librosa
+
+    assert module.artefact is not None
+    mel_config = module.artefact.mel
+    with torch.enable_grad():
+        mel = module.artefact_mel(wav[None]).detach().requires_grad_(True)
+        frames = module.artefact.head(module.artefact.features(mel))
+        (module.config.artefact_weight * module.artefact_probe(frames).mean()).backward()
+    assert mel.grad is not None
+    # against each band's mean level over time, as the network's planes are (log-mel levels are
+    # mostly negative, so the raw input would flip the gradient's sign in quiet bands)
+    baseline = mel - mel.mean(dim=-1, keepdim=True)
+    relevance = (mel.grad * baseline).detach().clamp(min=0)[0].cpu()  # (M, F)
+    centres = librosa.mel_frequencies(mel_config.n_mels + 2, fmin=mel_config.f_min, fmax=mel_config.f_max,
+                                      htk=mel_config.mel_scale == "htk")[1:-1]
+    return centres, relevance.sum(dim=1).numpy(), relevance.sum(dim=0).numpy()
 
 
 def network_scores(module: Detector, wav: torch.Tensor) -> tuple[float, np.ndarray]:

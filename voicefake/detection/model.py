@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voicefake.audio.features import LogLinearFilterbank
+from voicefake.audio.features import MEL_16K_80, LogLinearFilterbank, MelSpectrogram
+from voicefake.conversion.model import ContentEncoder, ContentEncoderConfig
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,14 @@ class DetectorConfig:
         freq_mask: training only: each item has a run of up to this many adjacent bands
             flattened to their mean (SpecAugment's frequency masking), so that no single band
             where one generator leaves its mark can decide alone; 0 disables.
+        artefact_channels: width of the artefact branch (0: no branch). The branch is a small
+            student of Whisper tiny.en's encoder on the toolkit's log-mel
+            (recipes/detection/prepare_student.py) with a linear frame probe on its Whisper-like
+            frames (recipes/detection/add_artefact.py); both are fitted outside the detector's
+            own training and stay frozen in it.
+        artefact_dilations: one residual block of the branch per entry.
+        artefact_weight: the branch's frame logits, averaged to the network's frames, are added
+            to the network's with this weight (chosen on leave-one-generator-out folds).
     """
 
     sample_rate: int = 16000
@@ -65,6 +74,9 @@ class DetectorConfig:
     head: str = "linear"
     oc_scale: float = 20.0
     freq_mask: int = 0
+    artefact_channels: int = 0
+    artefact_dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)
+    artefact_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_filters % 16:
@@ -75,6 +87,9 @@ class DetectorConfig:
             raise ValueError(f"DetectorConfig.context must be odd, got {self.context}")
         if not 0 <= self.freq_mask < self.n_filters:
             raise ValueError(f"DetectorConfig.freq_mask must be in [0, n_filters), got {self.freq_mask}")
+        if self.artefact_channels < 0 or self.artefact_weight < 0:
+            raise ValueError("DetectorConfig.artefact_channels and artefact_weight must be >= 0, got "
+                             f"{self.artefact_channels} and {self.artefact_weight}")
         if self.head not in ("linear", "one_class"):
             raise ValueError(f"DetectorConfig.head must be 'linear' or 'one_class', got {self.head!r}")
 
@@ -157,6 +172,28 @@ class Detector(nn.Module):
         )
         if one_class:
             self.center = nn.Parameter(torch.randn(config.hidden) / config.hidden**0.5)
+        self.artefact: ContentEncoder | None = None
+        if config.artefact_channels:
+            self.artefact = ContentEncoder(artefact_config(config), MEL_16K_80)
+            self.artefact_mel = MelSpectrogram(MEL_16K_80)
+            self.artefact_probe = nn.Linear(self.artefact.config.teacher_dim, 1)
+            for module in (self.artefact, self.artefact_probe):
+                module.requires_grad_(False)
+
+    def artefact_frame_logits(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, 1 + T // hop) logits of the artefact branch, one per STFT hop."""
+        assert self.artefact is not None
+        frames = self.artefact.head(self.artefact.features(self.artefact_mel(wav)))
+        return self.artefact_probe(frames)[..., 0]
+
+    def combine(self, out: DetectorOutput, wav: torch.Tensor) -> DetectorOutput:
+        """Adds the artefact branch's frame logits (averaged over each network frame) to ``out``."""
+        if self.artefact is None:
+            return out
+        branch = F.avg_pool1d(self.artefact_frame_logits(wav)[:, None], 4, ceil_mode=True)[:, 0]
+        length = min(branch.shape[-1], out.frame_logits.shape[-1])
+        frames = out.frame_logits[:, :length] + self.config.artefact_weight * branch[:, :length]
+        return DetectorOutput(frames.mean(dim=-1), frames)
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """wav: (B, T) in [-1, 1]; returns (B, C, N, F): the log filterbank with each band's
@@ -193,7 +230,13 @@ class Detector(nn.Module):
         spec = self.features(wav)
         if self.training and self.config.freq_mask:
             spec = mask_bands(spec, self.config.freq_mask)
-        return self.score_features(spec)
+        return self.combine(self.score_features(spec), wav)
+
+
+def artefact_config(config: DetectorConfig) -> ContentEncoderConfig:
+    """The artefact branch's encoder (a content-encoder student that keeps band levels)."""
+    return ContentEncoderConfig(channels=config.artefact_channels, dilations=config.artefact_dilations,
+                                normalize_bands=False)
 
 
 def mask_bands(spec: torch.Tensor, widest: int) -> torch.Tensor:

