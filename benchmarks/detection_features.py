@@ -157,14 +157,30 @@ def extract(name: str, rows: list[ManifestRow], root: Path, cache: Path, threads
     return cached(cache / f"{name}{'_' + STUDENT[0].stem if name == 'student' else ''}.npz", rows, compute)
 
 
-def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float) -> np.ndarray:
-    """Standardised, class-balanced L2 logistic regression; P(fake) of the test rows."""
+def speaker_weights(speakers: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Sample weights under which every speaker (voice) of a class counts the same and each class
+    keeps its total: a probe fitted with them cannot learn one dominant voice as "real"."""
+    weights = np.ones(len(labels))
+    for y in (0, 1):
+        chosen = labels == y
+        names, index, counts = np.unique(speakers[chosen], return_inverse=True, return_counts=True)
+        if len(names):
+            weights[chosen] = 1.0 / counts[index]
+            weights[chosen] *= chosen.sum() / weights[chosen].sum()
+    return weights
+
+
+def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, c: float,
+                speakers: np.ndarray | None = None) -> np.ndarray:
+    """Standardised, class-balanced L2 logistic regression; P(fake) of the test rows. With
+    ``speakers`` (one per train row), each speaker of a class weighs the same."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     model = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=3000))
-    model.fit(x_train, y_train)
+    weights = None if speakers is None else speaker_weights(speakers, y_train)
+    model.fit(x_train, y_train, logisticregression__sample_weight=weights)
     return model.predict_proba(x_test)[:, 1]
 
 
@@ -208,15 +224,16 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 
 def evaluate(features: np.ndarray, rows: list[ManifestRow], c: float,
-             lcnn: dict[str, np.ndarray] | None = None) -> dict:
+             lcnn: dict[str, np.ndarray] | None = None, balance_speakers: bool = False) -> dict:
     split = np.array([notes(r)["split"] for r in rows])
+    speaker = np.array([r.speaker for r in rows]) if balance_speakers else None
     channel = np.array([notes(r)["channel"] for r in rows])
     family = np.array([r.folder for r in rows])
     label = np.array([int(r.is_fake) for r in rows])
     result: dict = {}
     # in distribution: every family in training, dev speakers and dev-split fakes as the test
     train, dev = split == "train", split == "dev"
-    p = fit_predict(features[train], label[train], features[dev], c)
+    p = fit_predict(features[train], label[train], features[dev], c, None if speaker is None else speaker[train])
     result["dev_all_families"] = {"pooled": eer(p, label[dev]), **per_channel(p, label[dev], channel[dev])}
     systems = ["probe"] + (["probe_dev_calibrated", "lcnn", "fused", "fused_nested"] if lcnn else [])
     weighted: dict = {alpha: {} for alpha in ALPHAS}
@@ -226,7 +243,7 @@ def evaluate(features: np.ndarray, rows: list[ManifestRow], c: float,
     for held in sorted(set(family[label == 1])):
         fit = train & (family != held)
         test = (dev & (label == 0)) | (family == held)
-        probe = fit_predict(features[fit], label[fit], features, c)
+        probe = fit_predict(features[fit], label[fit], features, c, None if speaker is None else speaker[fit])
         scores = {"probe": probe[test]}
         if lcnn:
             # each fold's scores calibrated (and fused) on dev without the held-out family, as
@@ -291,13 +308,13 @@ def unseen_rows(folder: Path) -> list[tuple[str, str, np.ndarray]]:
 
 def unseen_false_alarms(train_x: np.ndarray, train_y: np.ndarray, dev_x: np.ndarray, dev_y: np.ndarray,
                         new_x: np.ndarray, voices: np.ndarray, channels: np.ndarray, c: float | None,
-                        far: float = 0.01) -> dict:
+                        far: float = 0.01, train_speakers: np.ndarray | None = None) -> dict:
     """Fit on the train split (``c`` None: the scores are given, no fit), set the threshold at
     ``far`` false alarms on dev real recordings, report dev miss and the new voices' false alarms."""
     if c is None:
         dev_p, new_p = dev_x, new_x
     else:
-        p = fit_predict(train_x, train_y, np.concatenate([dev_x, new_x]), c)
+        p = fit_predict(train_x, train_y, np.concatenate([dev_x, new_x]), c, train_speakers)
         dev_p, new_p = p[: len(dev_x)], p[len(dev_x):]
     threshold = float(np.quantile(dev_p[dev_y == 0], 1 - far))
     out: dict = {"dev_miss": round(float(np.mean(dev_p[dev_y == 1] < threshold)), 4)}
@@ -349,6 +366,9 @@ def main() -> None:
                         help='the artefact encoder (a "content" checkpoint) whose head output is the "student" feature')
     parser.add_argument("--mean-only", action="store_true",
                         help="probe the mean of the frames only (a linear frame logit, averaged: what a timeline can use)")
+    parser.add_argument("--balance-speakers", action="store_true",
+                        help="fit each probe with every train speaker of a class weighing the same (one "
+                             "Asterisk voice holds over half of the train reals)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.student:
@@ -369,7 +389,7 @@ def main() -> None:
             features = features[:, : features.shape[1] // 2]
         report[f"{name}_extract_seconds"] = round(time.perf_counter() - start, 1)
         for c in args.c:
-            result = evaluate(features, rows, c, lcnn)
+            result = evaluate(features, rows, c, lcnn, args.balance_speakers)
             report[f"{name}_c{c:g}"] = result
             log.info("%s C=%g: dev %s", name, c, result["dev_all_families"])
             for key in [k for k in result if k.startswith("logo") and not k.endswith(("_pooled", "_mean"))]:
@@ -385,6 +405,7 @@ def main() -> None:
         split = np.array([notes(r)["split"] for r in rows])
         label = np.array([int(r.is_fake) for r in rows])
         train, dev = split == "train", split == "dev"
+        train_speakers = np.array([r.speaker for r in rows])[train] if args.balance_speakers else None
         from voicefake import api
         from voicefake.detection.inference import high_band_db, network_scores
 
@@ -406,10 +427,11 @@ def main() -> None:
             if args.mean_only:
                 new_x = new_x[:, : new_x.shape[1] // 2]
             result[name] = unseen_false_alarms(features[train], label[train], features[dev], label[dev], new_x,
-                                               voices, channels, args.c[0])
+                                               voices, channels, args.c[0], train_speakers=train_speakers)
             log.info("unseen %s: %s probe %s", args.unseen.name, name, result[name])
             # the bundled network's logit plus alpha times the probe's, thresholds per bandwidth
-            p = fit_predict(features[train], label[train], np.concatenate([features[dev], new_x]), args.c[0])
+            p = fit_predict(features[train], label[train], np.concatenate([features[dev], new_x]), args.c[0],
+                            train_speakers)
             probe_dev, probe_new = logit(p[: int(dev.sum())]), logit(p[int(dev.sum()):])
             result[f"{name}_alpha"] = {
                 str(alpha): fused_operating_point(dev_logit + alpha * probe_dev, label[dev], dev_narrow,

@@ -88,3 +88,16 @@ def test_fused_operating_point_sets_a_threshold_per_bandwidth() -> None:
     out = features_benchmark.fused_operating_point(dev, dev_y, narrow, new, new_narrow, channels)
     assert out["dev_miss"] == 0.5  # the narrowband fakes pass 0.99; the wideband ones stay under 10.99
     assert out["unseen_as_recorded"] == 1.0 and out["unseen_phone"] == 0.0
+
+
+def test_speaker_weights_make_every_voice_of_a_class_count_the_same() -> None:
+    speakers = np.array(["a"] * 8 + ["b"] * 2 + ["c"] * 3 + ["d"])
+    labels = np.array([0] * 10 + [1] * 4)
+    w = features_benchmark.speaker_weights(speakers, labels)
+    assert w[:8].sum() == pytest.approx(w[8:10].sum()) == pytest.approx(5.0)  # 10 reals: 5 each
+    assert w[10:13].sum() == pytest.approx(w[13]) == pytest.approx(2.0)       # 4 fakes: 2 each
+    # a probe fitted with them no longer learns the dominant voice as "real"
+    x = np.c_[(speakers == "a").astype(float), np.zeros(len(speakers))]
+    plain = features_benchmark.fit_predict(x, labels, x, c=10.0)
+    balanced = features_benchmark.fit_predict(x, labels, x, c=10.0, speakers=speakers)
+    assert plain[8] - plain[0] > balanced[8] - balanced[0]
