@@ -9,6 +9,10 @@ Design (ASVspoof LFCC/LFB-LCNN baselines, Lavrentyeva et al. 2019, shrunk for CP
 
 Because the utterance logit is a mean of frame logits, a window's logit is the mean of the
 frame logits inside it: the whole segment timeline of a call costs one forward pass.
+
+Optionally (``artefact_channels > 0``; off in the bundled model) a frozen artefact branch, a
+student of Whisper tiny.en's encoder on the log-mel with a linear frame probe, adds its frame
+logits, averaged over each network frame, with weight ``artefact_weight``.
 Logits are positive for synthetic speech.
 """
 
