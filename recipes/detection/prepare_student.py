@@ -82,6 +82,27 @@ def waveform(root: Path, row: ManifestRow) -> np.ndarray:
     return prepare(load_audio(root / row.path, SAMPLE_RATE, allow_silence=True), SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)]
 
 
+def voice_chunks(manifest: Path, gap: float = 0.2) -> list[tuple[str, np.ndarray]]:
+    """A manifest's real recordings (paths relative to its folder), joined per speaker with
+    ``gap`` seconds of silence into chunks of up to :data:`MAX_SECONDS` (short prompts and
+    letters become utterances long enough for a training crop)."""
+    by_speaker: dict[str, list[np.ndarray]] = {}
+    for row in read_manifest(manifest):
+        if not row.is_fake:
+            by_speaker.setdefault(row.speaker, []).append(load_audio(manifest.parent / row.path, SAMPLE_RATE, allow_silence=True))
+    chunks, limit, silence = [], int(MAX_SECONDS * SAMPLE_RATE), np.zeros(int(gap * SAMPLE_RATE), np.float32)
+    for speaker, clips in sorted(by_speaker.items()):
+        parts: list[np.ndarray] = []
+        for clip in clips:
+            if parts and sum(p.size for p in parts) + clip.size > limit:
+                chunks.append((f"{manifest.parent.name}/{speaker}/{len(chunks)}", np.concatenate(parts)))
+                parts = []
+            parts += [clip[:limit], silence]
+        if parts:
+            chunks.append((f"{manifest.parent.name}/{speaker}/{len(chunks)}", np.concatenate(parts)))
+    return chunks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("runs/detection/data"),
@@ -93,6 +114,9 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0,
                         help="each channel copy is also played at a speed drawn log-uniformly in [1/SPEED, SPEED] "
                              "(pitch and formants move with it: more voices for the student; 1 = off)")
+    parser.add_argument("--extra-real", type=Path, nargs="*", default=[],
+                        help="manifests of more real voices (e.g. prepare_klettres.py's), student only: each "
+                             "speaker's recordings joined into chunks of up to 10 s, clean and with the copies")
     parser.add_argument("--limit", type=int, default=0, help="only the first N rows of each split (tests)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -104,32 +128,41 @@ def main() -> None:
         train, dev = train[:args.limit], dev[:args.limit]
     teacher, mel = WhisperFrames(args.threads), MelSpectrogram(MEL_16K_80)
     start = time.perf_counter()
-    cache: dict = {"train": {"mels": [], "teacher": []}, "paths": [r.path for r in train]}
-    for i, row in enumerate(train):
-        wav = waveform(args.data, row)
+    cache: dict = {"train": {"mels": [], "teacher": []}, "paths": []}
+
+    def add(wav: np.ndarray, name: str) -> None:
         cache["train"]["mels"].append(mel(torch.from_numpy(wav))[None].half())
         cache["train"]["teacher"].append(torch.from_numpy(teacher(wav)).half())
-        if (i + 1) % 200 == 0:
-            print(f"train {i + 1} / {len(train)}, {time.perf_counter() - start:.0f} s", flush=True)
-    clean_reals = [r for r in train if not r.is_fake and "/clean/" in f"/{r.path}"]
-    for i, row in enumerate(clean_reals):
-        original = load_audio(args.data / row.path, SAMPLE_RATE, allow_silence=True)[: int(MAX_SECONDS * SAMPLE_RATE)]
+        cache["paths"].append(name)
+
+    def add_copies(original: np.ndarray, name: str) -> None:
         for copy in range(args.channel_copies):
-            seed = int(hashlib.sha1(f"{row.path}:{copy}".encode()).hexdigest()[:8], 16)
+            seed = int(hashlib.sha1(f"{name}:{copy}".encode()).hexdigest()[:8], 16)
             try:
                 steps = draw_channel(seed)[1]
                 if args.speed > 1.0:  # a pseudo-new voice: pitch and formants move with the speed
                     factor = float(np.exp(np.random.default_rng(seed).uniform(-np.log(args.speed), np.log(args.speed))))
                     steps = [channel.ChannelStep("speed", {"factor": factor}), *steps]
-                wav = prepare(channel.apply_chain(original, SAMPLE_RATE, steps, seed=seed), SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)]
+                wav = prepare(channel.apply_chain(original, SAMPLE_RATE, steps, seed=seed), SAMPLE_RATE)
             except (ValueError, RuntimeError) as err:
-                print(f"channel failed on {row.path}: {err}")
+                print(f"channel failed on {name}: {err}")
                 continue
-            cache["train"]["mels"].append(mel(torch.from_numpy(wav))[None].half())
-            cache["train"]["teacher"].append(torch.from_numpy(teacher(wav)).half())
-            cache["paths"].append(f"{row.path}#channel{copy}")
+            add(wav[: int(MAX_SECONDS * SAMPLE_RATE)], f"{name}#channel{copy}")
+
+    for i, row in enumerate(train):
+        add(waveform(args.data, row), row.path)
+        if (i + 1) % 200 == 0:
+            print(f"train {i + 1} / {len(train)}, {time.perf_counter() - start:.0f} s", flush=True)
+    clean_reals = [r for r in train if not r.is_fake and "/clean/" in f"/{r.path}"]
+    for i, row in enumerate(clean_reals):
+        add_copies(load_audio(args.data / row.path, SAMPLE_RATE, allow_silence=True)[: int(MAX_SECONDS * SAMPLE_RATE)], row.path)
         if args.channel_copies and (i + 1) % 100 == 0:
             print(f"channel copies of {i + 1} / {len(clean_reals)}, {time.perf_counter() - start:.0f} s", flush=True)
+    for manifest in args.extra_real:
+        for name, wav in voice_chunks(manifest):
+            add(prepare(wav, SAMPLE_RATE), name)
+            add_copies(wav, name)
+        print(f"{manifest}: done, {time.perf_counter() - start:.0f} s", flush=True)
     dev_mel, dev_teacher = [], []
     for row in dev:
         wav = waveform(args.data, row)[: DEV_FRAMES * 160]

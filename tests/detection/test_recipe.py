@@ -162,16 +162,25 @@ def test_prepare_student_packs_reals_their_channel_copies_and_dev_crops(tmp_path
         write_audio(tmp_path / "data" / path, wav.astype(np.float32), 16000)
         rows.append(ManifestRow(path=path, label=label, duration_s=seconds, notes=f"split={split};channel={channel}"))
     write_manifest(rows, tmp_path / "data" / "manifest.csv")
+    extra = []  # two more voices, six 1 s prompts each: one chunk per voice
+    for i in range(12):
+        write_audio(tmp_path / "extra" / f"{i}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+        extra.append(ManifestRow(path=f"{i}.wav", speaker="xy"[i % 2], label="real", duration_s=1.0))
+    write_manifest(extra, tmp_path / "extra" / "manifest.csv")
     monkeypatch.syspath_prepend(str(RECIPE))
     monkeypatch.setattr(sys, "argv", ["prepare_student.py", "--data", str(tmp_path / "data"), "--out",
-                                      str(tmp_path / "student.pt"), "--channel-copies", "2", "--speed", "1.15"])
+                                      str(tmp_path / "student.pt"), "--channel-copies", "2", "--speed", "1.15",
+                                      "--extra-real", str(tmp_path / "extra" / "manifest.csv")])
     runpy.run_path(str(RECIPE / "prepare_student.py"), run_name="__main__")
     cache = torch.load(tmp_path / "student.pt", weights_only=True)
-    assert len(cache["paths"]) == 4 and not any("fake" in p for p in cache["paths"])  # 2 reals + 2 copies
-    assert sum("#channel" in p for p in cache["paths"]) == 2
+    # 2 reals + 2 copies of the clean one; then 2 voice chunks, each with 2 copies
+    assert len(cache["paths"]) == 10 and not any("fake" in p for p in cache["paths"])
+    assert sum("#channel" in p for p in cache["paths"]) == 6
+    assert [p for p in cache["paths"] if "#" not in p][2:] == ["extra/x/0", "extra/y/1"]
+    assert cache["train"]["mels"][4].shape[-1] == 1 + (6 * 16000 + 6 * 3200) // 160  # six prompts and gaps
     for mel, teacher in zip(cache["train"]["mels"], cache["train"]["teacher"], strict=True):
         assert mel.shape[:2] == (1, 80) and teacher.shape[1] == 384
         assert abs(teacher.shape[0] - mel.shape[-1] / 2) <= 2  # 50 teacher frames a second, 100 mel frames
     assert cache["train"]["mels"][0].shape[-1] == 301
-    assert any(m.shape[-1] != 301 for m in cache["train"]["mels"][2:])  # the copies play at drawn speeds
+    assert any(m.shape[-1] != 301 for m in cache["train"]["mels"][2:4])  # the copies play at drawn speeds
     assert cache["dev"]["mel"].shape == (1, 80, 200) and cache["dev"]["teacher"].shape == (1, 100, 384)
