@@ -6,7 +6,7 @@
     python recipes/detection/calibrate.py --checkpoint runs/detection/with_artefact \
         --manifest runs/detection/data/manifest.csv --out voicefake/models/detector-16k --version X
 
-The student (recipes/detection/prepare_student.py, then recipes/conversion/train.py with
+The student (recipes/detection/prepare_student.py, then recipes/detection/train_student.py with
 configs/student.yaml) maps the toolkit's log-mel to Whisper-like frames. The probe is a
 class-balanced L2 logistic regression (inverse strength ``--c`` on standardised inputs, as in
 benchmarks/detection_features.py) on the mean of those frames over each train-split recording's

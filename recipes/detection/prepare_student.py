@@ -26,7 +26,7 @@ split's real recordings (speakers never trained on).
 
 Usage:
     python recipes/detection/prepare_student.py --data runs/detection/data --out runs/detection/student.pt
-Writes OUT, a cache that recipes/conversion/train.py reads (``data.cache``).
+Writes OUT, a cache that recipes/detection/train_student.py reads (``data.cache``).
 """
 
 from __future__ import annotations

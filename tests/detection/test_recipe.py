@@ -104,9 +104,9 @@ def test_artefact_recipes_end_to_end(tmp_path, monkeypatch) -> None:
     from voicefake.data.manifests import ManifestRow, write_manifest
     from voicefake.detection.model import Detector
 
-    monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(RECIPE / "configs" / "student_tiny.yaml"),
+    monkeypatch.setattr(sys, "argv", ["train_student.py", "--config", str(RECIPE / "configs" / "student_tiny.yaml"),
                                       "--run", str(tmp_path / "student")])
-    runpy.run_path(str(RECIPE.parent / "conversion" / "train.py"), run_name="__main__")
+    runpy.run_path(str(RECIPE / "train_student.py"), run_name="__main__")
     student = tmp_path / "student" / "step_00000004" / "encoder"
     tiny = Detector(DetectorConfig.tiny())
     Checkpoint.from_module(tiny, "detection", metadata={"name": "tiny"}).save(tmp_path / "detector")
