@@ -154,7 +154,16 @@ def extract(name: str, rows: list[ManifestRow], root: Path, cache: Path, threads
                 log.info("%s: %d / %d (%.0f s)", name, i + 1, len(rows), time.perf_counter() - start)
         return np.stack(out)
 
-    return cached(cache / f"{name}{'_' + STUDENT[0].stem if name == 'student' else ''}.npz", rows, compute)
+    return cached(cache / f"{name}{'_' + student_key() if name == 'student' else ''}.npz", rows, compute)
+
+
+def student_key() -> str:
+    """The --student checkpoint's folder name and a hash of its weights (a run's "best/encoder"
+    folders share a name, so the name alone would mix up caches)."""
+    import hashlib
+
+    weights = (STUDENT[0] / "model.safetensors").read_bytes()
+    return f"{STUDENT[0].name}_{hashlib.sha1(weights).hexdigest()[:8]}"
 
 
 def speaker_weights(speakers: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -270,11 +279,9 @@ def evaluate(features: np.ndarray, rows: list[ManifestRow], c: float,
             return float(compute_eer(p.tolist(), y.tolist())[0])
 
         families = sorted(tests)
-        chosen = {}
         for held in families:
             others = [f for f in families if f != held]
             alpha = min(ALPHAS, key=lambda a: pooled_eer(a, others))
-            chosen[held] = alpha
             p = weighted[alpha][held]
             folds["fused_nested"][held] = {"n_fake": int((family[tests[held]] == held).sum()), "alpha": alpha,
                                            **per_channel(p, label[tests[held]], channel[tests[held]])}
