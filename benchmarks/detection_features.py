@@ -82,11 +82,15 @@ class Whisper:
         self.features = FeatureExtractor(feature_size=80)
         self.storage = ctranslate2.StorageView
 
-    def __call__(self, wav: np.ndarray) -> np.ndarray:
+    def frames(self, wav: np.ndarray) -> np.ndarray:
+        """(frames, 384) of the last encoder layer at 50 frames/s, on the audio as it is (no
+        padding to 30 s); also the artefact encoder's targets (recipes/detection/prepare_student.py)."""
         mel = self.features(wav)  # (80, frames), 10 ms
         mel = mel[:, : 2 * (mel.shape[1] // 2)]  # the encoder halves the frame rate
-        out = np.array(self.model.encode(self.storage.from_array(np.ascontiguousarray(mel[None]))))[0]
-        return pooled_stats(out)
+        return np.array(self.model.encode(self.storage.from_array(np.ascontiguousarray(mel[None]))))[0]
+
+    def __call__(self, wav: np.ndarray) -> np.ndarray:
+        return pooled_stats(self.frames(wav))
 
 
 class Content:

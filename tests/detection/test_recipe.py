@@ -184,3 +184,15 @@ def test_prepare_student_packs_reals_their_channel_copies_and_dev_crops(tmp_path
     assert cache["train"]["mels"][0].shape[-1] == 301
     assert any(m.shape[-1] != 301 for m in cache["train"]["mels"][2:4])  # the copies play at drawn speeds
     assert cache["dev"]["mel"].shape == (1, 80, 200) and cache["dev"]["teacher"].shape == (1, 100, 384)
+
+
+def test_prepare_student_refuses_data_without_train_and_dev_reals(tmp_path, monkeypatch) -> None:
+    from voicefake.data.manifests import ManifestRow, write_manifest
+
+    write_manifest([ManifestRow(path="a.wav", label="fake", duration_s=3.0, notes="split=train;channel=clean")],
+                   tmp_path / "manifest.csv")
+    monkeypatch.syspath_prepend(str(RECIPE))
+    monkeypatch.setattr(sys, "argv", ["prepare_student.py", "--data", str(tmp_path), "--out", str(tmp_path / "s.pt")])
+    with pytest.raises(SystemExit, match="0 train and 0 dev real recordings.*prepare_shared"):
+        runpy.run_path(str(RECIPE / "prepare_student.py"), run_name="__main__")
+    assert not (tmp_path / "s.pt").exists()
