@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from voicefake.audio.features import MEL_16K_80, MEL_22K_80, MelConfig, MelSpectrogram, stft
+from voicefake.audio.features import MEL_16K_80, MEL_22K_80, MelConfig, MelSpectrogram, istft, stft
 from voicefake.vocoder.model import Vocoder, VocoderConfig
 from voicefake.vocoder.phase import context_frames, head_filterbank, match_mel, refine
 
@@ -164,3 +164,46 @@ def test_polar_and_with_magnitude_equal_the_torch_forms() -> None:
     got = with_magnitude(spec, mag)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     assert got[0, 0, 0] == 0
+
+
+@pytest.mark.parametrize("n_fft, hop, frames", [
+    (640, 160, 40),    # the bundled head: the direct path
+    (1024, 256, 12),   # a 22 kHz head: the direct path
+    (640, 160, 6),     # few frames: the reflect padding reaches across the whole signal
+    (1000, 160, 30),   # the hop does not divide n_fft: istft() and stft() themselves
+])
+def test_consistency_projection_equals_istft_then_stft(n_fft: int, hop: int, frames: int) -> None:
+    """The refinement's frame-major projection gives stft(istft(spec)) and istft(spec)."""
+    from voicefake.vocoder.phase import _Consistency
+
+    generator = torch.Generator().manual_seed(frames)
+    shape = (2, n_fft // 2 + 1, frames)
+    spec = torch.complex(torch.randn(shape, generator=generator), torch.randn(shape, generator=generator))
+    length = (frames - 1) * hop
+    wav = istft(spec, n_fft, hop, n_fft, length)
+    expected = stft(wav, n_fft, hop, n_fft)[..., :frames]
+    projection = _Consistency(n_fft, hop, frames, spec.real)
+    assert (projection.scale is None) == (n_fft % hop != 0)
+    frame_major = spec.transpose(1, 2)
+    torch.testing.assert_close(projection.waveform(frame_major), wav, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(projection(frame_major), expected.transpose(1, 2), atol=1e-4, rtol=1e-4)
+
+
+def test_magnitude_equals_abs() -> None:
+    from voicefake.vocoder.phase import magnitude
+
+    spec = torch.randn(2, 321, 50, dtype=torch.complex64)
+    spec[0, 0, 0] = 0
+    torch.testing.assert_close(magnitude(spec), spec.abs())
+    assert magnitude(spec)[0, 0, 0] == 0
+
+
+def test_with_magnitude_has_a_finite_gradient_at_a_zero_bin() -> None:
+    from voicefake.vocoder.phase import with_magnitude
+
+    parts = torch.randn(1, 5, 4, 2)
+    parts[0, 1, 2] = 0
+    parts.requires_grad_(True)
+    out = with_magnitude(torch.view_as_complex(parts), torch.rand(1, 5, 4))
+    (grad,) = torch.autograd.grad(torch.view_as_real(out).sum(), parts)
+    assert torch.isfinite(grad).all()
