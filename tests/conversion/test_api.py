@@ -50,6 +50,27 @@ def test_convert_keeps_length_and_is_clean_audio(files: dict[str, Path]) -> None
     assert np.isfinite(wav).all() and np.abs(wav).max() <= 1.0
 
 
+def test_generated_mels_use_their_own_phase_refinement(files: dict[str, Path],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """convert and clone vocode with cloning.PHASE_ITERATIONS (1), not the vocoder's default (12, chosen on
+    real speech's mels), unless asked; None hands the choice back to the vocoder checkpoint."""
+    import voicefake.api.cloning as cloning
+
+    seen: list[int | None] = []
+    real_vocode = cloning.vocode
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(kwargs.get("phase_iterations"))
+        return real_vocode(*args, **kwargs)
+
+    monkeypatch.setattr(cloning, "vocode", spy)
+    api.convert(files["src"], files["ref"], identity_steps=0)
+    api.convert(files["src"], files["ref"], identity_steps=0, phase_iterations=None)
+    api.clone("Hello there.", files["ref"], identity_steps=0, phase_iterations=4)
+    assert seen == [1, None, 4] and cloning.PHASE_ITERATIONS == 1
+    assert api.load("vocoder").module.phase_iterations() == 12
+
+
 def test_profile_is_reusable_and_saved_profiles_give_the_same_output(files: dict[str, Path], tmp_path: Path) -> None:
     profile = api.voice_profile([files["ref"]])
     assert profile.seconds == pytest.approx(4.0, abs=0.02)

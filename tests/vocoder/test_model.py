@@ -265,7 +265,8 @@ def test_api_resynthesize_from_file_resamples(tmp_path) -> None:  # noqa: ANN001
     reason="a steady tone's mel is the same in every frame, and the Vocos head predicts each "
     "frame's phase from its mel alone, so the output repeats every hop: 220 Hz comes back at "
     "200 Hz (still so after the session-4 phase training); needs a head that accumulates phase "
-    "over frames (docs/benchmarks/vocoder.md)",
+    "over frames (docs/benchmarks/vocoder.md). The default's 12 refinement iterations (0.4.1) "
+    "bring 220 Hz and 440 Hz back but not 110 Hz (100 Hz) or 330 Hz (340 Hz), so this one may pass",
     strict=False,
 )
 def test_bundled_vocoder_reconstructs_a_tone() -> None:
@@ -284,11 +285,12 @@ def test_bundled_vocoder_reconstructs_a_tone() -> None:
 @pytest.mark.data
 def test_bundled_vocoder_on_unseen_speakers(data_root) -> None:  # noqa: ANN001
     """Copy-synthesis log-mel L1 on held-out speakers (never trained on): the first 3 s of one
-    utterance of each of the first four LibriSpeech test-other speakers. Measured 0.159 with
-    the bundled default (0.4.0 weights, one phase-refinement iteration; 0.3.0 gave 0.166); the
-    network's STFT alone gives about 0.5 and the session-1 model 0.65. The bound sits above
-    0.159 with room for other CPUs' arithmetic, so losing the refinement or a regression of the
-    shipped weights fails."""
+    utterance of each of the first four LibriSpeech test-other speakers. Measured 0.077 with
+    the bundled default (0.4.1: 0.4.0's weights, 12 phase-refinement iterations; 0.079 on the
+    benchmark's 38 utterances), 0.159 with one iteration (0.4.0's default); the network's STFT
+    alone gives about 0.5 and the session-1 model 0.65. The bound sits above 0.077 with room for
+    other CPUs' arithmetic, and below 8 iterations' 0.094 on the benchmark, so a default that
+    loses refinement iterations or a regression of the shipped weights fails."""
     from voicefake import api
     from voicefake.audio.io import load_audio
     from voicefake.data.manifests import read_manifest
@@ -308,6 +310,6 @@ def test_bundled_vocoder_on_unseen_speakers(data_root) -> None:  # noqa: ANN001
             assert out.shape == (wav.size // 160 * 160,)
             real, fake = features(torch.from_numpy(wav[: out.size])), features(torch.from_numpy(out))
             found.append(float((real - fake).abs().mean()))
-    assert np.mean(distances["float32"]) < 0.2, distances
+    assert np.mean(distances["float32"]) < 0.09, distances
     # bfloat16 products (the default where the CPU has them) cost no measurable fidelity
     assert abs(np.mean(distances["bfloat16"]) - np.mean(distances["float32"])) < 0.01, distances

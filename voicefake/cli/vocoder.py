@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not watermark the output (logged, and stated in its metadata)")
     p.add_argument("--phase-iterations", type=int, metavar="N",
                    help="phase refinement after the network: match the mel, then N fast Griffin-Lim "
-                   "iterations (default: the checkpoint's, 1 for the bundled model; 0: off, faster; "
-                   "16: best quality, about 3x slower)")
+                   "iterations (default: the checkpoint's, 12 for the bundled model; 1: about 2.5x faster, "
+                   "PESQ-WB 3.19 instead of 3.75; 0: off)")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                    help="the network's arithmetic (default auto: bfloat16 on a CPU that has it natively, "
                    "about 2x faster with the same measured quality; float32 elsewhere)")
