@@ -207,3 +207,21 @@ def test_with_magnitude_has_a_finite_gradient_at_a_zero_bin() -> None:
     out = with_magnitude(torch.view_as_complex(parts), torch.rand(1, 5, 4))
     (grad,) = torch.autograd.grad(torch.view_as_real(out).sum(), parts)
     assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("mel_cfg", [MEL_16K_80, MelConfig(f_min=300.0, f_max=6000.0), MEL_22K_80])
+def test_banded_filters_equal_the_full_products(mel_cfg: MelConfig) -> None:
+    """The refinement's blocked filterbank gives mag @ filters.T and ratio @ weights, bins outside
+    every filter included (their spread is 0)."""
+    from voicefake.vocoder.phase import _Bands
+
+    n_fft = 640 if mel_cfg.sample_rate == 16000 else 1024
+    filters = head_filterbank(mel_cfg, n_fft, n_fft)
+    weights = filters / filters.sum(0, keepdim=True).clamp_min(1e-8)
+    generator = torch.Generator().manual_seed(4)
+    mag = torch.rand(2, 30, filters.shape[1], generator=generator)
+    ratio = torch.randn(2, 30, filters.shape[0], generator=generator)
+    for blocks in (1, 4, 7):
+        bands = _Bands(filters, blocks)
+        torch.testing.assert_close(bands.sum(mag), mag @ filters.T)
+        torch.testing.assert_close(bands.spread(ratio), ratio @ weights)

@@ -61,17 +61,50 @@ def match_mel(mag: torch.Tensor, log_mel: torch.Tensor, filters: torch.Tensor, f
     (target / current) it belongs to, weighted by its filter weights. Bins outside every
     filter keep their magnitude.
     """
-    return _match_frames(mag.mT, log_mel.mT, filters, floor, passes).mT
+    return _match_frames(mag.mT, log_mel.mT, _Bands(filters), floor, passes).mT
 
 
-def _match_frames(mag: torch.Tensor, log_mel: torch.Tensor, filters: torch.Tensor, floor: float,
+class _Bands:
+    """A filterbank (M, K) of bands over adjacent bins, applied in a few dense blocks of
+    neighbouring bands, each over only the bins it touches: the products of the full matrix
+    (to float rounding) at a fraction of the work, since most of a mel filterbank is zeros
+    (about 2x faster on a CPU for the head's 80 x 321 filters).
+    """
+
+    def __init__(self, filters: torch.Tensor, blocks: int = 4) -> None:
+        self.bands, self.bins = filters.shape
+        weights = filters / filters.sum(0, keepdim=True).clamp_min(1e-8)  # each bin's share per band
+        edges = [round(i * self.bands / blocks) for i in range(blocks + 1)]
+        self.blocks: list[tuple[int, int, int, int, torch.Tensor, torch.Tensor]] = []
+        for first, last in zip(edges[:-1], edges[1:], strict=True):
+            touched = (filters[first:last] != 0).any(0).nonzero()
+            if last > first and len(touched):
+                lo, hi = int(touched.min()), int(touched.max()) + 1
+                self.blocks.append((first, last, lo, hi, filters[first:last, lo:hi].T.contiguous(),
+                                    weights[first:last, lo:hi].contiguous()))
+
+    def sum(self, mag: torch.Tensor) -> torch.Tensor:
+        """(..., K) -> (..., M): ``mag @ filters.T``."""
+        out = mag.new_zeros(*mag.shape[:-1], self.bands)
+        for first, last, lo, hi, block, _ in self.blocks:
+            out[..., first:last] = torch.matmul(mag[..., lo:hi], block)
+        return out
+
+    def spread(self, per_band: torch.Tensor) -> torch.Tensor:
+        """(..., M) -> (..., K): ``per_band @ weights``, each bin's share-weighted band values."""
+        out = per_band.new_zeros(*per_band.shape[:-1], self.bins)
+        for first, last, lo, hi, _, block in self.blocks:
+            out[..., lo:hi] += torch.matmul(per_band[..., first:last], block)
+        return out
+
+
+def _match_frames(mag: torch.Tensor, log_mel: torch.Tensor, bands: _Bands, floor: float,
                   passes: int) -> torch.Tensor:
     """:func:`match_mel` on frame-major tensors: ``mag`` (B, F, K), ``log_mel`` (B, F, M)."""
-    weights = filters / filters.sum(0, keepdim=True).clamp_min(1e-8)  # each bin's share per band
     target = torch.exp(log_mel).clamp_min(floor)
     for _ in range(passes):
-        ratio = torch.log(target / torch.matmul(mag, filters.T).clamp_min(floor))
-        mag = mag * torch.exp(torch.matmul(ratio, weights))
+        ratio = torch.log(target / bands.sum(mag).clamp_min(floor))
+        mag = mag * torch.exp(bands.spread(ratio))
     return mag
 
 
@@ -169,10 +202,10 @@ def _refine(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, m
     hop = mel.hop_length
     if filters is None:
         filters = head_filterbank(mel, n_fft, n_fft)
-    filters = filters.to(log_mag.device, log_mag.dtype)
+    bands = _Bands(filters.to(log_mag.device, log_mag.dtype))
     # frame-major (B, F, K) throughout: the FFTs work along the last axis
     target = log_mel.to(log_mag.dtype).transpose(1, 2)
-    mag = _match_frames(torch.exp(log_mag.transpose(1, 2)).clamp(max=1e2), target, filters, mel.log_floor, passes)
+    mag = _match_frames(torch.exp(log_mag.transpose(1, 2)).clamp(max=1e2), target, bands, mel.log_floor, passes)
     if phase.shape[-1] <= 1:  # a single frame spans no samples
         return log_mag.new_zeros(log_mag.shape[0], 0)
     spec = polar(mag, phase.transpose(1, 2))
@@ -186,7 +219,7 @@ def _refine(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, m
             torch.lerp(torch.view_as_real(previous), torch.view_as_real(rebuilt), 1.0 + momentum))
         previous = rebuilt
         if index >= REMATCH_FROM:
-            mag = _match_frames(magnitude(rebuilt), target, filters, mel.log_floor, passes=1)
+            mag = _match_frames(magnitude(rebuilt), target, bands, mel.log_floor, passes=1)
         spec = with_magnitude(step, mag)  # the magnitude asked for, with the new phase
     return consistent.waveform(spec)
 
