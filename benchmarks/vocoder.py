@@ -4,6 +4,7 @@
     PYTHONPATH=. python benchmarks/vocoder.py speed
     PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py detect --per-speaker 3
     PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py refine --phase-iterations 1 2 4 8 16
+    PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py dnsmos --per-speaker 10 --phase-iterations 12 16
 
 ``--vocoder DIR`` measures another checkpoint (an exported one, e.g. a candidate before it
 replaces the bundled model); ``--systems`` picks a subset (a quick check of a candidate:
@@ -30,6 +31,8 @@ random-weight HiFi-GAN V1 / V3 and Vocos-base generators at the same 16 kHz / ho
 Refine: the phase refinement alone on 10 s of held-out speech, one thread: the shipped code
 against the same computation written with torch's built-ins (``refine_reference``), interleaved
 in one process (best of 15), with the largest difference between their waveforms.
+DNSMOS: the vocoder against Griffin-Lim-64 from ``--seeds`` random starts, paired per utterance
+(mean difference, standard error, share of utterances where the vocoder scores higher).
 """
 
 from __future__ import annotations
@@ -70,9 +73,13 @@ def dev_files(per_speaker: int) -> list[Path]:
     return [p for paths in picked.values() for p in paths]
 
 
-def griffin_lim(mel: torch.Tensor) -> np.ndarray:
+def griffin_lim(mel: torch.Tensor, seed: int | None = None) -> np.ndarray:
+    """Griffin-Lim, 64 iterations, from librosa's random initial phase (``seed``: of numpy's
+    global generator, which librosa draws it from; None leaves the generator as it is)."""
     import librosa
 
+    if seed is not None:
+        np.random.seed(seed)
     m = MEL_16K_80
     return librosa.feature.inverse.mel_to_audio(
         np.exp(mel.numpy()), sr=SR, n_fft=m.n_fft, hop_length=m.hop_length, win_length=m.win_length,
@@ -191,6 +198,45 @@ def quality(per_speaker: int, seconds: float, vocoder: str = "vocoder",
         scores[name].append(metrics(wav, out, mel_fn))
     return {name: {k: float(np.mean([s[k] for s in rows])) for k in rows[0]} | {"n": len(rows)}
             for name, rows in scores.items()}
+
+
+def dnsmos_paired(per_speaker: int, seconds: float, vocoder: str = "vocoder",
+                  iterations: tuple[int | None, ...] = (None,), seeds: int = 3) -> dict[str, dict[str, float]]:
+    """DNSMOS of each vocoder setting against Griffin-Lim-64, paired per utterance.
+
+    Griffin-Lim starts from a random phase, and its DNSMOS moves with that start by more than the
+    differences measured here; so it runs from ``seeds`` starts, and each setting is compared
+    with their mean on the same utterance: mean difference, its standard error, and the share of
+    utterances where the vocoder scores higher.
+    """
+    from speechmos import dnsmos
+
+    def score(wav: np.ndarray) -> float:
+        return float(dnsmos.run(np.clip(wav, -1, 1), SR)["ovrl_mos"])
+
+    torch.set_num_threads(2)
+    mel_fn = MelSpectrogram(MEL_16K_80)
+    rows: dict[str, list[float]] = defaultdict(list)
+    files = dev_files(per_speaker)
+    for i, path in enumerate(files):
+        wav = load_audio(path, SR)[: int(seconds * SR)]
+        mel = mel_fn(torch.from_numpy(wav))
+        for n in iterations:
+            rows[vocoder_name(n)].append(score(api.vocode(mel, vocoder, phase_iterations=n).numpy()))
+        for seed in range(seeds):
+            rows[f"{NAMES['griffin-lim']} (seed {seed})"].append(score(griffin_lim(mel, seed)))
+        print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
+    scores = {name: np.array(values) for name, values in rows.items()}
+    reference = np.mean([scores[f"{NAMES['griffin-lim']} (seed {seed})"] for seed in range(seeds)], axis=0)
+    out: dict[str, dict[str, float]] = {}
+    for name, values in scores.items():
+        out[name] = {"dnsmos_ovr": float(values.mean()), "n": len(values)}
+        if name.startswith(NAMES["vocoder"]):
+            diff = values - reference
+            out[name] |= {"minus_griffin_lim": float(diff.mean()),
+                          "standard_error": float(diff.std(ddof=1) / np.sqrt(len(diff))),
+                          "share_higher": float((diff > 0).mean())}
+    return out
 
 
 def detectability(per_speaker: int, seconds: float, vocoder: str = "vocoder",
@@ -336,7 +382,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["quality", "speed", "detect", "refine"])
+    parser.add_argument("what", choices=["quality", "speed", "detect", "refine", "dnsmos"])
     parser.add_argument("--per-speaker", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--vocoder", nargs="+", default=["vocoder"],
@@ -348,6 +394,8 @@ def main() -> None:
                         help="vocoder phase-refinement settings to measure (default: the checkpoint's)")
     parser.add_argument("--precision", nargs="+", default=["auto"], choices=["auto", "float32", "bfloat16"],
                         help="the network's arithmetic, each measured side by side (default: auto, as shipped)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="'dnsmos': Griffin-Lim's random starts, each scored (default 3)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     iterations = tuple(args.phase_iterations)
@@ -357,6 +405,8 @@ def main() -> None:
         parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS + DIAGNOSTICS)}")
     if args.what == "speed":
         results = speed(vocoder=tuple(args.vocoder), iterations=iterations, precisions=tuple(args.precision))
+    elif args.what == "dnsmos":
+        results = dnsmos_paired(args.per_speaker, args.seconds, args.vocoder[0], iterations, args.seeds)
     elif args.what == "refine":
         picked = tuple(n for n in iterations if n is not None) or (1, 2, 4, 8, 16)
         results = refine_speed(vocoder=args.vocoder[0], iterations=picked)

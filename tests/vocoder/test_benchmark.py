@@ -1,0 +1,30 @@
+"""benchmarks/vocoder.py's paired DNSMOS comparison, on two generated clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicefake.audio.io import write_audio
+
+bench = pytest.importorskip("benchmarks.vocoder")
+
+
+def test_dnsmos_is_paired_against_griffin_lim_from_several_starts(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("speechmos")
+    t = np.arange(16000) / 16000
+    files = []
+    for i, f0 in enumerate((120.0, 190.0)):
+        wav = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 20)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+        files.append(write_audio(tmp_path / f"{i}.wav", (0.1 * wav).astype(np.float32), 16000))
+    monkeypatch.setattr(bench, "dev_files", lambda per_speaker: files)
+    out = bench.dnsmos_paired(1, 1.0, iterations=(0, 2), seeds=2)
+    starts = [out[f"griffin-lim-64 (seed {s})"]["dnsmos_ovr"] for s in range(2)]
+    assert starts[0] != starts[1]  # the random start moves Griffin-Lim's score
+    for n in (0, 2):
+        row = out[bench.vocoder_name(n)]
+        assert row["n"] == 2 and 0 <= row["share_higher"] <= 1 and row["standard_error"] >= 0
+        assert row["minus_griffin_lim"] == pytest.approx(row["dnsmos_ovr"] - np.mean(starts), abs=1e-9)
