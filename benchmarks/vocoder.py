@@ -373,10 +373,11 @@ def _time(model: Any, mel: torch.Tensor) -> float:
 
 
 def table(results: dict[str, dict[str, float]]) -> str:
-    keys = list(next(iter(results.values())))
+    """A markdown table of every row's values (a row without a column shows a dash)."""
+    keys = list(dict.fromkeys(k for row in results.values() for k in row))
     lines = ["| system | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, row in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{row[k]:.3g}" for k in keys) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{row[k]:.3g}" if k in row else "–" for k in keys) + " |")
     return "\n".join(lines)
 
 
@@ -423,9 +424,9 @@ def main() -> None:
             ours = NAMES["vocoder"]
             results |= {(f"{name} [{path}]" if name.startswith(ours) and path != "vocoder" else name): row
                         for name, row in part.items()}
-    print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -28,3 +28,5 @@ def test_dnsmos_is_paired_against_griffin_lim_from_several_starts(tmp_path: Path
         row = out[bench.vocoder_name(n)]
         assert row["n"] == 2 and 0 <= row["share_higher"] <= 1 and row["standard_error"] >= 0
         assert row["minus_griffin_lim"] == pytest.approx(row["dnsmos_ovr"] - np.mean(starts), abs=1e-9)
+    printed = bench.table(out).splitlines()  # rows with and without the paired columns
+    assert len(printed) == 2 + len(out) and "minus_griffin_lim" in printed[0] and "–" in printed[-1]
