@@ -30,3 +30,14 @@ def test_dnsmos_is_paired_against_griffin_lim_from_several_starts(tmp_path: Path
         assert row["minus_griffin_lim"] == pytest.approx(row["dnsmos_ovr"] - np.mean(starts), abs=1e-9)
     printed = bench.table(out).splitlines()  # rows with and without the paired columns
     assert len(printed) == 2 + len(out) and "minus_griffin_lim" in printed[0] and "–" in printed[-1]
+
+
+def test_griffin_lim_starts_from_its_seed() -> None:
+    import torch
+
+    from voicefake.audio.features import MEL_16K_80, MelSpectrogram
+
+    t = np.arange(8000) / 16000
+    mel = MelSpectrogram(MEL_16K_80)(torch.from_numpy((0.1 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)))
+    first, again, other = bench.griffin_lim(mel, 0), bench.griffin_lim(mel, 0), bench.griffin_lim(mel, 1)
+    assert np.array_equal(first, again) and not np.allclose(first, other)

@@ -136,7 +136,6 @@ def magnitude(spec: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(real * real + imag * imag)
 
 
-
 class _Consistency:
     """The projection onto consistent spectra, ``STFT(iSTFT(spec))``, on frame-major spectra
     (B, F, K) of the head's framing (centred frames, Hann window ``n_fft``, ``frames`` frames).
