@@ -36,7 +36,8 @@ def vocode(mel: torch.Tensor, checkpoint: PathLike = "vocoder", device: str = "c
         chunk_frames: decode in chunks of this many frames (bounded memory, no seams).
         phase_iterations: the vocoder's phase refinement (match the mel, then this many fast
             Griffin-Lim iterations from the predicted phase); None: the checkpoint's default
-            (1 for the bundled model), 0: the network's STFT as is (faster, lower quality).
+            (12 for the bundled model; 1 is about 2.5x faster at PESQ-WB 3.19 instead of 3.75), 0: the
+            network's STFT as is (fastest, lowest quality).
         precision: "auto" (bfloat16 network products on a CPU that has them natively, about
             twice as fast with the same measured quality; float32 elsewhere), "float32" (the
             reference computation on every machine) or "bfloat16". The phase refinement is
