@@ -5,6 +5,7 @@
     PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py detect --per-speaker 3
     PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py refine --phase-iterations 1 2 4 8 16
     PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py dnsmos --per-speaker 10 --phase-iterations 12 16
+    PYTHONPATH=. VOICEFAKE_DATA=../shared/data python benchmarks/vocoder.py variants
 
 ``--vocoder DIR`` measures another checkpoint (an exported one, e.g. a candidate before it
 replaces the bundled model); ``--systems`` picks a subset (a quick check of a candidate:
@@ -33,6 +34,9 @@ against the same computation written with torch's built-ins (``refine_reference`
 in one process (best of 15), with the largest difference between their waveforms.
 DNSMOS: the vocoder against Griffin-Lim-64 from ``--seeds`` random starts, paired per utterance
 (mean difference, standard error, share of utterances where the vocoder scores higher).
+Variants: other phase-retrieval updates and settings (``VARIANTS``: fast Griffin-Lim's momentum
+and re-matching, RAAR), written with torch's built-ins, from the network's STFT, on 20 held-out
+utterances that the quality benchmark does not read (``tuning_files``).
 """
 
 from __future__ import annotations
@@ -283,27 +287,126 @@ def speed(seconds: float = 10.0, repeats: int = 3, vocoder: str | tuple[str, ...
 
 
 def refine_reference(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, iterations: int,
-                     momentum: float = 0.99) -> torch.Tensor:
+                     momentum: float = 0.99, rematch_from: int | None = None) -> torch.Tensor:
     """The refinement written with torch's built-ins (torch.polar, torch.istft, torch.sgn,
     three-operation momentum, filters made per call): what ``voicefake.vocoder.phase.refine``
-    computes, as it was written before its CPU fast paths (session 17)."""
-    from voicefake.vocoder.phase import REMATCH_FROM, head_filterbank, match_mel
+    computes, as it was written before its CPU fast paths (session 17). ``rematch_from``: the
+    first iteration that re-matches the mel (default: the shipped ``REMATCH_FROM``)."""
+    from voicefake.vocoder.phase import REMATCH_FROM
+
+    mag, filters, consistent, finish = _reference_parts(log_mag, phase, log_mel)
+    rematch_from = REMATCH_FROM if rematch_from is None else rematch_from
+    spec, previous = torch.polar(mag, phase), None
+    for index in range(iterations):
+        rebuilt = consistent(spec)
+        step = rebuilt if previous is None else rebuilt + momentum * (rebuilt - previous)
+        previous = rebuilt
+        if index >= rematch_from:
+            mag = match_mel_once(rebuilt.abs(), log_mel, filters)
+        spec = torch.sgn(step).mul_(mag)
+    return finish(spec)
+
+
+def raar_reference(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor, iterations: int,
+                   beta: float, rematch_from: int | None = None) -> torch.Tensor:
+    """The same refinement with RAAR (relaxed averaged alternating reflections; Peer, Welker and
+    Gerkmann, IWAENC 2022) in place of fast Griffin-Lim: x <- beta (P_C(2 P_A x - x) - P_A x + x)
+    + (1 - beta) P_A x, with P_A the magnitude projection and P_C the consistency projection;
+    the output is the inverse STFT of P_A x. A tried alternative (docs/benchmarks/vocoder.md,
+    session 22), not shipped."""
+    from voicefake.vocoder.phase import REMATCH_FROM
+
+    mag, filters, consistent, finish = _reference_parts(log_mag, phase, log_mel)
+    rematch_from = REMATCH_FROM if rematch_from is None else rematch_from
+    x = torch.polar(mag, phase)
+    for index in range(iterations):
+        projected = torch.sgn(x) * mag
+        rebuilt = consistent(2 * projected - x)
+        if index >= rematch_from:
+            mag = match_mel_once(rebuilt.abs(), log_mel, filters)
+        x = beta * (rebuilt - projected + x) + (1 - beta) * projected
+    return finish(torch.sgn(x) * mag)
+
+
+def _reference_parts(log_mag: torch.Tensor, phase: torch.Tensor, log_mel: torch.Tensor) -> tuple[Any, ...]:
+    """What the reference refinements share: the mel-matched magnitude, the head's filters, the
+    consistency projection and the final inverse STFT (torch built-ins, the head's framing)."""
+    from voicefake.vocoder.phase import head_filterbank, match_mel
 
     mel, n_fft = MEL_16K_80, 640
     hop, window = mel.hop_length, torch.hann_window(n_fft)
     filters = head_filterbank(mel, n_fft, n_fft)
     mag = match_mel(torch.exp(log_mag).clamp(max=1e2), log_mel, filters, mel.log_floor)
     length = (phase.shape[-1] - 1) * hop
-    spec, previous = torch.polar(mag, phase), None
-    for index in range(iterations):
-        wav = torch.istft(spec, n_fft, hop, n_fft, window, center=True, length=length)
-        rebuilt = stft(wav, n_fft, hop, n_fft)[..., : spec.shape[-1]]
-        step = rebuilt if previous is None else rebuilt + momentum * (rebuilt - previous)
-        previous = rebuilt
-        if index >= REMATCH_FROM:
-            mag = match_mel(rebuilt.abs(), log_mel, filters, mel.log_floor, passes=1)
-        spec = torch.sgn(step).mul_(mag)
-    return torch.istft(spec, n_fft, hop, n_fft, window, center=True, length=length)
+
+    def finish(spec: torch.Tensor) -> torch.Tensor:
+        return torch.istft(spec, n_fft, hop, n_fft, window, center=True, length=length)
+
+    def consistent(spec: torch.Tensor) -> torch.Tensor:
+        return stft(finish(spec), n_fft, hop, n_fft)[..., : spec.shape[-1]]
+
+    return mag, filters, consistent, finish
+
+
+def match_mel_once(mag: torch.Tensor, log_mel: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    from voicefake.vocoder.phase import match_mel
+
+    return match_mel(mag, log_mel, filters, MEL_16K_80.log_floor, passes=1)
+
+
+# (name, update, iterations, settings): the phase-retrieval variants of `variants`
+VARIANTS: tuple[tuple[str, str, int, dict[str, float]], ...] = (
+    ("fast Griffin-Lim (shipped), 6", "fgla", 6, {}),
+    ("fast Griffin-Lim (shipped), 8", "fgla", 8, {}),
+    ("fast Griffin-Lim, momentum 1.2, 6", "fgla", 6, {"momentum": 1.2}),
+    ("fast Griffin-Lim, momentum 1.5, 6", "fgla", 6, {"momentum": 1.5}),
+    ("fast Griffin-Lim, re-match from 2, 6", "fgla", 6, {"rematch_from": 2}),
+    ("fast Griffin-Lim, never re-match, 6", "fgla", 6, {"rematch_from": 10**6}),
+    ("RAAR beta 0.8, 5", "raar", 5, {"beta": 0.8}),
+    ("RAAR beta 0.8, 6", "raar", 6, {"beta": 0.8}),
+    ("RAAR beta 0.8, re-match from 3, 6", "raar", 6, {"beta": 0.8, "rematch_from": 3}),
+    ("RAAR beta 0.7, 6", "raar", 6, {"beta": 0.7}),
+    ("RAAR beta 0.95, 6", "raar", 6, {"beta": 0.95}),
+    ("RAAR beta 0.9, re-match from 2, 6", "raar", 6, {"beta": 0.9, "rematch_from": 2}),
+    ("RAAR beta 0.9, never re-match, 6", "raar", 6, {"beta": 0.9, "rematch_from": 10**6}),
+)
+
+
+def tuning_files(skip: int = 3, count: int = 2) -> list[Path]:
+    """Held-out LibriSpeech test-other files that the quality benchmark does not read: each
+    speaker's ``count`` files after its first ``skip`` (for comparing settings without it)."""
+    root = data_root()
+    picked: dict[str, list[Path]] = defaultdict(list)
+    for row in read_manifest(root / "manifest.csv"):
+        if "/test-other/" in row.path:
+            picked[row.speaker].append(root / row.path)
+    return [p for paths in picked.values() for p in paths[skip : skip + count]]
+
+
+def phase_variants(seconds: float, vocoder: str = "vocoder") -> dict[str, dict[str, float]]:
+    """Each of :data:`VARIANTS` from the network's STFT (float32), and Griffin-Lim-64 (seed 0), on
+    :func:`tuning_files`: the benchmark's metrics, averaged."""
+    from voicefake.vocoder.model import VocosGenerator
+
+    torch.set_num_threads(2)
+    generator = api.load(vocoder).module.generator
+    assert isinstance(generator, VocosGenerator)
+    mel_fn = MelSpectrogram(MEL_16K_80)
+    updates = {"fgla": refine_reference, "raar": raar_reference}
+    scores: dict[str, list[dict[str, float]]] = defaultdict(list)
+    files = tuning_files()
+    for i, path in enumerate(files):
+        wav = load_audio(path, SR)[: int(seconds * SR)]
+        mel = mel_fn(torch.from_numpy(wav))
+        with torch.inference_mode():
+            log_mag, phase = generator.spectrum(mel[None])
+            for name, update, n, settings in VARIANTS:
+                out = updates[update](log_mag, phase, mel[None], n, **settings)[0].numpy()
+                scores[name].append(metrics(wav, out, mel_fn))
+        scores[NAMES["griffin-lim"]].append(metrics(wav, griffin_lim(mel, 0), mel_fn))
+        print(f"[{i + 1}/{len(files)}] {path.name}", file=sys.stderr)
+    return {name: {k: float(np.mean([s[k] for s in rows])) for k in rows[0]} | {"n": len(rows)}
+            for name, rows in scores.items()}
 
 
 def refine_speed(seconds: float = 10.0, repeats: int = 15, vocoder: str = "vocoder",
@@ -381,7 +484,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["quality", "speed", "detect", "refine", "dnsmos"])
+    parser.add_argument("what", choices=["quality", "speed", "detect", "refine", "dnsmos", "variants"])
     parser.add_argument("--per-speaker", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--vocoder", nargs="+", default=["vocoder"],
@@ -404,6 +507,8 @@ def main() -> None:
         parser.error(f"unknown system(s) {sorted(unknown)}; choose from {', '.join(SYSTEMS + DIAGNOSTICS)}")
     if args.what == "speed":
         results = speed(vocoder=tuple(args.vocoder), iterations=iterations, precisions=tuple(args.precision))
+    elif args.what == "variants":
+        results = phase_variants(args.seconds, args.vocoder[0])
     elif args.what == "dnsmos":
         results = dnsmos_paired(args.per_speaker, args.seconds, args.vocoder[0], iterations, args.seeds)
     elif args.what == "refine":

@@ -41,3 +41,25 @@ def test_griffin_lim_starts_from_its_seed() -> None:
     mel = MelSpectrogram(MEL_16K_80)(torch.from_numpy((0.1 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)))
     first, again, other = bench.griffin_lim(mel, 0), bench.griffin_lim(mel, 0), bench.griffin_lim(mel, 1)
     assert np.array_equal(first, again) and not np.allclose(first, other)
+
+
+def test_reference_refinement_equals_the_shipped_one_and_raar_runs() -> None:
+    """The benchmark's torch-built-in refinement gives the shipped refinement's waveform (the
+    'refine' and 'variants' modes compare against it); RAAR gives a waveform of the same length."""
+    import torch
+
+    from voicefake.audio.features import MEL_16K_80, MelSpectrogram
+    from voicefake.vocoder.phase import refine
+
+    t = np.arange(16000) / 16000
+    wav = torch.from_numpy((0.1 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32))
+    mel = MelSpectrogram(MEL_16K_80)(wav)[None]
+    generator = torch.Generator().manual_seed(0)
+    log_mag = torch.randn(1, 321, mel.shape[-1], generator=generator) - 3
+    phase = (torch.rand(1, 321, mel.shape[-1], generator=generator) - 0.5) * 6
+    shipped = refine(log_mag, phase, mel, MEL_16K_80, 640, 6)
+    torch.testing.assert_close(bench.refine_reference(log_mag, phase, mel, 6), shipped, atol=1e-4, rtol=1e-4)
+    held = bench.refine_reference(log_mag, phase, mel, 6, rematch_from=10**6)
+    assert (held - shipped).abs().max() > 1e-3  # the re-matching setting is used
+    raar = bench.raar_reference(log_mag, phase, mel, 6, beta=0.8)
+    assert raar.shape == shipped.shape and torch.isfinite(raar).all()
