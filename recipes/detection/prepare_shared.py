@@ -239,6 +239,8 @@ def world(wav: np.ndarray, seed: int) -> np.ndarray:
 def vocoder(wav: np.ndarray, seed: int) -> np.ndarray:
     from voicefake import api
 
+    # the vocoder's default setting: 1 phase iteration up to vocoder-16k 0.4.0 (the data of
+    # detector 0.3.1), 12 since 0.4.1; stage copy2 draws the setting
     return api.resynthesize(wav)[0]
 
 
