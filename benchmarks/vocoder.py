@@ -36,7 +36,7 @@ DNSMOS: the vocoder against Griffin-Lim-64 from ``--seeds`` random starts, paire
 (mean difference, standard error, share of utterances where the vocoder scores higher).
 Variants: other phase-retrieval updates and settings (``VARIANTS``: fast Griffin-Lim's momentum
 and re-matching, RAAR), written with torch's built-ins, from the network's STFT, on 20 held-out
-utterances that the quality benchmark does not read (``tuning_files``).
+utterances that the quality benchmark does not read (``dev_files(2, skip=3)``).
 """
 
 from __future__ import annotations
@@ -65,16 +65,18 @@ from voicefake.vocoder.model import Vocoder, VocoderConfig  # noqa: E402
 SR = 16000
 
 
-def dev_files(per_speaker: int) -> list[Path]:
+def dev_files(per_speaker: int, skip: int = 0) -> list[Path]:
+    """Held-out files (LibriSpeech test-other, VCTK utterances 023-024): each speaker's
+    ``per_speaker`` files after its first ``skip``. ``skip=3`` gives files that the quality
+    benchmark (``--per-speaker 3``) does not read: test-other only, as VCTK holds out two."""
     root = data_root()
     rows = read_manifest(root / "manifest.csv")
     picked: dict[str, list[Path]] = defaultdict(list)
     for row in rows:
         held_vctk = row.folder == "vctk_autovc" and Path(row.path).stem.split("_")[1] in {"023", "024"}
         if "/test-other/" in row.path or held_vctk:
-            if len(picked[row.speaker]) < per_speaker:
-                picked[row.speaker].append(root / row.path)
-    return [p for paths in picked.values() for p in paths]
+            picked[row.speaker].append(root / row.path)
+    return [p for paths in picked.values() for p in paths[skip : skip + per_speaker]]
 
 
 def griffin_lim(mel: torch.Tensor, seed: int | None = None) -> np.ndarray:
@@ -372,20 +374,10 @@ VARIANTS: tuple[tuple[str, str, int, dict[str, float]], ...] = (
 )
 
 
-def tuning_files(skip: int = 3, count: int = 2) -> list[Path]:
-    """Held-out LibriSpeech test-other files that the quality benchmark does not read: each
-    speaker's ``count`` files after its first ``skip`` (for comparing settings without it)."""
-    root = data_root()
-    picked: dict[str, list[Path]] = defaultdict(list)
-    for row in read_manifest(root / "manifest.csv"):
-        if "/test-other/" in row.path:
-            picked[row.speaker].append(root / row.path)
-    return [p for paths in picked.values() for p in paths[skip : skip + count]]
-
-
 def phase_variants(seconds: float, vocoder: str = "vocoder") -> dict[str, dict[str, float]]:
     """Each of :data:`VARIANTS` from the network's STFT (float32), and Griffin-Lim-64 (seed 0), on
-    :func:`tuning_files`: the benchmark's metrics, averaged."""
+    20 held-out files that the quality benchmark does not read (``dev_files(2, skip=3)``): the
+    benchmark's metrics, averaged."""
     from voicefake.vocoder.model import VocosGenerator
 
     torch.set_num_threads(2)
@@ -394,7 +386,7 @@ def phase_variants(seconds: float, vocoder: str = "vocoder") -> dict[str, dict[s
     mel_fn = MelSpectrogram(MEL_16K_80)
     updates = {"fgla": refine_reference, "raar": raar_reference}
     scores: dict[str, list[dict[str, float]]] = defaultdict(list)
-    files = tuning_files()
+    files = dev_files(2, skip=3)
     for i, path in enumerate(files):
         wav = load_audio(path, SR)[: int(seconds * SR)]
         mel = mel_fn(torch.from_numpy(wav))
@@ -500,6 +492,8 @@ def main() -> None:
                         help="'dnsmos': Griffin-Lim's random starts, each scored (default 3)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     iterations = tuple(args.phase_iterations)
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
     unknown = set(systems) - set(SYSTEMS + DIAGNOSTICS)

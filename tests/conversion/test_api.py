@@ -69,6 +69,12 @@ def test_generated_mels_use_their_own_phase_refinement(files: dict[str, Path],
     api.clone("Hello there.", files["ref"], identity_steps=0, phase_iterations=4)
     assert seen == [1, None, 4] and cloning.PHASE_ITERATIONS == 1
     assert api.load("vocoder").module.phase_iterations() == 12
+    seen.clear()
+    for call in (lambda: api.convert(files["src"], files["ref"], phase_iterations=-1),
+                 lambda: api.clone("Hello there.", files["ref"], phase_iterations=-2)):
+        with pytest.raises(ValueError, match="phase_iterations must be >= 0"):
+            call()
+    assert seen == []  # refused before any conversion ran
 
 
 def test_profile_is_reusable_and_saved_profiles_give_the_same_output(files: dict[str, Path], tmp_path: Path) -> None:

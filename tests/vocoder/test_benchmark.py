@@ -61,5 +61,19 @@ def test_reference_refinement_equals_the_shipped_one_and_raar_runs() -> None:
     torch.testing.assert_close(bench.refine_reference(log_mag, phase, mel, 6), shipped, atol=1e-4, rtol=1e-4)
     held = bench.refine_reference(log_mag, phase, mel, 6, rematch_from=10**6)
     assert (held - shipped).abs().max() > 1e-3  # the re-matching setting is used
-    raar = bench.raar_reference(log_mag, phase, mel, 6, beta=0.8)
+    # RAAR from the signal's own magnitude and a scrambled phase: the output's STFT magnitude moves
+    # towards that magnitude, as the update is meant to do
+    from voicefake.audio.features import stft
+
+    real_mag = stft(wav, 640, 160, 640).abs()[None]
+    scrambled = (torch.rand(real_mag.shape, generator=generator) - 0.5) * 6
+
+    def inconsistency(out: torch.Tensor) -> float:
+        got = stft(out[0], 640, 160, 640).abs()[..., : real_mag.shape[-1]]
+        return float((got - real_mag[0]).norm() / real_mag.norm())
+
+    log_real = torch.log(real_mag.clamp_min(1e-7))
+    raar = bench.raar_reference(log_real, scrambled, mel, 6, beta=0.8)
     assert raar.shape == shipped.shape and torch.isfinite(raar).all()
+    start = inconsistency(bench.refine_reference(log_real, scrambled, mel, 0))
+    assert inconsistency(raar) < 0.8 * start, (inconsistency(raar), start)

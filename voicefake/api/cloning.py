@@ -58,10 +58,15 @@ DEFAULT_IDENTITY_STEPS = 10
 FINETUNED_IDENTITY_STEPS = 0
 # the vocoder's phase refinement for the decoder's mels: one iteration, not the vocoder's own
 # default (12, chosen on real speech's mels). On 10 unseen targets, 12 iterations moved conversion
-# from DNSMOS 2.680 to 2.536 and flite text to speech from 2.667 to 2.568, with similarity within
+# from DNSMOS 2.679 to 2.536 and flite text to speech from 2.669 to 2.569, with similarity within
 # 0.01 and WER within per-clip noise: matched ever closer to the decoder's smooth mel, the output
 # loses the network's own fine structure (docs/benchmarks/cloning.md, session 22)
 PHASE_ITERATIONS = 1
+
+
+def _check_phase_iterations(phase_iterations: int | None) -> None:
+    if phase_iterations is not None and phase_iterations < 0:
+        raise ValueError(f"phase_iterations must be >= 0 (0: the vocoder network alone), got {phase_iterations}")
 
 
 def identity_steps_for(profile: Any, identity_steps: int | None = None) -> int:
@@ -240,6 +245,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
 
     if identity_steps is not None and identity_steps < 0:
         raise ValueError(f"identity_steps must be >= 0, got {identity_steps}")
+    _check_phase_iterations(phase_iterations)
 
     profile = _profile(reference, device, content)
     identity_steps = identity_steps_for(profile, identity_steps)
@@ -308,6 +314,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     from voicefake.synthesis import espeak, flite
     from voicefake.synthesis.text import split_sentences
 
+    _check_phase_iterations(phase_iterations)  # before any sentence is spoken
     engine = tts_engine(engine, language)
     if engine == "flite":
         if not _is_english(language):
