@@ -245,7 +245,9 @@ def vocoder(wav: np.ndarray, seed: int) -> np.ndarray:
 
 
 COPY_SYNTHESIS = {"voicefake-vocoder": vocoder, "griffin-lim": griffin_lim, "world": world}
-PHASE_ITERATIONS = (0, 1, 1, 2, 4, 8, 16)  # stage copy2's vocoder settings (the default, 1, twice as often)
+# stage copy2's vocoder settings: the default (12 since vocoder-16k 0.4.1; 1 before) twice as
+# often, and the convert/clone pipeline's 1 (voicefake.api.cloning.PHASE_ITERATIONS)
+PHASE_ITERATIONS = (0, 1, 2, 4, 8, 12, 12, 16)
 
 
 def griffin_lim_varied(wav: np.ndarray, seed: int) -> tuple[np.ndarray, str]:

@@ -157,6 +157,26 @@ def test_bytes_input_uses_both_decoders(tmp_path: Path) -> None:
     assert abs(dominant_frequency(from_m4a, SAMPLE_RATE) - 440.0) < 10.0
 
 
+@pytest.mark.parametrize("ext", [".sln", ".ulaw", ".alaw"])
+def test_headerless_telephony_files_decode_by_extension(tmp_path: Path, ext: str) -> None:
+    """Asterisk's raw 8 kHz formats have no header: the extension names them, on disk and for named bytes."""
+    wav = sine(1000.0, 1.0, rate=8000)
+    path = tmp_path / f"prompt{ext}"
+    if ext == ".sln":
+        path.write_bytes(np.round(wav * 32767).astype("<i2").tobytes())
+    else:
+        law = {".ulaw": "mulaw", ".alaw": "alaw"}[ext]
+        write_with_pyav(path, law, f"pcm_{law}", 8000, wav)
+    out = load_audio(path, None)
+    assert out.size == wav.size
+    assert np.corrcoef(out, wav)[0, 1] > 0.999
+    at16k = load_audio(path.read_bytes(), 16000, name=f"upload{ext}")
+    assert abs(at16k.size - 2 * wav.size) <= 2
+    with pytest.raises(AudioError, match="cannot be decoded as audio"):
+        load_audio(path.read_bytes(), None)  # no name, no extension: not guessed
+    assert path in list(iter_media_files([tmp_path]))
+
+
 def test_multichannel_is_averaged(tmp_path: Path) -> None:
     left, right = sine(440.0, amp=0.6), sine(440.0, amp=0.2)
     path = tmp_path / "stereo.wav"

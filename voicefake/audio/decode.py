@@ -250,13 +250,34 @@ def _finish(wav: np.ndarray, label: str) -> np.ndarray:
     return wav
 
 
+# Headerless telephony formats (what Asterisk records and plays): FFmpeg cannot recognise
+# them from their bytes, so the file name's extension names the format. u-law, A-law and
+# signed linear carry no rate: 8 kHz, as Asterisk writes them.
+_RAW_FORMATS: dict[str, tuple[str, dict[str, str]]] = {
+    ".gsm": ("gsm", {}),
+    ".ulaw": ("mulaw", {"sample_rate": "8000"}),
+    ".ul": ("mulaw", {"sample_rate": "8000"}),
+    ".alaw": ("alaw", {"sample_rate": "8000"}),
+    ".al": ("alaw", {"sample_rate": "8000"}),
+    ".sln": ("s16le", {"sample_rate": "8000"}),
+}
+
+
+def _raw_format(src: _Source) -> tuple[str, dict[str, str]] | tuple[None, None]:
+    """FFmpeg's format name and options for a headerless telephony file, by its extension."""
+    suffix = (src.path.suffix if src.path is not None else Path(src.label).suffix).lower()
+    return _RAW_FORMATS.get(suffix, (None, None))
+
+
 def _read_pyav(src: _Source, max_duration: float | None) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of any container FFmpeg knows, bounded in length."""
     import av  # imported here: only m4a/amr/video need it
 
+    raw_format, raw_options = _raw_format(src)
     with src.open() as stream:
         try:
-            container = av.open(stream, mode="r", metadata_errors="replace")
+            container = av.open(stream, mode="r", format=raw_format, options=raw_options,
+                                metadata_errors="replace")
         except (av.FFmpegError, OSError) as exc:
             logger.debug("PyAV cannot open %s: %s", src.label, exc)
             raise _error(

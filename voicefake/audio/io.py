@@ -58,6 +58,12 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".amr",
     ".aif",
     ".aiff",
+    ".gsm",  # headerless telephony formats (Asterisk): see voicefake.audio.decode
+    ".ulaw",
+    ".ul",
+    ".alaw",
+    ".al",
+    ".sln",
 )
 VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".mp4",
@@ -135,7 +141,8 @@ def load_audio(
 ) -> np.ndarray:
     """Decode any common recording into a mono waveform at ``sample_rate``.
 
-    Reads wav, flac, ogg/opus, mp3, m4a/aac, amr and the audio track of mp4, avi, mov,
+    Reads wav, flac, ogg/opus, mp3, m4a/aac, amr, Asterisk's headerless telephony files
+    (gsm, ulaw, alaw, sln; named by their extension) and the audio track of mp4, avi, mov,
     webm, mpg and mkv videos. Multichannel audio is downmixed by averaging the channels.
 
     Args:
