@@ -17,6 +17,7 @@ from voicefake.checkpoint import (
     FORMAT_VERSION,
     Checkpoint,
     CheckpointError,
+    average_checkpoints,
     check_same_mel,
     model_classes,
     resolve,
@@ -360,3 +361,45 @@ def test_resaving_keeps_the_model_card(tmp_path) -> None:
     assert (path / "MODEL_CARD.md").read_text() == "# card\n"
     assert Checkpoint.load(path).metadata["note"] == "re-calibrated"
     assert torch.allclose(Checkpoint.load(path).build().stem.weight, model.stem.weight, atol=1e-2)
+
+
+# ----------------------------------------------------------------------------- averaging
+
+
+def test_average_of_two_runs_is_their_mean_and_builds(tmp_path: Path) -> None:
+    """Weights (batch-norm statistics included) are averaged; counters must agree; the mean loads."""
+    from voicefake.detection.model import Detector, DetectorConfig
+
+    runs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = Detector(DetectorConfig())
+        model.train()(torch.randn(2, 16000))  # moves the batch-norm running statistics
+        runs.append(Checkpoint.from_module(model, "detection", metadata={"name": "d", "seed": seed}))
+    mean = average_checkpoints(runs)
+    for key, tensor in mean.state_dict.items():
+        a, b = runs[0].state_dict[key], runs[1].state_dict[key]
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, (a + b) / 2)
+        else:
+            assert torch.equal(tensor, a)
+    assert any(not torch.equal(runs[0].state_dict[k], runs[1].state_dict[k]) for k in mean.state_dict)
+    assert mean.metadata["seed"] == 0 and len(mean.metadata["averaged_from"]) == 2
+    loaded = Checkpoint.load(mean.save(tmp_path / "soup"))
+    loaded.build()(torch.randn(1, 16000))
+
+
+def test_average_refuses_what_cannot_be_averaged(vocoder: Vocoder) -> None:
+    one = Checkpoint.from_module(vocoder, "vocoder", mel=MEL_16K_80)
+    with pytest.raises(CheckpointError, match="at least two"):
+        average_checkpoints([one])
+    other_size = Checkpoint.from_module(Vocoder(VocoderConfig.tiny(), MEL_16K_40), "vocoder", mel=MEL_16K_40)
+    with pytest.raises(CheckpointError, match="config differs"):
+        average_checkpoints([one, other_size])
+    counters = Checkpoint.from_module(vocoder, "vocoder", mel=MEL_16K_80)
+    counters.state_dict = dict(counters.state_dict, extra=torch.tensor(1))
+    with pytest.raises(CheckpointError, match="tensor names differ"):
+        average_checkpoints([one, counters])
+    one.state_dict = dict(one.state_dict, extra=torch.tensor(2))
+    with pytest.raises(CheckpointError, match="integer tensor 'extra' differs"):
+        average_checkpoints([one, counters])

@@ -302,3 +302,42 @@ def check_same_mel(a: Checkpoint, b: Checkpoint) -> None:
             f"mel configs differ between the {a.kind} and {b.kind} checkpoints in {diff}; "
             "chain only models trained on the same MelConfig"
         )
+
+
+def average_checkpoints(checkpoints: list[Checkpoint]) -> Checkpoint:
+    """The element-wise mean of several checkpoints of one model (a "model soup").
+
+    Meant for runs fine-tuned from the same initial weights (for example with different
+    seeds), whose weights stay close enough to be averaged. Floating tensors, batch-norm
+    running statistics included, are averaged in float32 and kept in the first checkpoint's
+    dtype; integer tensors (batch-norm counters) must be equal. The metadata is the first
+    checkpoint's, with ``averaged_from`` naming the inputs.
+
+    Raises:
+        CheckpointError: fewer than two checkpoints, or they differ in kind, model config,
+            mel config, tensor names, shapes or integer tensors.
+    """
+    if len(checkpoints) < 2:
+        raise CheckpointError("averaging needs at least two checkpoints")
+    first = checkpoints[0]
+    for other in checkpoints[1:]:
+        where = other.source or other.name
+        if (other.kind, other.model, other.mel) != (first.kind, first.model, first.mel):
+            raise CheckpointError(f"{where}: kind, model or mel config differs from the first checkpoint's; "
+                                  "average only runs of the same model")
+        if set(other.state_dict) != set(first.state_dict):
+            raise CheckpointError(f"{where}: tensor names differ from the first checkpoint's")
+    state: dict[str, torch.Tensor] = {}
+    for key, tensor in first.state_dict.items():
+        tensors = [c.state_dict[key] for c in checkpoints]
+        if any(t.shape != tensor.shape for t in tensors):
+            raise CheckpointError(f"tensor {key!r} has different shapes: {[tuple(t.shape) for t in tensors]}")
+        if tensor.is_floating_point():
+            state[key] = torch.stack([t.float() for t in tensors]).mean(0).to(tensor.dtype)
+        elif all(torch.equal(t, tensor) for t in tensors[1:]):
+            state[key] = tensor.clone()
+        else:
+            raise CheckpointError(f"integer tensor {key!r} differs between the checkpoints; cannot average it")
+    metadata = dict(first.metadata)
+    metadata["averaged_from"] = [str(c.source) if c.source else c.name for c in checkpoints]
+    return Checkpoint(kind=first.kind, model=first.model, mel=first.mel, metadata=metadata, state_dict=state)

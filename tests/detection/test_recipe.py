@@ -53,6 +53,28 @@ def test_tiny_recipe_fine_tunes_from_a_checkpoint(tmp_path, monkeypatch) -> None
         runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
 
 
+def test_average_recipe_writes_the_mean_of_two_seeds(tmp_path, monkeypatch) -> None:
+    """average.py: the last steps of two runs (seeds 0 and 1) -> one checkpoint, their mean."""
+    tiny = str(RECIPE / "configs" / "tiny.yaml")
+    for seed in (0, 1):
+        monkeypatch.setattr(sys, "argv", ["train.py", "--config", tiny, "--run", str(tmp_path / f"s{seed}"),
+                                          f"loop.seed={seed}"])
+        runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
+    monkeypatch.setattr(sys, "argv", ["average.py", "--runs", str(tmp_path / "s0"), str(tmp_path / "s1"),
+                                      "--out", str(tmp_path / "mean")])
+    runpy.run_path(str(RECIPE / "average.py"), run_name="__main__")
+    mean = Checkpoint.load(tmp_path / "mean")
+    runs = [Checkpoint.load(tmp_path / f"s{seed}" / "step_00000004" / "detector") for seed in (0, 1)]
+    key = next(k for k, v in runs[0].state_dict.items() if v.is_floating_point() and not torch.equal(v, runs[1].state_dict[k]))
+    torch.testing.assert_close(mean.state_dict[key], (runs[0].state_dict[key] + runs[1].state_dict[key]) / 2)
+    assert len(mean.metadata["averaged_from"]) == 2
+    monkeypatch.setattr(sys, "argv", ["average.py", "--runs", str(tmp_path / "s0"), str(tmp_path / "none"),
+                                      "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(RECIPE / "average.py"), run_name="__main__")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_klettres_stage_trains_on_its_ten_voices_only(tmp_path, monkeypatch) -> None:
     """Stage klettres: recordings of the KLETTRES_TRAIN voices (>= 1 s), half as reals and half as
     copy-synthesis sources, all in train; the other voices never enter the data."""
