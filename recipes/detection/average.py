@@ -1,8 +1,8 @@
 """Averages the weights of several detector runs (a "model soup"), for calibrate.py.
 
-    python recipes/detection/average.py --runs runs/detection/ft23 runs/detection/ft23s1 \
-        --out runs/detection/soup23
-    python recipes/detection/calibrate.py --checkpoint runs/detection/soup23 ...
+    python recipes/detection/average.py --runs runs/detection/ft23s0 runs/detection/ft23s1 \
+        --out runs/detection/soup23ck
+    python recipes/detection/calibrate.py --checkpoint runs/detection/soup23ck ...
 
 Each run's last completed step is read. The runs should share their initial weights
 (fine-tunes of one checkpoint with different seeds): then their mean is a model of its own,
