@@ -131,9 +131,11 @@ def conditions(records: list[dict]) -> dict:
     return out
 
 
-def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detection") -> tuple[dict, dict]:
+def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detection",
+                points: list | None = None) -> tuple[dict, dict]:
     """Bundled model on dev: false alarms at its default threshold on dev real recordings (by
-    corpus and channel), and EER per fake family vs dev reals (its calibration set)."""
+    corpus and channel), and EER per fake family vs dev reals (its calibration set). ``points``,
+    when given, receives ``(p_fake, is_fake, narrowband)`` per dev recording (for :func:`threshold_sweep`)."""
     from voicefake.detection.inference import Calibration
 
     loaded = api.load(checkpoint)
@@ -146,6 +148,8 @@ def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
         scored = cache.score(loaded.module, row)
         p = cal.file_probability(scored.logit, scored.benford)
         probs[(row.folder, notes(row)["channel"])].append(p)
+        if points is not None:
+            points.append((p, row.is_fake, scored.high_band < NARROWBAND_BELOW_DB))
         if not row.is_fake:
             parts = row.path.split("/")  # audio/<channel>/shared/<corpus>/... or audio/<channel>/<stage>/...
             alarms[(parts[3] if parts[2] == "shared" else parts[2], notes(row)["channel"])].append(
@@ -163,7 +167,7 @@ def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
     return dict(false_alarm), dict(eers)
 
 
-def unseen_voices(folder: Path, checkpoint: str = "detection") -> dict:
+def unseen_voices(folder: Path, checkpoint: str = "detection", points: list | None = None) -> dict:
     """False alarms at the default threshold on real voices that no model here was trained or
     calibrated on (``new_voice=1`` rows of a prepare recipe's manifest), as recorded and through
     a simulated phone call: ``recipes/detection/prepare_asterisk.py`` (8 kHz studio prompts, two
@@ -172,7 +176,8 @@ def unseen_voices(folder: Path, checkpoint: str = "detection") -> dict:
     Returns per voice and channel ``{"n", "false_alarm_rate"}``, plus ``all unseen voices
     (<folder>)`` (every recording pooled) and ``mean over voices (<folder>)`` (each voice
     weighted equally, so one prolific voice does not decide it; voices with at least
-    :data:`MIN_VOICE_RECORDINGS` recordings)."""
+    :data:`MIN_VOICE_RECORDINGS` recordings). ``points``, when given, receives
+    ``(folder name, channel, p_fake, narrowband)`` per scored recording."""
     from voicefake.channel import phone_call
     from voicefake.detection.inference import Calibration
 
@@ -188,7 +193,10 @@ def unseen_voices(folder: Path, checkpoint: str = "detection") -> dict:
             audio = prepare(audio, 16000)
             logit, _ = network_scores(loaded.module, torch.from_numpy(audio))
             p = cal.file_probability(logit, benford_stats(audio))
-            flagged = p >= cal.thresholds(high_band_db(audio, 16000))[0]
+            band = high_band_db(audio, 16000)
+            flagged = p >= cal.thresholds(band)[0]
+            if points is not None:
+                points.append((folder.name, channel, p, band < NARROWBAND_BELOW_DB))
             flags[(row.speaker, channel)].append(flagged)
             flags[(pooled_key, channel)].append(flagged)
     out: dict = defaultdict(dict)
@@ -200,6 +208,29 @@ def unseen_voices(folder: Path, checkpoint: str = "detection") -> dict:
         if rates:
             out[f"mean over voices ({folder.name})"][channel] = {"n": len(rates), "false_alarm_rate": round(float(np.mean(rates)), 4)}
     return dict(out)
+
+
+def threshold_sweep(dev_points: list, unseen_points: list, narrowband_thresholds: list[float],
+                    checkpoint: str = "detection") -> list[dict]:
+    """What a stricter decision point for calls costs and buys: for each narrowband threshold
+    (wideband input keeps the model's own), the false alarms and misses on the dev narrowband
+    recordings, and the false alarms on each unseen-voice folder, as recorded and through the
+    phone chain. The dev figures are the calibration set's; the unseen voices are not in it."""
+    from voicefake.detection.inference import Calibration
+
+    wideband = Calibration.from_metadata(api.load(checkpoint).checkpoint.metadata).thresholds(0.0)[0]
+    rows = []
+    for t in narrowband_thresholds:
+        real = [p >= t for p, fake, nb in dev_points if nb and not fake]
+        fake = [p < t for p, fake, nb in dev_points if nb and fake]
+        row = {"narrowband_threshold": t, "wideband_threshold": round(wideband, 4),
+               "dev_narrowband_false_alarm_rate": round(float(np.mean(real)), 4) if real else None,
+               "dev_narrowband_miss_rate": round(float(np.mean(fake)), 4) if fake else None, "unseen": {}}
+        for name, channel in sorted({(n, c) for n, c, _, _ in unseen_points}):
+            flags = [p >= (t if nb else wideband) for n, c, p, nb in unseen_points if (n, c) == (name, channel)]
+            row["unseen"][f"{name}, {channel}"] = round(float(np.mean(flags)), 4)
+        rows.append(row)
+    return rows
 
 
 def localisation(spliced: Path, checkpoint: str = "detection") -> dict:
@@ -345,6 +376,14 @@ def to_markdown(result: dict) -> str:
                   "|---|---|---|---|"]
         for speaker, chans in result["false_alarms_unseen_voices"].items():
             lines += [f"| {speaker} | {ch} | {v['n']} | {pct(v['false_alarm_rate'])} |" for ch, v in chans.items()]
+    if result.get("threshold_sweep"):
+        sweep = result["threshold_sweep"]
+        names = list(sweep[0]["unseen"])
+        lines += ["", "| narrowband threshold | dev narrowband false alarms | dev narrowband misses | "
+                  + " | ".join(f"unseen: {n}" for n in names) + " |", "|---" * (3 + len(names)) + "|"]
+        for row in sweep:
+            lines += [f"| {row['narrowband_threshold']:.3f} | {pct(row['dev_narrowband_false_alarm_rate'])} | "
+                      f"{pct(row['dev_narrowband_miss_rate'])} | " + " | ".join(pct(row["unseen"][n]) for n in names) + " |"]
     if "reliability" in result:
         rel = result["reliability"]
         lines += ["", "| reliability (dev halves by speaker, calibrated on the other half) | recordings | ECE held out "
@@ -371,6 +410,9 @@ def main() -> None:
                         help="prepare_asterisk.py / prepare_klettres.py outputs: their new voices give the "
                              "unseen-voice false alarms")
     parser.add_argument("--subsample", type=int, default=1, help="keep every N-th manifest row (quick checks)")
+    parser.add_argument("--sweep", type=float, nargs="+", default=[], metavar="T",
+                        help="narrowband thresholds to compare on dev and on the unseen voices (needs the "
+                             "bundled and unseen parts)")
     parser.add_argument("--checkpoint", default="detection",
                         help="the model of the 'bundled' part: the bundled one, or a calibrated candidate's folder")
     args = parser.parse_args()
@@ -380,8 +422,11 @@ def main() -> None:
     rows = read_manifest(args.data / "manifest.csv")[:: args.subsample]
     cache = Cache(args.data)
     result: dict = {}
+    dev_points: list = []
+    unseen_points: list = []
     if "bundled" not in args.skip:
-        result["false_alarms_dev_real"], result["bundled_dev_eer_by_family"] = bundled_dev(rows, cache, args.checkpoint)
+        result["false_alarms_dev_real"], result["bundled_dev_eer_by_family"] = bundled_dev(
+            rows, cache, args.checkpoint, dev_points)
         result["localisation_spliced"] = localisation(args.data / "spliced", args.checkpoint)
         result["bundled_metadata"] = api.load(args.checkpoint).checkpoint.metadata.get("dev")
         log.info("bundled: %s", {k: result[k] for k in ("false_alarms_dev_real", "localisation_spliced")})
@@ -393,8 +438,11 @@ def main() -> None:
         log.warning("%s: no manifest.csv, skipped; make it with recipes/detection/prepare_asterisk.py or "
                     "prepare_klettres.py --out %s", missing, missing)
     if "unseen" not in args.skip and folders:
-        result["false_alarms_unseen_voices"] = {k: v for f in folders for k, v in unseen_voices(f, args.checkpoint).items()}
+        result["false_alarms_unseen_voices"] = {
+            k: v for f in folders for k, v in unseen_voices(f, args.checkpoint, unseen_points).items()}
         log.info("unseen voices: %s", result["false_alarms_unseen_voices"])
+    if args.sweep and dev_points and unseen_points:
+        result["threshold_sweep"] = threshold_sweep(dev_points, unseen_points, args.sweep, args.checkpoint)
     if "logo" not in args.skip:
         folds = []
         for run in sorted(p for p in args.folds.iterdir() if run_state.list_steps(p)):
