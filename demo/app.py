@@ -92,7 +92,7 @@ def analyze(files: list[Any] | None, threshold: float, enroll: list[Any] | None,
     """
     chosen = None if automatic else threshold
     if not files:
-        raise gr.Error("Upload one or more recordings (wav, mp3, m4a, ogg, amr, flac) or videos.")
+        raise gr.Error("Upload one or more recordings (wav, mp3, m4a, ogg, amr, flac, Asterisk gsm/ulaw/alaw/sln) or videos.")
     enrolled = None
     if enroll:
         try:
