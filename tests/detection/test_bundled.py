@@ -17,8 +17,8 @@ from voicefake.metrics import compute_eer
 
 pytestmark = pytest.mark.data
 
-# EER ceiling: the bundled model 0.2.0 (session 5) and its session-6 re-calibration 0.2.1 measure
-# 0.054 on this list (session 3's
+# EER ceiling: the bundled model 0.2.0 (session 5), its session-6 re-calibration 0.2.1 and 0.3.2
+# (session 23) measure 0.054 on this list (session 3's
 # 0.132, session 1's 0.201), and 0.148 on the whole dev split (docs/benchmarks/detection.md);
 # the ceiling catches regressions (it fails the session-3 model), not the target.
 MAX_EER = 0.10
@@ -96,3 +96,15 @@ def test_per_bandwidth_thresholds_hold_their_stated_false_alarm_rate() -> None:
         assert abs(at["far"] - dev[f"dev_{condition}_false_alarm_rate"]) < 0.02
         assert abs(at["miss"] - dev[f"dev_{condition}_miss_rate"]) < 0.05
         assert dev[f"dev_{condition}_false_alarm_rate"] <= cal["far_target"] + 1e-9
+
+
+def test_bundled_detector_catches_the_bundled_vocoders_default(data_root) -> None:
+    """The bundled vocoder's copies of 14 dev-speaker utterances are flagged at the vocoder's default
+    setting and at the cloning pipeline's 1 iteration. A change of the vocoder's default without a
+    retrained detector fails here: detector 0.3.1 flagged 11 of 14 copies at vocoder-16k 0.4.1's
+    default (12 iterations; 14 of 14 at 1), and 0.3.2 flags 14 of 14 at both (session 23)."""
+    reals = [load_audio(p) for p in _existing(data_root, REALS[:14])]
+    for iterations in (None, 1):
+        copies = [api.resynthesize(w, phase_iterations=iterations)[0] for w in reals]
+        flagged = sum(api.detect(c, evidence=False).label == "fake" for c in copies)
+        assert flagged >= len(copies) - 1, f"{flagged} of {len(copies)} copies flagged (phase iterations {iterations})"
