@@ -47,12 +47,9 @@ def _load(path: str) -> np.ndarray:
 def analyze_one(path: str, threshold: float | None, enrolled: np.ndarray | None) -> dict[str, Any]:
     """Everything the page shows for one recording (raises AudioError for unusable files)."""
     wav = _load(path)
-    report = api.detect(wav).to_dict()
-    if threshold is not None:  # the analyst's threshold replaces the model's
-        report["threshold"] = threshold = float(threshold)
-        report["evidence"]["threshold_set_by"] = "user"
+    # the analyst's threshold (if any) replaces the model's
+    report = api.detect(wav, threshold=None if threshold is None else float(threshold)).to_dict()
     threshold = report["threshold"]
-    report["label"] = "fake" if report["p_fake"] >= threshold else "real"
     item: dict[str, Any] = {"file": Path(path).name, "sha256": api.file_sha256(path),
                             "threshold": threshold, "report": report}
     mark = getattr(api, "watermark_detect", None)

@@ -86,3 +86,27 @@ def test_cli_detect_applies_the_threshold_for_each_file_bandwidth(tmp_path, caps
     assert wide["threshold"] == 0.6 and wide["evidence"]["bandwidth"]["condition"] == "wideband"
     assert main(["detect", str(tmp_path / "call.wav"), "--checkpoint", str(path), "--no-evidence"]) == 0
     assert "threshold 0.900 for narrowband audio" in capsys.readouterr().out
+
+
+def test_a_users_threshold_replaces_the_models_for_every_file(tiny_checkpoint, clips, capsys) -> None:
+    """--threshold / detect(threshold=) decide at the user's p_fake and say so; a value that is
+    not a probability is one usage error before any file is read."""
+    model = api.detect(clips / "a.wav", tiny_checkpoint)
+    for cut in (0.0, 1.0, model.p_fake):
+        mine = api.detect(clips / "a.wav", tiny_checkpoint, threshold=cut)
+        assert mine.threshold == cut and mine.label == ("fake" if model.p_fake >= cut else "real")
+        assert mine.evidence["threshold_set_by"] == "user" and mine.evidence["model_threshold"] == 0.6
+        assert mine.p_fake == model.p_fake and mine.segments == model.segments
+    with pytest.raises(ValueError, match="not a probability"):
+        api.detect(clips / "a.wav", tiny_checkpoint, threshold=1.5)
+    with pytest.raises(ValueError, match="not a probability"):
+        model.at_threshold(-0.1)
+    assert main(["detect", str(clips / "a.wav"), "--json", "--checkpoint", tiny_checkpoint, "--no-evidence",
+                 "--threshold", "0"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["threshold"] == 0.0 and line["label"] == "fake" and line["evidence"]["threshold_set_by"] == "user"
+    assert main(["detect", str(clips / "a.wav"), "--checkpoint", tiny_checkpoint, "--threshold", "0"]) == 0
+    assert "threshold 0.000, set by you" in capsys.readouterr().out
+    assert main(["detect", str(clips / "a.wav"), "--checkpoint", tiny_checkpoint, "--threshold", "97"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threshold must be a probability" in err[0]

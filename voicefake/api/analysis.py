@@ -154,7 +154,7 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
 
 def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = "cpu",
            name: str | None = None, window: float = 1.5, hop: float = 0.5,
-           evidence: bool = True) -> Any:
+           evidence: bool = True, threshold: float | None = None) -> Any:
     """Is this speech synthetic? A calibrated probability, a decision, a timeline and evidence.
 
     Args:
@@ -162,6 +162,8 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
             at any rate, 8 kHz calls included, are resampled on load).
         window / hop: segment timeline window and hop in seconds.
         evidence: also compute saliency (bands and time spans that drove the score).
+        threshold: decide at this p_fake for every input instead of the model's threshold for
+            the input's bandwidth (see ``DetectionReport.at_threshold``); checked before any work.
 
     Returns:
         :class:`voicefake.detection.inference.DetectionReport` (``.to_dict()`` for JSON):
@@ -175,13 +177,16 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
     """
     from voicefake.detection.inference import Calibration, detect_waveform, prepare
 
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold!r} is not a probability; pass a value from 0 to 1")
     loaded = load(checkpoint, device, kind="detection")
     rate = loaded.module.config.sample_rate
     wav = prepare(_as_wave(audio, rate, name), rate)
     meta = loaded.checkpoint.metadata
     calibration = Calibration.from_metadata(meta)
     model = {"name": str(meta.get("name", "detector")), "version": str(meta.get("version", __version__))}
-    return detect_waveform(loaded.module, wav, calibration, model, window, hop, evidence)
+    report = detect_waveform(loaded.module, wav, calibration, model, window, hop, evidence)
+    return report if threshold is None else report.at_threshold(threshold)
 
 
 def detection_operating_point(threshold: float, checkpoint: PathLike = "detection",
