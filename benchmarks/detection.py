@@ -27,7 +27,6 @@ import torch
 
 from voicefake import api
 from voicefake.audio.io import load_audio
-from voicefake.checkpoint import Checkpoint
 from voicefake.data.manifests import ManifestRow, read_manifest
 from voicefake.detection.benford import benford_stats
 from voicefake.detection.inference import (
@@ -53,8 +52,7 @@ def notes(row: ManifestRow) -> dict[str, str]:
 
 
 def latest(run: Path) -> torch.nn.Module:
-    steps = run_state.list_steps(run)
-    return Checkpoint.load(run_state.step_dir(run, steps[-1]) / "detector").build("cpu").eval()
+    return run_state.last_step_checkpoint(run, "detector").build("cpu").eval()
 
 
 class Cache:

@@ -41,13 +41,6 @@ def notes(row: ManifestRow) -> dict[str, str]:
     return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
 
 
-def latest_checkpoint(run: Path) -> Checkpoint:
-    steps = run_state.list_steps(run)
-    if not steps:
-        raise SystemExit(f"{run}: no completed training step")
-    return Checkpoint.load(run_state.step_dir(run, steps[-1]) / "detector")
-
-
 def score_rows(module, rows: list[ManifestRow], root: Path) -> list[Scored]:
     return [score_recording(module, load_audio(root / row.path, module.config.sample_rate, allow_silence=True))
             for row in rows]
@@ -101,7 +94,7 @@ def main() -> None:
     if args.roc_only:
         add_roc(args)
         return
-    ckpt = latest_checkpoint(args.run) if args.run else Checkpoint.load(resolve(args.checkpoint))
+    ckpt = run_state.last_step_checkpoint(args.run, "detector") if args.run else Checkpoint.load(resolve(args.checkpoint))
     module = ckpt.build("cpu").eval()
     rows = [r for r in read_manifest(args.manifest)
             if notes(r).get("split") == "dev" and r.folder != args.exclude_family]

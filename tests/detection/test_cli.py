@@ -101,6 +101,8 @@ def test_a_users_threshold_replaces_the_models_for_every_file(tiny_checkpoint, c
         api.detect(clips / "a.wav", tiny_checkpoint, threshold=1.5)
     with pytest.raises(ValueError, match="not a probability"):
         model.at_threshold(-0.1)
+    with pytest.raises(ValueError, match="not a probability"):
+        model.at_threshold(float("nan"))
     assert main(["detect", str(clips / "a.wav"), "--json", "--checkpoint", tiny_checkpoint, "--no-evidence",
                  "--threshold", "0"]) == 0
     line = json.loads(capsys.readouterr().out)
@@ -109,4 +111,4 @@ def test_a_users_threshold_replaces_the_models_for_every_file(tiny_checkpoint, c
     assert "threshold 0.000, set by you" in capsys.readouterr().out
     assert main(["detect", str(clips / "a.wav"), "--checkpoint", tiny_checkpoint, "--threshold", "97"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--threshold must be a probability" in err[0]
+    assert len(err) == 1 and "--threshold: threshold 97.0 is not a probability" in err[0]

@@ -24,6 +24,7 @@ from voicefake.train.loop import LoopConfig, fit
 from voicefake.train.state import (
     STATE_FILE,
     export,
+    last_step_checkpoint,
     list_steps,
     load_trainer_state,
     save_step,
@@ -258,6 +259,17 @@ def test_keep_last_prunes_old_steps(tmp_path: Path) -> None:
         save_step(tmp_path, step, small, {"step": step}, keep_last=2)
     assert list_steps(tmp_path) == [3, 4]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000003", "step_00000004"]
+
+
+def test_last_step_checkpoint_reads_the_newest_complete_step(tmp_path: Path) -> None:
+    ckpt = Checkpoint.load(REPO / "voicefake/models/vocoder-16k")
+    with pytest.raises(CheckpointError, match="no completed training step"):
+        last_step_checkpoint(tmp_path, "generator")
+    for step in (1, 2):
+        small = {"generator": Checkpoint(ckpt.kind, ckpt.model, {}, ckpt.mel, metadata={"step": step})}
+        save_step(tmp_path, step, small, {"step": step}, keep_last=5)
+    step_dir(tmp_path, 3).mkdir()  # a step folder without trainer state is not complete
+    assert last_step_checkpoint(tmp_path, "generator").metadata["step"] == 2
 
 
 @pytest.mark.slow  # two interpreter start-ups and a training run: ~20 s on a busy 2-core box

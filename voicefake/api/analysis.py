@@ -175,10 +175,10 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
         >>> report.label, report.p_fake, report.segments[0]
         ('real', 0.012, {'start': 0.0, 'end': 1.5, 'p_fake': 0.02})
     """
-    from voicefake.detection.inference import Calibration, detect_waveform, prepare
+    from voicefake.detection.inference import Calibration, check_threshold, detect_waveform, prepare
 
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold {threshold!r} is not a probability; pass a value from 0 to 1")
+    if threshold is not None:
+        check_threshold(threshold)  # before any work
     loaded = load(checkpoint, device, kind="detection")
     rate = loaded.module.config.sample_rate
     wav = prepare(_as_wave(audio, rate, name), rate)

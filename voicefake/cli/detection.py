@@ -47,8 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_detect(args: argparse.Namespace) -> int:
     if args.window <= 0 or args.hop <= 0:
         raise common.UsageError(f"--window and --hop must be > 0, got {args.window} and {args.hop}")
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise common.UsageError(f"--threshold must be a probability from 0 to 1, got {args.threshold}")
+    if args.threshold is not None:
+        from voicefake.detection.inference import check_threshold
+
+        try:
+            check_threshold(args.threshold)
+        except ValueError as err:
+            raise common.UsageError(f"--threshold: {err}") from err
     checkpoint = args.checkpoint or "detection"
     api.load(checkpoint, args.device, kind="detection")  # a missing model fails the whole call
     items = list(common.expand_inputs(args.inputs))

@@ -142,13 +142,19 @@ class DetectionReport:
         voices unlike the calibration data (model card: "Threshold guidance for calls").
 
         Raises:
-            ValueError: ``threshold`` outside [0, 1].
+            ValueError: ``threshold`` outside [0, 1] (:func:`check_threshold`).
         """
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold {threshold!r} is not a probability; pass a value from 0 to 1")
+        threshold = check_threshold(threshold)
         evidence = {**self.evidence, "threshold_set_by": "user", "model_threshold": self.threshold}
-        return replace(self, threshold=float(threshold), label="fake" if self.p_fake >= threshold else "real",
+        return replace(self, threshold=threshold, label="fake" if self.p_fake >= threshold else "real",
                        evidence=evidence)
+
+
+def check_threshold(threshold: float) -> float:
+    """``threshold`` as a float if it is a probability (0 to 1), else one clear ValueError."""
+    if not 0.0 <= threshold <= 1.0:  # also refuses NaN
+        raise ValueError(f"threshold {threshold!r} is not a probability; pass a value from 0 to 1")
+    return float(threshold)
 
 
 def _sigmoid(x: float) -> float:

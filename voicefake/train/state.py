@@ -36,6 +36,14 @@ def step_dir(run_dir: Path, step: int) -> Path:
     return run_dir / f"step_{step:08d}"
 
 
+def last_step_checkpoint(run_dir: Path, module: str) -> Checkpoint:
+    """The ``module`` checkpoint of a run's last completed step (not its ``best/``)."""
+    steps = list_steps(run_dir)
+    if not steps:
+        raise CheckpointError(f"{run_dir}: no completed training step")
+    return Checkpoint.load(step_dir(run_dir, steps[-1]) / module)
+
+
 def list_steps(run_dir: Path) -> list[int]:
     """Completed steps saved in ``run_dir``, ascending."""
     if not run_dir.is_dir():
