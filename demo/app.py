@@ -40,15 +40,16 @@ def _path(item: Any) -> str:
     return item if isinstance(item, str) else getattr(item, "name", str(item))
 
 
-def _load(path: str) -> np.ndarray:
-    return api.load_waveform(path, RATE, max_duration=LIMITS["max_seconds"], name=Path(path).name)
+def _load(path: str, mono: bool = True) -> np.ndarray:
+    return api.load_waveform(path, RATE, max_duration=LIMITS["max_seconds"], name=Path(path).name, mono=mono)
 
 
 def analyze_one(path: str, threshold: float | None, enrolled: np.ndarray | None) -> dict[str, Any]:
     """Everything the page shows for one recording (raises AudioError for unusable files)."""
-    wav = _load(path)
+    frames = _load(path, mono=False)  # (T, channels): the legs of a stereo call are scored apart
+    wav = frames.mean(axis=1)
     # the analyst's threshold (if any) replaces the model's
-    report = api.detect(wav, threshold=None if threshold is None else float(threshold)).to_dict()
+    report = api.detect(frames, name=Path(path).name, threshold=None if threshold is None else float(threshold)).to_dict()
     threshold = report["threshold"]
     item: dict[str, Any] = {"file": Path(path).name, "sha256": api.file_sha256(path),
                             "threshold": threshold, "report": report}

@@ -82,6 +82,10 @@ def _threshold_note(report: dict[str, Any]) -> str:
             f"on{condition} dev real speech")
 
 
+def _channel_name(index: int, count: int) -> str:
+    return ("left", "right")[index] + " channel" if count == 2 else f"channel {index}"
+
+
 def verdict_markdown(name: str, report: dict[str, Any], extra: dict[str, Any]) -> str:
     """A short human verdict for one file."""
     label = report["label"].upper()
@@ -91,6 +95,14 @@ def verdict_markdown(name: str, report: dict[str, Any], extra: dict[str, Any]) -
         f"p_fake = **{report['p_fake']:.3f}** ({_threshold_note(report)}) · "
         f"{report['duration']:.1f} s · model {report['model']['name']} {report['model']['version']}",
     ]
+    channels = report["evidence"].get("channels", {})
+    if report.get("channels"):
+        legs = "; ".join(f"{_channel_name(c['evidence']['channel'], channels['count'])}: {c['label'].upper()} "
+                         f"(p_fake {c['p_fake']:.3f})" for c in report["channels"])
+        lines.append(f"**{channels['count']} channels scored apart** ({legs}); the verdict is "
+                     f"{_channel_name(channels['deciding'], channels['count'])}'s")
+    elif channels.get("count", 1) > 1:
+        lines.append(f"{channels['count']} channels averaged: {html.escape(channels['reason'])}")
     benford = report["evidence"].get("benford")
     if benford:
         lines.append(f"Benford statistics: `{json.dumps({k: v for k, v in benford.items() if not isinstance(v, dict)})}`"

@@ -482,3 +482,36 @@ def test_every_file_in_the_shared_data_decodes(data_root: Path) -> None:
         if error > 0.1:
             problems.append(f"{row['path']}: {len(wav) / 16000:.3f} s vs {row['duration_s']}")
     assert not problems, f"{len(problems)} of {len(rows)} files: {problems[:10]}"
+
+
+# ----------------------------------------------------------------------------- channels
+
+
+def test_channels_kept_apart_on_request(tmp_path: Path) -> None:
+    """mono=False gives (T, channels) from both decoders (soundfile: wav; PyAV: AAC in m4a),
+    each channel its own signal; the default still averages them."""
+    left, right = sine(440.0, 0.5), sine(1000.0, 0.5, amp=0.25)
+    wav_path = tmp_path / "call.wav"
+    sf.write(wav_path, np.stack([left, right], axis=1), SAMPLE_RATE, subtype="FLOAT")
+    frames = load_audio(wav_path, mono=False)
+    assert frames.shape == (left.size, 2) and frames.dtype == np.float32
+    np.testing.assert_allclose(frames, np.stack([left, right], axis=1), atol=1e-6)
+    np.testing.assert_allclose(load_audio(wav_path), frames.mean(axis=1), atol=1e-6)
+    assert load_audio(wav_path, 8000, mono=False).shape == (left.size // 2, 2)
+
+    m4a = tmp_path / "call.m4a"
+    with av.open(str(m4a), "w", format="ipod") as out:
+        stream = out.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
+        pcm = (np.stack([left, right]) * 32767).astype(np.int16).T.reshape(1, -1)  # packed s16
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+        frame.sample_rate = SAMPLE_RATE
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    decoded = load_audio(m4a, mono=False)
+    assert decoded.ndim == 2 and decoded.shape[1] == 2
+    middle = decoded[2000:6000]
+    assert abs(dominant_frequency(middle[:, 0], SAMPLE_RATE) - 440.0) < 10.0
+    assert abs(dominant_frequency(middle[:, 1], SAMPLE_RATE) - 1000.0) < 10.0
+    mono = tmp_path / "mono.wav"
+    sf.write(mono, left, SAMPLE_RATE)
+    assert load_audio(mono, mono=False).shape == (left.size, 1)

@@ -14,6 +14,7 @@ from voicefake import __version__
 from voicefake.api.core import AudioInput, Loaded, PathLike, _as_wave, _mel_module, load
 from voicefake.api.generation import synthetic_metadata, watermark_generated
 from voicefake.audio.features import MelSpectrogram
+from voicefake.audio.io import AudioError, load_audio
 
 # ----------------------------------------------------------------------------- speaker
 
@@ -154,39 +155,84 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
 
 def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = "cpu",
            name: str | None = None, window: float = 1.5, hop: float = 0.5,
-           evidence: bool = True, threshold: float | None = None) -> Any:
+           evidence: bool = True, threshold: float | None = None, channels: str = "auto") -> Any:
     """Is this speech synthetic? A calibrated probability, a decision, a timeline and evidence.
 
     Args:
-        audio: path, file bytes, or a (T,) waveform at the detector's rate (16 kHz; files
-            at any rate, 8 kHz calls included, are resampled on load).
+        audio: path, file bytes, or a waveform at the detector's rate (16 kHz; files at any
+            rate, 8 kHz calls included, are resampled on load): (T,), or (T, channels).
         window / hop: segment timeline window and hop in seconds.
         evidence: also compute saliency (bands and time spans that drove the score).
         threshold: decide at this p_fake for every input instead of the model's threshold for
             the input's bandwidth (see ``DetectionReport.at_threshold``); checked before any work.
+        channels: ``"auto"`` scores the two legs of a stereo call recording apart (unless they
+            carry one signal, or one is silent), ``"split"`` scores every channel apart,
+            ``"mix"`` averages them (:func:`voicefake.detection.inference.plan_channels`).
+            Scored apart, the recording is "fake" when any channel is, and ``report.channels``
+            holds one report per channel.
 
     Returns:
         :class:`voicefake.detection.inference.DetectionReport` (``.to_dict()`` for JSON):
-        ``p_fake``, ``label`` ("fake"/"real"), ``threshold``, ``segments``, ``evidence``,
-        ``model``, ``duration``.
+        ``p_fake``, ``label`` ("fake"/"real"), ``threshold``, ``segments``, ``evidence``
+        (``evidence["channels"]`` says how the channels were used), ``model``, ``duration``
+        and, for channels scored apart, ``channels``.
 
     Example:
         >>> report = detect("call.wav")
         >>> report.label, report.p_fake, report.segments[0]
         ('real', 0.012, {'start': 0.0, 'end': 1.5, 'p_fake': 0.02})
+        >>> stereo = detect("pbx_call.wav")  # caller left, callee right
+        >>> [(c.evidence["channel"], c.label) for c in stereo.channels]
+        [(0, 'real'), (1, 'fake')]
     """
-    from voicefake.detection.inference import Calibration, check_threshold, detect_waveform, prepare
+    from voicefake.detection.inference import (
+        Calibration,
+        check_threshold,
+        combine_channels,
+        detect_waveform,
+        leg_speech,
+        plan_channels,
+        prepare,
+    )
 
     if threshold is not None:
         check_threshold(threshold)  # before any work
+    plan_channels(np.zeros((1, 1)), channels)  # a bad mode fails before any work too
     loaded = load(checkpoint, device, kind="detection")
     rate = loaded.module.config.sample_rate
-    wav = prepare(_as_wave(audio, rate, name), rate)
+    frames = _as_frames(audio, rate, name)
     meta = loaded.checkpoint.metadata
     calibration = Calibration.from_metadata(meta)
     model = {"name": str(meta.get("name", "detector")), "version": str(meta.get("version", __version__))}
-    report = detect_waveform(loaded.module, wav, calibration, model, window, hop, evidence)
+    apart, info = plan_channels(frames, channels)
+    if not apart:
+        report = detect_waveform(loaded.module, prepare(frames.mean(axis=1), rate), calibration, model, window, hop,
+                                 evidence)
+        report.evidence["channels"] = info
+    else:
+        scored = []
+        for channel in apart:  # each leg on its own speech: the other party's turns cut out
+            leg = frames[:, channel]
+            kept = leg_speech(leg, rate)
+            speech = prepare(np.concatenate([leg[a:b] for a, b in kept]), rate)
+            one = detect_waveform(loaded.module, speech, calibration, model, window, hop, evidence, kept, leg.size)
+            one.evidence["channel"] = channel
+            scored.append(one)
+        report = combine_channels(scored, info)
     return report if threshold is None else report.at_threshold(threshold)
+
+
+def _as_frames(audio: AudioInput, sample_rate: int, name: str | None) -> np.ndarray:
+    """A path, bytes or waveform at ``sample_rate`` -> (T, channels) float32."""
+    if isinstance(audio, np.ndarray) and audio.ndim == 2:
+        frames = np.asarray(audio, dtype=np.float32)
+        if not 0 < frames.shape[1] < frames.shape[0] or not np.all(np.isfinite(frames)):
+            raise AudioError(f"{name or '<array>'}: expected a finite (T, channels) waveform with T > channels; "
+                             f"got shape {frames.shape}")
+        return frames
+    if isinstance(audio, np.ndarray):
+        return _as_wave(audio, sample_rate, name)[:, None]
+    return load_audio(audio, sample_rate, name=name, mono=False)
 
 
 def detection_operating_point(threshold: float, checkpoint: PathLike = "detection",

@@ -73,16 +73,19 @@ def _as_wave(audio: AudioInput, sample_rate: int, name: str | None = None) -> np
 
 
 def load_waveform(audio: PathLike | bytes, sample_rate: int = 16000,
-                  max_duration: float | None = 600.0, name: str | None = None) -> np.ndarray:
-    """Decodes a recording (any common audio format or a video's sound) to mono float32.
+                  max_duration: float | None = 600.0, name: str | None = None, mono: bool = True) -> np.ndarray:
+    """Decodes a recording (any common audio format or a video's sound) to mono float32, or
+    with ``mono=False`` to (T, channels) (what :func:`voicefake.api.detect` takes for a stereo call).
 
     Raises :class:`AudioError` with a one-line message for anything unusable (missing,
     corrupt, silent, too long, video without sound, ...).
 
     Example:
         >>> wav = load_waveform("call.amr", 16000, max_duration=600)
+        >>> load_waveform("pbx_call.wav", mono=False).shape
+        (960000, 2)
     """
-    return load_audio(audio, sample_rate, max_duration=max_duration, name=name)
+    return load_audio(audio, sample_rate, max_duration=max_duration, name=name, mono=mono)
 
 
 def file_sha256(path: PathLike) -> str:

@@ -200,7 +200,7 @@ def _reject_non_audio(src: _Source) -> None:
 
 
 def _read_soundfile(src: _Source, max_duration: float | None) -> tuple[np.ndarray, int] | None:
-    """Decode with libsndfile; None when PyAV should decode the file instead.
+    """Decode with libsndfile to (T, channels) float32; None when PyAV should decode the file instead.
 
     libsndfile stops reading at the length it finds in the header, so it is only used
     when that length is exact. Otherwise (an unknown format or codec, a FLAC stream of
@@ -231,7 +231,7 @@ def _read_soundfile(src: _Source, max_duration: float | None) -> tuple[np.ndarra
             if len(frames) < sound.frames:
                 problem = f"is truncated (only {len(frames)} of {sound.frames} samples decode)"
                 raise _error(src.label, problem, _FIX_COPY)
-    return _finish(frames.mean(axis=1), src.label), sample_rate
+    return frames, sample_rate
 
 
 def _ext(src: _Source) -> str:
@@ -270,7 +270,8 @@ def _raw_format(src: _Source) -> tuple[str, dict[str, str]] | tuple[None, None]:
 
 
 def _read_pyav(src: _Source, max_duration: float | None) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of any container FFmpeg knows, bounded in length."""
+    """Decode the first audio stream of any container FFmpeg knows to (T, channels) float32,
+    bounded in length."""
     import av  # imported here: only m4a/amr/video need it
 
     raw_format, raw_options = _raw_format(src)
@@ -295,7 +296,7 @@ def _read_pyav(src: _Source, max_duration: float | None) -> tuple[np.ndarray, in
                 ) from exc
     if not chunks:
         raise _error(src.label, "has an audio track with no samples", "export it again")
-    return _finish(np.concatenate(chunks), src.label), sample_rate
+    return np.concatenate(chunks), sample_rate
 
 
 def _audio_stream(container: Any, src: _Source) -> Any:
@@ -338,17 +339,17 @@ def _header_duration(container: Any, audio: Any) -> float:
 def _decode_chunks(
     container: Any, audio: Any, max_duration: float | None, label: str
 ) -> Iterator[np.ndarray]:
-    """Yield (T,) mono float32 chunks; stop with an error once past ``max_duration``."""
+    """Yield (T, channels) float32 chunks; stop with an error once past ``max_duration``."""
     import av
 
     sample_rate = audio.codec_context.sample_rate
     # Converting to planar float makes every sample format (s16, s32p, dbl, ...) give a
-    # (channels, T) array in [-1, 1], so the downmix is a plain mean over channels.
+    # (channels, T) array in [-1, 1]; transposed to (T, channels) as soundfile gives them.
     resampler = av.AudioResampler(format="fltp")
     decoded = 0
     for frame in container.decode(audio):
         for planar in resampler.resample(frame):
-            chunk = planar.to_ndarray().mean(axis=0)
+            chunk = planar.to_ndarray().T
             decoded += len(chunk)
             # Headers can lie or be missing: bound the decoding itself too.
             if max_duration is not None and decoded > max_duration * sample_rate:
@@ -356,6 +357,6 @@ def _decode_chunks(
                 raise _error(label, problem, _FIX_LONG)
             yield chunk
     for planar in resampler.resample(None):
-        yield planar.to_ndarray().mean(axis=0)
+        yield planar.to_ndarray().T
 
 

@@ -1,7 +1,8 @@
 """Audio file I/O: the only module in voicefake that reads or writes audio files.
 
 Everything here works on numpy arrays. Waveforms are float32, mono, shape ``(T,)``
-with ``T`` samples, values in ``[-1, 1]`` and a sample rate in Hz.
+with ``T`` samples, values in ``[-1, 1]`` and a sample rate in Hz; ``mono=False`` reads
+keep a file's channels apart as ``(T, channels)``.
 
 Reading tries :mod:`soundfile` first (wav, flac, ogg/opus, mp3: fast and exact) and
 falls back to PyAV (``av``, bundled FFmpeg, in-process) for m4a/aac, amr and the audio
@@ -31,6 +32,7 @@ from voicefake.audio.decode import (
     _check_samples,
     _check_wav_chunks,
     _error,
+    _finish,
     _make_source,
     _read_pyav,
     _read_soundfile,
@@ -97,8 +99,9 @@ def read_audio(
     max_duration: float | None = DEFAULT_MAX_DURATION,
     name: str | None = None,
     allow_silence: bool = False,
+    mono: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """Decode a recording at its native sample rate, downmixed to mono.
+    """Decode a recording at its native sample rate, downmixed to mono (or every channel).
 
     Args:
         source: path to an audio or video file, or the file's bytes.
@@ -106,6 +109,8 @@ def read_audio(
             the header before decoding where the format allows, and while decoding.
         name: label used in error messages (default: the path, or ``"<bytes>"``).
         allow_silence: accept a recording that is digital silence only.
+        mono: average the channels (True), or keep them: ``wav`` is then (T, channels),
+            also for a mono file (one column). Silence is judged on all channels together.
 
     Returns:
         ``(wav, sample_rate)``: wav is (T,) float32 in [-1, 1]; sample_rate in Hz.
@@ -126,7 +131,8 @@ def read_audio(
     if decoded is None:  # not a format libsndfile knows: m4a, amr, video, ...
         _reject_non_audio(src)
         decoded = _read_pyav(src, max_duration)
-    wav, sample_rate = decoded
+    frames, sample_rate = decoded  # (T, channels)
+    wav = _finish(frames.mean(axis=1) if mono else frames, src.label)
     _check_samples(wav, src.label, allow_silence)
     return wav, sample_rate
 
@@ -138,6 +144,7 @@ def load_audio(
     max_duration: float | None = DEFAULT_MAX_DURATION,
     name: str | None = None,
     allow_silence: bool = False,
+    mono: bool = True,
 ) -> np.ndarray:
     """Decode any common recording into a mono waveform at ``sample_rate``.
 
@@ -151,9 +158,11 @@ def load_audio(
         max_duration: longest accepted duration in seconds (None: no limit).
         name: label used in error messages (default: the path, or ``"<bytes>"``).
         allow_silence: accept a recording that is digital silence only.
+        mono: False keeps the channels apart: a (T, channels) array (see :func:`read_audio`).
 
     Returns:
-        (T,) float32 waveform in [-1, 1] at ``sample_rate`` (or the native rate).
+        (T,) float32 waveform in [-1, 1] at ``sample_rate`` (or the native rate); (T, channels)
+        with ``mono=False``.
 
     Raises:
         AudioError: see :func:`read_audio`; also for an unsupported ``sample_rate``.
@@ -166,7 +175,7 @@ def load_audio(
             f"ask for an integer rate in {_RATE_RANGE}, or None for the native rate",
         )
     wav, native_rate = read_audio(
-        source, max_duration=max_duration, name=name, allow_silence=allow_silence
+        source, max_duration=max_duration, name=name, allow_silence=allow_silence, mono=mono
     )
     if sample_rate is None or sample_rate == native_rate:
         return wav

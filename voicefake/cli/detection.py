@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decide every file at this p_fake instead of the model's threshold for its bandwidth "
                         "(e.g. 0.97 for fewer false alarms on unknown callers, at the cost of missed fakes; "
                         "see the detector's model card)")
+    p.add_argument("--channels", choices=["auto", "mix", "split"], default="auto",
+                   help="auto (default): score the two legs of a stereo call recording apart, unless they carry "
+                        "one signal or one is silent; split: score every channel apart; mix: average them. Scored "
+                        "apart, a file is fake when any channel is, and its JSON has a 'channels' list")
     p.add_argument("--no-evidence", action="store_true", help="skip saliency (faster)")
     p.add_argument("--no-watermark-check", action="store_true",
                    help="skip looking for voicefake's watermark (faster)")
@@ -62,12 +66,16 @@ def run_detect(args: argparse.Namespace) -> int:
     def handle(label: str, path: Path) -> tuple[dict, str]:
         progress.step(label)
         report = api.detect(path, checkpoint, args.device, name=label, window=args.window,
-                            hop=args.hop, evidence=not args.no_evidence, threshold=args.threshold)
+                            hop=args.hop, evidence=not args.no_evidence, threshold=args.threshold,
+                            channels=args.channels)
         record = {"sha256": sha256_file(path), **report.to_dict()}
         band = report.evidence.get("bandwidth", {})
         which = f" for {band['condition']} audio" if band.get("narrowband_below_db") is not None else ""
         which = ", set by you" if args.threshold is not None else which
         text = f"{label}: {report.label} (p_fake {report.p_fake:.3f}, threshold {report.threshold:.3f}{which})"
+        if report.channels:
+            legs = ", ".join(f"{c.evidence['channel']} {c.label} {c.p_fake:.3f}" for c in report.channels)
+            text += f"; channels scored apart, channel {report.evidence['channels']['deciding']} decided ({legs})"
         if not args.no_watermark_check:
             mark = api.watermark_detect(path).to_dict()
             record["watermark"] = {k: mark[k] for k in ("watermarked", "p", "payload") if k in mark}
