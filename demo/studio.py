@@ -125,7 +125,8 @@ def render_call(script_text: str, assets: list[Any] | None) -> tuple:
     except (AudioError, ValueError, RuntimeError) as err:
         raise gr.Error(str(err).replace(str(folder) + "/", "")) from None
     fakes = sum(1 for s in truth["segments"] if s["label"] == "fake")
-    info = (f"Rendered **{truth['duration']:.1f} s** at {rate} Hz: {len(truth['segments'])} segments, "
+    layout = " stereo (one leg per party)" if truth.get("recording") == "stereo" else ""
+    info = (f"Rendered **{truth['duration']:.1f} s**{layout} at {rate} Hz: {len(truth['segments'])} segments, "
             f"{fakes} synthetic (watermarked, labelled synthetic). Ground truth in call.json.")
     state = {"call": str(folder / "call.wav"), "truth": truth}
     return (rate, wav), [str(folder / "call.wav"), str(folder / "call.json")], info, state
@@ -137,8 +138,9 @@ def score_call(state: dict[str, Any] | None, timeline: Any) -> tuple:
 
     if not state:
         raise gr.Error("Render a call first.")
-    wav = api.load_waveform(state["call"], 16000)
-    report = api.detect(wav)
+    frames = api.load_waveform(state["call"], 16000, mono=False)  # a stereo call's legs are scored apart
+    wav = frames.mean(axis=1)
+    report = api.detect(frames)
     score = score_against_truth(report, state["truth"]["segments"])
     figure = timeline(wav, report.to_dict(), report.threshold)
     md = (f"Detector verdict for the call: **{report.label}** (p_fake {report.p_fake:.3f}, threshold "

@@ -1,7 +1,8 @@
 """Call scenarios: a YAML script of turns rendered into one phone call plus its ground truth.
 
 Turns are text in a cloned voice (``fake``), recordings (``real``) or pauses; the whole call
-goes through one time-preserving :mod:`voicefake.channel` chain, and the truth uses the segment
+goes through one time-preserving :mod:`voicefake.channel` chain (or, for ``recording: stereo``,
+each leg of a PBX-style two-channel recording through its own), and the truth uses the segment
 format of :func:`voicefake.detection.inference.score_against_truth`. Script format and scoring:
 recipes/scenarios/README.md.
 """
@@ -32,7 +33,8 @@ TRIM_PAD_S = 0.05  # silence kept around a turn's speech when trimming
 PAUSE_S = (0.01, 60.0)  # shortest and longest pause, seconds
 RATES = (8000, 48000)  # sample_rate and output_rate range, Hz
 _TOP_KEYS = ("description", "sample_rate", "output_rate", "channel", "seed", "trim",
-             "loudness_db", "voices", "turns")
+             "loudness_db", "recording", "voices", "turns")
+LEGS = ("left", "right")  # the channels of a stereo recording, in file order
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -43,10 +45,12 @@ class ScenarioError(ValueError):
 @dataclass(frozen=True)
 class Voice:
     """Cloned from ``reference`` (audio files or voice-profile checkpoint folders), or with
-    none a real person whose turns are all recordings."""
+    none a real person whose turns are all recordings; ``leg`` ("left"/"right") is the channel
+    of a stereo recording this voice is heard on ("" in a mono one)."""
 
     name: str
     reference: tuple[Path, ...] = ()
+    leg: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Script:
     seed: int = 0
     trim: bool = True
     loudness_db: float | None = -23.0
+    recording: str = "mono"
 
     def voice(self, name: str) -> Voice:
         """The voice called ``name``."""
@@ -160,7 +165,7 @@ def _voice(folder: Path, name: Any, spec: Any) -> Voice:
     where = f"voice {name!r}"
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise _bad(where, "bad voice name", "use letters, digits, '_', '-', '.'")
-    spec = _mapping(where, spec, ("reference", "recording"))
+    spec = _mapping(where, spec, ("reference", "recording", "leg"))
     if ("reference" in spec) == (spec.get("recording") is True):
         raise _bad(where, f"got {spec!r}", "give either reference: [files] (a cloned voice) "
                    "or recording: true (a real person who speaks recordings)")
@@ -168,7 +173,10 @@ def _voice(folder: Path, name: Any, spec: Any) -> Voice:
     refs = [refs] if isinstance(refs, str) else _typed(where, refs, list, "list the files")
     if "reference" in spec and not refs:
         raise _bad(where, "empty reference list", "list at least one file or folder")
-    return Voice(name, tuple(_file(folder, f"{where} reference", ref, True) for ref in refs))
+    leg = spec.get("leg", "")
+    if leg not in ("", *LEGS):
+        raise _bad(where, f"leg {leg!r} is not a channel", "use leg: left or leg: right")
+    return Voice(name, tuple(_file(folder, f"{where} reference", ref, True) for ref in refs), leg)
 
 
 def _turn(folder: Path, number: int, spec: Any, voices: dict[str, Voice]) -> Turn:
@@ -225,6 +233,16 @@ def _parse(path: Path, raw: bytes) -> Script:
     if all(turn.pause for turn in turns):
         raise _bad("turns", "only pauses", "add at least one speech turn")
     channel = _channel(data.get("channel", "phone"))
+    recording = data.get("recording", "mono")
+    if recording not in ("mono", "stereo"):
+        raise _bad("recording", f"{recording!r} is not a layout", "use mono (one channel) or stereo (one leg per party)")
+    speakers = {turn.speaker for turn in turns if not turn.pause}
+    for voice in voices.values():
+        if recording == "stereo" and voice.name in speakers and not voice.leg:
+            raise _bad(f"voice {voice.name!r}", "has no leg in a stereo recording", "give it leg: left or leg: right")
+        if recording == "mono" and voice.leg:
+            raise _bad(f"voice {voice.name!r}", "has a leg, but the recording is mono",
+                       "add recording: stereo at the top, or remove the leg")
     sample_rate = _in_range("sample_rate", data.get("sample_rate", 16000), *RATES)
     output_rate = data.get("output_rate", 8000 if channel == "phone" else sample_rate)
     loudness = data.get("loudness_db", -23.0)
@@ -235,7 +253,7 @@ def _parse(path: Path, raw: bytes) -> Script:
         channel=channel, seed=_in_range("seed", data.get("seed", 0), 0, 2**32 - 1),
         trim=_typed("trim", data.get("trim", True), bool, "use true or false"),
         loudness_db=None if loudness is None else float(
-            _in_range("loudness_db", loudness, -60.0, 0.0, (int, float))))
+            _in_range("loudness_db", loudness, -60.0, 0.0, (int, float))), recording=recording)
 
 
 def load_script(path: str | os.PathLike[str]) -> Script:
@@ -287,15 +305,15 @@ def _turn_audio(script: Script, turn: Turn, synthesize: Synthesizer) -> np.ndarr
     return _fade(wav, rate)
 
 
-def _apply_channel(script: Script, wav: np.ndarray) -> tuple[np.ndarray, list[ChannelStep]]:
-    """Runs the script's channel over the whole call; same length, so no segment moves."""
+def _apply_channel(script: Script, wav: np.ndarray, seed: int) -> tuple[np.ndarray, list[ChannelStep]]:
+    """Runs the script's channel over the whole call (or leg); same length, so no segment moves."""
     if script.channel == "none":
         return wav, []
     if isinstance(script.channel, str):  # "phone": a random realistic call drawn from the seed
-        out, steps = phone_call(wav, script.sample_rate, script.seed)
+        out, steps = phone_call(wav, script.sample_rate, seed)
     else:
         steps = list(script.channel)
-        out = apply_chain(wav, script.sample_rate, steps, script.seed)
+        out = apply_chain(wav, script.sample_rate, steps, seed)
     if len(out) != len(wav):  # only speed changes the length; load_script refuses it
         raise ScenarioError(f"{script.path}: channel: it changed the call's length; remove speed")
     return out, steps
@@ -340,25 +358,46 @@ def render(script: Script, synthesize: Synthesizer,
 
     :func:`render_turns`, then the channel over the whole call, then resampling to
     ``script.output_rate``. ``model`` names the generator (in the truth and the watermark).
+    A ``recording: stereo`` script puts each voice's turns on its leg (silence there while the
+    other side speaks) and runs each leg through its own line: the phone channel drawn from
+    ``seed`` on the left and ``seed + 1`` on the right, as a PBX records the two parties.
 
     Returns:
-        ``(wav, sample_rate, truth)``: the (T,) float32 call, its rate, and ``segments``
-        (``[{"start", "end", "speaker", "label", "turn", "text"?, "source"?}]``, seconds,
-        no pauses), ``duration``, ``channel`` (steps as dicts), ``seed``, ``script_sha256``...
+        ``(wav, sample_rate, truth)``: the (T,) float32 call ((T, 2) for stereo: left, right),
+        its rate, and ``segments`` (``[{"start", "end", "speaker", "label", "turn", "text"?,
+        "source"?}]``, seconds, no pauses; stereo adds ``channel``: 0 left, 1 right),
+        ``duration``, ``channel`` (steps as dicts; for stereo ``{"left": [...], "right": [...]}``),
+        ``recording``, ``seed``, ``script_sha256``...
     """
     clean, segments = render_turns(script, synthesize)
-    call, steps = _apply_channel(script, clean)
-    num_samples = len(call) * script.output_rate // script.sample_rate
-    call = np.pad(resample(call, script.sample_rate, script.output_rate), (0, num_samples))
+    num_samples = len(clean) * script.output_rate // script.sample_rate
+    chain: list[dict[str, Any]] | dict[str, list[dict[str, Any]]]
+    if script.recording == "stereo":
+        legs = np.zeros((len(LEGS), clean.size), np.float32)
+        for segment in segments:
+            side = LEGS.index(script.voice(segment["speaker"]).leg)
+            a, b = (round(segment[key] * script.sample_rate) for key in ("start", "end"))
+            legs[side, a:b] = clean[a:b]
+            segment["channel"] = side
+        outputs, chain = [], {}
+        for side, leg in enumerate(legs):
+            out, steps = _apply_channel(script, leg, script.seed + side)
+            outputs.append(np.pad(resample(out, script.sample_rate, script.output_rate), (0, num_samples))[:num_samples])
+            chain[LEGS[side]] = [step.to_dict() for step in steps]
+        call = np.stack(outputs, axis=1)
+    else:
+        out, steps = _apply_channel(script, clean, script.seed)
+        call = np.pad(resample(out, script.sample_rate, script.output_rate), (0, num_samples))[:num_samples]
+        chain = [step.to_dict() for step in steps]
     truth = {
         "format": "voicefake-scenario", "format_version": FORMAT_VERSION,
         "script": script.path.name, "script_sha256": script.sha256,
         "description": script.description, "model": model, "voicefake_version": __version__,
         "sample_rate": script.output_rate, "render_sample_rate": script.sample_rate,
-        "duration": num_samples / script.output_rate, "seed": script.seed,
-        "channel": [step.to_dict() for step in steps], "segments": segments,
+        "duration": num_samples / script.output_rate, "seed": script.seed, "recording": script.recording,
+        "channel": chain, "segments": segments,
     }
-    return call[:num_samples], script.output_rate, truth
+    return call, script.output_rate, truth
 
 
 # ----------------------------------------------------------------------------- writing

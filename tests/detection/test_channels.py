@@ -73,6 +73,17 @@ def test_combine_channels_decides_by_any_fake_leg_and_keeps_every_leg() -> None:
     assert "channels" not in record["channels"][0] and "channels" not in real.to_dict()
 
 
+def test_the_timeline_follows_the_party_who_speaks() -> None:
+    """With speech shares (legs scored on their own speech), a window goes to the leg that
+    speaks most of it, even when the other leg's few frames there score higher."""
+    real, fake = _leg(0, [0.1, 0.2, 0.0], 0.3), _leg(1, [0.0, 0.95, 0.97], 0.96)
+    for leg, shares in ((real, [1.0, 0.8, 0.0]), (fake, [0.0, 0.2, 1.0])):
+        for segment, share in zip(leg.segments, shares, strict=True):
+            segment["speech"] = share
+    both = combine_channels([real, fake], {"count": 2, "mode": "split", "reason": ""})
+    assert [(s["channel"], s["p_fake"]) for s in both.segments] == [(0, 0.1), (0, 0.2), (1, 0.97)]
+
+
 def test_a_users_threshold_decides_every_leg_again() -> None:
     both = combine_channels([_leg(0, [0.1], 0.6), _leg(1, [0.3], 0.93)], {"count": 2, "mode": "split", "reason": ""})
     strict = both.at_threshold(0.99)

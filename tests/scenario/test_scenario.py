@@ -143,6 +143,13 @@ BAD_SCRIPTS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "rate out of range": ({"output_rate": 4000}, ["output_rate", "8000 ... 48000"]),
     "no turns": ({"turns": []}, ["no turns"]),
     "only pauses": ({"turns": [{"pause": 1.0}]}, ["turns", "speech turn"]),
+    "bad recording layout": ({"recording": "quad"}, ["recording", "'quad'", "stereo"]),
+    "stereo voice without a leg": ({"recording": "stereo"}, ["voice 'ceo'", "no leg", "leg: left"]),
+    "leg in a mono recording": (_ceo({"reference": ["ceo_ref.wav"], "leg": "right"}),
+                                ["voice 'ceo'", "recording: stereo"]),
+    "unknown leg": ({"recording": "stereo", "voices": {"ceo": {"reference": ["ceo_ref.wav"], "leg": "middle"},
+                                                       "employee": {"recording": True, "leg": "left"}}},
+                    ["voice 'ceo'", "'middle'", "leg: right"]),
 }
 
 
@@ -252,6 +259,38 @@ def test_truth_json_scores_with_the_detector_scorer(folder: Path, tmp_path: Path
     assert figures["fake_recall"] > 0.9 and figures["false_alarm_seconds"] <= 0.3
 
 
+STEREO: dict[str, Any] = {"recording": "stereo", "voices": {"ceo": {"reference": ["ceo_ref.wav"], "leg": "right"},
+                                                             "employee": {"recording": True, "leg": "left"}}}
+
+
+def test_stereo_render_puts_each_party_on_its_own_line(folder: Path, tmp_path: Path) -> None:
+    """recording: stereo: the employee's turns on the left leg, the CEO's on the right, silence
+    there while the other speaks; each leg through its own phone line (seed, seed + 1), and the
+    truth names each segment's channel. Written, it reads back as two channels, each marked."""
+    script = load_script(_script(folder, **STEREO))
+    clean, segments = render_turns(script, _synthesize)
+    wav, rate, truth = render(script, _synthesize)
+    assert wav.shape == (len(clean) // 2, 2) and rate == 8000 and truth["recording"] == "stereo"
+    assert [(s["speaker"], s["channel"]) for s in truth["segments"]] == [("employee", 0), ("ceo", 1), ("ceo", 1)]
+    for side, name in enumerate(("left", "right")):
+        steps = [ChannelStep.from_dict(step) for step in truth["channel"][name]]
+        leg = np.zeros_like(clean)
+        for seg in segments:
+            a, b = round(seg["start"] * 16000), round(seg["end"] * 16000)
+            if seg["speaker"] == ("employee", "ceo")[side]:
+                leg[a:b] = clean[a:b]
+        replay = resample(apply_chain(leg, 16000, steps, truth["seed"] + side), 16000, 8000)
+        np.testing.assert_array_equal(replay, wav[:, side])  # the JSON replays each leg
+    for seg in truth["segments"]:  # the other leg carries no speech during a turn
+        a, b = round(seg["start"] * rate), round(seg["end"] * rate)
+        this, other = wav[a:b, seg["channel"]], wav[a:b, 1 - seg["channel"]]
+        assert np.sqrt(np.mean(other ** 2)) < 0.3 * np.sqrt(np.mean(this ** 2))
+    call, _ = write_call(tmp_path / "stereo.wav", wav, rate, truth)
+    frames = api.load_waveform(call, 8000, mono=False)
+    assert frames.shape == wav.shape
+    assert all(api.watermark_detect(np.ascontiguousarray(frames[:, c]), sample_rate=8000).watermarked for c in (0, 1))
+
+
 def test_no_overwrite_without_force(folder: Path, tmp_path: Path) -> None:
     wav, rate, truth = render(load_script(_script(folder, channel="none")), _synthesize)
     write_call(tmp_path / "call.wav", wav, rate, truth)
@@ -358,9 +397,10 @@ def test_cli_scenario_with_the_real_clone(folder: Path, tmp_path: Path,
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("name", ["ceo_fraud", "mixed_real_fake"])
+@pytest.mark.parametrize("name", ["ceo_fraud", "mixed_real_fake", "pbx_stereo"])
 def test_recipe_scripts_load(data_root: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv("VOICEFAKE_DATA", str(data_root))
     script = load_script(Path(__file__).resolve().parents[2] / f"recipes/scenarios/{name}.yaml")
     labels = {turn.label for turn in script.turns}
     assert {"real", "fake"} <= labels and script.channel == "phone"
+    assert script.recording == ("stereo" if name == "pbx_stereo" else "mono")

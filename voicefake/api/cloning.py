@@ -476,8 +476,8 @@ def render_scenario(script_path: PathLike, output: PathLike | None = None, force
         force: overwrite existing outputs.
 
     Returns:
-        ``(wav, sample_rate, truth)``: the (T,) float32 call (8 kHz after the phone channel)
-        and its truth: ``truth["segments"]`` is ``[{"start", "end", "speaker", "label", ...}]``
+        ``(wav, sample_rate, truth)``: the (T,) float32 call (8 kHz after the phone channel;
+        (T, 2) for a ``recording: stereo`` script, one leg per party) and its truth: ``truth["segments"]`` is ``[{"start", "end", "speaker", "label", ...}]``
         in seconds, the format of ``voicefake.detection.inference.score_against_truth``.
 
     Raises:

@@ -108,7 +108,8 @@ def save_generated(path: PathLike, wav: np.ndarray, sample_rate: int, model: str
 
 
 def watermark_generated(wav: np.ndarray, sample_rate: int, model: str) -> tuple[np.ndarray, str]:
-    """Marks generated audio with today's payload for ``model``; returns (wav, metadata note).
+    """Marks generated audio ((T,) or (T, channels), each channel marked) with today's payload
+    for ``model``; returns (wav, metadata note).
 
     Example:
         >>> marked, note = watermark_generated(wav, 16000, "vocoder-16k@1")
@@ -117,6 +118,11 @@ def watermark_generated(wav: np.ndarray, sample_rate: int, model: str) -> tuple[
     from voicefake.watermark import embed as embed_mark
 
     payload = Payload.today(model.split("-")[0])
+    wav = np.asarray(wav)
+    if wav.ndim == 2:  # (T, channels): each channel carries the mark (a stereo call's legs are read apart)
+        marked = np.stack([embed_mark(np.ascontiguousarray(wav[:, c]), payload, sample_rate)
+                           for c in range(wav.shape[1])], axis=1)
+        return marked, f"watermark: voicefake/{payload.hex()}"
     return embed_mark(wav, payload, sample_rate), f"watermark: voicefake/{payload.hex()}"
 
 

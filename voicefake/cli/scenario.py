@@ -37,7 +37,7 @@ def run_scenario(args: argparse.Namespace) -> int:
     record = {"file": args.script, "output": str(target), "truth": str(truth_path(target)),
               "duration": round(truth["duration"], 3), "sample_rate": sample_rate,
               "segments": len(truth["segments"]), "fake_seconds": round(seconds["fake"], 3),
-              "real_seconds": round(seconds["real"], 3), "model": truth["model"],
+              "real_seconds": round(seconds["real"], 3), "recording": truth["recording"], "model": truth["model"],
               "watermark": not args.no_watermark}
     text = (f"{args.script} -> {target} ({truth['duration']:.1f} s, {record['segments']} "
             f"segments: {seconds['fake']:.1f} s fake, {seconds['real']:.1f} s real; "

@@ -226,14 +226,18 @@ def combine_channels(reports: list[DetectionReport], info: dict[str, Any]) -> De
     highest overall): its ``p_fake``, ``label``, ``threshold`` and evidence become the
     recording's. So the recording is "fake" when any channel is; with two legs, each held to
     the stated false-alarm rate, a real call's false-alarm rate is up to twice it. The timeline
-    keeps, per window, the channel with the highest ``p_fake`` (each segment names it); the
-    flagged spans of every channel are listed, each with its channel.
+    shows, per window, the channel whose party speaks most of it (segments' ``speech``, from
+    :func:`detect_waveform` with ``kept``; the highest ``p_fake`` where the shares tie, or
+    without them), so a window over a real turn is not flagged for a synthetic reply that
+    starts at its edge; each segment names its channel. The flagged spans of every channel are
+    listed, each with its channel.
     """
     if not reports:
         raise ValueError("no channel to combine")
     deciding = max(reports, key=lambda r: (r.label == "fake", r.p_fake))
     probs = np.array([[seg["p_fake"] for seg in r.segments] for r in reports])
-    best = probs.argmax(axis=0)
+    speech = np.array([[seg.get("speech", 1.0) for seg in r.segments] for r in reports])
+    best = np.lexsort((probs, np.round(speech, 1)), axis=0)[-1]  # most speech, then highest p_fake
     segments = [{"start": seg["start"], "end": seg["end"], "p_fake": float(probs[best[j], j]),
                  "channel": reports[best[j]].evidence["channel"]} for j, seg in enumerate(reports[0].segments)]
     flagged = sorted(({**span, "channel": r.evidence["channel"]} for r in reports for span in r.evidence["flagged_spans"]),
@@ -385,7 +389,7 @@ def detect_waveform(module: Detector, wav: np.ndarray, calibration: Calibration,
             the original sample intervals it was joined from, and ``original_length`` the
             leg's length in samples: the timeline and the saliency spans are then laid out on
             the original recording's time axis, and windows with none of this leg's speech
-            score 0.
+            score 0; each window also gets ``speech``, the share of it that was scored.
     """
     rate = module.config.sample_rate
     tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)).to(next(module.parameters()).device)
@@ -401,9 +405,10 @@ def detect_waveform(module: Detector, wav: np.ndarray, calibration: Calibration,
         duration = original_length / rate
         bounds = window_bounds(duration, window, hop)
         times = to_original_time((np.arange(frames.size) + 0.5) * frame_seconds, kept, rate)
-        seg_p = np.zeros(len(bounds))
+        seg_p, speech = np.zeros(len(bounds)), np.zeros(len(bounds))
         for index, (start, end) in enumerate(bounds):
             inside = (times >= start) & (times < end)
+            speech[index] = min(1.0, inside.sum() * frame_seconds / max(end - start, 1e-9))
             if inside.any():
                 seg_p[index] = calibration.segment_probability(np.array([frames[inside].mean()]))[0]
     stats = benford_stats(wav)
@@ -412,6 +417,9 @@ def detect_waveform(module: Detector, wav: np.ndarray, calibration: Calibration,
     threshold, segment_threshold = calibration.thresholds(high_band)
     segments = [{"start": round(a, 3), "end": round(b, 3), "p_fake": round(float(p), 4)}
                 for (a, b), p in zip(bounds, seg_p, strict=True)]
+    if kept is not None:  # how much of each window is this leg's speech (its turns)
+        for segment, share in zip(segments, speech, strict=True):
+            segment["speech"] = round(float(share), 3)
     info: dict[str, Any] = {
         "network_logit": round(logit, 4),
         "far_target": calibration.far_target,
