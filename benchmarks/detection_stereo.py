@@ -16,7 +16,10 @@ synthetic legs alike. Three kinds of call, every party a different voice:
   of the dev split, clean copies) of another.
 
 For each call: the bundled detector's verdict with the legs averaged (``channels="mix"``),
-with the legs scored apart (``"auto"``), which leg decided, and each leg alone as a mono file.
+with the legs scored apart (``"auto"``), which leg decided, each leg alone as a mono file
+(silences included), and each party's turns alone (0.4 s apart, no silence for the other
+party) through a line drawn from the same seed: the party as one ordinary mono call, the
+ceiling of scoring the legs apart.
 """
 
 from __future__ import annotations
@@ -83,10 +86,14 @@ def run_call(kind: str, turns_a: list[np.ndarray], turns_b: list[np.ndarray], se
     stereo = folder / f"{seed}.wav"
     sf.write(stereo, np.stack([leg_a, leg_b], axis=1), RATE, subtype="PCM_16")
     out = {"kind": kind, "mix": score(stereo, "mix", checkpoint), "auto": score(stereo, "auto", checkpoint)}
-    for index, leg in enumerate((leg_a, leg_b)):
+    gap = np.zeros(int(GAP_S * RATE), np.float32)
+    for index, (leg, turns) in enumerate(((leg_a, turns_a), (leg_b, turns_b))):
         mono = folder / f"{seed}_leg{index}.wav"
         sf.write(mono, leg, RATE, subtype="PCM_16")
         out[f"leg{index}_alone"] = score(mono, "auto", checkpoint)
+        party = phone_call(np.concatenate([x for t in turns for x in (t, gap)]), RATE, seed=2 * seed + index)[0]
+        sf.write(mono, party, RATE, subtype="PCM_16")
+        out[f"party{index}_alone"] = score(mono, "auto", checkpoint)
     return out
 
 
@@ -95,7 +102,7 @@ def summarise(calls: list[dict]) -> dict:
     for kind in sorted({c["kind"] for c in calls}):
         items = [c for c in calls if c["kind"] == kind]
         flagged = {key: round(float(np.mean([c[key]["label"] == "fake" for c in items])), 4)
-                   for key in ("mix", "auto", "leg0_alone", "leg1_alone")}
+                   for key in ("mix", "auto", "leg0_alone", "leg1_alone", "party0_alone", "party1_alone")}
         row = {"calls": len(items), "flagged": flagged,
                "auto_split": round(float(np.mean([c["auto"]["mode"] == "split" for c in items])), 4)}
         if "fake" in kind:

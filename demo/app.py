@@ -31,7 +31,7 @@ from voicefake import __version__, api  # noqa: E402
 from voicefake.audio.io import AudioError  # noqa: E402
 
 log = logging.getLogger("voicefake.demo")
-LIMITS = {"max_seconds": 600.0, "max_file_mb": 100}
+LIMITS = {"max_seconds": 3600.0, "max_file_mb": 100}
 RATE = views.SAMPLE_RATE
 TABLE_HEADERS = ["file", "verdict", "p_fake", "watermark", "speaker check", "error"]
 
@@ -62,8 +62,19 @@ def analyze_one(path: str, threshold: float | None, enrolled: np.ndarray | None)
         item["speaker"] = {"cosine": round(check.cosine, 3), "score": round(check.score, 3), "p_same": round(check.p_same, 3),
                            "same": check.same}
     item["timeline_png"] = views.figure_png(views.timeline_figure(wav, report, threshold))
-    item["evidence_png"] = views.figure_png(views.evidence_figure(api.display_spectrogram(wav), report))
+    start, part = _evidence_view(wav, report)
+    item["evidence_png"] = views.figure_png(views.evidence_figure(api.display_spectrogram(part), report, start))
     return item
+
+
+def _evidence_view(wav: np.ndarray, report: dict[str, Any]) -> tuple[float, np.ndarray]:
+    """(start s, audio) to draw under the evidence: all of it, or a long call's 30 s around its
+    first saliency span (the detector's saliency looks at 30 s too)."""
+    spans = report["evidence"].get("saliency", {}).get("spans", [])
+    if wav.size <= 60 * RATE or not spans:
+        return 0.0, wav
+    start = min(max(0.0, spans[0]["start"] - 15.0), wav.size / RATE - 30.0)
+    return start, wav[int(start * RATE): int((start + 30.0) * RATE)]
 
 
 def _row(item: dict[str, Any]) -> list[Any]:

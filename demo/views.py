@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
 
 SAMPLE_RATE = 16000
 
@@ -25,10 +26,12 @@ def timeline_figure(wav: np.ndarray, report: dict[str, Any], threshold: float) -
     top.plot(t[::step], wav[::step], lw=0.6, color="#444")
     top.set_ylabel("waveform")
     top.set_yticks([])
-    for seg in report["segments"]:
-        color = "#d62728" if seg["p_fake"] >= threshold else "#2ca02c"
-        bottom.fill_between([seg["start"], seg["end"]], 0, seg["p_fake"], color=color, alpha=0.25, step="pre")
-        bottom.hlines(seg["p_fake"], seg["start"], seg["end"], color=color, lw=2)
+    # one collection for all windows: an hour-long call has 7200 of them
+    starts, ends, probs = (np.array([seg[key] for seg in report["segments"]]) for key in ("start", "end", "p_fake"))
+    colors = np.where(probs >= threshold, "#d62728", "#2ca02c")
+    boxes = [((a, 0.0), (a, p), (b, p), (b, 0.0)) for a, b, p in zip(starts, ends, probs, strict=True)]
+    bottom.add_collection(PolyCollection(boxes, facecolors=colors, alpha=0.25, edgecolors="none"))
+    bottom.hlines(probs, starts, ends, colors=colors, lw=2)
     for span in report["evidence"].get("flagged_spans", []):
         top.axvspan(span["start"], span["end"], color="#d62728", alpha=0.15)
     bottom.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
@@ -40,13 +43,18 @@ def timeline_figure(wav: np.ndarray, report: dict[str, Any], threshold: float) -
     return fig
 
 
-def evidence_figure(spec_db: np.ndarray, report: dict[str, Any]) -> plt.Figure:
-    """Spectrogram with the saliency evidence: bands (right bar) and time spans (shaded)."""
+def evidence_figure(spec_db: np.ndarray, report: dict[str, Any], start: float = 0.0) -> plt.Figure:
+    """Spectrogram with the saliency evidence: bands (right bar) and time spans (shaded).
+
+    ``spec_db`` may show a part of the recording (a long call's 30 s around the evidence)
+    beginning at ``start`` seconds; the whole recording by default.
+    """
     fig, (ax, bar) = plt.subplots(1, 2, figsize=(9, 3.2), width_ratios=[12, 1], sharey=True)
-    duration = report["duration"]
+    end = start + report["duration"] if start == 0.0 else start + spec_db.shape[1] * 160 / SAMPLE_RATE
     vmax = float(np.percentile(spec_db, 99.5))
     ax.imshow(spec_db, origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
-              extent=(0, duration, 0, SAMPLE_RATE / 2))
+              extent=(start, end, 0, SAMPLE_RATE / 2))
+    ax.set_xlim(start, end)
     saliency = report["evidence"].get("saliency", {})
     for span in saliency.get("spans", []):
         ax.axvspan(span["start"], span["end"], color="cyan", alpha=min(0.5, 0.1 + span["share"]), lw=0)

@@ -112,3 +112,15 @@ def test_a_users_threshold_replaces_the_models_for_every_file(tiny_checkpoint, c
     assert main(["detect", str(clips / "a.wav"), "--checkpoint", tiny_checkpoint, "--threshold", "97"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--threshold: threshold 97.0 is not a probability" in err[0]
+
+
+def test_max_duration_refuses_longer_files_one_line_each(tiny_checkpoint, clips, capsys) -> None:
+    from voicefake.audio.io import AudioError
+
+    with pytest.raises(AudioError, match="over the limit of 1 s"):
+        api.detect(clips / "b.flac", tiny_checkpoint, max_duration=1.0)  # 2.5 s
+    assert main(["detect", str(clips / "a.wav"), str(clips / "b.flac"), "--json", "--checkpoint", tiny_checkpoint,
+                 "--no-evidence", "--max-duration", "1.5"]) == 1
+    short, long = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "p_fake" in short and "over the limit of 1.5 s" in long["error"]
+    assert main(["detect", str(clips / "a.wav"), "--checkpoint", tiny_checkpoint, "--max-duration", "0"]) == 2

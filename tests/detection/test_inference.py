@@ -198,3 +198,27 @@ def test_saliency_counts_the_artefact_branch() -> None:
     assert abs(sum(b["share"] for b in both["bands"]) - 1) < 0.05
     top = lambda s: next(b["share"] for b in s["bands"] if b["low_hz"] == 6000)  # noqa: E731
     assert top(both) > top(plain) + 0.2
+
+
+def test_long_inputs_are_scored_in_pieces_that_join_exactly() -> None:
+    """Over ``chunk_seconds`` the frame logits come from pieces seen with 2 s of context each:
+    as many frames as one pass, each piece's frames those of a pass over the piece and its
+    context, the utterance logit their mean. Up to ``chunk_seconds`` it is one pass."""
+    import torch
+
+    from voicefake.detection.inference import CHUNK_OVERLAP_SECONDS, network_scores
+
+    model = Detector(DetectorConfig.tiny()).eval()
+    wav = torch.from_numpy(prepare(np.random.default_rng(3).standard_normal(50 * 16000).astype(np.float32) * 0.1, 16000))
+    whole_logit, whole = network_scores(model, wav)
+    logit, pieces = network_scores(model, wav, chunk_seconds=20.0)
+    assert pieces.shape == whole.shape and logit == pytest.approx(pieces.mean())
+    per_piece = int(20.0 * 16000) // model.config.frame_hop
+    context = int(CHUNK_OVERLAP_SECONDS * 16000)
+    first = network_scores(model, wav[: 20 * 16000 + context])[1]
+    np.testing.assert_allclose(pieces[:per_piece], first[:per_piece], rtol=1e-5, atol=1e-5)
+    second = network_scores(model, wav[20 * 16000 - context: 40 * 16000 + context])[1]
+    skip = context // model.config.frame_hop
+    np.testing.assert_allclose(pieces[per_piece: 2 * per_piece], second[skip: skip + per_piece], rtol=1e-5, atol=1e-5)
+    short_logit, short = network_scores(model, wav, chunk_seconds=60.0)
+    assert short_logit == whole_logit and np.array_equal(short, whole)

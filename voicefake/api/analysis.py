@@ -152,10 +152,14 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
 
 # ----------------------------------------------------------------------------- detection
 
+DETECT_MAX_SECONDS = 3 * 3600.0
+"""Longest recording :func:`detect` reads by default: a long conference call, with room to spare."""
+
 
 def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = "cpu",
            name: str | None = None, window: float = 1.5, hop: float = 0.5,
-           evidence: bool = True, threshold: float | None = None, channels: str = "auto") -> Any:
+           evidence: bool = True, threshold: float | None = None, channels: str = "auto",
+           max_duration: float | None = DETECT_MAX_SECONDS) -> Any:
     """Is this speech synthetic? A calibrated probability, a decision, a timeline and evidence.
 
     Args:
@@ -170,6 +174,9 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
             ``"mix"`` averages them (:func:`voicefake.detection.inference.plan_channels`).
             Scored apart, the recording is "fake" when any channel is, and ``report.channels``
             holds one report per channel.
+        max_duration: longest file accepted, seconds (default 3 hours; None: no limit).
+            Recordings over 10 minutes are scored in 10-minute pieces
+            (:func:`voicefake.detection.inference.network_scores`).
 
     Returns:
         :class:`voicefake.detection.inference.DetectionReport` (``.to_dict()`` for JSON):
@@ -200,7 +207,7 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
     plan_channels(np.zeros((1, 1)), channels)  # a bad mode fails before any work too
     loaded = load(checkpoint, device, kind="detection")
     rate = loaded.module.config.sample_rate
-    frames = _as_frames(audio, rate, name)
+    frames = _as_frames(audio, rate, name, max_duration)
     meta = loaded.checkpoint.metadata
     calibration = Calibration.from_metadata(meta)
     model = {"name": str(meta.get("name", "detector")), "version": str(meta.get("version", __version__))}
@@ -222,7 +229,7 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
     return report if threshold is None else report.at_threshold(threshold)
 
 
-def _as_frames(audio: AudioInput, sample_rate: int, name: str | None) -> np.ndarray:
+def _as_frames(audio: AudioInput, sample_rate: int, name: str | None, max_duration: float | None) -> np.ndarray:
     """A path, bytes or waveform at ``sample_rate`` -> (T, channels) float32."""
     if isinstance(audio, np.ndarray) and audio.ndim == 2:
         frames = np.asarray(audio, dtype=np.float32)
@@ -232,7 +239,7 @@ def _as_frames(audio: AudioInput, sample_rate: int, name: str | None) -> np.ndar
         return frames
     if isinstance(audio, np.ndarray):
         return _as_wave(audio, sample_rate, name)[:, None]
-    return load_audio(audio, sample_rate, name=name, mono=False)
+    return load_audio(audio, sample_rate, name=name, mono=False, max_duration=max_duration)
 
 
 def detection_operating_point(threshold: float, checkpoint: PathLike = "detection",

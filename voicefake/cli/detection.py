@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from voicefake import api
+from voicefake.api.analysis import DETECT_MAX_SECONDS
 from voicefake.audio.io import sha256_file
 from voicefake.cli import common
 
@@ -31,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto (default): score the two legs of a stereo call recording apart, unless they carry "
                         "one signal or one is silent; split: score every channel apart; mix: average them. Scored "
                         "apart, a file is fake when any channel is, and its JSON has a 'channels' list")
+    p.add_argument("--max-duration", type=float, default=DETECT_MAX_SECONDS, metavar="SECONDS",
+                   help=f"refuse files longer than this (default {DETECT_MAX_SECONDS:g}: 3 hours); recordings over "
+                        "10 minutes are scored in 10-minute pieces")
     p.add_argument("--no-evidence", action="store_true", help="skip saliency (faster)")
     p.add_argument("--no-watermark-check", action="store_true",
                    help="skip looking for voicefake's watermark (faster)")
@@ -51,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_detect(args: argparse.Namespace) -> int:
     if args.window <= 0 or args.hop <= 0:
         raise common.UsageError(f"--window and --hop must be > 0, got {args.window} and {args.hop}")
+    if not args.max_duration > 0:
+        raise common.UsageError(f"--max-duration must be > 0 seconds, got {args.max_duration}")
     if args.threshold is not None:
         from voicefake.detection.inference import check_threshold
 
@@ -67,7 +73,7 @@ def run_detect(args: argparse.Namespace) -> int:
         progress.step(label)
         report = api.detect(path, checkpoint, args.device, name=label, window=args.window,
                             hop=args.hop, evidence=not args.no_evidence, threshold=args.threshold,
-                            channels=args.channels)
+                            channels=args.channels, max_duration=args.max_duration)
         record = {"sha256": sha256_file(path), **report.to_dict()}
         band = report.evidence.get("bandwidth", {})
         which = f" for {band['condition']} audio" if band.get("narrowband_below_db") is not None else ""

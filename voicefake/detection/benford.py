@@ -96,9 +96,15 @@ def benford_stats(
     wav_t = torch.as_tensor(np.asarray(wav, dtype=np.float32))
     if wav_t.numel() <= n_fft // 2:
         wav_t = torch.nn.functional.pad(wav_t, (0, n_fft // 2 + 1 - wav_t.numel()))
-    mag = stft(wav_t, n_fft, hop_length, n_fft).abs().numpy()  # (n_fft//2+1, F)
-    if mag.shape[1] > max_frames:  # long calls: evenly spaced frames keep the cost bounded
-        mag = mag[:, np.linspace(0, mag.shape[1] - 1, max_frames).astype(np.int64)]
+    frames = 1 + wav_t.numel() // hop_length
+    if frames > max_frames:  # long calls: evenly spaced frames keep the cost bounded
+        # the frames :func:`stft` would give at those positions, without the STFT of the whole call
+        picked = torch.from_numpy(np.linspace(0, frames - 1, max_frames).astype(np.int64))
+        padded = torch.nn.functional.pad(wav_t[None, None], (n_fft // 2, n_fft // 2), mode="reflect")[0, 0]
+        window = torch.hann_window(n_fft, dtype=wav_t.dtype)
+        mag = torch.fft.rfft(padded.unfold(0, n_fft, hop_length)[picked] * window).abs().T.numpy()
+    else:
+        mag = stft(wav_t, n_fft, hop_length, n_fft).abs().numpy()  # (n_fft//2+1, F)
     hist = digit_histogram(mag)
     energy = mag.sum(axis=0)
     count = max(1, int(round(pause_fraction * energy.size)))

@@ -26,7 +26,7 @@ import torch
 
 from voicefake.audio.io import loudness_normalize
 from voicefake.detection.benford import BenfordStats, benford_features, benford_stats
-from voicefake.detection.model import Detector
+from voicefake.detection.model import Detector, num_model_frames
 
 BANDS_HZ = ((0, 500), (500, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (4000, 6000), (6000, 8000))
 SALIENCY_MAX_SECONDS = 30.0
@@ -369,11 +369,39 @@ def _artefact_relevance(module: Detector, wav: torch.Tensor) -> tuple[np.ndarray
     return centres, relevance.sum(dim=1).numpy(), relevance.sum(dim=0).numpy()
 
 
-def network_scores(module: Detector, wav: torch.Tensor) -> tuple[float, np.ndarray]:
-    """(T,) prepared waveform -> (utterance logit, (F',) frame logits every ``frame_hop`` samples)."""
-    with torch.inference_mode():
-        out = module(wav[None])
-    return float(out.logits[0]), out.frame_logits[0].cpu().numpy().astype(np.float64)
+CHUNK_SECONDS = 600.0
+"""Inputs longer than this are scored in pieces of this length (memory stays bounded)."""
+CHUNK_OVERLAP_SECONDS = 2.0
+"""Audio on each side of a piece that its network pass sees, then drops (no edge effects)."""
+
+
+def network_scores(module: Detector, wav: torch.Tensor, chunk_seconds: float = CHUNK_SECONDS) -> tuple[float, np.ndarray]:
+    """(T,) prepared waveform -> (utterance logit, (F',) frame logits every ``frame_hop`` samples).
+
+    A recording up to ``chunk_seconds`` long is one network pass, as in training and
+    calibration. A longer one (an hour-long call) is scored in pieces of ``chunk_seconds``, each
+    seen with :data:`CHUNK_OVERLAP_SECONDS` of context on both sides: its frame logits are the
+    pieces' frames end to end (the same count as one pass), and its utterance logit is their
+    mean, as the network's own is. Each piece removes its own per-band means, so a long call is
+    normalised per 10 minutes instead of over its whole length.
+    """
+    hop = module.config.frame_hop
+    chunk = int(chunk_seconds * module.config.sample_rate) // hop * hop
+    if wav.numel() <= chunk or chunk <= 0:
+        with torch.inference_mode():
+            out = module(wav[None])
+        return float(out.logits[0]), out.frame_logits[0].cpu().numpy().astype(np.float64)
+    overlap = int(CHUNK_OVERLAP_SECONDS * module.config.sample_rate) // hop * hop
+    total = num_model_frames(wav.numel(), module.config)
+    pieces = []
+    for start in range(0, wav.numel(), chunk):
+        first = max(0, start - overlap)
+        with torch.inference_mode():
+            out = module(wav[first : start + chunk + overlap][None])
+        skip = (start - first) // hop
+        pieces.append(out.frame_logits[0, skip : skip + min(chunk // hop, total - start // hop)].cpu().numpy())
+    frames = np.concatenate(pieces).astype(np.float64)
+    return float(frames.mean()), frames
 
 
 def detect_waveform(module: Detector, wav: np.ndarray, calibration: Calibration, model: dict[str, str],
