@@ -57,10 +57,14 @@ def analyze_one(path: str, threshold: float | None, enrolled: np.ndarray | None)
     if mark is not None:
         found = mark(wav)
         item["watermark"] = found.to_dict() if hasattr(found, "to_dict") else found
-    if enrolled is not None:
-        check = api.verify_embedding(enrolled, wav)
+    if enrolled is not None:  # a stereo call's legs are two people: each is checked
+        check = api.verify_embedding(enrolled, frames)
         item["speaker"] = {"cosine": round(check.cosine, 3), "score": round(check.score, 3), "p_same": round(check.p_same, 3),
                            "same": check.same}
+        if check.channels:
+            item["speaker"]["channel"] = check.channel
+            item["speaker"]["channels"] = [{"channel": c.channel, "cosine": round(c.cosine, 3), "same": c.same}
+                                           for c in check.channels]
     item["timeline_png"] = views.figure_png(views.timeline_figure(wav, report, threshold))
     start, part = _evidence_view(wav, report)
     item["evidence_png"] = views.figure_png(views.evidence_figure(api.display_spectrogram(part), report, start))
@@ -85,6 +89,8 @@ def _row(item: dict[str, Any]) -> list[Any]:
     mark_text = "" if mark is None else ("voicefake mark found" if _marked(mark) else "none")
     speaker = item.get("speaker")
     speaker_text = "" if speaker is None else f"{'same' if speaker['same'] else 'DIFFERENT'} (cos {speaker['cosine']})"
+    if speaker is not None and "channel" in speaker:
+        speaker_text += f" on {views.channel_name(speaker['channel'], len(speaker['channels']))}"
     return [item["file"], report["label"], round(report["p_fake"], 4), mark_text, speaker_text, ""]
 
 
@@ -134,6 +140,10 @@ def detail(item: dict[str, Any] | None) -> tuple:
         s = item["speaker"]
         extra["speaker check"] = (f"{'matches' if s['same'] else 'does NOT match'} the enrolled voice "
                                   f"(cosine {s['cosine']}, p_same {s['p_same']})")
+        if "channels" in s:
+            legs = "; ".join(f"{views.channel_name(c['channel'], len(s['channels']))}: "
+                             f"{'matches' if c['same'] else 'does not match'} (cosine {c['cosine']})" for c in s["channels"])
+            extra["speaker check"] += f", best on the {views.channel_name(s['channel'], len(s['channels']))} ({legs})"
     md = views.verdict_markdown(item["file"], item["report"], extra)
     return md, _png_file(item["timeline_png"]), _png_file(item["evidence_png"]), item["report"]
 

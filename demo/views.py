@@ -90,7 +90,8 @@ def _threshold_note(report: dict[str, Any]) -> str:
             f"on{condition} dev real speech")
 
 
-def _channel_name(index: int, count: int) -> str:
+def channel_name(index: int, count: int) -> str:
+    """'left channel' / 'right channel' for a stereo call, 'channel N' otherwise."""
     return ("left", "right")[index] + " channel" if count == 2 else f"channel {index}"
 
 
@@ -105,10 +106,10 @@ def verdict_markdown(name: str, report: dict[str, Any], extra: dict[str, Any]) -
     ]
     channels = report["evidence"].get("channels", {})
     if report.get("channels"):
-        legs = "; ".join(f"{_channel_name(c['evidence']['channel'], channels['count'])}: {c['label'].upper()} "
+        legs = "; ".join(f"{channel_name(c['evidence']['channel'], channels['count'])}: {c['label'].upper()} "
                          f"(p_fake {c['p_fake']:.3f})" for c in report["channels"])
         lines.append(f"**{channels['count']} channels scored apart** ({legs}); the verdict is "
-                     f"{_channel_name(channels['deciding'], channels['count'])}'s")
+                     f"{channel_name(channels['deciding'], channels['count'])}'s")
     elif channels.get("count", 1) > 1:
         lines.append(f"{channels['count']} channels averaged: {html.escape(channels['reason'])}")
     benford = report["evidence"].get("benford")

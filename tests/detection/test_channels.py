@@ -10,16 +10,10 @@ import pytest
 import soundfile as sf
 
 from voicefake import api
+from voicefake.audio.legs import leg_speech, plan_channels, to_original_time
 from voicefake.checkpoint import Checkpoint
 from voicefake.cli import main
-from voicefake.detection.inference import (
-    Calibration,
-    DetectionReport,
-    combine_channels,
-    leg_speech,
-    plan_channels,
-    to_original_time,
-)
+from voicefake.detection.inference import Calibration, DetectionReport, combine_channels
 from voicefake.detection.model import Detector, DetectorConfig
 
 RNG = np.random.default_rng(0)

@@ -152,3 +152,47 @@ def test_centred_model_keeps_the_raw_embedding_for_cloning(tiny_checkpoint: str,
     assert np.allclose(line["cloning_embedding"], raw, atol=1e-5)
     assert main(["embed", str(wav_files["a1"]), "--json", "--checkpoint", tiny_checkpoint]) == 0
     assert "cloning_embedding" not in json.loads(capsys.readouterr().out.splitlines()[0])
+
+
+def test_a_stereo_calls_legs_are_checked_apart(tiny_checkpoint: str, wav_files: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Each leg of a two-party stereo call is its own speaker: the result is the best leg's,
+    every leg's is kept, each leg's is that leg checked alone; mix averages them as before."""
+    a1, b = voice(120, seed=1), voice(230, tilt=2.0, seed=3)
+    silence = np.zeros_like(a1)
+    stereo = np.stack([np.concatenate([b, silence]), np.concatenate([silence, a1])], axis=1)
+    write_audio(tmp_path / "call.wav", stereo, SAMPLE_RATE)
+    enrolled = api.embed_speaker([wav_files["a2"]], tiny_checkpoint)
+    result = api.verify_embedding(enrolled, tmp_path / "call.wav", tiny_checkpoint)
+    assert [c.channel for c in result.channels] == [0, 1]
+    decoded = api.load_waveform(tmp_path / "call.wav", mono=False)  # the file's 16-bit samples
+    for leg in result.channels:
+        alone = api.verify_embedding(enrolled, np.ascontiguousarray(decoded[:, leg.channel]), tiny_checkpoint)
+        assert leg.cosine == pytest.approx(alone.cosine, abs=1e-5) and not alone.channels
+    assert result.score == max(c.score for c in result.channels) and result.channel == 1
+    mixed = api.verify_embedding(enrolled, tmp_path / "call.wav", tiny_checkpoint, channels="mix")
+    assert mixed.channel is None and not mixed.channels
+    assert mixed.cosine == pytest.approx(api.verify_embedding(enrolled, decoded.mean(axis=1), tiny_checkpoint).cosine,
+                                         abs=1e-6)
+    with pytest.raises(ValueError, match="not one of"):
+        api.verify_embedding(enrolled, tmp_path / "call.wav", tiny_checkpoint, channels="right")
+    assert main(["verify", str(wav_files["a2"]), str(tmp_path / "call.wav"), "--json",
+                 "--checkpoint", tiny_checkpoint]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["channel"] == 1 and [c["channel"] for c in line["channels"]] == [0, 1]
+    assert line["cosine"] == round(result.cosine, 4)
+
+
+@pytest.mark.data
+def test_bundled_model_finds_the_enrolled_speaker_on_one_leg(data_root: Path) -> None:
+    """LibriSpeech 1688 enrolled; a stereo call with speaker 1998 on the left and another
+    recording of 1688 on the right: the right leg matches, the left does not."""
+    test_other = data_root / "librispeech_resemblyzer/test-other"
+    enrolled = api.embed_speaker([test_other / "1688/1688-142285-0000.flac"])
+    left = api.load_waveform(test_other / "1998/1998-15444-0001.flac")
+    right = api.load_waveform(test_other / "1688/1688-142285-0002.flac")
+    stereo = np.stack([np.concatenate([left, np.zeros_like(right)]), np.concatenate([np.zeros_like(left), right])],
+                      axis=1)
+    result = api.verify_embedding(enrolled, stereo)
+    assert [(c.channel, c.same) for c in result.channels] == [(0, False), (1, True)]
+    assert result.channel == 1 and result.same

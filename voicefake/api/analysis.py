@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,9 @@ class Verification:
         threshold: the decision threshold on the score (1 % false accepts on dev trials).
         score: what is calibrated and thresholded: the cosine, or for a model with a cohort
             (the bundled one) the AS-norm score (:meth:`SpeakerEncoder.score`, unbounded).
+        channel: for a test recording whose channels were checked apart (the legs of a stereo
+            call), the channel of the fields above: the one that matches best (0 = left).
+        channels: then, one :class:`Verification` per checked channel; empty otherwise.
     """
 
     cosine: float
@@ -37,6 +40,18 @@ class Verification:
     same: bool
     threshold: float
     score: float = float("nan")
+    channel: int | None = None
+    channels: tuple[Verification, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict, rounded; ``channel`` and ``channels`` only when the channels were
+        checked apart."""
+        out: dict[str, Any] = {"cosine": round(self.cosine, 4), "p_same": round(self.p_same, 4), "same": self.same,
+                               "score": round(self.score, 4), "threshold": round(self.threshold, 4)}
+        if self.channels:
+            out["channel"] = self.channel
+            out["channels"] = [{"channel": c.channel, **c.to_dict()} for c in self.channels]
+        return out
 
 
 def _speaker(checkpoint: PathLike, device: str) -> tuple[Loaded, MelSpectrogram]:
@@ -130,24 +145,47 @@ def verify(enroll: AudioInput | Sequence[AudioInput], test: AudioInput, checkpoi
 
 
 def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLike = "speaker",
-                     device: str = "cpu", name: str | None = None) -> Verification:
+                     device: str = "cpu", name: str | None = None, channels: str = "auto") -> Verification:
     """:func:`verify` against an already enrolled (D,) embedding (from :func:`embed_speaker`).
+
+    ``test`` may be a path, bytes, or a 16 kHz waveform (T,) or (T, channels). The two legs of a
+    stereo call recording hold two people, so by default (``channels="auto"``, as in
+    :func:`detect`; :func:`voicefake.audio.legs.plan_channels`) each leg is checked on its
+    own, and the result is the best-matching leg's, with every leg in ``.channels``.
+    ``"mix"`` averages the channels, ``"split"`` checks every channel.
 
     Example:
         >>> cfo = embed_speaker(["cfo_1.wav", "cfo_2.wav"])
         >>> [verify_embedding(cfo, call).same for call in ("call_1.wav", "call_2.wav")]
         [True, False]
+        >>> result = verify_embedding(cfo, "pbx_call.wav")   # stereo: caller left, callee right
+        >>> result.channel, [c.same for c in result.channels]
+        (1, [False, True])
     """
+    from voicefake.audio.io import DEFAULT_MAX_DURATION
+    from voicefake.audio.legs import plan_channels
     from voicefake.speaker.inference import Calibration
 
-    model, _ = _speaker(checkpoint, device)
+    plan_channels(np.zeros((1, 1)), channels)  # a bad mode fails before any work
+    model, features = _speaker(checkpoint, device)
     calibration = Calibration.from_metadata(model.checkpoint.metadata)
-    test_emb = embed(test, checkpoint, device, name)
-    cosine = similarity(enrolled, test_emb)
-    with torch.inference_mode():
-        pair = [torch.as_tensor(np.asarray(e, np.float32).ravel(), device=model.device)[None] for e in (enrolled, test_emb)]
-        score = float(model.module.score(*pair)[0, 0])
-    return Verification(cosine, calibration.p_same(score), score >= calibration.threshold, calibration.threshold, score)
+    frames = _as_frames(test, features.config.sample_rate, name, DEFAULT_MAX_DURATION)
+    apart, _ = plan_channels(frames, channels)
+
+    def check(wav: np.ndarray, channel: int | None) -> Verification:
+        test_emb = embed(np.ascontiguousarray(wav), checkpoint, device, name)
+        with torch.inference_mode():
+            pair = [torch.as_tensor(np.asarray(e, np.float32).ravel(), device=model.device)[None]
+                    for e in (enrolled, test_emb)]
+            score = float(model.module.score(*pair)[0, 0])
+        return Verification(similarity(enrolled, test_emb), calibration.p_same(score), score >= calibration.threshold,
+                            calibration.threshold, score, channel)
+
+    if not apart:
+        return check(frames.mean(axis=1), None)
+    legs = tuple(check(frames[:, channel], channel) for channel in apart)
+    best = max(legs, key=lambda leg: leg.score)
+    return replace(best, channels=legs)
 
 
 # ----------------------------------------------------------------------------- detection
@@ -171,7 +209,7 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
             the input's bandwidth (see ``DetectionReport.at_threshold``); checked before any work.
         channels: ``"auto"`` scores the two legs of a stereo call recording apart (unless they
             carry one signal, or one is silent), ``"split"`` scores every channel apart,
-            ``"mix"`` averages them (:func:`voicefake.detection.inference.plan_channels`).
+            ``"mix"`` averages them (:func:`voicefake.audio.legs.plan_channels`).
             Scored apart, the recording is "fake" when any channel is, and ``report.channels``
             holds one report per channel.
         max_duration: longest file accepted, seconds (default 3 hours; None: no limit).
@@ -192,13 +230,12 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
         >>> [(c.evidence["channel"], c.label) for c in stereo.channels]
         [(0, 'real'), (1, 'fake')]
     """
+    from voicefake.audio.legs import leg_speech, plan_channels
     from voicefake.detection.inference import (
         Calibration,
         check_threshold,
         combine_channels,
         detect_waveform,
-        leg_speech,
-        plan_channels,
         prepare,
     )
 

@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "against the model's cohort of training speakers for the bundled model).")
     v.add_argument("enroll", help="recording (or folder of recordings) of the claimed speaker")
     v.add_argument("tests", nargs="+", metavar="TEST", help="recordings to check")
+    v.add_argument("--channels", choices=["auto", "mix", "split"], default="auto",
+                   help="auto (default): check the two legs of a stereo call recording apart (two people), unless "
+                        "they carry one signal or one is silent; split: every channel; mix: average them. Checked "
+                        "apart, the line is the best-matching leg's, with 'channel' and a 'channels' list")
     common.add_common(v)
     v.set_defaults(run=run_verify)
 
@@ -63,11 +67,13 @@ def run_verify(args: argparse.Namespace) -> int:
     enrolled = api.embed_speaker(clips, checkpoint, args.device)
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
-        result = api.verify_embedding(enrolled, path, checkpoint, args.device, name=label)
-        record = {"enroll": args.enroll, "cosine": round(result.cosine, 4), "p_same": round(result.p_same, 4),
-                  "same": result.same, "score": round(result.score, 4), "threshold": round(result.threshold, 4),
-                  "model": model}
+        result = api.verify_embedding(enrolled, path, checkpoint, args.device, name=label, channels=args.channels)
+        record = {"enroll": args.enroll, **result.to_dict(), "model": model}
         verdict = "SAME speaker" if result.same else "different speaker"
-        return record, f"{label}: {verdict} (cosine {result.cosine:.3f}, p_same {result.p_same:.2f})"
+        text = f"{label}: {verdict} (cosine {result.cosine:.3f}, p_same {result.p_same:.2f})"
+        if result.channels:
+            legs = ", ".join(f"{c.channel} {'same' if c.same else 'different'} {c.cosine:.3f}" for c in result.channels)
+            text += f"; channels checked apart, best match channel {result.channel} ({legs})"
+        return record, text
 
     return common.per_file(args, args.tests, handle)
