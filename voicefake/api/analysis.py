@@ -151,7 +151,8 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
     ``test`` may be a path, bytes, or a 16 kHz waveform (T,) or (T, channels). The two legs of a
     stereo call recording hold two people, so by default (``channels="auto"``, as in
     :func:`detect`; :func:`voicefake.audio.legs.plan_channels`) each leg is checked on its
-    own, and the result is the best-matching leg's, with every leg in ``.channels``.
+    own speech (the other party's turns cut out: :func:`voicefake.audio.legs.leg_speech`), and
+    the result is the best-matching leg's, with every leg in ``.channels``.
     ``"mix"`` averages the channels, ``"split"`` checks every channel.
 
     Example:
@@ -163,7 +164,7 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
         (1, [False, True])
     """
     from voicefake.audio.io import DEFAULT_MAX_DURATION
-    from voicefake.audio.legs import plan_channels
+    from voicefake.audio.legs import leg_speech, plan_channels
     from voicefake.speaker.inference import Calibration
 
     plan_channels(np.zeros((1, 1)), channels)  # a bad mode fails before any work
@@ -171,6 +172,7 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
     calibration = Calibration.from_metadata(model.checkpoint.metadata)
     frames = _as_frames(test, features.config.sample_rate, name, DEFAULT_MAX_DURATION)
     apart, _ = plan_channels(frames, channels)
+    rate = features.config.sample_rate
 
     def check(wav: np.ndarray, channel: int | None) -> Verification:
         test_emb = embed(np.ascontiguousarray(wav), checkpoint, device, name)
@@ -183,7 +185,9 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
 
     if not apart:
         return check(frames.mean(axis=1), None)
-    legs = tuple(check(frames[:, channel], channel) for channel in apart)
+    # each leg on its own speech: the line noise of the other party's turns is not this voice
+    legs = tuple(check(np.concatenate([frames[a:b, channel] for a, b in leg_speech(frames[:, channel], rate)]), channel)
+                 for channel in apart)
     best = max(legs, key=lambda leg: leg.score)
     return replace(best, channels=legs)
 
