@@ -208,6 +208,46 @@ def unseen_voices(folder: Path, checkpoint: str = "detection", points: list | No
     return dict(out)
 
 
+def unseen_by_length(folder: Path, counts: list[int], checkpoint: str = "detection") -> dict:
+    """False alarms on the unseen voices when their prompts are joined into longer recordings.
+
+    Each voice's recordings (``new_voice=1``, at least 1 s) are shuffled (seed 0) and joined
+    ``n`` at a time, 0.3 s apart, for each ``n`` in ``counts`` (n = 1 is one prompt per
+    recording, as in :func:`unseen_voices`; a leftover group shorter than ``n`` is dropped).
+    Each joined recording is scored as recorded and through a simulated phone call, at the
+    model's thresholds. Returns per ``n``: recordings, mean seconds, false-alarm rates.
+    """
+    from voicefake.channel import phone_call
+    from voicefake.detection.inference import Calibration
+
+    loaded = api.load(checkpoint)
+    cal = Calibration.from_metadata(loaded.checkpoint.metadata)
+    voices: dict = defaultdict(list)
+    for row in read_manifest(folder / "manifest.csv"):
+        if "new_voice=1" in row.notes and row.duration_s >= 1.0:
+            voices[row.speaker].append(load_audio(folder / row.path, 16000, allow_silence=True))
+    gap = np.zeros(int(0.3 * 16000), np.float32)
+    out = {}
+    for n in counts:
+        flags: dict = defaultdict(list)
+        seconds = []
+        for voice, (_, waves) in enumerate(sorted(voices.items())):
+            order = np.random.default_rng(0).permutation(len(waves))
+            for group, start in enumerate(range(0, len(order) - n + 1, n)):
+                wav = np.concatenate([x for i in order[start : start + n] for x in (waves[i], gap)][:-1])
+                seconds.append(wav.size / 16000)
+                line = phone_call(wav, 16000, seed=10000 * voice + group)[0]
+                for channel, audio in (("as recorded", wav), ("phone", line)):
+                    audio = prepare(audio, 16000)
+                    logit, _ = network_scores(loaded.module, torch.from_numpy(audio))
+                    p = cal.file_probability(logit, benford_stats(audio))
+                    flags[channel].append(p >= cal.thresholds(high_band_db(audio, 16000))[0])
+        out[str(n)] = {"recordings": len(seconds), "mean_seconds": round(float(np.mean(seconds)), 2),
+                       **{f"false_alarm_rate_{c.replace(' ', '_')}": round(float(np.mean(f)), 4) for c, f in flags.items()}}
+        log.info("unseen voices joined %d at a time: %s", n, out[str(n)])
+    return out
+
+
 def threshold_sweep(dev_points: list, unseen_points: list, narrowband_thresholds: list[float],
                     checkpoint: str = "detection") -> list[dict]:
     """What a stricter decision point for calls costs and buys: for each narrowband threshold
@@ -380,6 +420,11 @@ def to_markdown(result: dict) -> str:
                   "|---|---|---|---|"]
         for speaker, chans in result["false_alarms_unseen_voices"].items():
             lines += [f"| {speaker} | {ch} | {v['n']} | {pct(v['false_alarm_rate'])} |" for ch, v in chans.items()]
+    for name, by_n in result.get("false_alarms_unseen_by_length", {}).items():
+        lines += ["", f"| {name}: prompts per recording | recordings | mean length | false alarms as recorded "
+                  "| false alarms through a phone line |", "|---|---|---|---|---|"]
+        lines += [f"| {n} | {v['recordings']} | {v['mean_seconds']:.1f} s | {pct(v.get('false_alarm_rate_as_recorded'))} "
+                  f"| {pct(v.get('false_alarm_rate_phone'))} |" for n, v in by_n.items()]
     if result.get("threshold_sweep"):
         sweep = result["threshold_sweep"]
         names = list(sweep[0]["unseen"])
@@ -417,6 +462,9 @@ def main() -> None:
     parser.add_argument("--sweep", type=float, nargs="+", default=[], metavar="T",
                         help="narrowband thresholds to compare on dev and on the unseen voices (needs the "
                              "bundled and unseen parts)")
+    parser.add_argument("--by-length", type=int, nargs="+", default=[], metavar="N",
+                        help="also score the unseen voices' prompts joined N at a time (e.g. 1 2 4 8): false "
+                             "alarms against recording length")
     parser.add_argument("--checkpoint", default="detection",
                         help="the model of the 'bundled' part: the bundled one, or a calibrated candidate's folder")
     args = parser.parse_args()
@@ -445,6 +493,9 @@ def main() -> None:
         result["false_alarms_unseen_voices"] = {
             k: v for f in folders for k, v in unseen_voices(f, args.checkpoint, unseen_points).items()}
         log.info("unseen voices: %s", result["false_alarms_unseen_voices"])
+    if args.by_length and folders:
+        result["false_alarms_unseen_by_length"] = {f.name: unseen_by_length(f, args.by_length, args.checkpoint)
+                                                   for f in folders}
     if args.sweep and dev_points and unseen_points:
         result["threshold_sweep"] = threshold_sweep(dev_points, unseen_points, args.sweep, args.checkpoint)
     if "logo" not in args.skip:
