@@ -29,6 +29,8 @@ def test_plan_channels_auto_splits_two_different_legs_only() -> None:
     quiet = np.stack([NOISE[:, 0], 1e-3 * NOISE[:, 1]], axis=1)  # -60 dB: a dead leg's hiss
     chosen, info = plan_channels(quiet, "auto")
     assert chosen == [] and "channel 1 is 60 dB below" in info["reason"]
+    one_leg = np.stack([NOISE[:, 0], np.zeros(16000, np.float32)], axis=1)  # a one-sided recording
+    assert plan_channels(one_leg, "auto")[1]["reason"] == "channel 1 is digital silence: one voice"
     surround = (0.1 * RNG.standard_normal((16000, 6))).astype(np.float32)
     assert plan_channels(surround, "auto")[0] == [] and plan_channels(surround, "split")[0] == list(range(6))
     assert plan_channels(NOISE, "mix") == ([], {"count": 2, "mode": "mix", "reason": "asked to average the channels"})

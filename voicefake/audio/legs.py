@@ -60,8 +60,8 @@ def plan_channels(frames: np.ndarray, mode: str = "auto") -> tuple[list[int], di
     level = 10 * np.log10(np.maximum(energy, 1e-20) / max(float(energy.max()), 1e-20))
     if level.min() < QUIET_CHANNEL_DB:
         quiet = int(level.argmin())
-        return [], {"count": 2, "mode": "mix",
-                    "reason": f"channel {quiet} is {-level.min():.0f} dB below the other: one voice"}
+        how = "digital silence" if np.abs(frames[:, quiet]).max() < SILENCE_LEVEL else f"{-level.min():.0f} dB below the other"
+        return [], {"count": 2, "mode": "mix", "reason": f"channel {quiet} is {how}: one voice"}
     correlation = float((frames[:, 0] @ frames[:, 1]) / max(float(np.sqrt(energy.prod())) * len(frames), 1e-20))
     if correlation >= SAME_CHANNEL_CORRELATION:
         return [], {"count": 2, "mode": "mix", "reason": f"the channels carry one signal (correlation {correlation:.3f})"}
