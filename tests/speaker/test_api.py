@@ -176,6 +176,10 @@ def test_a_stereo_calls_legs_are_checked_apart(tiny_checkpoint: str, wav_files: 
                                          abs=1e-6)
     with pytest.raises(ValueError, match="not one of"):
         api.verify_embedding(enrolled, tmp_path / "call.wav", tiny_checkpoint, channels="right")
+    # a party who only says "yes" (0.1 s): that leg is checked whole instead of failing the call
+    yes = np.concatenate([np.zeros(a1.size), voice(200, seconds=0.1, seed=4), np.zeros(a1.size)])
+    short = np.stack([np.concatenate([a1, np.zeros(yes.size - a1.size)]), yes], axis=1).astype(np.float32)
+    assert [c.channel for c in api.verify_embedding(enrolled, short, tiny_checkpoint).channels] == [0, 1]
     assert main(["verify", str(wav_files["a2"]), str(tmp_path / "call.wav"), "--json",
                  "--checkpoint", tiny_checkpoint]) == 0
     line = json.loads(capsys.readouterr().out)

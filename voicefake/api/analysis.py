@@ -185,9 +185,13 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
 
     if not apart:
         return check(frames.mean(axis=1), None)
-    # each leg on its own speech: the line noise of the other party's turns is not this voice
-    legs = tuple(check(np.concatenate([frames[a:b, channel] for a, b in leg_speech(frames[:, channel], rate)]), channel)
-                 for channel in apart)
+    def own_speech(leg: np.ndarray) -> np.ndarray:
+        """The leg's speech (the line noise of the other party's turns is not this voice), or the
+        whole leg when that is under the encoder's 0.5 s minimum (a party who says "yes")."""
+        speech = np.concatenate([leg[a:b] for a, b in leg_speech(leg, rate)])
+        return speech if speech.size >= rate // 2 else leg
+
+    legs = tuple(check(own_speech(frames[:, channel]), channel) for channel in apart)
     best = max(legs, key=lambda leg: leg.score)
     return replace(best, channels=legs)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from voicefake import api
 from voicefake.api.analysis import DETECT_MAX_SECONDS
 from voicefake.audio.io import sha256_file
+from voicefake.audio.legs import CHANNEL_MODES
 from voicefake.cli import common
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decide every file at this p_fake instead of the model's threshold for its bandwidth "
                         "(e.g. 0.97 for fewer false alarms on unknown callers, at the cost of missed fakes; "
                         "see the detector's model card)")
-    p.add_argument("--channels", choices=["auto", "mix", "split"], default="auto",
+    p.add_argument("--channels", choices=CHANNEL_MODES, default="auto",
                    help="auto (default): score the two legs of a stereo call recording apart, unless they carry "
                         "one signal or one is silent; split: score every channel apart; mix: average them. Scored "
                         "apart, a file is fake when any channel is, and its JSON has a 'channels' list")

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from voicefake import api
+from voicefake.audio.legs import CHANNEL_MODES
 from voicefake.cli import common
 
 
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "against the model's cohort of training speakers for the bundled model).")
     v.add_argument("enroll", help="recording (or folder of recordings) of the claimed speaker")
     v.add_argument("tests", nargs="+", metavar="TEST", help="recordings to check")
-    v.add_argument("--channels", choices=["auto", "mix", "split"], default="auto",
+    v.add_argument("--channels", choices=CHANNEL_MODES, default="auto",
                    help="auto (default): check the two legs of a stereo call recording apart (two people), unless "
                         "they carry one signal or one is silent; split: every channel; mix: average them. Checked "
                         "apart, the line is the best-matching leg's, with 'channel' and a 'channels' list")
