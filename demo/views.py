@@ -50,7 +50,7 @@ def evidence_figure(spec_db: np.ndarray, report: dict[str, Any], start: float = 
     beginning at ``start`` seconds; the whole recording by default.
     """
     fig, (ax, bar) = plt.subplots(1, 2, figsize=(9, 3.2), width_ratios=[12, 1], sharey=True)
-    end = start + report["duration"] if start == 0.0 else start + spec_db.shape[1] * 160 / SAMPLE_RATE
+    end = start + min(report["duration"], (spec_db.shape[1] - 1) * 160 / SAMPLE_RATE)  # 10 ms frames
     vmax = float(np.percentile(spec_db, 99.5))
     ax.imshow(spec_db, origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
               extent=(start, end, 0, SAMPLE_RATE / 2))

@@ -48,3 +48,25 @@ def test_verdict_names_the_threshold_that_decided() -> None:
     assert "threshold 0.921, set by you" in views.verdict_markdown("call.wav", report, {})
     old = {**report, "evidence": {"far_target": 0.01}}  # a report from a single-threshold model
     assert "false alarms on dev real speech" in views.verdict_markdown("call.wav", old, {})
+
+
+def test_a_stereo_call_and_a_long_call_on_the_page(tmp_path) -> None:
+    """The page scores a stereo upload's legs apart and says which decided; a long call's
+    evidence shows the 30 s its saliency analysed, on the call's own time axis."""
+    import numpy as np
+    import soundfile as sf
+
+    app = _app()
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "pbx.wav", (0.1 * rng.standard_normal((32000, 2))).astype(np.float32), 16000)
+    item = app.analyze_one(str(tmp_path / "pbx.wav"), None, None)
+    assert [c["evidence"]["channel"] for c in item["report"]["channels"]] == [0, 1]
+    assert "2 channels scored apart" in app.detail(item)[0] and "right channel" in app.detail(item)[0]
+    long = np.zeros(120 * 16000, np.float32)
+    start, part = app._evidence_view(long, {"evidence": {"saliency": {"spans": [{"start": 100.0, "end": 100.5}]}}})
+    assert start == 85.0 and part.size == 30 * 16000
+    start, part = app._evidence_view(long, {"evidence": {"saliency": {"spans": [{"start": 5.0, "end": 5.5}]}}})
+    assert start == 0.0 and part.size == 30 * 16000
+    spec = app.api.display_spectrogram(part)
+    figure = app.views.evidence_figure(spec, {"duration": 120.0, "evidence": {}}, start)
+    assert figure.axes[0].get_xlim() == (0.0, 30.0)  # the excerpt, not stretched over the whole call
