@@ -65,7 +65,7 @@ def analyze_one(path: str, threshold: float | None, enrolled: np.ndarray | None)
             item["speaker"]["channel"] = check.channel
             item["speaker"]["channels"] = [{"channel": c.channel, "cosine": round(c.cosine, 3), "same": c.same}
                                            for c in check.channels]
-    item["timeline_png"] = views.figure_png(views.timeline_figure(wav, report, threshold))
+    item["timeline_png"] = views.figure_png(views.timeline_figure(frames, report, threshold))
     start, part = _evidence_view(wav, report)
     item["evidence_png"] = views.figure_png(views.evidence_figure(api.display_spectrogram(part), report, start))
     return item

@@ -139,10 +139,9 @@ def score_call(state: dict[str, Any] | None, timeline: Any) -> tuple:
     if not state:
         raise gr.Error("Render a call first.")
     frames = api.load_waveform(state["call"], 16000, mono=False)  # a stereo call's legs are scored apart
-    wav = frames.mean(axis=1)
     report = api.detect(frames)
     score = score_against_truth(report, state["truth"]["segments"])
-    figure = timeline(wav, report.to_dict(), report.threshold)
+    figure = timeline(frames, report.to_dict(), report.threshold)
     md = (f"Detector verdict for the call: **{report.label}** (p_fake {report.p_fake:.3f}, threshold "
           f"{report.threshold:.3f}). Synthetic seconds found: **{score['found_fake_seconds']:.1f} of "
           f"{score['fake_seconds']:.1f}** (recall {100 * score['fake_recall']:.0f}%); false alarms on real "

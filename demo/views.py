@@ -18,12 +18,28 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 SAMPLE_RATE = 16000
 
 
+LEG_COLORS = ("#1f77b4", "#ff7f0e")  # left, right
+
+
 def timeline_figure(wav: np.ndarray, report: dict[str, Any], threshold: float) -> plt.Figure:
-    """Waveform on top, segment p_fake under it, with the decision threshold."""
+    """Waveform on top, segment p_fake under it, with the decision threshold.
+
+    ``wav`` is (T,) or (T, channels) at :data:`SAMPLE_RATE`. For a stereo call whose legs were
+    scored apart, each leg's waveform is drawn in its own colour, and a strip under the windows
+    shows which leg each window's p_fake is from.
+    """
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 3.6), sharex=True, height_ratios=[1, 1.2])
-    t = np.arange(wav.size) / SAMPLE_RATE
-    step = max(1, wav.size // 4000)
-    top.plot(t[::step], wav[::step], lw=0.6, color="#444")
+    frames = wav if wav.ndim == 2 else wav[:, None]
+    t = np.arange(len(frames)) / SAMPLE_RATE
+    step = max(1, len(frames) // 4000)
+    legs = report.get("channels") and frames.shape[1] == 2
+    if legs:
+        peak = float(np.abs(frames).max()) or 1.0
+        for side, name in enumerate(("left", "right")):
+            top.plot(t[::step], frames[::step, side] / peak + (1 - 2 * side), lw=0.6, color=LEG_COLORS[side], label=name)
+        top.legend(loc="upper right", fontsize=7, ncol=2)
+    else:
+        top.plot(t[::step], frames[::step].mean(axis=1), lw=0.6, color="#444")
     top.set_ylabel("waveform")
     top.set_yticks([])
     # one collection for all windows: an hour-long call has 7200 of them
@@ -32,6 +48,10 @@ def timeline_figure(wav: np.ndarray, report: dict[str, Any], threshold: float) -
     boxes = [((a, 0.0), (a, p), (b, p), (b, 0.0)) for a, b, p in zip(starts, ends, probs, strict=True)]
     bottom.add_collection(PolyCollection(boxes, facecolors=colors, alpha=0.25, edgecolors="none"))
     bottom.hlines(probs, starts, ends, colors=colors, lw=2)
+    if legs:  # which leg each window is from
+        sides = [seg.get("channel", 0) for seg in report["segments"]]
+        strip = [((a, 0.0), (a, 0.04), (b, 0.04), (b, 0.0)) for a, b in zip(starts, ends, strict=True)]
+        bottom.add_collection(PolyCollection(strip, facecolors=[LEG_COLORS[c % 2] for c in sides], edgecolors="none"))
     for span in report["evidence"].get("flagged_spans", []):
         top.axvspan(span["start"], span["end"], color="#d62728", alpha=0.15)
     bottom.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
