@@ -62,6 +62,9 @@ def test_a_stereo_call_and_a_long_call_on_the_page(tmp_path) -> None:
     item = app.analyze_one(str(tmp_path / "pbx.wav"), None, None)
     assert [c["evidence"]["channel"] for c in item["report"]["channels"]] == [0, 1]
     assert "2 channels scored apart" in app.detail(item)[0] and "right channel" in app.detail(item)[0]
+    frames = app.api.load_waveform(str(tmp_path / "pbx.wav"), mono=False)
+    top = app.views.timeline_figure(frames, item["report"], 0.5).axes[0]
+    assert [text.get_text() for text in top.get_legend().get_texts()] == ["left", "right"]
     long = np.zeros(120 * 16000, np.float32)
     start, part = app._evidence_view(long, {"evidence": {"saliency": {"spans": [{"start": 100.0, "end": 100.5}]}}})
     assert start == 85.0 and part.size == 30 * 16000
