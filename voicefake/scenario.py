@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 FADE_S = 0.01  # raised-cosine fade at each turn's edges: no clicks where audio meets a pause
 TRIM_PAD_S = 0.05  # silence kept around a turn's speech when trimming
 PAUSE_S = (0.01, 60.0)  # shortest and longest pause, seconds
+OVERLAP_S = (0.01, 30.0)  # shortest and longest barge-in, seconds
 RATES = (8000, 48000)  # sample_rate and output_rate range, Hz
 _TOP_KEYS = ("description", "sample_rate", "output_rate", "channel", "seed", "trim",
              "loudness_db", "recording", "voices", "turns")
@@ -57,7 +58,8 @@ class Voice:
 class Turn:
     """Turn ``number`` (from 1): a ``pause`` in seconds, a recording ``audio`` of ``speaker``
     (``source``: its path as written in the script; ``text``: an optional transcript), or
-    ``text`` said in ``speaker``'s cloned voice."""
+    ``text`` said in ``speaker``'s cloned voice. ``overlap``: seconds this speech turn starts
+    before the previous speech turn ends (barge-in; 0: after it)."""
 
     number: int
     speaker: str = ""
@@ -65,6 +67,7 @@ class Turn:
     audio: Path | None = None
     source: str = ""
     pause: float = 0.0
+    overlap: float = 0.0
 
     @property
     def label(self) -> str:
@@ -184,20 +187,21 @@ def _turn(folder: Path, number: int, spec: Any, voices: dict[str, Voice]) -> Tur
     if isinstance(spec, dict) and "pause" in spec:
         pause = _mapping(where, spec, ("pause",))["pause"]
         return Turn(number, pause=float(_in_range(f"{where} pause", pause, *PAUSE_S, (int, float))))
-    spec = _mapping(where, spec, ("speaker", "text", "audio"))
+    spec = _mapping(where, spec, ("speaker", "text", "audio", "overlap"))
     speaker = spec.get("speaker")
     if not isinstance(speaker, str) or speaker not in voices:
         raise _bad(where, f"speaker {speaker!r} is not a voice", f"use one of {sorted(voices)}")
     text = _typed(where, spec.get("text", ""), str, 'quote the text: text: "..."').strip()
+    overlap = float(_in_range(f"{where} overlap", spec["overlap"], *OVERLAP_S, (int, float))) if "overlap" in spec else 0.0
     if "audio" in spec:
         audio = _file(folder, f"{where} audio", spec["audio"])
-        return Turn(number, speaker, text, audio=audio, source=spec["audio"])
+        return Turn(number, speaker, text, audio=audio, source=spec["audio"], overlap=overlap)
     if not text:
         raise _bad(where, "no text and no audio", "give text: (cloned) or audio: (recording)")
     if not voices[speaker].reference:
         raise _bad(where, f"{speaker!r} is a recorded voice and cannot say text",
                    f"give this turn an audio: file, or give {speaker!r} a reference: to clone")
-    return Turn(number, speaker, text)
+    return Turn(number, speaker, text, overlap=overlap)
 
 
 def _channel(value: Any) -> str | tuple[ChannelStep, ...]:
@@ -232,6 +236,10 @@ def _parse(path: Path, raw: bytes) -> Script:
                   in enumerate(_typed("turns", data["turns"], list, "list the turns"), 1))
     if all(turn.pause for turn in turns):
         raise _bad("turns", "only pauses", "add at least one speech turn")
+    for before, turn in zip((None, *turns[:-1]), turns, strict=True):
+        if turn.overlap and (before is None or before.pause or before.speaker == turn.speaker):
+            raise _bad(f"turn {turn.number} overlap", "a barge-in must follow another speaker's speech turn",
+                       "remove overlap:, or put it on a turn right after another speaker's line")
     channel = _channel(data.get("channel", "phone"))
     recording = data.get("recording", "mono")
     if recording not in ("mono", "stereo"):
@@ -331,25 +339,44 @@ def render_turns(script: Script,
     """The call before the channel, (T,) float32 at ``script.sample_rate``, and its segments.
 
     Speech turns are loaded or synthesised, trimmed, levelled and faded; pauses are silence.
-    Every piece is padded to whole samples at ``script.output_rate`` too, so segment times are
-    exact at both rates. Raises ScenarioError: unreadable recording, no speech, bad synthesis.
+    A turn with ``overlap`` starts that long before the previous turn ends, and the two are
+    added where they overlap. Every piece is padded to whole samples at ``script.output_rate``
+    too, so segment times are exact at both rates. Raises ScenarioError: unreadable recording,
+    no speech, bad synthesis, an overlap longer than the turn it cuts into.
     """
+    length, placed, segments = _place_turns(script, synthesize)
+    call = np.zeros(length, np.float32)
+    for start, wav in placed:
+        call[start : start + len(wav)] += wav
+    return call, segments
+
+
+def _place_turns(script: Script,
+                 synthesize: Synthesizer) -> tuple[int, list[tuple[int, np.ndarray]], list[dict[str, Any]]]:
+    """(call length, [(start sample, turn audio)] of the speech turns, segments): see
+    :func:`render_turns`."""
     rate = script.sample_rate
     step = rate // gcd(rate, script.output_rate)  # samples per whole output-rate sample
-    pieces, segments, offset = [], [], 0
+    placed: list[tuple[int, np.ndarray]] = []
+    segments: list[dict[str, Any]] = []
+    offset = 0
     for turn in script.turns:
         if turn.pause:
-            wav = np.zeros(step * max(1, round(turn.pause * rate / step)), np.float32)
-        else:
-            try:
-                wav = _turn_audio(script, turn, synthesize)
-            except (ScenarioError, AudioError) as err:
-                raise ScenarioError(f"{script.path}: turn {turn.number}: {err}") from None
-            wav = np.pad(wav, (0, -len(wav) % step))
-            segments.append(_segment(turn, offset, offset + len(wav), rate))
-        pieces.append(wav)
-        offset += len(wav)
-    return np.concatenate(pieces), segments
+            offset += step * max(1, round(turn.pause * rate / step))
+            continue
+        try:
+            wav = _turn_audio(script, turn, synthesize)
+        except (ScenarioError, AudioError) as err:
+            raise ScenarioError(f"{script.path}: turn {turn.number}: {err}") from None
+        wav = np.pad(wav, (0, -len(wav) % step))
+        start = offset - step * round(turn.overlap * rate / step)
+        if turn.overlap and start < segments[-1]["start"] * rate:
+            raise ScenarioError(f"{script.path}: turn {turn.number} overlap: {turn.overlap:g} s is longer than the "
+                                f"turn it cuts into ({offset / rate - segments[-1]['start']:.2f} s); shorten it")
+        segments.append(_segment(turn, start, start + len(wav), rate))
+        placed.append((start, wav))
+        offset = max(offset, start + len(wav))
+    return offset, placed, segments
 
 
 def render(script: Script, synthesize: Synthesizer,
@@ -369,15 +396,14 @@ def render(script: Script, synthesize: Synthesizer,
         ``duration``, ``channel`` (steps as dicts; for stereo ``{"left": [...], "right": [...]}``),
         ``recording``, ``seed``, ``script_sha256``...
     """
-    clean, segments = render_turns(script, synthesize)
-    num_samples = len(clean) * script.output_rate // script.sample_rate
+    length, placed, segments = _place_turns(script, synthesize)
+    num_samples = length * script.output_rate // script.sample_rate
     chain: list[dict[str, Any]] | dict[str, list[dict[str, Any]]]
-    if script.recording == "stereo":
-        legs = np.zeros((len(LEGS), clean.size), np.float32)
-        for segment in segments:
+    if script.recording == "stereo":  # each turn on its voice's leg, so a barge-in stays on its own
+        legs = np.zeros((len(LEGS), length), np.float32)
+        for (start, wav), segment in zip(placed, segments, strict=True):
             side = LEGS.index(script.voice(segment["speaker"]).leg)
-            a, b = (round(segment[key] * script.sample_rate) for key in ("start", "end"))
-            legs[side, a:b] = clean[a:b]
+            legs[side, start : start + len(wav)] += wav
             segment["channel"] = side
         outputs, chain = [], {}
         for side, leg in enumerate(legs):
@@ -386,6 +412,9 @@ def render(script: Script, synthesize: Synthesizer,
             chain[LEGS[side]] = [step.to_dict() for step in steps]
         call = np.stack(outputs, axis=1)
     else:
+        clean = np.zeros(length, np.float32)
+        for start, wav in placed:
+            clean[start : start + len(wav)] += wav
         out, steps = _apply_channel(script, clean, script.seed)
         call = np.pad(resample(out, script.sample_rate, script.output_rate), (0, num_samples))[:num_samples]
         chain = [step.to_dict() for step in steps]

@@ -144,6 +144,13 @@ BAD_SCRIPTS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "no turns": ({"turns": []}, ["no turns"]),
     "only pauses": ({"turns": [{"pause": 1.0}]}, ["turns", "speech turn"]),
     "bad recording layout": ({"recording": "quad"}, ["recording", "'quad'", "stereo"]),
+    "barge-in on the first turn": (_line(0, speaker="employee", audio="employee_hello.wav", overlap=0.5),
+                                   ["turn 1 overlap", "another speaker"]),
+    "barge-in after a pause": (_line(2, speaker="ceo", text="hi", overlap=0.2), ["turn 3 overlap", "another speaker"]),
+    "barge-in on oneself": ({"turns": [BASE["turns"][2], {"speaker": "ceo", "text": "and", "overlap": 0.2}]},
+                            ["turn 2 overlap", "another speaker"]),
+    "barge-in out of range": ({"turns": [BASE["turns"][0], {"speaker": "ceo", "text": "hi", "overlap": 31}]},
+                              ["turn 2 overlap", "out of range"]),
     "stereo voice without a leg": ({"recording": "stereo"}, ["voice 'ceo'", "no leg", "leg: left"]),
     "leg in a mono recording": (_ceo({"reference": ["ceo_ref.wav"], "leg": "right"}),
                                 ["voice 'ceo'", "recording: stereo"]),
@@ -289,6 +296,30 @@ def test_stereo_render_puts_each_party_on_its_own_line(folder: Path, tmp_path: P
     frames = api.load_waveform(call, 8000, mono=False)
     assert frames.shape == wav.shape
     assert all(api.watermark_detect(np.ascontiguousarray(frames[:, c]), sample_rate=8000).watermarked for c in (0, 1))
+
+
+BARGE_IN = [{"speaker": "employee", "audio": "employee_hello.wav"},
+            {"speaker": "ceo", "text": "Hi, it's me. I need a favour, urgently.", "overlap": 0.3}]
+
+
+def test_a_barge_in_overlaps_the_turn_it_cuts_into(folder: Path) -> None:
+    """overlap: S starts a turn S seconds before the previous one ends. Mono adds the two; stereo
+    keeps each on its own leg, so the other leg stays silent outside its own turn."""
+    mono, rate, truth = render(load_script(_script(folder, channel="none", turns=BARGE_IN)), _synthesize)
+    first, second = truth["segments"]
+    assert second["start"] == pytest.approx(first["end"] - 0.3, abs=1e-9)
+    assert len(mono) == round(second["end"] * rate)
+    alone, _, _ = render(load_script(_script(folder, channel="none", turns=BARGE_IN[:1])), _synthesize)
+    cut = round(second["start"] * rate)
+    np.testing.assert_array_equal(mono[:cut], alone[:cut])  # before the barge-in: the first turn only
+    assert np.abs(mono[cut : len(alone)] - alone[cut:]).max() > 1e-3  # then both voices
+    legs, _, stereo = render(load_script(_script(folder, channel="none", turns=BARGE_IN, **STEREO)), _synthesize)
+    assert legs.shape == (len(mono), 2) and [s["channel"] for s in stereo["segments"]] == [0, 1]
+    np.testing.assert_array_equal(legs[: len(alone), 0], alone)  # the employee's leg: the employee alone
+    assert not legs[len(alone):, 0].any() and not legs[:cut, 1].any()
+    too_long = [BARGE_IN[0], {**BARGE_IN[1], "overlap": 30}]
+    with pytest.raises(ScenarioError, match="turn 2 overlap: 30 s is longer than the turn it cuts into"):
+        render(load_script(_script(folder, channel="none", turns=too_long)), _synthesize)
 
 
 def test_no_overwrite_without_force(folder: Path, tmp_path: Path) -> None:
