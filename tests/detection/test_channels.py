@@ -195,3 +195,20 @@ def test_a_legs_timeline_and_saliency_spans_lie_on_the_recordings_time_axis(monk
     monkeypatch.setattr(inference, "_most_suspicious", lambda wav, *args: (wav[:480000], 17.0))
     found = inference.detect_waveform(model, long, Calibration(), {"name": "t", "version": "0"})
     assert found.evidence["saliency"]["spans"] == [{"start": 17.0, "end": 17.5}]
+
+
+def test_stereo_localisation_counts_the_fake_partys_own_leg() -> None:
+    """With channels on both sides, a fake second flagged by the other leg's window counts as
+    found, but not as found on its own channel; without channels the key is absent."""
+    from voicefake.detection.inference import score_against_truth
+
+    segments = [{"start": 0.0, "end": 1.0, "p_fake": 0.9, "channel": 0},
+                {"start": 1.0, "end": 2.0, "p_fake": 0.9, "channel": 1},
+                {"start": 2.0, "end": 3.0, "p_fake": 0.1, "channel": 1}]
+    report = DetectionReport(0.9, "fake", 0.5, segments, {"segment_threshold": 0.5}, {"name": "t"}, 3.0)
+    truth = [{"start": 0.0, "end": 2.0, "label": "fake", "channel": 1},
+             {"start": 2.0, "end": 3.0, "label": "real", "channel": 0}]
+    figures = score_against_truth(report, truth)
+    assert figures["found_fake_seconds"] == 2.0 and figures["found_fake_seconds_on_its_channel"] == 1.0
+    plain = [{k: v for k, v in seg.items() if k != "channel"} for seg in truth]
+    assert "found_fake_seconds_on_its_channel" not in score_against_truth(report, plain)

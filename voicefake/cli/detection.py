@@ -110,7 +110,9 @@ def run_detect_eval(args: argparse.Namespace) -> int:
     report = api.detect(args.call, checkpoint, args.device, name=args.call, evidence=False)
     figures = score_against_truth(report, truth)
     record = {"file": args.call, "truth": str(truth_path), **figures, "p_fake": report.p_fake, "model": report.model}
-    text = (f"{args.call}: found {figures['found_fake_seconds']:.1f} of {figures['fake_seconds']:.1f} fake s, "
+    own = figures.get("found_fake_seconds_on_its_channel")
+    leg = "" if own is None else f" ({own:.1f} on the fake party's own leg)"
+    text = (f"{args.call}: found {figures['found_fake_seconds']:.1f} of {figures['fake_seconds']:.1f} fake s{leg}, "
             f"{figures['false_alarm_seconds_per_minute']:.2f} false-alarm s per minute of real speech; "
             f"file label {report.label} (truth {figures['file_truth']})")
     common.emit(args, record, text)

@@ -594,6 +594,10 @@ def score_against_truth(
     Returns:
         fake_seconds, found_fake_seconds, fake_recall, real_seconds, false_alarm_seconds,
         false_alarm_seconds_per_minute, file_truth ("fake" if any fake segment), file_label.
+        For a stereo call whose truth segments and report windows both name their ``channel``
+        (a ``recording: stereo`` scenario, legs scored apart), also
+        ``found_fake_seconds_on_its_channel``: fake seconds whose flagged window is from the
+        fake segment's own leg.
     """
     for seg in truth:
         if seg.get("label") not in ("real", "fake") or not seg.get("end", 0) > seg.get("start", -1):
@@ -607,10 +611,19 @@ def score_against_truth(
         fake |= inside & (seg["label"] == "fake")
     centres = np.array([0.5 * (s["start"] + s["end"]) for s in report.segments])
     probs = np.array([s["p_fake"] for s in report.segments])
-    flagged = probs[np.abs(ticks[:, None] - centres[None]).argmin(axis=1)] >= report.evidence["segment_threshold"]
+    nearest = np.abs(ticks[:, None] - centres[None]).argmin(axis=1)
+    flagged = probs[nearest] >= report.evidence["segment_threshold"]
     real = known & ~fake
     fake_s, real_s = fake.sum() * resolution, real.sum() * resolution
     false_s = (flagged & real).sum() * resolution
+    extra = {}
+    if all("channel" in seg for seg in truth) and all("channel" in seg for seg in report.segments):
+        leg = np.array([seg["channel"] for seg in report.segments])[nearest]
+        own = np.zeros(ticks.size, bool)  # a fake segment's tick, flagged by a window of its own leg
+        for seg in truth:
+            if seg["label"] == "fake":
+                own |= (ticks >= seg["start"]) & (ticks < seg["end"]) & (leg == seg["channel"])
+        extra["found_fake_seconds_on_its_channel"] = round(float((flagged & own).sum() * resolution), 2)
     return {
         "fake_seconds": round(float(fake_s), 2),
         "found_fake_seconds": round(float((flagged & fake).sum() * resolution), 2),
@@ -620,4 +633,5 @@ def score_against_truth(
         "false_alarm_seconds_per_minute": round(float(false_s / max(real_s / 60, 1e-9)), 3),
         "file_truth": "fake" if fake.any() else "real",
         "file_label": report.label,
+        **extra,
     }
