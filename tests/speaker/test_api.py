@@ -200,3 +200,26 @@ def test_bundled_model_finds_the_enrolled_speaker_on_one_leg(data_root: Path) ->
     result = api.verify_embedding(enrolled, stereo)
     assert [(c.channel, c.same) for c in result.channels] == [(0, False), (1, True)]
     assert result.channel == 1 and result.same
+
+
+def test_speaker_timeline_places_the_voice_in_a_mono_call(tiny_checkpoint: str, wav_files: dict[str, Path],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """timeline=True checks 3 s windows every 1.5 s (windows with under half speech skipped);
+    the windows over the enrolled voice's half score above those over the other voice, and the
+    decision stays the whole recording's."""
+    a, b = voice(120, seconds=5.0, seed=1), voice(230, seconds=5.0, tilt=2.0, seed=3)
+    call = np.concatenate([b, np.zeros(3 * SAMPLE_RATE, np.float32), a])  # other voice 0-5 s, enrolled 8-13 s
+    enrolled = api.embed_speaker([wav_files["a2"]], tiny_checkpoint)
+    plain = api.verify_embedding(enrolled, call, tiny_checkpoint)
+    result = api.verify_embedding(enrolled, call, tiny_checkpoint, timeline=True)
+    assert not plain.segments and result.cosine == plain.cosine
+    starts = [seg["start"] for seg in result.segments]
+    assert starts == [0.0, 1.5, 3.0, 7.5, 9.0]  # 4.5-7.5 s and 6.0-9.0 s: under half speech
+    bundled = api.verify_embedding(api.embed_speaker([wav_files["a2"]]), call, timeline=True)  # tells voices apart
+    scores = {seg["start"]: seg["score"] for seg in bundled.segments}
+    assert min(scores[s] for s in (7.5, 9.0)) > max(scores[s] for s in (0.0, 1.5, 3.0))
+    path = wav_files["a1"].parent / "mono_call.wav"
+    write_audio(path, call, SAMPLE_RATE)
+    assert main(["verify", str(wav_files["a2"]), str(path), "--json", "--timeline", "--checkpoint", tiny_checkpoint]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert [seg["start"] for seg in line["segments"]] == starts

@@ -33,6 +33,11 @@ class Verification:
         channel: for a test recording whose channels were checked apart (the legs of a stereo
             call), the channel of the fields above: the one that matches best (0 = left).
         channels: then, one :class:`Verification` per checked channel; empty otherwise.
+        segments: with ``timeline=True``, the check on windows of the recording (or leg):
+            ``{"start", "end", "score", "p_same", "same"}`` (seconds), windows of
+            :data:`SPEAKER_WINDOW_S` every :data:`SPEAKER_HOP_S` with at least half their
+            length of speech. Evidence of *where* a voice is heard in a call that holds two;
+            the decision above stays the whole recording's (or leg's).
     """
 
     cosine: float
@@ -42,6 +47,7 @@ class Verification:
     score: float = float("nan")
     channel: int | None = None
     channels: tuple[Verification, ...] = ()
+    segments: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict, rounded; ``channel`` and ``channels`` only when the channels were
@@ -51,7 +57,15 @@ class Verification:
         if self.channels:
             out["channel"] = self.channel
             out["channels"] = [{"channel": c.channel, **c.to_dict()} for c in self.channels]
+        if self.segments:
+            out["segments"] = [dict(seg) for seg in self.segments]
         return out
+
+
+SPEAKER_WINDOW_S = 3.0
+"""Window of the speaker timeline (``verify_embedding(timeline=True)``), seconds."""
+SPEAKER_HOP_S = 1.5
+"""Hop of the speaker timeline, seconds."""
 
 
 def _speaker(checkpoint: PathLike, device: str) -> tuple[Loaded, MelSpectrogram]:
@@ -145,7 +159,8 @@ def verify(enroll: AudioInput | Sequence[AudioInput], test: AudioInput, checkpoi
 
 
 def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLike = "speaker",
-                     device: str = "cpu", name: str | None = None, channels: str = "auto") -> Verification:
+                     device: str = "cpu", name: str | None = None, channels: str = "auto",
+                     timeline: bool = False) -> Verification:
     """:func:`verify` against an already enrolled (D,) embedding (from :func:`embed_speaker`).
 
     ``test`` may be a path, bytes, or a 16 kHz waveform (T,) or (T, channels). The two legs of a
@@ -154,6 +169,11 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
     own speech (the other party's turns cut out: :func:`voicefake.audio.legs.leg_speech`), and
     the result is the best-matching leg's, with every leg in ``.channels``.
     ``"mix"`` averages the channels, ``"split"`` checks every channel.
+
+    ``timeline=True`` adds ``segments``: the check on 3 s windows, so that in a mono recording
+    of two parties the enrolled voice can be placed in time. Only the whole recording (or
+    leg) decides ``same``: any one of many windows passes the threshold by chance more often
+    than one trial does (docs/benchmarks/speaker.md, session 24, measures how much).
 
     Example:
         >>> cfo = embed_speaker(["cfo_1.wav", "cfo_2.wav"])
@@ -183,8 +203,25 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
         return Verification(similarity(enrolled, test_emb), calibration.p_same(score), score >= calibration.threshold,
                             calibration.threshold, score, channel)
 
+    def windows(wav: np.ndarray) -> tuple[dict[str, Any], ...]:
+        from voicefake.audio.io import speech_regions
+
+        regions = speech_regions(wav, rate)
+        out = []
+        for start in np.arange(0.0, max(wav.size / rate - SPEAKER_WINDOW_S, 0.0) + 1e-9, SPEAKER_HOP_S):
+            end = min(wav.size / rate, start + SPEAKER_WINDOW_S)
+            speech = sum(max(0.0, min(b, end) - max(a, start)) for a, b in regions)
+            if speech < 0.5 * SPEAKER_WINDOW_S or end - start < 0.5:
+                continue
+            one = check(wav[int(start * rate) : int(end * rate)], None)
+            out.append({"start": round(float(start), 3), "end": round(float(end), 3), "score": round(one.score, 4),
+                        "p_same": round(one.p_same, 4), "same": one.same})
+        return tuple(out)
+
     if not apart:
-        return check(frames.mean(axis=1), None)
+        mixed = frames.mean(axis=1)
+        whole = check(mixed, None)
+        return replace(whole, segments=windows(mixed)) if timeline else whole
     def own_speech(leg: np.ndarray) -> np.ndarray:
         """The leg's speech (the line noise of the other party's turns is not this voice), or the
         whole leg when that is under the encoder's 0.5 s minimum (a party who says "yes")."""
@@ -192,6 +229,8 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
         return speech if speech.size >= rate // 2 else leg
 
     legs = tuple(check(own_speech(frames[:, channel]), channel) for channel in apart)
+    if timeline:  # on each leg as recorded, so that times are the call's
+        legs = tuple(replace(leg, segments=windows(frames[:, leg.channel])) for leg in legs)
     best = max(legs, key=lambda leg: leg.score)
     return replace(best, channels=legs)
 

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto (default): check the two legs of a stereo call recording apart (two people), unless "
                         "they carry one signal or one is silent; split: every channel; mix: average them. Checked "
                         "apart, the line is the best-matching leg's, with 'channel' and a 'channels' list")
+    v.add_argument("--timeline", action="store_true",
+                   help="also check 3 s windows (every 1.5 s) and list them as 'segments': where the enrolled "
+                        "voice is heard in a call that holds two; the decision stays the whole recording's")
     common.add_common(v)
     v.set_defaults(run=run_verify)
 
@@ -68,13 +71,17 @@ def run_verify(args: argparse.Namespace) -> int:
     enrolled = api.embed_speaker(clips, checkpoint, args.device)
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
-        result = api.verify_embedding(enrolled, path, checkpoint, args.device, name=label, channels=args.channels)
+        result = api.verify_embedding(enrolled, path, checkpoint, args.device, name=label, channels=args.channels,
+                                      timeline=args.timeline)
         record = {"enroll": args.enroll, **result.to_dict(), "model": model}
         verdict = "SAME speaker" if result.same else "different speaker"
         text = f"{label}: {verdict} (cosine {result.cosine:.3f}, p_same {result.p_same:.2f})"
         if result.channels:
             legs = ", ".join(f"{c.channel} {'same' if c.same else 'different'} {c.cosine:.3f}" for c in result.channels)
             text += f"; channels checked apart, best match channel {result.channel} ({legs})"
+        if args.timeline:
+            hits = [f"{seg['start']:.1f}-{seg['end']:.1f} s" for seg in result.segments if seg["same"]]
+            text += f"; windows matching: {', '.join(hits) if hits else 'none'}"
         return record, text
 
     return common.per_file(args, args.tests, handle)
