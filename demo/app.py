@@ -58,9 +58,10 @@ def analyze_one(path: str, threshold: float | None, enrolled: np.ndarray | None)
         found = mark(wav)
         item["watermark"] = found.to_dict() if hasattr(found, "to_dict") else found
     if enrolled is not None:  # a stereo call's legs are two people: each is checked
-        check = api.verify_embedding(enrolled, frames)
+        check = api.verify_embedding(enrolled, frames, timeline=True)
         item["speaker"] = {"cosine": round(check.cosine, 3), "score": round(check.score, 3), "p_same": round(check.p_same, 3),
-                           "same": check.same}
+                           "same": check.same,
+                           "matching_windows": [[seg["start"], seg["end"]] for seg in check.segments if seg["same"]]}
         if check.channels:
             item["speaker"]["channel"] = check.channel
             item["speaker"]["channels"] = [{"channel": c.channel, "cosine": round(c.cosine, 3), "same": c.same}
@@ -144,6 +145,9 @@ def detail(item: dict[str, Any] | None) -> tuple:
             legs = "; ".join(f"{views.channel_name(c['channel'], len(s['channels']))}: "
                              f"{'matches' if c['same'] else 'does not match'} (cosine {c['cosine']})" for c in s["channels"])
             extra["speaker check"] += f", best on the {views.channel_name(s['channel'], len(s['channels']))} ({legs})"
+        windows = s.get("matching_windows", [])
+        extra["speaker check"] += (f"; 3 s windows matching it: {', '.join(f'{a:.1f}-{b:.1f} s' for a, b in windows[:8])}"
+                                   f"{' ...' if len(windows) > 8 else ''}" if windows else "; no 3 s window matches it")
     md = views.verdict_markdown(item["file"], item["report"], extra)
     return md, _png_file(item["timeline_png"]), _png_file(item["evidence_png"]), item["report"]
 

@@ -62,6 +62,11 @@ def test_a_stereo_call_and_a_long_call_on_the_page(tmp_path) -> None:
     item = app.analyze_one(str(tmp_path / "pbx.wav"), None, None)
     assert [c["evidence"]["channel"] for c in item["report"]["channels"]] == [0, 1]
     assert "2 channels scored apart" in app.detail(item)[0] and "right channel" in app.detail(item)[0]
+    enrolled = app.api.embed_speaker([str(tmp_path / "pbx.wav")])
+    checked = app.analyze_one(str(tmp_path / "pbx.wav"), None, enrolled)
+    assert [c["channel"] for c in checked["speaker"]["channels"]] == [0, 1]
+    assert isinstance(checked["speaker"]["matching_windows"], list)
+    assert "3 s window" in app.detail(checked)[0] and "channel (left channel:" in app.detail(checked)[0]
     frames = app.api.load_waveform(str(tmp_path / "pbx.wav"), mono=False)
     top = app.views.timeline_figure(frames, item["report"], 0.5).axes[0]
     assert [text.get_text() for text in top.get_legend().get_texts()] == ["left", "right"]
