@@ -104,6 +104,10 @@ def _threshold_note(report: dict[str, Any]) -> str:
     evidence = report["evidence"]
     if evidence.get("threshold_set_by") == "user":
         return f"threshold {report['threshold']:.3f}, set by you"
+    if evidence.get("threshold_set_by") == "legs":
+        legs = len(report.get("channels") or [])
+        return (f"threshold {report['threshold']:.3f} for each of {legs} legs, so that the call as a whole keeps "
+                f"{100 * evidence.get('far_target', 0):.1f}% false alarms on dev real speech")
     band = evidence.get("bandwidth", {})
     condition = f" {band['condition']}" if band.get("narrowband_below_db") is not None and "condition" in band else ""
     return (f"threshold {report['threshold']:.3f}, chosen at {100 * evidence.get('far_target', 0):.1f}% false alarms "

@@ -142,6 +142,8 @@ def test_bundled_detector_names_the_synthetic_leg_of_a_stereo_call(data_root) ->
     assert report.evidence["channels"]["mode"] == "split"
     assert [c.label for c in report.channels] == ["real", "fake"]
     assert report.label == "fake" and report.evidence["channels"]["deciding"] == 1
+    for leg in report.channels:  # each of the two legs at half the false-alarm rate: a stricter threshold
+        assert leg.evidence["threshold_set_by"] == "legs" and leg.threshold > leg.evidence["model_threshold"]
     # the timeline puts the synthetic leg's turn on channel 1 and flags most of it
     turn = [s for s in report.segments if s["start"] >= real.size / 16000]
     assert turn and all(s["channel"] == 1 for s in turn)
@@ -212,3 +214,23 @@ def test_stereo_localisation_counts_the_fake_partys_own_leg() -> None:
     assert figures["found_fake_seconds"] == 2.0 and figures["found_fake_seconds_on_its_channel"] == 1.0
     plain = [{k: v for k, v in seg.items() if k != "channel"} for seg in truth]
     assert "found_fake_seconds_on_its_channel" not in score_against_truth(report, plain)
+
+
+def test_each_leg_is_held_to_a_share_of_the_false_alarm_rate() -> None:
+    """threshold_for_legs: where the dev table reaches far_target / legs, interpolated, never
+    below the model's threshold; without a table, the model's. A leg decided there says so and
+    keeps the model's threshold; a user's threshold then replaces it for every leg."""
+    from voicefake.detection.inference import threshold_for_legs
+
+    dev = {"roc_narrowband": {"thresholds": [0.9, 0.95, 0.96, 1.0], "far": [0.02, 0.008, 0.004, 0.0]}}
+    assert threshold_for_legs(dev, "narrowband", 0.938, 0.005) == pytest.approx(0.9575)
+    assert threshold_for_legs(dev, "narrowband", 0.99, 0.005) == 0.99  # never looser than the model's
+    assert threshold_for_legs({}, "wideband", 0.87, 0.005) == 0.87
+    assert threshold_for_legs({"roc": dev["roc_narrowband"]}, "wideband", 0.87, 0.001) == pytest.approx(0.99)
+    leg = _leg(1, [0.95], 0.95, threshold=0.938).decided_at(0.9575, "legs")
+    assert leg.label == "real" and leg.threshold == 0.9575
+    assert leg.evidence["threshold_set_by"] == "legs" and leg.evidence["model_threshold"] == 0.938
+    both = combine_channels([_leg(0, [0.1], 0.2), leg], {"count": 2, "mode": "split", "reason": ""})
+    mine = both.at_threshold(0.9)
+    assert mine.label == "fake" and mine.evidence["threshold_set_by"] == "user"
+    assert mine.evidence["model_threshold"] == 0.938  # the model's, not the leg's

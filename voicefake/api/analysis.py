@@ -284,6 +284,7 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
         combine_channels,
         detect_waveform,
         prepare,
+        threshold_for_legs,
     )
 
     if threshold is not None:
@@ -308,6 +309,10 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
             speech = prepare(np.concatenate([leg[a:b] for a, b in kept]), rate)
             one = detect_waveform(loaded.module, speech, calibration, model, window, hop, evidence, kept, leg.size)
             one.evidence["channel"] = channel
+            if len(apart) > 1:  # the call, not each leg, keeps the stated false-alarm rate
+                leg_threshold = threshold_for_legs(meta.get("dev", {}), one.evidence["bandwidth"]["condition"],
+                                                   one.threshold, calibration.far_target / len(apart))
+                one = one.decided_at(leg_threshold, "legs")
             scored.append(one)
         report = combine_channels(scored, info)
     return report if threshold is None else report.at_threshold(threshold)

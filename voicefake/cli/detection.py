@@ -79,6 +79,8 @@ def run_detect(args: argparse.Namespace) -> int:
         band = report.evidence.get("bandwidth", {})
         which = f" for {band['condition']} audio" if band.get("narrowband_below_db") is not None else ""
         which = ", set by you" if args.threshold is not None else which
+        if report.evidence.get("threshold_set_by") == "legs":
+            which += f", held for each of its {len(report.channels or [])} legs"
         text = f"{label}: {report.label} (p_fake {report.p_fake:.3f}, threshold {report.threshold:.3f}{which})"
         if report.channels:
             legs = ", ".join(f"{c.evidence['channel']} {c.label} {c.p_fake:.3f}" for c in report.channels)

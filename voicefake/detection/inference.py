@@ -159,9 +159,15 @@ class DetectionReport:
         if self.channels:  # each channel at the user's threshold, then decided again across them
             return combine_channels([channel.at_threshold(threshold) for channel in self.channels],
                                     self.evidence["channels"])
-        evidence = {**self.evidence, "threshold_set_by": "user", "model_threshold": self.threshold}
-        return replace(self, threshold=threshold, label="fake" if self.p_fake >= threshold else "real",
-                       evidence=evidence)
+        return self.decided_at(threshold, "user")
+
+    def decided_at(self, threshold: float, set_by: str) -> DetectionReport:
+        """This (single-channel) report decided at ``threshold``; ``evidence`` records who set it
+        (``"user"``, or ``"legs"``: :func:`threshold_for_legs`) and keeps ``model_threshold``."""
+        model_threshold = self.evidence.get("model_threshold", self.threshold)
+        evidence = {**self.evidence, "threshold_set_by": set_by, "model_threshold": model_threshold}
+        return replace(self, threshold=round(threshold, 4) if set_by != "user" else threshold,
+                       label="fake" if self.p_fake >= threshold else "real", evidence=evidence)
 
 
 def combine_channels(reports: list[DetectionReport], info: dict[str, Any]) -> DetectionReport:
@@ -192,6 +198,30 @@ def combine_channels(reports: list[DetectionReport], info: dict[str, Any]) -> De
     evidence.update(flagged_spans=flagged, channels={**info, "deciding": deciding.evidence["channel"]})
     return DetectionReport(deciding.p_fake, deciding.label, deciding.threshold, segments, evidence, deciding.model,
                            deciding.duration, channels=list(reports))
+
+
+def threshold_for_legs(dev: dict[str, Any], condition: str, model_threshold: float, far: float) -> float:
+    """The stricter threshold for one leg of a call whose legs are scored apart.
+
+    A recording with ``n`` legs is "fake" when any leg is; with each leg at the model's
+    threshold (``far_target`` of dev reals flagged), a real call is flagged up to ``n`` times as
+    often. Each leg is therefore held to ``far_target / n`` (``far``): the threshold where the
+    checkpoint's dev table ``dev["roc_<condition>"]`` (false-alarm rate at thresholds 0, 0.01,
+    ..., 1; ``dev["roc"]`` without it) reaches ``far``, linearly interpolated, never below the
+    model's own. Without a table, the model's threshold.
+    """
+    roc = dev.get(f"roc_{condition}") or dev.get("roc")
+    if not roc:
+        return model_threshold
+    grid, rates = np.asarray(roc["thresholds"], np.float64), np.asarray(roc["far"], np.float64)
+    above = np.flatnonzero(rates > far)
+    if above.size == 0:
+        return model_threshold
+    i = int(above[-1])  # the last grid point still over the rate; the next is at or under it
+    if i + 1 >= grid.size:
+        return float(grid[-1])
+    step = (rates[i] - far) / max(rates[i] - rates[i + 1], 1e-12)
+    return float(max(model_threshold, grid[i] + step * (grid[i + 1] - grid[i])))
 
 
 def check_threshold(threshold: float) -> float:
