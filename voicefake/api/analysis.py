@@ -257,8 +257,10 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
         channels: ``"auto"`` scores the two legs of a stereo call recording apart (unless they
             carry one signal, or one is silent), ``"split"`` scores every channel apart,
             ``"mix"`` averages them (:func:`voicefake.audio.legs.plan_channels`).
-            Scored apart, the recording is "fake" when any channel is, and ``report.channels``
-            holds one report per channel.
+            Scored apart, the recording is "fake" when any channel is, each of ``n`` channels
+            is decided at ``far_target / n`` so that the recording keeps the stated
+            false-alarm rate (unless ``threshold`` is given), and ``report.channels`` holds
+            one report per channel.
         max_duration: longest file accepted, seconds (default 3 hours; None: no limit).
             Recordings over 10 minutes are scored in 10-minute pieces
             (:func:`voicefake.detection.inference.network_scores`).

@@ -176,8 +176,9 @@ def combine_channels(reports: list[DetectionReport], info: dict[str, Any]) -> De
 
     The deciding channel is a "fake" one if any, the highest ``p_fake`` among them (else the
     highest overall): its ``p_fake``, ``label``, ``threshold`` and evidence become the
-    recording's. So the recording is "fake" when any channel is; with two legs, each held to
-    the stated false-alarm rate, a real call's false-alarm rate is up to twice it. The timeline
+    recording's. So the recording is "fake" when any channel is; :func:`voicefake.api.detect`
+    therefore decides each of ``n`` legs at ``far_target / n`` (:func:`threshold_for_legs`), so
+    that a real call is flagged at the stated rate, not up to ``n`` times it. The timeline
     shows, per window, the channel whose party speaks most of it (segments' ``speech``, from
     :func:`detect_waveform` with ``kept``; the highest ``p_fake`` where the shares tie, or
     without them), so a window over a real turn is not flagged for a synthetic reply that
