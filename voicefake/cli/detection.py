@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", choices=CHANNEL_MODES, default="auto",
                    help="auto (default): score the two legs of a stereo call recording apart, unless they carry "
                         "one signal or one is silent; split: score every channel apart; mix: average them. Scored "
-                        "apart, a file is fake when any channel is, and its JSON has a 'channels' list")
+                        "apart, a file is fake when any channel is, each channel is decided at the false-alarm rate "
+                        "divided by their number (so the file keeps the stated rate), and its JSON has a "
+                        "'channels' list")
     p.add_argument("--max-duration", type=float, default=DETECT_MAX_SECONDS, metavar="SECONDS",
                    help=f"refuse files longer than this (default {DETECT_MAX_SECONDS:g}: 3 hours); recordings over "
                         "10 minutes are scored in 10-minute pieces")
