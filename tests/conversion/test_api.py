@@ -567,3 +567,27 @@ def test_embed_json_is_an_embedding_only_reference(files: dict[str, Path], tmp_p
     (tmp_path / "broken.json").write_text("{}")
     with pytest.raises(ValueError, match="embedding"):
         api.voice_profile(str(tmp_path / "broken.json"))
+
+
+def test_a_two_voice_stereo_recording_is_refused_as_a_voice(files: dict[str, Path], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """A recorded call's two legs hold two people: as a reference, a source or fine-tuning audio
+    it is one clear error (not a silent mixture of both voices); one of its channels, or a dual
+    mono file, is accepted."""
+    from voicefake.audio.io import AudioError
+
+    call = np.stack([voice(110, 4.0, seed=1), voice(200, 4.0, seed=5)], axis=1)
+    write_audio(tmp_path / "call.wav", call, SR)
+    write_audio(tmp_path / "dual.wav", np.stack([call[:, 0], call[:, 0]], axis=1), SR)
+    for use in (lambda p: api.voice_profile(p), lambda p: api.convert(p, files["ref"])):
+        with pytest.raises(AudioError, match="call.wav: a stereo recording whose two channels carry different"):
+            use(tmp_path / "call.wav")
+    with pytest.raises(AudioError, match="two legs of a call"):
+        api.finetune_voice([tmp_path / "call.wav"], tmp_path / "voice", steps=0)
+    left = api.load_waveform(tmp_path / "call.wav", mono=False)[:, 0]
+    assert api.voice_profile(left).embedding is not None
+    assert api.voice_profile(tmp_path / "dual.wav").embedding is not None
+    assert main(["clone", "--reference", str(tmp_path / "call.wav"), "--text", "Hello.", "-o",
+                 str(tmp_path / "out.wav")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "two legs of a call" in err[0]

@@ -85,6 +85,25 @@ def identity_steps_for(profile: Any, identity_steps: int | None = None) -> int:
     return FINETUNED_IDENTITY_STEPS if getattr(profile, "decoder", None) is not None else DEFAULT_IDENTITY_STEPS
 
 
+def _one_voice(audio: AudioInput, sample_rate: int, name: str | None = None) -> np.ndarray:
+    """A recording of one voice as a mono waveform at ``sample_rate``; a stereo file whose
+    channels carry two different signals (the two legs of a recorded call: two people) is one
+    clear AudioError instead of a silent mixture of both voices."""
+    from voicefake.audio.io import AudioError, load_audio
+    from voicefake.audio.legs import plan_channels
+
+    if isinstance(audio, np.ndarray):
+        return _as_wave(audio, sample_rate, name)
+    frames = load_audio(audio, sample_rate, name=name, mono=False)
+    if plan_channels(frames, "auto")[0]:
+        label = name or (str(audio) if not isinstance(audio, bytes) else "<bytes>")
+        raise AudioError(f"{label}: a stereo recording whose two channels carry different signals (the two legs "
+                         "of a call: two people); a voice needs one of them: pass one channel, e.g. in Python "
+                         "voicefake.api.load_waveform(path, mono=False)[:, 0] for the left one, or save it with an "
+                         "audio editor")
+    return frames.mean(axis=1)
+
+
 def voice_profile(reference: VoiceReference, content: PathLike = "content", speaker: PathLike = "speaker",
                   device: str = "cpu", k: int = 4) -> Any:
     """The target voice, computed once and reusable: a ``VoiceProfile`` (kind ``"voice"``).
@@ -122,7 +141,7 @@ def voice_profile(reference: VoiceReference, content: PathLike = "content", spea
     encoder = load(content, device, kind="content")
     mel_cfg = encoder.checkpoint.mel_config
     assert mel_cfg is not None
-    wavs = [_as_wave(clip, mel_cfg.sample_rate) for clip in clips]
+    wavs = [_one_voice(clip, mel_cfg.sample_rate) for clip in clips]
     seconds = sum(len(w) for w in wavs) / mel_cfg.sample_rate
     if seconds < MIN_REFERENCE_S:
         raise ValueError(f"the reference is {seconds:.1f} s long; give at least {MIN_REFERENCE_S:.0f} s "
@@ -257,7 +276,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
     _check_profile_encoder(profile, encoder)
     mel_cfg = voc.checkpoint.mel_config
     assert mel_cfg is not None
-    wav = _as_wave(source, mel_cfg.sample_rate, name)
+    wav = _one_voice(source, mel_cfg.sample_rate, name)
     judge, to_judge = None, None
     if identity_steps and profile.config.frames:
         judge = load(speaker, device, kind="speaker")
@@ -428,7 +447,7 @@ def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int | N
     for clip in audio:
         if total >= max_minutes * 60 * mel_cfg.sample_rate:
             break
-        wavs.append(_as_wave(clip, mel_cfg.sample_rate))
+        wavs.append(_one_voice(clip, mel_cfg.sample_rate))
         total += len(wavs[-1])
     profile = voice_profile(wavs, content, device=device)
     if steps is None:
