@@ -15,6 +15,9 @@ synthetic legs alike. Three kinds of call, every party a different voice:
 * ``real + fake, dev voices``: leg 0 a real dev speaker, leg 1 the dev fakes (every generator
   of the dev split, clean copies) of another.
 
+``--echo-db`` adds to each leg the other leg's signal, 40 ms late, at that level: the echo that a
+PBX leg often carries.
+
 For each call: the bundled detector's verdict with the legs averaged (``channels="mix"``),
 with the legs scored apart (``"auto"``), which leg decided, each leg alone as a mono file
 (silences included), and each party's turns alone (0.4 s apart, no silence for the other
@@ -43,6 +46,7 @@ from voicefake.data.manifests import ManifestRow, read_manifest
 log = logging.getLogger("benchmark")
 RATE = 16000
 GAP_S = 0.4
+ECHO_DELAY_S = 0.04
 
 
 def notes(row: ManifestRow) -> dict[str, str]:
@@ -79,10 +83,14 @@ def score(path: Path, channels: str, checkpoint: str) -> dict:
 
 
 def run_call(kind: str, turns_a: list[np.ndarray], turns_b: list[np.ndarray], seed: int, folder: Path,
-             checkpoint: str) -> dict:
+             checkpoint: str, echo_db: float | None = None) -> dict:
     leg_a, leg_b = legs(turns_a, turns_b)
     leg_a = phone_call(leg_a, RATE, seed=2 * seed)[0]
     leg_b = phone_call(leg_b, RATE, seed=2 * seed + 1)[0]
+    if echo_db is not None:  # each leg also carries the other's voice, delayed and attenuated
+        gain, delay = 10 ** (echo_db / 20), int(ECHO_DELAY_S * RATE)
+        leg_a, leg_b = (leg_a + gain * np.pad(leg_b, (delay, 0))[: leg_b.size],
+                        leg_b + gain * np.pad(leg_a, (delay, 0))[: leg_a.size])
     stereo = folder / f"{seed}.wav"
     sf.write(stereo, np.stack([leg_a, leg_b], axis=1), RATE, subtype="PCM_16")
     out = {"kind": kind, "mix": score(stereo, "mix", checkpoint), "auto": score(stereo, "auto", checkpoint)}
@@ -119,6 +127,9 @@ def main() -> None:
     parser.add_argument("--unseen", type=Path, default=Path("runs/data/asterisk"))
     parser.add_argument("--calls", type=int, default=100, help="calls of each kind")
     parser.add_argument("--checkpoint", default="detection")
+    parser.add_argument("--echo-db", type=float, default=None, metavar="DB",
+                        help="give each leg the other leg's signal at this level (e.g. -25), 40 ms late: the "
+                             "echo a PBX leg often carries")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/stereo.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -150,10 +161,10 @@ def main() -> None:
                 b = str(rng.choice(sorted(s for s in other if s != a)))
                 turns_a = [turn(pick(real, a, 1)) for _ in range(2)]
                 turns_b = [turn(pick(other, b, 1)) for _ in range(2)]
-            calls.append(run_call(kind, turns_a, turns_b, index, folder, args.checkpoint))
+            calls.append(run_call(kind, turns_a, turns_b, index, folder, args.checkpoint, args.echo_db))
             if (index + 1) % 30 == 0:
                 log.info("%d calls: %s", index + 1, summarise(calls))
-    result = {"calls_per_kind": args.calls, "summary": summarise(calls), "calls": calls}
+    result = {"calls_per_kind": args.calls, "echo_db": args.echo_db, "summary": summarise(calls), "calls": calls}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result["summary"], indent=1))

@@ -222,13 +222,16 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
         mixed = frames.mean(axis=1)
         whole = check(mixed, None)
         return replace(whole, segments=windows(mixed)) if timeline else whole
-    def own_speech(leg: np.ndarray) -> np.ndarray:
-        """The leg's speech (the line noise of the other party's turns is not this voice), or the
-        whole leg when that is under the encoder's 0.5 s minimum (a party who says "yes")."""
-        speech = np.concatenate([leg[a:b] for a, b in leg_speech(leg, rate)])
+    def own_speech(channel: int) -> np.ndarray:
+        """The leg's speech (the line noise or echo of the other party's turns is not this
+        voice), or the whole leg when that is under the encoder's 0.5 s minimum (a party who
+        says "yes")."""
+        leg = frames[:, channel]
+        kept = leg_speech(leg, rate, [frames[:, c] for c in apart if c != channel])
+        speech = np.concatenate([leg[a:b] for a, b in kept])
         return speech if speech.size >= rate // 2 else leg
 
-    legs = tuple(check(own_speech(frames[:, channel]), channel) for channel in apart)
+    legs = tuple(check(own_speech(channel), channel) for channel in apart)
     if timeline:  # on each leg as recorded, so that times are the call's
         legs = tuple(replace(leg, segments=windows(frames[:, leg.channel])) for leg in legs)
     best = max(legs, key=lambda leg: leg.score)
@@ -307,7 +310,7 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
         scored = []
         for channel in apart:  # each leg on its own speech: the other party's turns cut out
             leg = frames[:, channel]
-            kept = leg_speech(leg, rate)
+            kept = leg_speech(leg, rate, [frames[:, c] for c in apart if c != channel])
             speech = prepare(np.concatenate([leg[a:b] for a, b in kept]), rate)
             one = detect_waveform(loaded.module, speech, calibration, model, window, hop, evidence, kept, leg.size)
             one.evidence["channel"] = channel

@@ -74,7 +74,17 @@ LEG_PAUSE_S = 0.3
 """What is kept of each such stretch (half at each edge): a pause, as in speech."""
 
 
-def leg_speech(wav: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
+LEG_OTHER_DB = 10.0
+"""A leg's frame that is this far below another leg's (each against its own loud speech) is the
+other party's echo, not this party's speech."""
+
+
+def _frame_levels(wav: np.ndarray, frame: int, count: int) -> np.ndarray:
+    power = (np.asarray(wav[: count * frame], np.float64).reshape(count, frame) ** 2).mean(axis=1)
+    return 10 * np.log10(power + 1e-12)
+
+
+def leg_speech(wav: np.ndarray, sample_rate: int, others: list[np.ndarray] | None = None) -> list[tuple[int, int]]:
     """The sample intervals of one leg of a call recording to score: all but its long silences.
 
     A PBX channel holds one party: while the other party speaks, it carries silence or line
@@ -86,6 +96,11 @@ def leg_speech(wav: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
     down to :data:`LEG_PAUSE_S`. A leg whose frames span less than 10 dB (noise only, or speech
     without pauses) is kept whole.
 
+    With ``others`` (the call's other legs, same length), a frame also counts as quiet when it is
+    :data:`LEG_OTHER_DB` or more below another leg at the same time, each leg measured against
+    its own loud speech: the other party heard as echo on this leg. Both parties talking at once
+    stay in both legs.
+
     Returns:
         ``[(start, end), ...]`` sample intervals, sorted, covering at least one frame.
     """
@@ -93,12 +108,14 @@ def leg_speech(wav: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
     count = wav.size // frame
     if count < 2:
         return [(0, wav.size)]
-    power = (np.asarray(wav[: count * frame], np.float64).reshape(count, frame) ** 2).mean(axis=1)
-    level = 10 * np.log10(power + 1e-12)
+    level = _frame_levels(wav, frame, count)
     floor, loud = np.percentile(level, 10), np.percentile(level, 99)
     if loud - floor < 10.0:
         return [(0, wav.size)]
     quiet = level < floor + 0.25 * (loud - floor)
+    for other in others or []:
+        theirs = _frame_levels(other, frame, count)
+        quiet |= level - loud < theirs - np.percentile(theirs, 99) - LEG_OTHER_DB
     gap, half_pause = int(np.ceil(LEG_GAP_S * sample_rate / frame)), int(LEG_PAUSE_S * sample_rate / frame) // 2
     cuts = []
     edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
