@@ -15,7 +15,8 @@ The enrolled voice is one clean recording of a speaker:
 ``verify_embedding`` decides with the legs averaged (``channels="mix"``, as before) and with the
 legs checked apart (``"auto"``: the call matches when its best leg does), both at the model's
 threshold (1 % false accepts on single-speaker dev trials). The ceiling: the enrolled
-speaker's utterance alone through its leg's line, checked as an ordinary recording. For a mono
+speaker's utterance alone through its leg's line, checked as an ordinary recording.
+``--echo-db`` adds to each leg the other leg's signal, 40 ms late, at that level (echo). For a mono
 recording of both parties, the speaker timeline (``timeline=True``, 3 s windows) is measured
 as a decision too: the call matches when any window does.
 """
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="target calls, and as many non-target calls")
     parser.add_argument("--checkpoint", default="speaker")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--echo-db", type=float, default=None, metavar="DB",
+                        help="give each leg the other leg's signal at this level (e.g. -25), 40 ms late")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = data_root()
@@ -67,6 +70,10 @@ def main() -> None:
         a, b = (waves[i] for i in legs_utts)
         left = phone_call(np.concatenate([a, np.zeros_like(b)]), RATE, seed=2 * index)[0]
         right = phone_call(np.concatenate([np.zeros_like(a), b]), RATE, seed=2 * index + 1)[0]
+        if args.echo_db is not None:  # each leg also carries the other's voice, 40 ms late
+            gain, delay = 10 ** (args.echo_db / 20), int(0.04 * RATE)
+            left, right = (left + gain * np.pad(right, (delay, 0))[: right.size],
+                           right + gain * np.pad(left, (delay, 0))[: left.size])
         stereo = np.stack([left, right], axis=1)
         enrolled = api.embed_speaker([waves[enrolled_utt]], args.checkpoint)
         mixed = api.verify_embedding(enrolled, stereo, args.checkpoint, channels="mix", timeline=True)
