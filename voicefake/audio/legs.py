@@ -74,9 +74,12 @@ LEG_PAUSE_S = 0.3
 """What is kept of each such stretch (half at each edge): a pause, as in speech."""
 
 
+LEG_ECHO_REACH_S = 0.1
+"""How late (or early) an echo of the other leg may arrive: each frame is compared with the other
+leg's loudest frame within this distance."""
 LEG_OTHER_DB = 10.0
-"""A leg's frame that is this far below another leg's (each against its own loud speech) is the
-other party's echo, not this party's speech."""
+"""A leg's frame this far below another leg's at the same time is the other party heard as echo
+(a scaled copy of the other leg), not this party's speech."""
 
 
 def _frame_levels(wav: np.ndarray, frame: int, count: int) -> np.ndarray:
@@ -97,9 +100,10 @@ def leg_speech(wav: np.ndarray, sample_rate: int, others: list[np.ndarray] | Non
     without pauses) is kept whole.
 
     With ``others`` (the call's other legs, same length), a frame also counts as quiet when it is
-    :data:`LEG_OTHER_DB` or more below another leg at the same time, each leg measured against
-    its own loud speech: the other party heard as echo on this leg. Both parties talking at once
-    stay in both legs.
+    :data:`LEG_OTHER_DB` or more below another leg at the same time (its loudest frame within
+    :data:`LEG_ECHO_REACH_S`, so a delayed echo is covered): the other party heard as echo on
+    this leg, a scaled copy of their leg, whatever the two parties' levels. Both
+    parties talking at once at similar levels stay in both legs.
 
     Returns:
         ``[(start, end), ...]`` sample intervals, sorted, covering at least one frame.
@@ -113,9 +117,11 @@ def leg_speech(wav: np.ndarray, sample_rate: int, others: list[np.ndarray] | Non
     if loud - floor < 10.0:
         return [(0, wav.size)]
     quiet = level < floor + 0.25 * (loud - floor)
-    for other in others or []:
-        theirs = _frame_levels(other, frame, count)
-        quiet |= level - loud < theirs - np.percentile(theirs, 99) - LEG_OTHER_DB
+    reach = int(round(LEG_ECHO_REACH_S * sample_rate / frame))
+    for other in others or []:  # the other leg's envelope: its level at most LEG_ECHO_REACH_S earlier or later
+        theirs = np.pad(_frame_levels(other, frame, count), reach, mode="edge")
+        envelope = np.lib.stride_tricks.sliding_window_view(theirs, 2 * reach + 1).max(axis=1)
+        quiet |= level < envelope - LEG_OTHER_DB
     gap, half_pause = int(np.ceil(LEG_GAP_S * sample_rate / frame)), int(LEG_PAUSE_S * sample_rate / frame) // 2
     cuts = []
     edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
