@@ -237,13 +237,14 @@ def test_each_leg_is_held_to_a_share_of_the_false_alarm_rate() -> None:
 
 
 def test_leg_speech_cuts_the_other_partys_echo_with_the_other_leg() -> None:
-    """A leg that carries the other party at -25 dB (echo) keeps that stretch on its own; given
-    the other leg, it is cut like silence. Both talking at once stays."""
+    """A leg that carries the other party at -25 dB, 40 ms late (echo), keeps that stretch on its
+    own; given the other leg, it is cut like silence. Both talking at once stays."""
     rng = np.random.default_rng(2)
     hush, own_turn, their_turn, both = np.zeros(32000), 0.1 * rng.standard_normal(32000), np.zeros(48000), 16000
     own = np.concatenate([hush, own_turn, their_turn, 0.1 * rng.standard_normal(both)])  # 0-2 s nobody
     other = np.concatenate([hush, np.zeros(32000), 0.1 * rng.standard_normal(48000), 0.1 * rng.standard_normal(both)])
-    leg = (own + 10 ** (-25 / 20) * other + 3e-5 * rng.standard_normal(own.size)).astype(np.float32)
+    echo = np.pad(other, (640, 0))[: other.size]  # 40 ms late
+    leg = (own + 10 ** (-25 / 20) * echo + 3e-5 * rng.standard_normal(own.size)).astype(np.float32)
     alone = [(a / 16000, b / 16000) for a, b in leg_speech(leg, 16000)]
     assert alone == [(pytest.approx(1.85, abs=0.04), 8.0)]  # the echo at 4-7 s looks like speech
     kept = leg_speech(leg, 16000, [other.astype(np.float32)])
