@@ -128,6 +128,8 @@ def verdict_markdown(name: str, report: dict[str, Any], extra: dict[str, Any]) -
         f"p_fake = **{report['p_fake']:.3f}** ({_threshold_note(report)}) · "
         f"{report['duration']:.1f} s · model {report['model']['name']} {report['model']['version']}",
     ]
+    if report["evidence"].get("caution"):
+        lines.append(f"⚠️ {html.escape(report['evidence']['caution'])}")
     channels = report["evidence"].get("channels", {})
     if report.get("channels"):
         legs = "; ".join(f"{channel_name(c['evidence']['channel'], channels['count'])}: {c['label'].upper()} "

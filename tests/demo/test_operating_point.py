@@ -62,6 +62,7 @@ def test_a_stereo_call_and_a_long_call_on_the_page(tmp_path) -> None:
     item = app.analyze_one(str(tmp_path / "pbx.wav"), None, None)
     assert [c["evidence"]["channel"] for c in item["report"]["channels"]] == [0, 1]
     assert "2 channels scored apart" in app.detail(item)[0] and "right channel" in app.detail(item)[0]
+    assert "s of speech: on unknown voices" in app.detail(item)[0]  # 2 s: the short-recording caution
     enrolled = app.api.embed_speaker([str(tmp_path / "pbx.wav")])
     checked = app.analyze_one(str(tmp_path / "pbx.wav"), None, enrolled)
     assert [c["channel"] for c in checked["speaker"]["channels"]] == [0, 1]

@@ -222,3 +222,12 @@ def test_long_inputs_are_scored_in_pieces_that_join_exactly() -> None:
     np.testing.assert_allclose(pieces[per_piece: 2 * per_piece], second[skip: skip + per_piece], rtol=1e-5, atol=1e-5)
     short_logit, short = network_scores(model, wav, chunk_seconds=60.0)
     assert short_logit == whole_logit and np.array_equal(short, whole)
+
+
+def test_short_recordings_carry_a_caution() -> None:
+    """Under 8 s of speech the evidence says how much speech there was and why to be careful
+    (unknown voices' short recordings false-alarm more); from 8 s on there is no caution."""
+    short, long = _report(4.2), _report(9.0)
+    assert short.evidence["speech_seconds"] == pytest.approx(4.2, abs=0.1)
+    assert "only 4.2 s of speech" in short.evidence["caution"] and "1 %" in short.evidence["caution"]
+    assert long.evidence["speech_seconds"] >= 8.0 and "caution" not in long.evidence

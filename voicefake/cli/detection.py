@@ -84,6 +84,8 @@ def run_detect(args: argparse.Namespace) -> int:
         if report.evidence.get("threshold_set_by") == "legs":
             which += f", held for each of its {len(report.channels or [])} legs"
         text = f"{label}: {report.label} (p_fake {report.p_fake:.3f}, threshold {report.threshold:.3f}{which})"
+        if "caution" in report.evidence:
+            text += f"; caution: only {report.evidence['speech_seconds']:.1f} s of speech (see evidence.caution)"
         if report.channels:
             legs = ", ".join(f"{c.evidence['channel']} {c.label} {c.p_fake:.3f}" for c in report.channels)
             text += f"; channels scored apart, channel {report.evidence['channels']['deciding']} decided ({legs})"
