@@ -184,7 +184,7 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
         (1, [False, True])
     """
     from voicefake.audio.io import DEFAULT_MAX_DURATION
-    from voicefake.audio.legs import leg_speech, plan_channels
+    from voicefake.audio.legs import own_speech, plan_channels
     from voicefake.speaker.inference import Calibration
 
     plan_channels(np.zeros((1, 1)), channels)  # a bad mode fails before any work
@@ -222,16 +222,15 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
         mixed = frames.mean(axis=1)
         whole = check(mixed, None)
         return replace(whole, segments=windows(mixed)) if timeline else whole
-    def own_speech(channel: int) -> np.ndarray:
-        """The leg's speech (the line noise or echo of the other party's turns is not this
+
+    def voice_of(channel: int) -> np.ndarray:
+        """The leg's own speech (the other party's turns, echo and line noise are not this
         voice), or the whole leg when that is under the encoder's 0.5 s minimum (a party who
         says "yes")."""
-        leg = frames[:, channel]
-        kept = leg_speech(leg, rate, [frames[:, c] for c in apart if c != channel])
-        speech = np.concatenate([leg[a:b] for a, b in kept])
-        return speech if speech.size >= rate // 2 else leg
+        speech, _ = own_speech(frames, channel, rate, apart)
+        return speech if speech.size >= rate // 2 else frames[:, channel]
 
-    legs = tuple(check(own_speech(channel), channel) for channel in apart)
+    legs = tuple(check(voice_of(channel), channel) for channel in apart)
     if timeline:  # on each leg as recorded, so that times are the call's
         legs = tuple(replace(leg, segments=windows(frames[:, leg.channel])) for leg in legs)
     best = max(legs, key=lambda leg: leg.score)
@@ -282,7 +281,7 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
         >>> [(c.evidence["channel"], c.label) for c in stereo.channels]
         [(0, 'real'), (1, 'fake')]
     """
-    from voicefake.audio.legs import leg_speech, plan_channels
+    from voicefake.audio.legs import own_speech, plan_channels
     from voicefake.detection.inference import (
         Calibration,
         check_threshold,
@@ -309,10 +308,9 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
     else:
         scored = []
         for channel in apart:  # each leg on its own speech: the other party's turns cut out
-            leg = frames[:, channel]
-            kept = leg_speech(leg, rate, [frames[:, c] for c in apart if c != channel])
-            speech = prepare(np.concatenate([leg[a:b] for a, b in kept]), rate)
-            one = detect_waveform(loaded.module, speech, calibration, model, window, hop, evidence, kept, leg.size)
+            speech, kept = own_speech(frames, channel, rate, apart)
+            one = detect_waveform(loaded.module, prepare(speech, rate), calibration, model, window, hop, evidence, kept,
+                                  len(frames))
             one.evidence["channel"] = channel
             if len(apart) > 1:  # the call, not each leg, keeps the stated false-alarm rate
                 leg_threshold = threshold_for_legs(meta.get("dev", {}), one.evidence["bandwidth"]["condition"],

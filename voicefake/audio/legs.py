@@ -145,3 +145,12 @@ def to_original_time(seconds: np.ndarray, kept: list[tuple[int, int]], sample_ra
     samples = np.asarray(seconds, np.float64) * sample_rate
     piece = np.clip(np.searchsorted(joined_starts, samples, side="right") - 1, 0, len(kept) - 1)
     return (np.array([a for a, _ in kept])[piece] + samples - joined_starts[piece]) / sample_rate
+
+
+def own_speech(frames: np.ndarray, channel: int, sample_rate: int,
+               legs: list[int]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """One leg of a (T, C) call on its own speech: (the joined speech, the kept sample
+    intervals of :func:`leg_speech`), with the call's other ``legs`` as the echo references."""
+    leg = frames[:, channel]
+    kept = leg_speech(leg, sample_rate, [frames[:, c] for c in legs if c != channel])
+    return np.concatenate([leg[a:b] for a, b in kept]), kept
