@@ -11,7 +11,6 @@ import soundfile as sf
 
 from voicefake import api
 from voicefake.audio.legs import leg_speech, plan_channels, to_original_time
-from voicefake.checkpoint import Checkpoint
 from voicefake.cli import main
 from voicefake.detection.inference import Calibration, DetectionReport, combine_channels
 from voicefake.detection.model import Detector, DetectorConfig
@@ -88,14 +87,6 @@ def test_a_users_threshold_decides_every_leg_again() -> None:
     assert strict.evidence["threshold_set_by"] == "user" and strict.evidence["model_threshold"] == 0.9
     lax = both.at_threshold(0.5)
     assert [c.label for c in lax.channels] == ["fake", "fake"] and lax.evidence["channels"]["deciding"] == 1
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("det") / "tiny"
-    meta = {"name": "detector-tiny", "version": "0.0.1", "calibration": Calibration(threshold=0.6).to_dict()}
-    Checkpoint.from_module(Detector(DetectorConfig.tiny()), "detection", metadata=meta).save(path)
-    return str(path)
 
 
 def test_api_and_cli_score_the_legs_of_a_stereo_file(tiny_checkpoint, tmp_path, capsys) -> None:
@@ -238,11 +229,14 @@ def test_each_leg_is_held_to_a_share_of_the_false_alarm_rate() -> None:
 
 def test_leg_speech_cuts_the_other_partys_echo_with_the_other_leg() -> None:
     """A leg that carries the other party at -25 dB, 40 ms late (echo), keeps that stretch on its
-    own; given the other leg, it is cut like silence. Both talking at once stays."""
+    own; given the other leg, it is cut like silence, also where the late echo outlasts the other
+    party's syllables (hence the other leg's envelope). Both talking at once stays."""
     rng = np.random.default_rng(2)
     hush, own_turn, their_turn, both = np.zeros(32000), 0.1 * rng.standard_normal(32000), np.zeros(48000), 16000
     own = np.concatenate([hush, own_turn, their_turn, 0.1 * rng.standard_normal(both)])  # 0-2 s nobody
-    other = np.concatenate([hush, np.zeros(32000), 0.1 * rng.standard_normal(48000), 0.1 * rng.standard_normal(both)])
+    syllables = np.tile(np.concatenate([np.ones(3200), np.zeros(1600)]), 10)  # 0.2 s on, 0.1 s off
+    their_turn_speech = 0.1 * rng.standard_normal(48000) * syllables
+    other = np.concatenate([hush, np.zeros(32000), their_turn_speech, 0.1 * rng.standard_normal(both)])
     echo = np.pad(other, (640, 0))[: other.size]  # 40 ms late
     leg = (own + 10 ** (-25 / 20) * echo + 3e-5 * rng.standard_normal(own.size)).astype(np.float32)
     alone = [(a / 16000, b / 16000) for a, b in leg_speech(leg, 16000)]

@@ -16,14 +16,6 @@ from voicefake.detection.model import Detector, DetectorConfig
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("det") / "tiny"
-    meta = {"name": "detector-tiny", "version": "0.0.1", "calibration": Calibration(threshold=0.6).to_dict()}
-    Checkpoint.from_module(Detector(DetectorConfig.tiny()), "detection", metadata=meta).save(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     folder = tmp_path_factory.mktemp("clips")
     rng = np.random.default_rng(0)

@@ -184,10 +184,10 @@ def verify_embedding(enrolled: np.ndarray, test: AudioInput, checkpoint: PathLik
         (1, [False, True])
     """
     from voicefake.audio.io import DEFAULT_MAX_DURATION
-    from voicefake.audio.legs import own_speech, plan_channels
+    from voicefake.audio.legs import check_channel_mode, own_speech, plan_channels
     from voicefake.speaker.inference import Calibration
 
-    plan_channels(np.zeros((1, 1)), channels)  # a bad mode fails before any work
+    check_channel_mode(channels)  # before any work
     model, features = _speaker(checkpoint, device)
     calibration = Calibration.from_metadata(model.checkpoint.metadata)
     frames = _as_frames(test, features.config.sample_rate, name, DEFAULT_MAX_DURATION)
@@ -281,7 +281,7 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
         >>> [(c.evidence["channel"], c.label) for c in stereo.channels]
         [(0, 'real'), (1, 'fake')]
     """
-    from voicefake.audio.legs import own_speech, plan_channels
+    from voicefake.audio.legs import check_channel_mode, own_speech, plan_channels
     from voicefake.detection.inference import (
         Calibration,
         check_threshold,
@@ -293,7 +293,7 @@ def detect(audio: AudioInput, checkpoint: PathLike = "detection", device: str = 
 
     if threshold is not None:
         check_threshold(threshold)  # before any work
-    plan_channels(np.zeros((1, 1)), channels)  # a bad mode fails before any work too
+    check_channel_mode(channels)  # before any work
     loaded = load(checkpoint, device, kind="detection")
     rate = loaded.module.config.sample_rate
     frames = _as_frames(audio, rate, name, max_duration)

@@ -21,6 +21,13 @@ SAME_CHANNEL_CORRELATION = 0.99
 """In ``auto`` mode, channels correlated this closely carry one signal (dual mono)."""
 
 
+def check_channel_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`CHANNEL_MODES`, else one clear ValueError."""
+    if mode not in CHANNEL_MODES:
+        raise ValueError(f"channels={mode!r} is not one of {', '.join(CHANNEL_MODES)}")
+    return mode
+
+
 def plan_channels(frames: np.ndarray, mode: str = "auto") -> tuple[list[int], dict[str, Any]]:
     """Which channels of a (T, C) recording to analyse apart, and why.
 
@@ -39,8 +46,7 @@ def plan_channels(frames: np.ndarray, mode: str = "auto") -> tuple[list[int], di
         (channel indices to score apart, empty to score the mix;
         ``{"count", "mode": "mono"|"mix"|"split", "reason"[, "skipped"]}`` for the report).
     """
-    if mode not in CHANNEL_MODES:
-        raise ValueError(f"channels={mode!r} is not one of {', '.join(CHANNEL_MODES)}")
+    check_channel_mode(mode)
     frames = np.asarray(frames, np.float64)
     count = frames.shape[1]
     if count == 1:

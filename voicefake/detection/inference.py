@@ -447,8 +447,10 @@ def detect_waveform(module: Detector, wav: np.ndarray, calibration: Calibration,
                            "prompts (3.5-7.3 s) were flagged 0.5-4.9 % of the time at the model's threshold (the "
                            "target is 1 %), against 0-1.1 % from 15 s on; weigh a 'fake' here with other evidence")
     if evidence:
-        own_bounds = window_bounds(wav.size / rate, window, hop)
-        own_p = calibration.segment_probability(window_logits(frames, frame_seconds, own_bounds))
+        own_bounds, own_p = bounds, seg_p  # windows on this waveform's own time axis
+        if kept is not None:
+            own_bounds = window_bounds(wav.size / rate, window, hop)
+            own_p = calibration.segment_probability(window_logits(frames, frame_seconds, own_bounds))
         part, offset = _most_suspicious(tensor, own_bounds, own_p, rate)
         found = saliency(module, part, rate)
         for span in found["spans"]:
