@@ -238,7 +238,7 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
     folder = Path(tempfile.mkdtemp(prefix="voicefake-finetune-"))
     start = time.perf_counter()
     audio = target["reference"] if args.finetune_on == "reference" else target["all_but_held"]
-    path, info = api.finetune_voice(audio, folder / "voice", steps=args.finetune_steps)
+    path, info = api.finetune_voice(audio, folder / "voice", steps=args.finetune_steps, keep=args.finetune_keep)
     results.setdefault("finetune_info", []).append({**info, "seconds": time.perf_counter() - start})
     zero_shot = api.voice_profile(target["reference"])
     for s, steps in itertools.product(srcs, args.identity_steps):
@@ -321,6 +321,8 @@ def main() -> None:
                         help="fine-tune on all the target's audio but the held-out utterance (~2 min), "
                              "or on the zero-shot reference alone (--reference-seconds)")
     parser.add_argument("--finetune-blend", type=float, default=0.5)
+    parser.add_argument("--finetune-keep", type=float, default=1.0,
+                        help="share of the fine-tune's weight change kept (api.finetune_voice keep=)")
     parser.add_argument("--content", default="content", help="content encoder checkpoint (default: bundled)")
     parser.add_argument("--conversion", default=None,
                         help="conversion decoder checkpoint for every row (default: the bundled ones, as api.clone "

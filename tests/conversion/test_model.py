@@ -254,6 +254,24 @@ def test_finetune_lowers_the_reconstruction_loss(features: MelSpectrogram, conte
         finetune_decoder(decoder, content, [voice(130, 0.5)], embedding, features, steps=1, crop_frames=100)
 
 
+def test_finetune_keep_moves_the_weights_part_of_the_way(features: MelSpectrogram, content: ContentEncoder) -> None:
+    torch.manual_seed(0)
+    decoder = ConversionDecoder(TINY_DECODER, MEL_16K_80)
+    wavs = [voice(130, 2.5, seed=i) for i in range(3)]
+    embedding = torch.nn.functional.normalize(torch.randn(16), dim=0)
+    kwargs = {"steps": 10, "batch_size": 4, "crop_frames": 100, "lr": 3e-3}
+    full, _ = finetune_decoder(decoder, content, wavs, embedding, features, **kwargs)
+    part, _ = finetune_decoder(decoder, content, wavs, embedding, features, keep=0.25, **kwargs)  # same seed, same steps
+    for name, start in decoder.state_dict().items():
+        moved = full.state_dict()[name] - start
+        torch.testing.assert_close(part.state_dict()[name] - start, 0.25 * moved, atol=1e-6, rtol=1e-4)
+    assert any(float((full.state_dict()[n] - w).abs().max()) > 1e-3 for n, w in decoder.state_dict().items())
+    assert not any(p.requires_grad for p in part.parameters())
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="keep must be in"):
+            finetune_decoder(decoder, content, wavs, embedding, features, steps=1, crop_frames=100, keep=bad)
+
+
 def test_band_l1_ignores_the_empty_bands_of_narrowband_rows() -> None:
     torch.manual_seed(0)
     pred, target = torch.randn(2, 80, 30), torch.randn(2, 80, 30)

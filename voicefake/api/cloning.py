@@ -406,11 +406,16 @@ def _is_english(language: str) -> bool:
     return language.split("-")[0] == "en"
 
 
-# Decoder fine-tuning steps when none are given: 300 for a minute or more of audio, 100 below, where
-# 300 steps overfit a 30 s reference (session 20, 3 unseen targets: similarity 0.782 with 23.8 % WER
-# at 300 steps, 0.768 with 16.2 % at 100; docs/benchmarks/cloning.md).
+# Decoder fine-tuning when not told: 300 steps for a minute or more of audio. Under a minute, 200
+# steps of which the voice keeps 70 % of the weight change (``keep``, a weight-space ensemble with
+# the multi-speaker decoder). On a 30 s reference, 300 steps overfit (session 20: similarity 0.782,
+# 23.8 % WER on 3 targets). Session 25, 10 unseen targets, conversion / flite: 100 steps kept whole
+# 0.760 / 0.742 similarity with 18.2 / 10.9 % WER; 50 steps 0.750 / 0.729 with 17.5 / 10.2 %;
+# 200 steps at 0.7: 0.753 / 0.730 with 16.5 / 8.4 % and DNSMOS +0.05-0.09 (docs/benchmarks/cloning.md).
 FINETUNE_STEPS = 300
-SHORT_AUDIO_FINETUNE_STEPS = 100
+FINETUNE_KEEP = 1.0
+SHORT_AUDIO_FINETUNE_STEPS = 200
+SHORT_AUDIO_FINETUNE_KEEP = 0.7
 SHORT_AUDIO_SECONDS = 60.0
 
 
@@ -419,27 +424,36 @@ def default_finetune_steps(seconds: float) -> int:
     return SHORT_AUDIO_FINETUNE_STEPS if seconds < SHORT_AUDIO_SECONDS else FINETUNE_STEPS
 
 
+def default_finetune_keep(seconds: float) -> float:
+    """The share of the weight change :func:`finetune_voice` keeps on ``seconds`` of audio when not told."""
+    return SHORT_AUDIO_FINETUNE_KEEP if seconds < SHORT_AUDIO_SECONDS else FINETUNE_KEEP
+
+
 def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int | None = None, max_minutes: float = 10.0,
                    checkpoint: PathLike = "conversion", content: PathLike = "content",
-                   device: str = "cpu") -> tuple[Path, dict[str, Any]]:
+                   device: str = "cpu", keep: float | None = None) -> tuple[Path, dict[str, Any]]:
     """Adapts to one voice from minutes of its audio; writes a voice checkpoint (kind ``"voice"``).
 
     The checkpoint holds the voice's frames and embedding (as :func:`voice_profile`) and, with
     ``steps > 0``, a copy of the conversion decoder fine-tuned on this audio. Pass the folder as
     ``reference`` to :func:`convert` / :func:`clone`. ``steps=None``: 300 for a minute of audio or
-    more, 100 below (:func:`default_finetune_steps`; 100 steps on a 30 s reference take about
-    20 s on 2 threads and raise similarity to unseen voices from 0.723 to 0.760).
+    more, 200 below (:func:`default_finetune_steps`). ``keep``: the share of the decoder's weight
+    change that the voice keeps, in (0, 1]; the rest is given back to the multi-speaker decoder (a
+    weight-space ensemble). None: 1.0 for a minute of audio or more, 0.7 below
+    (:func:`default_finetune_keep`). On a 30 s reference the defaults take about 20 s on 2 threads
+    and raise similarity to unseen voices from 0.723 to 0.753 (conversion).
 
     Returns:
-        ``(path, info)``: info has ``minutes``, ``files``, ``steps``, ``loss_first``, ``loss_last``.
+        ``(path, info)``: info has ``minutes``, ``files``, ``steps``, ``keep``, ``loss_first``,
+        ``loss_last``.
 
     Example:
         >>> path, info = finetune_voice(sorted(Path("ceo_calls").glob("*.wav")), "voices/ceo")
     """
     from voicefake.conversion.finetune import finetune_decoder, with_decoder
 
-    if (steps is not None and steps < 0) or max_minutes <= 0:
-        raise ValueError(f"steps must be >= 0 and max_minutes > 0 (got {steps}, {max_minutes})")
+    if (steps is not None and steps < 0) or max_minutes <= 0 or (keep is not None and not 0 < keep <= 1):
+        raise ValueError(f"steps must be >= 0, max_minutes > 0 and keep in (0, 1] (got {steps}, {max_minutes}, {keep})")
     encoder = load(content, device, kind="content")
     mel_cfg = encoder.checkpoint.mel_config
     assert mel_cfg is not None
@@ -452,12 +466,15 @@ def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int | N
     profile = voice_profile(wavs, content, device=device)
     if steps is None:
         steps = default_finetune_steps(total / mel_cfg.sample_rate)
-    info: dict[str, Any] = {"minutes": round(total / mel_cfg.sample_rate / 60, 2), "files": len(wavs), "steps": steps}
+    if keep is None:
+        keep = default_finetune_keep(total / mel_cfg.sample_rate)
+    info: dict[str, Any] = {"minutes": round(total / mel_cfg.sample_rate / 60, 2), "files": len(wavs), "steps": steps,
+                            "keep": keep}
     if steps > 0:
         decoder = load(checkpoint, device, kind="conversion")
         with torch.inference_mode(False):
             tuned, losses = finetune_decoder(decoder.module, encoder.module, wavs, profile.embedding.clone(),
-                                             _mel_module(mel_cfg), steps)
+                                             _mel_module(mel_cfg), steps, keep=keep)
         profile = with_decoder(profile, tuned)
         profile.content_model = content_model_id(encoder)
         info.update(loss_first=round(losses[0], 4), loss_last=round(float(np.mean(losses[-20:])), 4),

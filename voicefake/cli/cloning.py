@@ -81,7 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("-o", "--output", required=True, help="output checkpoint folder")
     f.add_argument("--steps", type=int, default=None,
                    help="decoder fine-tuning steps (0 = profile only; default: 300 for a minute of audio or "
-                        "more, 100 below, where more steps overfit a short reference)")
+                        "more, 200 below)")
+    f.add_argument("--keep", type=common.share, default=None,
+                   help="share of the decoder's weight change the voice keeps, in (0, 1]; lower keeps more "
+                        "words and less of the voice (default: 1 for a minute of audio or more, 0.7 below)")
     f.add_argument("--max-minutes", type=float, default=10.0, help="use at most this much audio")
     common.add_common(f)
     f.set_defaults(run=run_finetune)
@@ -163,7 +166,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         raise common.UsageError(f"{args.audio}: no audio files found")
     start = time.perf_counter()
     path, info = api.finetune_voice(files, out, steps=args.steps, max_minutes=args.max_minutes,
-                                    checkpoint=args.checkpoint or "conversion", device=args.device)
+                                    checkpoint=args.checkpoint or "conversion", device=args.device, keep=args.keep)
     record = {"file": args.audio, "output": str(path), "seconds": round(time.perf_counter() - start, 1), **info}
     common.emit(args, record, f"voice checkpoint -> {path} ({info['minutes']:.1f} min of audio, {info['steps']} steps)")
     return 0

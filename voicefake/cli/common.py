@@ -40,6 +40,14 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """argparse ``type=`` for a share in (0, 1]: above 0, at most 1."""
+    value = unit_interval(text)
+    if value == 0.0:
+        raise argparse.ArgumentTypeError("0 is not a share: give a number above 0, up to 1")
+    return value
+
+
 def guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Runs a subcommand; whole-call errors become one stderr line and an exit status."""
     try:

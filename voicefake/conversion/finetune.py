@@ -24,9 +24,14 @@ _log = logging.getLogger(__name__)
 
 def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder | None, wavs: list[np.ndarray],
                      embedding: torch.Tensor, features: MelSpectrogram, steps: int, batch_size: int = 8,
-                     crop_frames: int = 200, lr: float = 2e-4, seed: int = 0) -> tuple[ConversionDecoder, list[float]]:
+                     crop_frames: int = 200, lr: float = 2e-4, seed: int = 0,
+                     keep: float = 1.0) -> tuple[ConversionDecoder, list[float]]:
     """Returns (a fine-tuned copy of ``decoder``, its loss every step). ``content`` may be None
-    for a decoder that reads the cepstrum."""
+    for a decoder that reads the cepstrum. ``keep``: the share of the weights' change that the
+    copy keeps (1: all of it; 0.5: halfway between the multi-speaker decoder and the fine-tuned
+    one, a weight-space ensemble as in WiSE-FT)."""
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
     torch.manual_seed(seed)
     mels = [features(torch.from_numpy(w)) for w in wavs]
     f0 = [estimate_log_f0(torch.from_numpy(w), features.config)[: m.shape[-1]] for w, m in zip(wavs, mels, strict=True)]
@@ -53,6 +58,10 @@ def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder | None,
                                  features.config, frozen)["loss/mel_l1"])
         if step % 50 == 0:
             _log.info("finetune step %d/%d mel L1 %.4f", step, steps, losses[-1])
+    if keep < 1:
+        with torch.no_grad():
+            for tuned_param, param in zip(tuned.parameters(), decoder.parameters(), strict=True):
+                tuned_param.copy_(param + keep * (tuned_param - param))
     return tuned.eval().requires_grad_(False), losses
 
 
