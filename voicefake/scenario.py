@@ -47,11 +47,13 @@ class ScenarioError(ValueError):
 class Voice:
     """Cloned from ``reference`` (audio files or voice-profile checkpoint folders), or with
     none a real person whose turns are all recordings; ``leg`` ("left"/"right") is the channel
-    of a stereo recording this voice is heard on ("" in a mono one)."""
+    of a stereo recording this voice is heard on ("" in a mono one); ``adapt``: the cloned voice
+    is first fine-tuned on its reference, once per render (``api.finetune_voice``)."""
 
     name: str
     reference: tuple[Path, ...] = ()
     leg: str = ""
+    adapt: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def _voice(folder: Path, name: Any, spec: Any) -> Voice:
     where = f"voice {name!r}"
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise _bad(where, "bad voice name", "use letters, digits, '_', '-', '.'")
-    spec = _mapping(where, spec, ("reference", "recording", "leg"))
+    spec = _mapping(where, spec, ("reference", "recording", "leg", "adapt"))
     if ("reference" in spec) == (spec.get("recording") is True):
         raise _bad(where, f"got {spec!r}", "give either reference: [files] (a cloned voice) "
                    "or recording: true (a real person who speaks recordings)")
@@ -179,7 +181,14 @@ def _voice(folder: Path, name: Any, spec: Any) -> Voice:
     leg = spec.get("leg", "")
     if leg not in ("", *LEGS):
         raise _bad(where, f"leg {leg!r} is not a channel", "use leg: left or leg: right")
-    return Voice(name, tuple(_file(folder, f"{where} reference", ref, True) for ref in refs), leg)
+    adapt = _typed(f"{where} adapt", spec.get("adapt", False), bool, "use true or false")
+    if adapt and "reference" not in spec:
+        raise _bad(where, "adapt: true on a recorded voice", "adapt only a cloned voice (one with reference:)")
+    paths = tuple(_file(folder, f"{where} reference", ref, True) for ref in refs)
+    if adapt and any(path.is_dir() for path in paths):
+        raise _bad(where, "adapt: true with a voice-profile folder as reference",
+                   "give the reference recordings, or remove adapt: (a saved voice is used as it is)")
+    return Voice(name, paths, leg, adapt)
 
 
 def _turn(folder: Path, number: int, spec: Any, voices: dict[str, Voice]) -> Turn:

@@ -212,6 +212,50 @@ def add_clones(writer: Writer, reals: list, counts: dict[str, int], seed: int = 
                                  folder="voicefake-clone", transcript=text), split)
 
 
+def add_adapted_clones(writer: Writer, reals: list, targets: dict[str, int], per_target: int = 8,
+                       seed: int = 0) -> None:
+    """Stage ``clones2`` (family ``voicefake-clone``): voices adapted to their 30 s reference
+    (``api.finetune_voice``: its defaults, or 100 steps kept whole, drawn per voice), each saying
+    ``per_target`` lines at the API's current defaults: conversions of other speakers' clips of
+    the same split, and flite text to speech of the phone lines (every fourth line).
+
+    Why (session 25): a scenario call whose cloned CEO was adapted first scored p_fake 0.64
+    through the phone line, against 0.95 for the same call cloned zero-shot."""
+    import tempfile
+
+    from voicefake import api
+
+    rng = np.random.default_rng(seed)
+    by_speaker: dict[tuple[str, str], list[np.ndarray]] = {}
+    for wav, row, split in reals:
+        by_speaker.setdefault((split, row.speaker), []).append(wav)
+    for split, count in targets.items():
+        voices = sorted(k for k, v in by_speaker.items() if k[0] == split and sum(w.size for w in v) >= 20 * SAMPLE_RATE)
+        sources = pick_sources(reals, {split: count * per_target}, seed + 11)
+        for t, index in enumerate(rng.permutation(len(voices))[:count]):
+            target = voices[index]
+            reference = np.concatenate(by_speaker[target])[: 30 * SAMPLE_RATE]
+            steps, keep = ((None, None), (100, 1.0))[int(rng.integers(2))]
+            with tempfile.TemporaryDirectory() as folder:
+                path, info = api.finetune_voice([reference], Path(folder) / "voice", steps=steps, keep=keep)
+                voice = api.voice_profile(str(path))
+            tag = f"s{info['steps']}k{info['keep']}"
+            mine = [s for s in sources[t * per_target : (t + 1) * per_target] if s[1].speaker != target[1]]
+            for n, (wav, row, _) in enumerate(mine):
+                if n % 4 == 3:
+                    text = PHONE_LINES[int(rng.integers(len(PHONE_LINES)))]
+                    fake, _ = api.clone(text, voice, engine="flite")
+                    system = "voicefake-adapted-tts"
+                else:
+                    text = row.transcript
+                    fake, _ = api.convert(wav, voice)
+                    system = "voicefake-adapted-convert"
+                stem = f"gen/{system}/{split}-{t:03d}-{n:02d}"
+                writer.add(fake, replace(row, path=stem, label="fake", system=f"{system}-{tag}", speaker=target[1],
+                                         folder="voicefake-clone", transcript=text), split)
+            log.info("clones2 %s voice %d/%d (%s, %s): %d clips", split, t + 1, count, target[1], tag, len(mine))
+
+
 def griffin_lim(wav: np.ndarray, seed: int) -> np.ndarray:
     import librosa
 
@@ -476,7 +520,8 @@ def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
-    parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "asterisk", "klettres", "all"],
+    parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "clones2", "asterisk",
+                                            "klettres", "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -487,6 +532,10 @@ def main() -> None:
     parser.add_argument("--spliced", type=int, default=20, help="spliced dev calls")
     parser.add_argument("--clones-train", type=int, default=150, help="voicefake clones (train)")
     parser.add_argument("--clones-dev", type=int, default=40, help="voicefake clones (dev)")
+    parser.add_argument("--clones2-train", type=int, default=15, help="stage clones2: adapted voices (train)")
+    parser.add_argument("--clones2-dev", type=int, default=5, help="stage clones2: adapted voices (dev)")
+    parser.add_argument("--clones2-lines", type=int, default=20,
+                        help="stage clones2: lines per adapted voice (fewer when a source is the voice's own)")
     parser.add_argument("--asterisk", type=Path, default=Path("runs/data/asterisk"),
                         help="stage asterisk: the output folder of prepare_asterisk.py")
     parser.add_argument("--asterisk-train", type=int, default=300, help="stage asterisk: real prompts (train)")
@@ -508,7 +557,7 @@ def main() -> None:
             add_asterisk(writer, args.asterisk, {"train": args.asterisk_train, "dev": args.asterisk_dev}, args.vocoder)
         elif stage == "klettres":
             add_klettres(writer, args.klettres, args.vocoder)
-        elif stage in ("copy", "copy2", "spliced", "clones"):
+        elif stage in ("copy", "copy2", "spliced", "clones", "clones2"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":
                 add_copy_synthesis(writer, reals, {"train": args.copy_train, "dev": args.copy_dev})
@@ -516,6 +565,9 @@ def main() -> None:
                 add_copy_varied(writer, reals, {"train": args.copy2_train, "dev": args.copy2_dev}, args.vocoder)
             elif stage == "clones":
                 add_clones(writer, reals, {"train": args.clones_train, "dev": args.clones_dev})
+            elif stage == "clones2":
+                add_adapted_clones(writer, reals, {"train": args.clones2_train, "dev": args.clones2_dev},
+                                   args.clones2_lines)
             else:
                 make_spliced(args.out, reals, args.spliced)
         else:
@@ -525,7 +577,7 @@ def main() -> None:
             log.info("stage %s: %d rows", stage, len(writer.rows))
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
     if all(p.exists() for p in parts):
-        extra = ("clones", "copy2", "asterisk") + (("klettres",) if args.merge_klettres else ())
+        extra = ("clones", "clones2", "copy2", "asterisk") + (("klettres",) if args.merge_klettres else ())
         parts += [p for p in [args.out / f"manifest_{s}.csv" for s in extra] if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")

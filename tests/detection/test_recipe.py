@@ -106,6 +106,46 @@ def test_klettres_stage_trains_on_its_ten_voices_only(tmp_path, monkeypatch) -> 
     assert {split for _, _, split in sources} == {"train"}
 
 
+def test_adapted_clones_stage_speaks_in_voices_of_the_same_split(tmp_path, monkeypatch) -> None:
+    """Stage clones2: each chosen voice (20 s or more of one speaker) is fine-tuned once on 30 s of
+    itself and says other speakers' lines of its split; family voicefake-clone, the settings in
+    the system name, a speaker's own clips never used as its sources."""
+    import numpy as np
+
+    from voicefake import api
+    from voicefake.data.manifests import ManifestRow
+
+    mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
+    rate = 16000
+    reals = [(np.full(12 * rate, 0.1 * (i + 1), np.float32),
+              ManifestRow(path=f"{spk}/{i}", speaker=spk, label="real", system="human", transcript=f"line {spk} {i}"),
+              split)
+             for spk, split in (("a", "train"), ("b", "train"), ("c", "dev"), ("d", "dev")) for i in range(2)]
+    tuned: list = []
+
+    def finetune_voice(audio, output, steps=None, keep=None):  # noqa: ANN001, ANN202
+        tuned.append((float(audio[0][0]), audio[0].size, steps, keep))
+        return output, {"steps": steps or 200, "keep": keep or 0.7}
+
+    monkeypatch.setattr(api, "finetune_voice", finetune_voice)
+    monkeypatch.setattr(api, "voice_profile", lambda path: path)
+    monkeypatch.setattr(api, "convert", lambda wav, voice: (wav * 2, rate))
+    monkeypatch.setattr(api, "clone", lambda text, voice, engine: (np.full(rate, 0.3, np.float32), rate))
+    writer = mod["Writer"](tmp_path / "out")
+    mod["add_adapted_clones"](writer, reals, {"train": 2, "dev": 1}, per_target=4)
+    assert len(tuned) == 3 and all(size == 24 * rate for _, size, _, _ in tuned)  # all of each 24 s voice
+    rows = [r for r in writer.rows if "channel=clean" in r.notes]
+    assert rows and {r.folder for r in rows} == {"voicefake-clone"}
+    assert all(r.system.startswith(("voicefake-adapted-convert-s", "voicefake-adapted-tts-s")) for r in rows)
+    splits = {"a": "train", "b": "train", "c": "dev", "d": "dev"}
+    for row in rows:
+        split = "train" if "split=train" in row.notes else "dev"
+        assert splits[row.speaker] == split
+        if "convert" in row.system:  # another speaker's words, of the same split, in the target's voice
+            source = row.transcript.split()[1]
+            assert source != row.speaker and splits[source] == split
+
+
 @pytest.mark.parametrize("name", ["student", "student_tiny", "student_full"])
 def test_student_configs_load_as_artefact_encoders(name: str) -> None:
     """The artefact encoder's configs are content-encoder configs the detector's branch can hold."""

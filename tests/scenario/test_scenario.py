@@ -154,6 +154,11 @@ BAD_SCRIPTS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "stereo voice without a leg": ({"recording": "stereo"}, ["voice 'ceo'", "no leg", "leg: left"]),
     "leg in a mono recording": (_ceo({"reference": ["ceo_ref.wav"], "leg": "right"}),
                                 ["voice 'ceo'", "recording: stereo"]),
+    "adapt not a flag": (_ceo({"reference": ["ceo_ref.wav"], "adapt": "yes"}), ["voice 'ceo' adapt", "true or false"]),
+    "adapt a recorded voice": ({"voices": {"ceo": {"reference": ["ceo_ref.wav"]},
+                                           "employee": {"recording": True, "adapt": True}}},
+                               ["voice 'employee'", "recorded voice", "reference:"]),
+    "adapt a saved voice": (_ceo({"reference": ["."], "adapt": True}), ["voice 'ceo'", "voice-profile folder"]),
     "unknown leg": ({"recording": "stereo", "voices": {"ceo": {"reference": ["ceo_ref.wav"], "leg": "middle"},
                                                        "employee": {"recording": True, "leg": "left"}}},
                     ["voice 'ceo'", "'middle'", "leg: right"]),
@@ -377,6 +382,37 @@ def test_render_scenario_wires_clone(folder: Path, tmp_path: Path, fake_clone: l
     assert mark.watermarked
     with pytest.raises(FileExistsError):
         api.render_scenario(_script(folder), tmp_path / "call.wav")
+
+
+def test_an_adapted_voice_is_fine_tuned_once_and_speaks_every_line(folder: Path, tmp_path: Path, fake_clone: list,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``adapt: true``: the voice is fine-tuned on its references before its first line, once per
+    render, and that adapted voice (not the reference files) speaks all of its lines."""
+    tuned: list[list[str]] = []
+    profiles: list[str] = []
+
+    def finetune_voice(audio: list[str], output: Path) -> tuple[Path, dict]:
+        tuned.append(list(audio))
+        output.mkdir(parents=True)
+        return output, {}
+
+    def voice_profile(reference: str) -> str:
+        assert Path(reference).is_dir()  # read while the fine-tuned voice still exists
+        profiles.append(reference)
+        return f"adapted:{len(profiles)}"
+
+    monkeypatch.setattr(api, "finetune_voice", finetune_voice)
+    monkeypatch.setattr(api, "voice_profile", voice_profile)
+    turns = [*BASE["turns"], {"speaker": "ceo", "text": "Wire it today."}]
+    script = _script(folder, "adapted.yaml", voices={"ceo": {"reference": ["ceo_ref.wav"], "adapt": True},
+                                                     "employee": {"recording": True}}, turns=turns)
+    assert load_script(script).voice("ceo").adapt
+    api.render_scenario(script)
+    assert tuned == [[str(folder / "ceo_ref.wav")]] and len(profiles) == 1
+    assert [reference for _, reference in fake_clone] == ["adapted:1", "adapted:1"]
+    assert not Path(profiles[0]).exists()  # the temporary folder is gone
+    api.render_scenario(_script(folder))  # without adapt: the reference files, no fine-tune
+    assert len(tuned) == 1 and fake_clone[-1][1] == str(folder / "ceo_ref.wav")
 
 
 def test_cli_scenario_json_and_force(folder: Path, tmp_path: Path, fake_clone: list,

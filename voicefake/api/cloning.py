@@ -536,8 +536,15 @@ def render_scenario(script_path: PathLike, output: PathLike | None = None, force
 
 
 def _scenario_synthesizer(sample_rate: int) -> Any:
-    """A ``voicefake.scenario.Synthesizer`` that speaks through :func:`clone` at ``sample_rate``."""
+    """A ``voicefake.scenario.Synthesizer`` that speaks through :func:`clone` at ``sample_rate``.
+
+    A voice with ``adapt: true`` is fine-tuned on its references (:func:`finetune_voice`, the
+    defaults) before its first line, and the adapted voice speaks all of its lines."""
+    import tempfile
+
     from voicefake.audio.io import resample
+
+    adapted: dict[str, Any] = {}
 
     def synthesize(voice_name: str, voice: Any, text: str) -> np.ndarray:
         import voicefake.api
@@ -548,7 +555,14 @@ def _scenario_synthesizer(sample_rate: int) -> Any:
             raise RuntimeError(f"voice {voice_name!r}: this voicefake has no api.clone, so cloned "
                                "turns cannot be rendered; use a recording (audio:) instead")
         references = [str(path) for path in voice.reference]
-        wav, rate = clone_fn(text, references[0] if len(references) == 1 else references)
+        reference: Any = references[0] if len(references) == 1 else references
+        if voice.adapt:
+            if voice_name not in adapted:
+                with tempfile.TemporaryDirectory(prefix="voicefake-scenario-") as folder:
+                    path, _ = voicefake.api.finetune_voice(references, Path(folder) / voice_name)
+                    adapted[voice_name] = voicefake.api.voice_profile(str(path))
+            reference = adapted[voice_name]
+        wav, rate = clone_fn(text, reference)
         wav = np.asarray(wav, dtype=np.float32)
         return wav if rate == sample_rate else resample(wav, rate, sample_rate)
 

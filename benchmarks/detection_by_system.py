@@ -1,0 +1,71 @@
+"""Share of one split's recordings flagged at a detector's own thresholds, per system and channel.
+
+    VOICEFAKE_DATA=../shared/data python benchmarks/detection_by_system.py \
+        --manifest runs/detection/data/manifest_clones2.csv --checkpoint detection runs/detector-XYZ \
+        --json runs/bench/by_system.json
+
+For a generator's fakes the share is the detection rate; for reals it is the false-alarm rate.
+Each recording is decided at the threshold for its bandwidth (narrowband or wideband), as
+``voicefake detect`` decides a mono file. Systems are grouped by ``--group`` (the system name
+up to its last ``-``-separated part by default, so that settings in the name do not split it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voicefake import api
+from voicefake.audio.io import load_audio
+from voicefake.data.manifests import read_manifest
+from voicefake.detection.benford import benford_stats
+from voicefake.detection.inference import Calibration, high_band_db, network_scores, prepare
+
+
+def flagged(manifest: Path, checkpoint: str, split: str, parts: int) -> dict[str, dict[str, dict]]:
+    """``{system group: {channel: {"n", "flagged", "mean_p"}}}`` for ``split``'s rows of ``manifest``."""
+    loaded = api.load(checkpoint, kind="detection")
+    calibration = Calibration.from_metadata(loaded.checkpoint.metadata)
+    found: dict = defaultdict(lambda: defaultdict(list))
+    for row in read_manifest(manifest):
+        notes = dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
+        if notes.get("split") != split:
+            continue
+        wav = prepare(load_audio(manifest.parent / row.path, 16000, allow_silence=True), 16000)
+        logit, _ = network_scores(loaded.module, torch.from_numpy(wav))
+        p = calibration.file_probability(logit, benford_stats(wav))
+        group = "-".join(row.system.split("-")[:parts]) if parts else row.system
+        found[group][notes.get("channel", "")].append((p, p >= calibration.thresholds(high_band_db(wav, 16000))[0]))
+    return {group: {channel: {"n": len(v), "flagged": round(float(np.mean([f for _, f in v])), 4),
+                              "mean_p": round(float(np.mean([p for p, _ in v])), 4)}
+                    for channel, v in sorted(channels.items())}
+            for group, channels in sorted(found.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--checkpoint", nargs="+", default=["detection"], help="detector checkpoints to compare")
+    parser.add_argument("--split", default="dev")
+    parser.add_argument("--group", type=int, default=3, help="system name parts that name the group (0: whole name)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    report = {ckpt: flagged(args.manifest, ckpt, args.split, args.group) for ckpt in args.checkpoint}
+    for ckpt, groups in report.items():
+        for group, channels in groups.items():
+            for channel, v in channels.items():
+                print(f"{ckpt}\t{group}\t{channel}\tn={v['n']}\tflagged={v['flagged']:.3f}\tmean_p={v['mean_p']:.3f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
