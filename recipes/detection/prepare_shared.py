@@ -534,6 +534,9 @@ def main() -> None:
     parser.add_argument("--clones-dev", type=int, default=40, help="voicefake clones (dev)")
     parser.add_argument("--clones2-train", type=int, default=15, help="stage clones2: adapted voices (train)")
     parser.add_argument("--clones2-dev", type=int, default=5, help="stage clones2: adapted voices (dev)")
+    parser.add_argument("--merge-clones2", action="store_true",
+                        help="put stage clones2 into manifest.csv (off by default: the candidate trained with it "
+                             "raised false alarms on unseen voices in session 25, docs/benchmarks/detection.md)")
     parser.add_argument("--clones2-lines", type=int, default=20,
                         help="stage clones2: lines per adapted voice (fewer when a source is the voice's own)")
     parser.add_argument("--asterisk", type=Path, default=Path("runs/data/asterisk"),
@@ -577,7 +580,8 @@ def main() -> None:
             log.info("stage %s: %d rows", stage, len(writer.rows))
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
     if all(p.exists() for p in parts):
-        extra = ("clones", "clones2", "copy2", "asterisk") + (("klettres",) if args.merge_klettres else ())
+        extra = ("clones", "copy2", "asterisk") + (("clones2",) if args.merge_clones2 else ()) \
+            + (("klettres",) if args.merge_klettres else ())
         parts += [p for p in [args.out / f"manifest_{s}.csv" for s in extra] if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")
