@@ -398,15 +398,14 @@ def test_espeak_speech_sets_an_adapted_voices_decoder_aside(files: dict[str, Pat
 
 def test_finetune_steps_default_follows_the_amount_of_audio(files: dict[str, Path], tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without ``steps`` and ``keep``, a short reference gets 200 steps of which 70 % of the weight
-    change is kept, and a minute or more 300 steps kept whole (300 overfit a 30 s reference:
-    session 20; the partial keep lost fewer words: session 25); the info reports what ran."""
+    """Without ``steps``, a short reference gets 200 steps and a minute or more 300 (300 overfit a
+    30 s reference: session 20); without ``keep``, 70 % of the weight change is kept (it lost fewer
+    words on both amounts of audio: session 25); the info reports what ran."""
     import voicefake.conversion.finetune as finetune_module
 
     assert api.default_finetune_steps(30.0) == api.SHORT_AUDIO_FINETUNE_STEPS == 200
     assert api.default_finetune_steps(60.0) == api.FINETUNE_STEPS == 300
-    assert api.default_finetune_keep(30.0) == api.SHORT_AUDIO_FINETUNE_KEEP == 0.7
-    assert api.default_finetune_keep(60.0) == api.FINETUNE_KEEP == 1.0
+    assert api.FINETUNE_KEEP == 0.7
     ran: list[tuple[int, float]] = []
 
     def fake_finetune(decoder, encoder, wavs, embedding, mel, steps, keep):  # noqa: ANN001, ANN202
@@ -417,7 +416,7 @@ def test_finetune_steps_default_follows_the_amount_of_audio(files: dict[str, Pat
     _, info = api.finetune_voice([files["ref"]], tmp_path / "short")
     assert ran == [(200, 0.7)] and (info["steps"], info["keep"]) == (200, 0.7)
     _, info = api.finetune_voice([files["ref"]] * 30, tmp_path / "long")  # the same clip 30 times: over a minute
-    assert ran[1] == (300, 1.0) and (info["steps"], info["keep"]) == (300, 1.0) and info["minutes"] >= 1.0
+    assert ran[1] == (300, 0.7) and (info["steps"], info["keep"]) == (300, 0.7) and info["minutes"] >= 1.0
     _, info = api.finetune_voice([files["ref"]], tmp_path / "told", steps=50, keep=0.5)
     assert ran[2] == (50, 0.5) and (info["steps"], info["keep"]) == (50, 0.5)
     for kwargs in ({"steps": -1}, {"keep": 0.0}, {"keep": 1.2}):

@@ -406,27 +406,22 @@ def _is_english(language: str) -> bool:
     return language.split("-")[0] == "en"
 
 
-# Decoder fine-tuning when not told: 300 steps for a minute or more of audio. Under a minute, 200
-# steps of which the voice keeps 70 % of the weight change (``keep``, a weight-space ensemble with
-# the multi-speaker decoder). On a 30 s reference, 300 steps overfit (session 20: similarity 0.782,
-# 23.8 % WER on 3 targets). Session 25, 10 unseen targets, conversion / flite: 100 steps kept whole
-# 0.760 / 0.742 similarity with 18.2 / 10.9 % WER; 50 steps 0.750 / 0.729 with 17.5 / 10.2 %;
-# 200 steps at 0.7: 0.753 / 0.730 with 16.5 / 8.4 % and DNSMOS +0.05-0.09 (docs/benchmarks/cloning.md).
+# Decoder fine-tuning when not told: 300 steps for a minute or more of audio, 200 below (300 overfit
+# a 30 s reference: session 20). Either way the voice keeps 70 % of the weight change (``keep``, a
+# weight-space ensemble with the multi-speaker decoder). Session 25, 10 unseen targets, conversion /
+# flite: on the 30 s reference, 200 steps at 0.7 gave 0.753 / 0.730 similarity with 16.5 / 8.4 % WER,
+# against 0.760 / 0.742 with 18.2 / 10.9 % for 100 steps kept whole; on 1-1.4 min of audio, 300 steps
+# at 0.7 gave 0.762 / 0.740 with 13.9 / 10.2 %, against 0.778 / 0.759 with 19.3 / 16.9 % kept whole
+# (docs/benchmarks/cloning.md).
 FINETUNE_STEPS = 300
-FINETUNE_KEEP = 1.0
 SHORT_AUDIO_FINETUNE_STEPS = 200
-SHORT_AUDIO_FINETUNE_KEEP = 0.7
 SHORT_AUDIO_SECONDS = 60.0
+FINETUNE_KEEP = 0.7
 
 
 def default_finetune_steps(seconds: float) -> int:
     """The fine-tuning steps :func:`finetune_voice` runs on ``seconds`` of audio when not told."""
     return SHORT_AUDIO_FINETUNE_STEPS if seconds < SHORT_AUDIO_SECONDS else FINETUNE_STEPS
-
-
-def default_finetune_keep(seconds: float) -> float:
-    """The share of the weight change :func:`finetune_voice` keeps on ``seconds`` of audio when not told."""
-    return SHORT_AUDIO_FINETUNE_KEEP if seconds < SHORT_AUDIO_SECONDS else FINETUNE_KEEP
 
 
 def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int | None = None, max_minutes: float = 10.0,
@@ -439,9 +434,9 @@ def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int | N
     ``reference`` to :func:`convert` / :func:`clone`. ``steps=None``: 300 for a minute of audio or
     more, 200 below (:func:`default_finetune_steps`). ``keep``: the share of the decoder's weight
     change that the voice keeps, in (0, 1]; the rest is given back to the multi-speaker decoder (a
-    weight-space ensemble). None: 1.0 for a minute of audio or more, 0.7 below
-    (:func:`default_finetune_keep`). On a 30 s reference the defaults take about 20 s on 2 threads
-    and raise similarity to unseen voices from 0.723 to 0.753 (conversion).
+    weight-space ensemble). None: :data:`FINETUNE_KEEP` (0.7). On a 30 s reference the defaults
+    take about 20 s on 2 threads and raise similarity to unseen voices from 0.723 to 0.753
+    (conversion); on about a minute of audio, to 0.762 with 13.9 % WER.
 
     Returns:
         ``(path, info)``: info has ``minutes``, ``files``, ``steps``, ``keep``, ``loss_first``,
@@ -466,8 +461,7 @@ def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int | N
     profile = voice_profile(wavs, content, device=device)
     if steps is None:
         steps = default_finetune_steps(total / mel_cfg.sample_rate)
-    if keep is None:
-        keep = default_finetune_keep(total / mel_cfg.sample_rate)
+    keep = FINETUNE_KEEP if keep is None else keep
     info: dict[str, Any] = {"minutes": round(total / mel_cfg.sample_rate / 60, 2), "files": len(wavs), "steps": steps,
                             "keep": keep}
     if steps > 0:

@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "more, 200 below)")
     f.add_argument("--keep", type=common.share, default=None,
                    help="share of the decoder's weight change the voice keeps, in (0, 1]; lower keeps more "
-                        "words and less of the voice (default: 1 for a minute of audio or more, 0.7 below)")
+                        "words and less of the voice (default: 0.7)")
     f.add_argument("--max-minutes", type=float, default=10.0, help="use at most this much audio")
     common.add_common(f)
     f.set_defaults(run=run_finetune)
