@@ -21,6 +21,7 @@ import logging
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -165,6 +166,16 @@ def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
     return dict(false_alarm), dict(eers)
 
 
+def decide(module: torch.nn.Module, cal: Any, wav: np.ndarray) -> tuple[float, bool, bool]:
+    """(p_fake, flagged at the threshold for its bandwidth, narrowband) of one 16 kHz mono
+    recording, as ``voicefake detect`` decides a mono file (``cal``: its ``Calibration``)."""
+    audio = prepare(wav, 16000)
+    logit, _ = network_scores(module, torch.from_numpy(audio))
+    p = cal.file_probability(logit, benford_stats(audio))
+    band = high_band_db(audio, 16000)
+    return p, bool(p >= cal.thresholds(band)[0]), band < NARROWBAND_BELOW_DB
+
+
 def unseen_voices(folder: Path, checkpoint: str = "detection", points: list | None = None) -> dict:
     """False alarms at the default threshold on real voices that no model here was trained or
     calibrated on (``new_voice=1`` rows of a prepare recipe's manifest), as recorded and through
@@ -188,13 +199,9 @@ def unseen_voices(folder: Path, checkpoint: str = "detection", points: list | No
             continue
         wav = load_audio(folder / row.path, 16000, allow_silence=True)
         for channel, audio in (("as recorded", wav), ("phone", phone_call(wav, 16000, seed=index)[0])):
-            audio = prepare(audio, 16000)
-            logit, _ = network_scores(loaded.module, torch.from_numpy(audio))
-            p = cal.file_probability(logit, benford_stats(audio))
-            band = high_band_db(audio, 16000)
-            flagged = p >= cal.thresholds(band)[0]
+            p, flagged, narrowband = decide(loaded.module, cal, audio)
             if points is not None:
-                points.append((folder.name, channel, p, band < NARROWBAND_BELOW_DB))
+                points.append((folder.name, channel, p, narrowband))
             flags[(row.speaker, channel)].append(flagged)
             flags[(pooled_key, channel)].append(flagged)
     out: dict = defaultdict(dict)

@@ -6,8 +6,9 @@
 
 For a generator's fakes the share is the detection rate; for reals it is the false-alarm rate.
 Each recording is decided at the threshold for its bandwidth (narrowband or wideband), as
-``voicefake detect`` decides a mono file. Systems are grouped by ``--group`` (the system name
-up to its last ``-``-separated part by default, so that settings in the name do not split it).
+``voicefake detect`` decides a mono file (``benchmarks.detection.decide``). Systems are grouped
+by their first ``--group`` ``-``-separated parts (3 by default, so that the settings at the end of
+``voicefake-adapted-convert-s200k0.7`` do not split it; 0 keeps the whole name).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.detection import decide
 from voicefake import api
 from voicefake.audio.io import load_audio
 from voicefake.data.manifests import read_manifest
-from voicefake.detection.benford import benford_stats
-from voicefake.detection.inference import Calibration, high_band_db, network_scores, prepare
+from voicefake.detection.inference import Calibration
 
 
 def flagged(manifest: Path, checkpoint: str, split: str, parts: int) -> dict[str, dict[str, dict]]:
@@ -36,11 +37,9 @@ def flagged(manifest: Path, checkpoint: str, split: str, parts: int) -> dict[str
         notes = dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
         if notes.get("split") != split:
             continue
-        wav = prepare(load_audio(manifest.parent / row.path, 16000, allow_silence=True), 16000)
-        logit, _ = network_scores(loaded.module, torch.from_numpy(wav))
-        p = calibration.file_probability(logit, benford_stats(wav))
+        p, flag, _ = decide(loaded.module, calibration, load_audio(manifest.parent / row.path, 16000, allow_silence=True))
         group = "-".join(row.system.split("-")[:parts]) if parts else row.system
-        found[group][notes.get("channel", "")].append((p, p >= calibration.thresholds(high_band_db(wav, 16000))[0]))
+        found[group][notes.get("channel", "")].append((p, flag))
     return {group: {channel: {"n": len(v), "flagged": round(float(np.mean([f for _, f in v])), 4),
                               "mean_p": round(float(np.mean([p for p, _ in v])), 4)}
                     for channel, v in sorted(channels.items())}

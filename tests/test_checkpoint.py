@@ -387,6 +387,14 @@ def test_average_of_two_runs_is_their_mean_and_builds(tmp_path: Path) -> None:
     assert mean.metadata["seed"] == 0 and len(mean.metadata["averaged_from"]) == 2
     loaded = Checkpoint.load(mean.save(tmp_path / "soup"))
     loaded.build()(torch.randn(1, 16000))
+    # a checkpoint written before the config gained an option (left at its default) still averages
+    torch.manual_seed(2)
+    model = Detector(DetectorConfig())
+    model.train()(torch.randn(2, 16000))  # the same batch-norm counters as the runs'
+    older = Checkpoint.from_module(model, "detection", metadata={"name": "d"})
+    older.model = {k: v for k, v in older.model.items() if k != "freq_mask"}
+    assert older.model != runs[0].model
+    average_checkpoints([older, runs[0]]).build()
 
 
 def test_average_refuses_what_cannot_be_averaged(vocoder: Vocoder) -> None:

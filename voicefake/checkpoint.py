@@ -322,7 +322,9 @@ def average_checkpoints(checkpoints: list[Checkpoint]) -> Checkpoint:
     first = checkpoints[0]
     for other in checkpoints[1:]:
         where = other.source or other.name
-        if (other.kind, other.model, other.mel) != (first.kind, first.model, first.mel):
+        # compared as configs, so a checkpoint saved before a config gained a defaulted option
+        # still matches one saved after it
+        if other.kind != first.kind or (other.model_config, other.mel_config) != (first.model_config, first.mel_config):
             raise CheckpointError(f"{where}: kind, model or mel config differs from the first checkpoint's; "
                                   "average only runs of the same model")
         if set(other.state_dict) != set(first.state_dict):

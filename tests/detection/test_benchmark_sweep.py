@@ -47,3 +47,35 @@ def test_unseen_voices_joined_into_longer_recordings(tmp_path) -> None:
     assert {"false_alarm_rate_as_recorded", "false_alarm_rate_phone"} <= set(out["2"])
     table = detection_benchmark.to_markdown({"false_alarms_unseen_by_length": {"voices": out}})
     assert "| 2 | 2 | 2.3 s |" in table
+
+
+def test_flagged_by_system_groups_settings_and_decides_like_detect(tmp_path) -> None:
+    """benchmarks/detection_by_system.py: one split, systems grouped by their first parts, each
+    recording decided as ``api.detect`` decides it (same p_fake, same label)."""
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+    from voicefake.data.manifests import ManifestRow, write_manifest
+
+    by_system = pytest.importorskip("benchmarks.detection_by_system")
+    rng = np.random.default_rng(0)
+    rows, waves = [], {}
+    for index, (system, split, channel) in enumerate([("voc-adapted-convert-s200k0.7", "dev", "clean"),
+                                                       ("voc-adapted-convert-s100k1.0", "dev", "clean"),
+                                                       ("voc-adapted-convert-s100k1.0", "dev", "phone"),
+                                                       ("human", "dev", "clean"), ("human", "train", "clean")]):
+        path = f"audio/{index}.flac"
+        waves[path] = (0.1 * rng.standard_normal(24000)).astype(np.float32)
+        write_audio(tmp_path / path, waves[path], 16000)
+        rows.append(ManifestRow(path=path, speaker="s", label="real" if system == "human" else "fake",
+                                system=system, notes=f"split={split};channel={channel}"))
+    write_manifest(rows, tmp_path / "manifest.csv")
+    report = by_system.flagged(tmp_path / "manifest.csv", "detection", "dev", 3)
+    assert set(report) == {"voc-adapted-convert", "human"}
+    assert report["voc-adapted-convert"]["clean"]["n"] == 2 and report["voc-adapted-convert"]["phone"]["n"] == 1
+    assert report["human"] == {"clean": report["human"]["clean"]} and report["human"]["clean"]["n"] == 1
+    expected = api.detect(waves["audio/3.flac"], evidence=False)
+    assert report["human"]["clean"]["mean_p"] == pytest.approx(expected.p_fake, abs=1e-3)
+    assert report["human"]["clean"]["flagged"] == float(expected.label == "fake")
+    whole = by_system.flagged(tmp_path / "manifest.csv", "detection", "dev", 0)
+    assert set(whole) == {"voc-adapted-convert-s200k0.7", "voc-adapted-convert-s100k1.0", "human"}
