@@ -107,3 +107,22 @@ def test_speed_perturb_changes_tempo_and_pitch() -> None:
         assert abs(peak - 200 * factor) < 3, (factor, peak)
     with pytest.raises(ValueError, match="outside"):
         speed_perturb(tone, 3.0)
+
+
+def test_speed_copies_are_new_speakers_with_the_band_they_fill() -> None:
+    sys.path.insert(0, str(RECIPE))
+    from build_decoder_cache import bins_of, speed_copies  # type: ignore[import-not-found]
+
+    from voicefake.data.manifests import ManifestRow
+
+    rows = [ManifestRow(path="a.wav", speaker="ann", sample_rate=16000), ManifestRow(path="b.wav", sample_rate=8000)]
+    wavs = [np.zeros(32000, np.float32), np.zeros(16000, np.float32)]  # loaded at 16 kHz, as in the cache
+    out_rows, out_wavs = speed_copies(rows, wavs, [0.8, 1.25])
+    # b.wav played 1.25x as fast lasts 0.8 s: too short to be kept
+    assert [r.speaker for r in out_rows] == ["ann-speed0.8", "b.wav-speed0.8", "ann-speed1.25"]
+    assert [r.sample_rate for r in out_rows] == [12800, 6400, 16000]
+    assert [len(w) for w in out_wavs] == [40000, 20000, 25600]
+    # a slowed-down 16 kHz file no longer fills the top bands; a sped-up 8 kHz one fills more of them
+    fast_narrow = speed_copies(rows[1:], [np.zeros(32000, np.float32)], [1.25])[0][0]
+    full, slow, narrow, fast = bins_of([rows[0], out_rows[0], rows[1], fast_narrow]).tolist()
+    assert slow < full and narrow < fast < full
