@@ -238,14 +238,16 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
     folder = Path(tempfile.mkdtemp(prefix="voicefake-finetune-"))
     start = time.perf_counter()
     audio = target["reference"] if args.finetune_on == "reference" else target["all_but_held"]
-    path, info = api.finetune_voice(audio, folder / "voice", steps=args.finetune_steps, keep=args.finetune_keep)
+    # --conversion / --content: the decoder that is fine-tuned, and the zero-shot rows' decoder
+    path, info = api.finetune_voice(audio, folder / "voice", steps=args.finetune_steps, keep=args.finetune_keep,
+                                    checkpoint=args.conversion or "conversion", content=args.content)
     results.setdefault("finetune_info", []).append({**info, "seconds": time.perf_counter() - start})
-    zero_shot = api.voice_profile(target["reference"])
+    zero_shot = api.voice_profile(target["reference"], args.content, speaker=args.speaker)
     for s, steps in itertools.product(srcs, args.identity_steps):
         for name, reference in (("finetuned_convert", str(path)), ("zero_shot_same_targets", zero_shot)):
             begin = time.perf_counter()
             wav, _ = api.convert(s["wav"], reference, blend=args.finetune_blend, identity_steps=steps, eq=args.eq[0],
-                                 gv=args.gv[0])
+                                 gv=args.gv[0], checkpoint=args.conversion or "conversion", content=args.content)
             results[f"{name}{_identity_name(steps)}"].append(
                 _item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"])))
     # text to speech in the fine-tuned voice (the engines and texts of the zero-shot rows)
