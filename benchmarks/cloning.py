@@ -238,9 +238,10 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
     folder = Path(tempfile.mkdtemp(prefix="voicefake-finetune-"))
     start = time.perf_counter()
     audio = target["reference"] if args.finetune_on == "reference" else target["all_but_held"]
-    # --conversion / --content: the decoder that is fine-tuned, and the zero-shot rows' decoder
+    # --conversion / --content / --speaker: what is fine-tuned and what the zero-shot rows beside it use
     path, info = api.finetune_voice(audio, folder / "voice", steps=args.finetune_steps, keep=args.finetune_keep,
-                                    checkpoint=args.conversion or "conversion", content=args.content)
+                                    checkpoint=args.conversion or "conversion", content=args.content,
+                                    speaker=args.speaker)
     results.setdefault("finetune_info", []).append({**info, "seconds": time.perf_counter() - start})
     zero_shot = api.voice_profile(target["reference"], args.content, speaker=args.speaker)
     for s, steps in itertools.product(srcs, args.identity_steps):

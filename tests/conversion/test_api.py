@@ -396,6 +396,26 @@ def test_espeak_speech_sets_an_adapted_voices_decoder_aside(files: dict[str, Pat
     assert not np.allclose(converted, converted_plain, atol=1e-4)  # recorded speech: the voice's own decoder
 
 
+def test_finetune_voice_embeds_with_the_speaker_encoder_it_is_given(files: dict[str, Path], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[object] = []
+    real_profile = api_cloning.voice_profile
+
+    def spy(reference, content="content", speaker="speaker", **kwargs):  # noqa: ANN001, ANN003, ANN202
+        asked.append(speaker)
+        return real_profile(reference, content, speaker=speaker, **kwargs)
+
+    from voicefake.checkpoint import resolve
+
+    monkeypatch.setattr(api_cloning, "voice_profile", spy)
+    folder = resolve("speaker")  # the bundled encoder, named by its folder
+    api.finetune_voice([files["ref"]], tmp_path / "plain", steps=0)
+    api.finetune_voice([files["ref"]], tmp_path / "told", steps=0, speaker=folder)
+    assert asked == ["speaker", folder]
+    with pytest.raises(Exception, match="nowhere"):
+        api.finetune_voice([files["ref"]], tmp_path / "bad", steps=0, speaker=tmp_path / "nowhere")
+
+
 def test_finetune_steps_default_follows_the_amount_of_audio(files: dict[str, Path], tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Without ``steps``, a short reference gets 200 steps and a minute or more 300 (300 overfit a

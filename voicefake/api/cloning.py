@@ -426,7 +426,8 @@ def default_finetune_steps(seconds: float) -> int:
 
 def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int | None = None, max_minutes: float = 10.0,
                    checkpoint: PathLike = "conversion", content: PathLike = "content",
-                   device: str = "cpu", keep: float | None = None) -> tuple[Path, dict[str, Any]]:
+                   device: str = "cpu", keep: float | None = None,
+                   speaker: PathLike = "speaker") -> tuple[Path, dict[str, Any]]:
     """Adapts to one voice from minutes of its audio; writes a voice checkpoint (kind ``"voice"``).
 
     The checkpoint holds the voice's frames and embedding (as :func:`voice_profile`) and, with
@@ -436,7 +437,8 @@ def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int | N
     change that the voice keeps, in (0, 1]; the rest is given back to the multi-speaker decoder (a
     weight-space ensemble). None: :data:`FINETUNE_KEEP` (0.7). On a 30 s reference the defaults
     take about 20 s on 2 threads and raise similarity to unseen voices from 0.723 to 0.753
-    (conversion); on about a minute of audio, to 0.762 with 13.9 % WER.
+    (conversion); on about a minute of audio, to 0.762 with 13.9 % WER. ``speaker``: the speaker
+    encoder that makes the voice's embedding (the one the decoder was trained with).
 
     Returns:
         ``(path, info)``: info has ``minutes``, ``files``, ``steps``, ``keep``, ``loss_first``,
@@ -458,7 +460,7 @@ def finetune_voice(audio: Sequence[AudioInput], output: PathLike, steps: int | N
             break
         wavs.append(_one_voice(clip, mel_cfg.sample_rate))
         total += len(wavs[-1])
-    profile = voice_profile(wavs, content, device=device)
+    profile = voice_profile(wavs, content, speaker=speaker, device=device)
     if steps is None:
         steps = default_finetune_steps(total / mel_cfg.sample_rate)
     keep = FINETUNE_KEEP if keep is None else keep
