@@ -238,7 +238,7 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
     folder = Path(tempfile.mkdtemp(prefix="voicefake-finetune-"))
     start = time.perf_counter()
     audio = target["reference"] if args.finetune_on == "reference" else target["all_but_held"]
-    # --conversion / --content / --speaker: what is fine-tuned and what the zero-shot rows beside it use
+    # --conversion / --content / --speaker / --vocoder: what is fine-tuned, and what every row here uses
     path, info = api.finetune_voice(audio, folder / "voice", steps=args.finetune_steps, keep=args.finetune_keep,
                                     checkpoint=args.conversion or "conversion", content=args.content,
                                     speaker=args.speaker)
@@ -248,7 +248,8 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
         for name, reference in (("finetuned_convert", str(path)), ("zero_shot_same_targets", zero_shot)):
             begin = time.perf_counter()
             wav, _ = api.convert(s["wav"], reference, blend=args.finetune_blend, identity_steps=steps, eq=args.eq[0],
-                                 gv=args.gv[0], checkpoint=args.conversion or "conversion", content=args.content)
+                                 gv=args.gv[0], checkpoint=args.conversion or "conversion", content=args.content,
+                                 vocoder=args.vocoder, speaker=args.speaker)
             results[f"{name}{_identity_name(steps)}"].append(
                 _item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"])))
     # text to speech in the fine-tuned voice (the engines and texts of the zero-shot rows)
@@ -256,7 +257,8 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
         for text in (TEXTS + MORE_TEXTS)[: args.texts]:
             begin = time.perf_counter()
             wav, _ = api.clone(text, str(path), blend=args.finetune_blend, engine=engine, eq=args.eq[0],
-                               gv=args.gv[0], identity_steps=steps)
+                               gv=args.gv[0], identity_steps=steps, content=args.content, vocoder=args.vocoder,
+                               speaker=args.speaker)
             results[f"finetuned_{_tts_name(engine)}{_identity_name(steps)}"].append(
                 _item(judges, wav, held, text, begin, None))
 

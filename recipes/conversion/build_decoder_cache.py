@@ -20,7 +20,7 @@ more points (speaker augmentation); the dev crops stay real, unseen speakers.
 
 Usage:
     python recipes/conversion/build_decoder_cache.py --data runs/data/conversion [--extra runs/data/asterisk] \
-        [--speed 0.86 0.93 1.07 1.15 --out runs/data/conversion/decoder_cache_speed.pt]
+        [--speed 0.86 0.93 1.07 1.16 --out runs/data/conversion/decoder_cache_speed.pt]
 """
 
 from __future__ import annotations
