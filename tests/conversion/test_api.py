@@ -405,14 +405,14 @@ def test_finetune_voice_embeds_with_the_speaker_encoder_it_is_given(files: dict[
         asked.append(speaker)
         return real_profile(reference, content, speaker=speaker, **kwargs)
 
-    from voicefake.checkpoint import resolve
+    from voicefake.checkpoint import CheckpointError, resolve
 
     monkeypatch.setattr(api_cloning, "voice_profile", spy)
     folder = resolve("speaker")  # the bundled encoder, named by its folder
     api.finetune_voice([files["ref"]], tmp_path / "plain", steps=0)
     api.finetune_voice([files["ref"]], tmp_path / "told", steps=0, speaker=folder)
     assert asked == ["speaker", folder]
-    with pytest.raises(Exception, match="nowhere"):
+    with pytest.raises(CheckpointError, match="nowhere"):
         api.finetune_voice([files["ref"]], tmp_path / "bad", steps=0, speaker=tmp_path / "nowhere")
 
 
