@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> dict:
             raise SystemExit(f"--targets must be at least 1, got {args.targets}")
         tgts = tgts[: args.targets]
     report: dict = {"reference_seconds": args.reference_seconds, "threads": args.threads, "targets": len(tgts),
-                    "texts": args.texts, "conversion": args.conversion or "bundled (api.tts_decoder for text to speech)"}
+                    "texts": args.texts, "conversion": args.conversion or "bundled (api.tts_decoder for text to speech, "
+                                                                 "api.FINETUNE_BASE for --finetune)"}
     real = [{"text": s["text"], "hyp": judges.transcribe(s["wav"]), "sim": 0.0, "dnsmos": judges.dnsmos(s["wav"]),
              "duration": len(s["wav"]) / SR, "compute": 1.0} for s in srcs]
     report["real_sources"] = {"wer": summarise(real)["wer"], "dnsmos_ovrl": summarise(real)["dnsmos_ovrl"]}
@@ -240,7 +241,7 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
     audio = target["reference"] if args.finetune_on == "reference" else target["all_but_held"]
     # --conversion / --content / --speaker / --vocoder: what is fine-tuned, and what every row here uses
     path, info = api.finetune_voice(audio, folder / "voice", steps=args.finetune_steps, keep=args.finetune_keep,
-                                    checkpoint=args.conversion or "conversion", content=args.content,
+                                    checkpoint=args.conversion or api.FINETUNE_BASE, content=args.content,
                                     speaker=args.speaker)
     results.setdefault("finetune_info", []).append({**info, "seconds": time.perf_counter() - start})
     zero_shot = api.voice_profile(target["reference"], args.content, speaker=args.speaker)
@@ -331,7 +332,8 @@ def main() -> None:
     parser.add_argument("--content", default="content", help="content encoder checkpoint (default: bundled)")
     parser.add_argument("--conversion", default=None,
                         help="conversion decoder checkpoint for every row (default: the bundled ones, as api.clone "
-                             "picks them: conversion, and conversion-espeak for espeak-ng's text to speech)")
+                             "picks them: conversion, conversion-espeak for espeak-ng's text to speech, and "
+                             "conversion-adapt as the base that --finetune adapts)")
     parser.add_argument("--speaker", default="speaker", help="speaker encoder that conditions the decoder (default: bundled)")
     parser.add_argument("--vocoder", default="vocoder", help="vocoder checkpoint (default: bundled)")
     parser.add_argument("--diagnostics", action="store_true",

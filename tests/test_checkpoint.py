@@ -15,6 +15,7 @@ from voicefake.checkpoint import (
     BUNDLED,
     BUNDLED_DIR,
     FORMAT_VERSION,
+    KINDS,
     Checkpoint,
     CheckpointError,
     average_checkpoints,
@@ -328,10 +329,16 @@ def test_bundled_vocoder_loads_by_name(mel_input: torch.Tensor) -> None:
     assert wav.shape == (2, 22 * 160) and torch.isfinite(wav).all()
 
 
-def test_bundled_files_are_readable() -> None:
-    folder = BUNDLED_DIR / BUNDLED["vocoder"]
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_every_bundled_model_is_small_readable_and_has_its_card(name: str) -> None:
+    """Each bundled folder ships readable files, weights of a few MB and a model card named
+    after the folder; its config is of a registered kind."""
+    folder = BUNDLED_DIR / BUNDLED[name]
     for child in folder.iterdir():
         assert child.stat().st_mode & 0o044 == 0o044, f"{child} is not group/other readable"
+    assert (folder / "model.safetensors").stat().st_size < 10 * 2**20
+    assert (folder / "MODEL_CARD.md").read_text().startswith(f"# {BUNDLED[name]} ")
+    assert json.loads((folder / "config.json").read_text())["kind"] in KINDS
 
 
 def test_bundled_name_is_not_shadowed_by_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
