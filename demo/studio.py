@@ -50,7 +50,7 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
     """Clone tab: returns ((rate, wav), info markdown, saved-voices dropdown update).
 
     ``adapt``: fine-tune a copy of the decoder on the uploaded reference first (the API's defaults,
-    session 25: similarity 0.753 against 0.723 zero-shot on 10 unseen voices). An adapted voice runs without identity
+    session 27: similarity 0.756 and WER 12.5 % against 0.724 and 16.5 % zero-shot on 10 unseen voices). An adapted voice runs without identity
     steps, as every fine-tuned voice does by default (they cost it words).
     """
     if not consent:

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from voicefake.channel import effects
 from voicefake.checkpoint import unwrap
+from voicefake.detection.augment import rawboost
 from voicefake.detection.losses import detection_loss, one_class_loss
 from voicefake.detection.model import Detector, DetectorConfig
 from voicefake.train.loop import TrainTask, warmup_cosine
@@ -54,6 +55,9 @@ class TrainConfig:
             together, as between two speakers, so the detector meets more voices than the data
             has.
         speed_range: the resampling factor's range (> 1: faster and higher).
+        p_rawboost: probability of one RawBoost distortion (:func:`voicefake.detection.augment.rawboost`:
+            a random notch-filter channel with non-linear terms, impulsive errors, or coloured
+            noise) before the other augmentation, both labels.
         oc_margins: (m_real, m_fake) cosine margins of the one-class loss
             (:func:`~voicefake.detection.losses.one_class_loss`), used when the model's
             ``head`` is "one_class"; the linear head trains with binary cross-entropy.
@@ -74,6 +78,7 @@ class TrainConfig:
     splice_fraction: tuple[float, float] = (0.2, 0.6)
     p_speed: float = 0.0
     speed_range: tuple[float, float] = (0.87, 1.15)
+    p_rawboost: float = 0.0
     oc_margins: tuple[float, float] = (0.9, 0.2)
 
     def __post_init__(self) -> None:
@@ -157,6 +162,9 @@ def random_crop(wav: torch.Tensor, length: int) -> torch.Tensor:
 
 def augment(wav: torch.Tensor, cfg: TrainConfig, sample_rate: int) -> torch.Tensor:
     """Label-blind augmentation of one (T,) crop."""
+    if cfg.p_rawboost > 0 and float(torch.rand(())) < cfg.p_rawboost:
+        rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
+        wav = torch.from_numpy(rawboost(wav.numpy(), rng, sample_rate))
     if torch.rand(()) < cfg.p_lowpass:
         spec = torch.fft.rfft(wav)
         cutoff = float(torch.empty(()).uniform_(3400.0, 4000.0))
