@@ -464,6 +464,20 @@ def test_cli_adapt_fine_tunes_on_the_reference_first(files: dict[str, Path], tmp
     zero_shot, _ = api.convert(files["src"], files["ref"], identity_steps=0)
     adapted = load_audio(out, SR)
     assert not np.allclose(adapted[: len(zero_shot)], zero_shot[: len(adapted)], atol=1e-3)
+    from voicefake.checkpoint import resolve
+
+    bases: list[object] = []
+    real_finetune = api.finetune_voice
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        bases.append(kwargs.get("checkpoint"))
+        return real_finetune(*args, **kwargs)
+
+    monkeypatch.setattr(api, "finetune_voice", spy)
+    assert main(["convert", str(files["src"]), "--reference", str(files["ref"]), "--adapt", "--checkpoint",
+                 str(resolve("conversion")), "-o", str(tmp_path / "from_general.wav"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"].startswith("conversion@")
+    assert bases == [str(resolve("conversion"))]  # --checkpoint names the base that --adapt tunes
 
     assert main(["convert", str(files["src"]), "--reference", str(saved), "--adapt", "-o", str(tmp_path / "x.wav")]) == 2
     assert "--adapt" in capsys.readouterr().err and not (tmp_path / "x.wav").exists()

@@ -74,3 +74,19 @@ def test_training_augmentation_applies_rawboost_only_when_asked() -> None:
     torch.manual_seed(0)
     boosted = augment(wav, TrainConfig(p_rawboost=1.0, **quiet), SR)
     assert boosted.shape == wav.shape and not torch.equal(boosted, wav)
+
+
+def test_rawboost_draws_each_distortion_alone_and_all_three_in_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    import voicefake.detection.augment as augment_module
+
+    calls: list[tuple[str, ...]] = []
+    for name in ("convolutive", "impulsive", "coloured_noise"):
+        def spy(wav, *args, _name=name, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            calls[-1] += (_name,)
+            return wav
+        monkeypatch.setattr(augment_module, name, spy)
+    for seed in range(40):
+        calls.append(())
+        rawboost(_speech_like(0.1), np.random.default_rng(seed), SR)
+    assert set(calls) == {("convolutive",), ("impulsive",), ("coloured_noise",),
+                          ("convolutive", "impulsive", "coloured_noise")}

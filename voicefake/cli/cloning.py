@@ -33,8 +33,8 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
                         f"{api.DEFAULT_IDENTITY_STEPS}, or {api.FINETUNED_IDENTITY_STEPS} for a fine-tuned voice")
     p.add_argument("--adapt", action="store_true",
                    help="first fine-tune a copy of the decoder on the reference recordings (about 20 s on 2 "
-                        "threads for 30 s of audio): a closer voice that keeps more words (what `voicefake "
-                        "finetune` saves for reuse)")
+                        "threads for 30 s of audio; the bundled conversion-adapt decoder, or --checkpoint): a "
+                        "closer voice that keeps more words (what `voicefake finetune` saves for reuse)")
     p.add_argument("--no-watermark", action="store_true",
                    help="do not watermark the output (logged, and stated in its metadata)")
     common.add_common(p)
@@ -52,7 +52,8 @@ def _voice(args: argparse.Namespace) -> Any:
                                 "voice?); pass the recordings as --reference, or drop --adapt")
     print(f"adapting the voice to {len(args.reference)} reference file(s)...", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="voicefake-adapt-") as folder:
-        path, _ = api.finetune_voice(list(args.reference), Path(folder) / "voice", device=args.device)
+        path, _ = api.finetune_voice(list(args.reference), Path(folder) / "voice", device=args.device,
+                                     checkpoint=args.checkpoint or api.FINETUNE_BASE)
         return api.voice_profile(str(path), device=args.device)
 
 
@@ -116,7 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _model(args: argparse.Namespace, default: str = "conversion") -> str:
     """The decoder's name and version; with --adapt, the base the voice's own copy was tuned from."""
     if args.adapt:
-        return f"{api.load(api.FINETUNE_BASE, args.device, kind='conversion').name} (adapted to the reference)"
+        base = api.load(args.checkpoint or api.FINETUNE_BASE, args.device, kind="conversion")
+        return f"{base.name} (adapted to the reference)"
     return api.load(args.checkpoint or default, args.device, kind="conversion").name
 
 
