@@ -296,6 +296,21 @@ def test_bad_references_are_one_clear_error(files: dict[str, Path], reference: s
         api.voice_profile(files[reference])
 
 
+def test_a_reference_with_clips_too_short_to_embed_still_makes_a_voice(caplog: pytest.LogCaptureFixture) -> None:
+    """A clip under the speaker encoder's 0.5 s (the tail of a cut-down reference, a "yes") gives
+    its frames to the profile but not its embedding, with a warning; a reference made only of such
+    clips is embedded joined. Before, one short clip made the whole reference an error."""
+    long_clip, tail = voice(110, 3.5, seed=1), voice(110, 0.3, seed=3)
+    with caplog.at_level("WARNING"):
+        profile = api.voice_profile([long_clip, tail])
+    assert "1 of 2 reference clips are under 0.5 s" in caplog.text
+    alone = api.voice_profile([long_clip])
+    assert np.allclose(profile.embedding.numpy(), alone.embedding.numpy(), atol=1e-5)
+    assert profile.mels.shape[0] > alone.mels.shape[0]  # the tail's frames are kept for matching
+    pieces = [voice(110, 0.4, seed=s) for s in range(9)]  # 3.6 s in all, every clip too short alone
+    assert np.isfinite(api.voice_profile(pieces).embedding.numpy()).all()
+
+
 def test_generated_speech_is_watermarked_when_saved(files: dict[str, Path], tmp_path: Path) -> None:
     wav, rate = api.convert(files["src"], files["ref"])
     out = api.save_generated(tmp_path / "fake.wav", wav, rate, model="conversion")
