@@ -369,7 +369,9 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     assert main(["convert", str(files["src"]), "--reference", str(tmp_path / "ceo"),
                  "-o", str(tmp_path / "tuned.wav"), "--json"]) == 0
     # a fine-tuned voice is not adapted unless asked: its decoder was tuned at its embedding
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["identity_steps"] == api.FINETUNED_IDENTITY_STEPS == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["identity_steps"] == api.FINETUNED_IDENTITY_STEPS == 0
+    assert record["model"].startswith("conversion-adapt@") and record["model"].endswith("(adapted to the voice)")
     assert main(["convert", str(files["src"]), "--reference", str(tmp_path / "ceo"), "--identity-steps", "2",
                  "-o", str(tmp_path / "tuned2.wav"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["identity_steps"] == 2
@@ -476,6 +478,7 @@ def test_cli_adapt_fine_tunes_on_the_reference_first(files: dict[str, Path], tmp
     assert record["identity_steps"] == api.FINETUNED_IDENTITY_STEPS and out.exists()
     voice_ckpt = Checkpoint.load(saved)
     assert voice_ckpt.model["decoder"] is not None and voice_ckpt.metadata["adapted"] is True
+    assert voice_ckpt.metadata["decoder"] == record["model"].removesuffix(" (adapted to the reference)")
     zero_shot, _ = api.convert(files["src"], files["ref"], identity_steps=0)
     adapted = load_audio(out, SR)
     assert not np.allclose(adapted[: len(zero_shot)], zero_shot[: len(adapted)], atol=1e-3)

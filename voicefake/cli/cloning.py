@@ -114,11 +114,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(run=run_finetune)
 
 
-def _model(args: argparse.Namespace, default: str = "conversion") -> str:
-    """The decoder's name and version; with --adapt, the base the voice's own copy was tuned from."""
+def _model(args: argparse.Namespace, default: str = "conversion", voice_decoder: bool = True) -> str:
+    """The decoder's name and version. With --adapt, or a saved voice that carries its own
+    decoder (``voice_decoder``: the command uses it), the base that the voice's copy was tuned from."""
     if args.adapt:
         base = api.load(args.checkpoint or api.FINETUNE_BASE, args.device, kind="conversion")
         return f"{base.name} (adapted to the reference)"
+    folder = Path(args.reference[0])
+    if voice_decoder and len(args.reference) == 1 and (folder / "config.json").is_file():
+        saved = api.load(folder, args.device, kind="voice").checkpoint
+        if saved.model.get("decoder") is not None:
+            return f"{saved.metadata.get('decoder', 'a fine-tuned decoder')} (adapted to the voice)"
     return api.load(args.checkpoint or default, args.device, kind="conversion").name
 
 
@@ -138,7 +144,7 @@ def run_clone(args: argparse.Namespace) -> int:
     if args.adapt and engine == "espeak":
         raise common.UsageError("--adapt does not apply to espeak-ng's speech, which keeps the zero-shot voice "
                                 "(its own decoder, conversion-espeak); use --engine flite for English, or drop --adapt")
-    model = _model(args, api.tts_decoder(engine))
+    model = _model(args, api.tts_decoder(engine), voice_decoder=engine != "espeak")  # espeak-ng: zero-shot voice
     note = api.tts_engine_note(args.engine, args.language)
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -167,8 +173,9 @@ def run_convert(args: argparse.Namespace) -> int:
         common.check_writable(Path(args.save_voice), args.force)
     profile = _voice(args)
     if args.save_voice:
+        base = {"decoder": model.removesuffix(" (adapted to the reference)")} if args.adapt else {}
         api.save_voice(profile, args.save_voice, {"name": "voice", "references": list(args.reference),
-                                                  "adapted": args.adapt})
+                                                  "adapted": args.adapt, **base})
     multiple = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
     steps = api.identity_steps_for(profile, args.identity_steps)
 
