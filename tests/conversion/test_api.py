@@ -296,19 +296,14 @@ def test_bad_references_are_one_clear_error(files: dict[str, Path], reference: s
         api.voice_profile(files[reference])
 
 
-def test_a_reference_with_clips_too_short_to_embed_still_makes_a_voice(caplog: pytest.LogCaptureFixture) -> None:
-    """A clip under the speaker encoder's 0.5 s (the tail of a cut-down reference, a "yes") gives
-    its frames to the profile but not its embedding, with a warning; a reference made only of such
-    clips is embedded joined. Before, one short clip made the whole reference an error."""
+def test_a_reference_with_a_clip_too_short_to_embed_still_makes_a_voice() -> None:
+    """A clip under the speaker encoder's 0.5 s (the tail of a cut-down reference) gives its
+    frames to the profile but not its embedding (``embed_speaker`` leaves it out). Before, one
+    short clip made the whole reference an error."""
     long_clip, tail = voice(110, 3.5, seed=1), voice(110, 0.3, seed=3)
-    with caplog.at_level("WARNING"):
-        profile = api.voice_profile([long_clip, tail])
-    assert "1 of 2 reference clips are under 0.5 s" in caplog.text
-    alone = api.voice_profile([long_clip])
+    profile, alone = api.voice_profile([long_clip, tail]), api.voice_profile([long_clip])
     assert np.allclose(profile.embedding.numpy(), alone.embedding.numpy(), atol=1e-5)
     assert profile.mels.shape[0] > alone.mels.shape[0]  # the tail's frames are kept for matching
-    pieces = [voice(110, 0.4, seed=s) for s in range(9)]  # 3.6 s in all, every clip too short alone
-    assert np.isfinite(api.voice_profile(pieces).embedding.numpy()).all()
 
 
 def test_generated_speech_is_watermarked_when_saved(files: dict[str, Path], tmp_path: Path) -> None:
@@ -477,8 +472,8 @@ def test_cli_adapt_fine_tunes_on_the_reference_first(files: dict[str, Path], tmp
     assert record["adapted"] is True and record["model"].startswith("conversion-adapt@")
     assert record["identity_steps"] == api.FINETUNED_IDENTITY_STEPS and out.exists()
     voice_ckpt = Checkpoint.load(saved)
-    assert voice_ckpt.model["decoder"] is not None and voice_ckpt.metadata["adapted"] is True
-    assert voice_ckpt.metadata["decoder"] == record["model"].removesuffix(" (adapted to the reference)")
+    assert voice_ckpt.model["decoder"] is not None and voice_ckpt.metadata["steps"] == 2
+    assert record["model"] == f"{voice_ckpt.metadata['decoder']} (adapted to the reference)"
     zero_shot, _ = api.convert(files["src"], files["ref"], identity_steps=0)
     adapted = load_audio(out, SR)
     assert not np.allclose(adapted[: len(zero_shot)], zero_shot[: len(adapted)], atol=1e-3)

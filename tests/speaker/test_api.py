@@ -87,6 +87,25 @@ def test_enrollment_averages_clips(tiny_checkpoint: str, wav_files: dict[str, Pa
     np.testing.assert_allclose(api.embed_speaker([wav_files["a1"], wav_files["a2"]], tiny_checkpoint), mean, atol=1e-5)
 
 
+def test_enrollment_leaves_out_clips_too_short_to_embed(tiny_checkpoint: str, wav_files: dict[str, Path],
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A clip under 0.5 s (a "yes", the tail of a cut recording) no longer makes the whole
+    enrollment an error: it is left out, with a warning; clips that are all that short are
+    embedded joined; one short clip alone is still one clear error."""
+    a1 = api.embed(wav_files["a1"], tiny_checkpoint)
+    with caplog.at_level("WARNING"):
+        enrolled = api.embed_speaker([wav_files["a1"], voice(120, seconds=0.3)], tiny_checkpoint)
+    np.testing.assert_allclose(enrolled, a1, atol=1e-5)
+    assert "1 of 2 clips of one speaker are under 0.5 s" in caplog.text
+    pieces = [voice(120, seconds=0.3, seed=s) for s in range(4)]
+    np.testing.assert_allclose(api.embed_speaker(pieces, tiny_checkpoint),
+                               api.embed(np.concatenate(pieces), tiny_checkpoint), atol=1e-5)
+    with pytest.raises(ValueError, match="too short"):
+        api.embed_speaker([voice(120, seconds=0.3)], tiny_checkpoint)
+    with pytest.raises(ValueError, match="no enrollment clips"):
+        api.embed_speaker([], tiny_checkpoint)
+
+
 def test_cli_embed_json_with_bad_file(tiny_checkpoint: str, wav_files: dict[str, Path],
                                       capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["embed", str(wav_files["a1"]), str(wav_files["bad"]), "--json", "--checkpoint", tiny_checkpoint])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -15,6 +16,8 @@ from voicefake.api.core import AudioInput, Loaded, PathLike, _as_wave, _mel_modu
 from voicefake.api.generation import synthetic_metadata, watermark_generated
 from voicefake.audio.features import MelSpectrogram
 from voicefake.audio.io import AudioError, load_audio
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- speaker
 
@@ -107,17 +110,32 @@ def embed_speaker(clips: Sequence[AudioInput], checkpoint: PathLike = "speaker",
                   centre: bool = True) -> np.ndarray:
     """Enrollment embedding of one speaker: the renormalised mean of the clips' embeddings.
 
+    Clips under the encoder's 0.5 s (a "yes", the tail of a cut recording) are left out, with a
+    warning; when every clip is that short, they are embedded joined together.
+
     Returns:
         (D,) float32 unit-norm embedding.
+
+    Raises:
+        ValueError: under 0.5 s of audio in all.
 
     Example:
         >>> cfo = embed_speaker(["cfo_1.wav", "cfo_2.wav", "cfo_3.wav"])
     """
-    from voicefake.speaker.inference import mean_embedding
+    from voicefake.speaker.inference import MIN_SECONDS, embed_wave, mean_embedding
 
     if isinstance(clips, (str, bytes, os.PathLike, np.ndarray)):
         clips = [clips]
-    return mean_embedding([embed(clip, checkpoint, device, centre=centre) for clip in clips])
+    model, features = _speaker(checkpoint, device)
+    wavs = [_as_wave(clip, features.config.sample_rate) for clip in clips]
+    if not wavs:
+        raise ValueError("no enrollment clips given: pass one or more recordings of the speaker")
+    long_enough = [w for w in wavs if len(w) >= MIN_SECONDS * features.config.sample_rate]
+    if len(long_enough) < len(wavs):
+        log.warning("%d of %d clips of one speaker are under %.1f s: %s", len(wavs) - len(long_enough), len(wavs),
+                    MIN_SECONDS, "left out of the speaker embedding" if long_enough else "embedded joined together")
+    return mean_embedding([embed_wave(model.module, features, w, model.device, centre)  # type: ignore[arg-type]
+                           for w in long_enough or [np.concatenate(wavs)]])
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -148,22 +148,9 @@ def voice_profile(reference: VoiceReference, content: PathLike = "content", spea
                          "(3-30 s of clean speech of the target works best)")
     with torch.inference_mode():
         profile = build_profile(wavs, _mel_module(mel_cfg), encoder.module,
-                                embed_speaker(_embeddable(wavs, mel_cfg.sample_rate), speaker, device, centre=False), k)
+                                embed_speaker(wavs, speaker, device, centre=False), k)
     profile.content_model = content_model_id(encoder)
     return profile
-
-
-def _embeddable(wavs: list[np.ndarray], sample_rate: int) -> list[np.ndarray]:
-    """The reference clips the speaker encoder can embed (at least its minimum length); clips
-    shorter than that still give their frames to the profile. A reference made only of such
-    short clips is embedded as one joined clip."""
-    from voicefake.speaker.inference import MIN_SECONDS
-
-    long_enough = [w for w in wavs if len(w) >= MIN_SECONDS * sample_rate]
-    if len(long_enough) < len(wavs):
-        log.warning("%d of %d reference clips are under %.1f s: %s", len(wavs) - len(long_enough), len(wavs),
-                    MIN_SECONDS, "left out of the speaker embedding" if long_enough else "embedded joined together")
-    return long_enough or [np.concatenate(wavs)]
 
 
 @functools.lru_cache(maxsize=8)

@@ -40,19 +40,22 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
     common.add_common(p)
 
 
-def _voice(args: argparse.Namespace) -> Any:
+def _voice(args: argparse.Namespace, save_to: str | None = None) -> Any:
     """The reference's voice: zero-shot, or with --adapt a decoder fine-tuned on the reference
-    recordings (api.finetune_voice with its defaults)."""
+    recordings (api.finetune_voice with its defaults); ``save_to``: also saved there."""
     reference = args.reference if len(args.reference) > 1 else args.reference[0]
     if not args.adapt:
-        return api.voice_profile(reference, device=args.device)
+        profile = api.voice_profile(reference, device=args.device)
+        if save_to:
+            api.save_voice(profile, save_to, {"name": "voice", "references": list(args.reference)})
+        return profile
     folders = [r for r in args.reference if Path(r).is_dir()]
     if folders:
         raise common.UsageError(f"{folders[0]}: --adapt fine-tunes on recordings and this is a folder (a saved "
                                 "voice?); pass the recordings as --reference, or drop --adapt")
     print(f"adapting the voice to {len(args.reference)} reference file(s)...", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="voicefake-adapt-") as folder:
-        path, _ = api.finetune_voice(list(args.reference), Path(folder) / "voice", device=args.device,
+        path, _ = api.finetune_voice(list(args.reference), save_to or Path(folder) / "voice", device=args.device,
                                      checkpoint=args.checkpoint or api.FINETUNE_BASE)
         return api.voice_profile(str(path), device=args.device)
 
@@ -171,11 +174,7 @@ def run_convert(args: argparse.Namespace) -> int:
     model = _model(args)
     if args.save_voice:
         common.check_writable(Path(args.save_voice), args.force)
-    profile = _voice(args)
-    if args.save_voice:
-        base = {"decoder": model.removesuffix(" (adapted to the reference)")} if args.adapt else {}
-        api.save_voice(profile, args.save_voice, {"name": "voice", "references": list(args.reference),
-                                                  "adapted": args.adapt, **base})
+    profile = _voice(args, args.save_voice)
     multiple = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
     steps = api.identity_steps_for(profile, args.identity_steps)
 
