@@ -352,6 +352,26 @@ def add_copy_varied(writer: Writer, reals: list, counts: dict[str, int], vocoder
         log.info("varied copy-synthesis %s: %d clips", family, len(sources))
 
 
+def add_signal_vocoders(writer: Writer, reals: list, counts: dict[str, int]) -> None:
+    """Stage ``aux``: copy-synthesis through classic signal-model vocoders (LPC, channel vocoder,
+    phase-vocoder pitch shift; ``signal_vocoders.py``), each its own family. None of them is
+    one of the eight families that the leave-one-generator-out folds hold out, so every fold
+    trains on them: they add ways of rebuilding speech from a parametric description."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from signal_vocoders import SIGNAL_VOCODERS  # type: ignore[import-not-found]
+
+    for index, (family, fn) in enumerate(SIGNAL_VOCODERS.items()):
+        sources = pick_sources(reals, counts, seed=200 + index)
+        for number, (wav, row, split) in enumerate(sources):
+            fake, system = fn(wav, 2000 + number)
+            new = replace(row, path=f"aux/{system}/{Path(row.path).name}_{number}", label="fake",
+                          system=system, folder=family)
+            writer.add(fake, new, split)
+        log.info("signal vocoder %s: %d clips", family, len(sources))
+
+
 def asterisk_reals(folder: Path) -> list[tuple[np.ndarray, ManifestRow, str]]:
     """The Asterisk prompts of ``prepare_asterisk.py`` that are neither in the shared data nor
     of a voice kept for the unseen-voice false-alarm check; split by speaker as above."""
@@ -521,7 +541,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
     parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "clones2", "asterisk",
-                                            "klettres", "all"],
+                                            "klettres", "aux", "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -539,6 +559,10 @@ def main() -> None:
                              "raised false alarms on unseen voices in session 25, docs/benchmarks/detection.md)")
     parser.add_argument("--clones2-lines", type=int, default=20,
                         help="stage clones2: lines per adapted voice (fewer when a source is the voice's own)")
+    parser.add_argument("--aux-train", type=int, default=120, help="stage aux: sources per signal vocoder (train)")
+    parser.add_argument("--aux-dev", type=int, default=30, help="stage aux: sources per signal vocoder (dev)")
+    parser.add_argument("--merge-aux", action="store_true",
+                        help="put stage aux (signal-model vocoders) into manifest.csv")
     parser.add_argument("--asterisk", type=Path, default=Path("runs/data/asterisk"),
                         help="stage asterisk: the output folder of prepare_asterisk.py")
     parser.add_argument("--asterisk-train", type=int, default=300, help="stage asterisk: real prompts (train)")
@@ -560,12 +584,14 @@ def main() -> None:
             add_asterisk(writer, args.asterisk, {"train": args.asterisk_train, "dev": args.asterisk_dev}, args.vocoder)
         elif stage == "klettres":
             add_klettres(writer, args.klettres, args.vocoder)
-        elif stage in ("copy", "copy2", "spliced", "clones", "clones2"):
+        elif stage in ("copy", "copy2", "spliced", "clones", "clones2", "aux"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":
                 add_copy_synthesis(writer, reals, {"train": args.copy_train, "dev": args.copy_dev})
             elif stage == "copy2":
                 add_copy_varied(writer, reals, {"train": args.copy2_train, "dev": args.copy2_dev}, args.vocoder)
+            elif stage == "aux":
+                add_signal_vocoders(writer, reals, {"train": args.aux_train, "dev": args.aux_dev})
             elif stage == "clones":
                 add_clones(writer, reals, {"train": args.clones_train, "dev": args.clones_dev})
             elif stage == "clones2":
@@ -581,7 +607,7 @@ def main() -> None:
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
     if all(p.exists() for p in parts):
         extra = ("clones", "copy2", "asterisk") + (("clones2",) if args.merge_clones2 else ()) \
-            + (("klettres",) if args.merge_klettres else ())
+            + (("klettres",) if args.merge_klettres else ()) + (("aux",) if args.merge_aux else ())
         parts += [p for p in [args.out / f"manifest_{s}.csv" for s in extra] if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")
