@@ -19,7 +19,9 @@ and (stage ``copy2``) more copy-synthesis from other clips: the current vocoder 
 refinement drawn per clip, 0-16 iterations), and Griffin-Lim and WORLD with drawn settings,
 and (stage ``asterisk``, from ``prepare_asterisk.py``) more real telephone prompts of the
 shared Asterisk voices with as many narrowband copy-synthesis fakes of other prompts of the
-same voices; also spliced calls
+same voices, and (stage ``aux``, merged only with ``--merge-aux``) copy-synthesis through three
+classic signal-model vocoders, each its own family outside the leave-one-generator-out folds
+(``signal_vocoders.py``); also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
 Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
 """
@@ -359,7 +361,9 @@ def add_signal_vocoders(writer: Writer, reals: list, counts: dict[str, int]) -> 
     trains on them: they add ways of rebuilding speech from a parametric description."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
     from signal_vocoders import SIGNAL_VOCODERS  # type: ignore[import-not-found]
 
     for index, (family, fn) in enumerate(SIGNAL_VOCODERS.items()):
