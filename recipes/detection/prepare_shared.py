@@ -344,14 +344,22 @@ def add_copy_varied(writer: Writer, reals: list, counts: dict[str, int], vocoder
         return out, f"{voc_system}-it{iterations}"
 
     generators = {"voicefake-vocoder": vocoder_copy, "griffin-lim": griffin_lim_varied, "world": world_varied}
+    add_drawn_copies(writer, reals, counts, generators, prefix, seed=100)
+
+
+def add_drawn_copies(writer: Writer, reals: list, counts: dict[str, int], generators: dict, prefix: str,
+                     seed: int) -> None:
+    """Copy-synthesis of ``counts`` drawn sources per family through ``generators`` (family ->
+    ``fn(wav, seed) -> (fake, system)``, the system naming the drawn settings). Family ``i``
+    draws its sources with ``seed + i``; its ``n``-th clip is made with ``10 * seed + n``."""
     for index, (family, fn) in enumerate(generators.items()):
-        sources = pick_sources(reals, counts, seed=100 + index)
+        sources = pick_sources(reals, counts, seed=seed + index)
         for number, (wav, row, split) in enumerate(sources):
-            fake, system = fn(wav, 1000 + number)
+            fake, system = fn(wav, 10 * seed + number)
             new = replace(row, path=f"{prefix}/{system}/{Path(row.path).name}_{number}", label="fake",
                           system=system, folder=family)
             writer.add(fake, new, split)
-        log.info("varied copy-synthesis %s: %d clips", family, len(sources))
+        log.info("copy-synthesis %s (%s): %d clips", family, prefix, len(sources))
 
 
 def add_signal_vocoders(writer: Writer, reals: list, counts: dict[str, int]) -> None:
@@ -366,14 +374,7 @@ def add_signal_vocoders(writer: Writer, reals: list, counts: dict[str, int]) -> 
         sys.path.insert(0, here)
     from signal_vocoders import SIGNAL_VOCODERS  # type: ignore[import-not-found]
 
-    for index, (family, fn) in enumerate(SIGNAL_VOCODERS.items()):
-        sources = pick_sources(reals, counts, seed=200 + index)
-        for number, (wav, row, split) in enumerate(sources):
-            fake, system = fn(wav, 2000 + number)
-            new = replace(row, path=f"aux/{system}/{Path(row.path).name}_{number}", label="fake",
-                          system=system, folder=family)
-            writer.add(fake, new, split)
-        log.info("signal vocoder %s: %d clips", family, len(sources))
+    add_drawn_copies(writer, reals, counts, SIGNAL_VOCODERS, "aux", seed=200)
 
 
 def asterisk_reals(folder: Path) -> list[tuple[np.ndarray, ManifestRow, str]]:
