@@ -19,8 +19,8 @@ and (stage ``copy2``) more copy-synthesis from other clips: the current vocoder 
 refinement drawn per clip, 0-16 iterations), and Griffin-Lim and WORLD with drawn settings,
 and (stage ``asterisk``, from ``prepare_asterisk.py``) more real telephone prompts of the
 shared Asterisk voices with as many narrowband copy-synthesis fakes of other prompts of the
-same voices, and (stage ``aux``, merged only with ``--merge-aux``) copy-synthesis through three
-classic signal-model vocoders, each its own family outside the leave-one-generator-out folds
+same voices, and (stage ``aux``, merged only with ``--merge-aux``) copy-synthesis through six
+classic signal models (vocoders and voice changers), each its own family outside the leave-one-generator-out folds
 (``signal_vocoders.py``); also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
 Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
@@ -363,10 +363,12 @@ def add_drawn_copies(writer: Writer, reals: list, counts: dict[str, int], genera
 
 
 def add_signal_vocoders(writer: Writer, reals: list, counts: dict[str, int]) -> None:
-    """Stage ``aux``: copy-synthesis through classic signal-model vocoders (LPC, channel vocoder,
-    phase-vocoder pitch shift; ``signal_vocoders.py``), each its own family. None of them is
+    """Stage ``aux``: copy-synthesis through classic signal models (LPC, channel vocoder,
+    phase-vocoder pitch shift since session 28; harmonic-plus-noise, TD-PSOLA pitch shift,
+    formant warp since session 29; ``signal_vocoders.py``), each its own family. None of them is
     one of the eight families that the leave-one-generator-out folds hold out, so every fold
-    trains on them: they add ways of rebuilding speech from a parametric description."""
+    trains on them: they add ways of rebuilding or reshaping speech from a parametric
+    description. Families are appended, so the earlier ones keep their sources and seeds."""
     import sys
 
     here = str(Path(__file__).resolve().parent)
@@ -564,10 +566,10 @@ def main() -> None:
                              "raised false alarms on unseen voices in session 25, docs/benchmarks/detection.md)")
     parser.add_argument("--clones2-lines", type=int, default=20,
                         help="stage clones2: lines per adapted voice (fewer when a source is the voice's own)")
-    parser.add_argument("--aux-train", type=int, default=120, help="stage aux: sources per signal vocoder (train)")
-    parser.add_argument("--aux-dev", type=int, default=30, help="stage aux: sources per signal vocoder (dev)")
+    parser.add_argument("--aux-train", type=int, default=120, help="stage aux: sources per signal model (train)")
+    parser.add_argument("--aux-dev", type=int, default=30, help="stage aux: sources per signal model (dev)")
     parser.add_argument("--merge-aux", action="store_true",
-                        help="put stage aux (signal-model vocoders) into manifest.csv")
+                        help="put stage aux (signal-model vocoders and voice changers) into manifest.csv")
     parser.add_argument("--asterisk", type=Path, default=Path("runs/data/asterisk"),
                         help="stage asterisk: the output folder of prepare_asterisk.py")
     parser.add_argument("--asterisk-train", type=int, default=300, help="stage asterisk: real prompts (train)")
