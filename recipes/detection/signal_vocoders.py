@@ -12,8 +12,9 @@ from a parametric description:
 - :func:`phase_vocoder_shift`: a voice changer, the phase vocoder's pitch shift of a few
   semitones (time stretch, then resampling).
 - :func:`harmonic_noise_vocoder`: a sinusoidal model (harmonic plus noise). Sinusoids at
-  the multiples of the tracked F0, up to a maximum voiced frequency, with the amplitudes of a
-  cepstrally smoothed envelope, plus noise shaped by that envelope above it.
+  the multiples of the tracked F0, up to a maximum voiced frequency, each at the level of the
+  spectral peak next to it, plus noise shaped by a cepstrally smoothed envelope above that
+  frequency and in unvoiced frames.
 - :func:`psola_shift`: a time-domain voice changer, TD-PSOLA. Two-period grains around
   pitch marks are overlap-added at a new spacing (a pitch shift of a few semitones).
 - :func:`formant_warp`: a "gender changer". The spectral envelope is stretched or squeezed
