@@ -126,7 +126,7 @@ def test_silence_stays_silent(mod: dict) -> None:
         assert np.sqrt((y[1000:6000] ** 2).mean()) < 0.05 * np.sqrt((y[9000:] ** 2).mean())
 
 
-def test_aux_stage_gives_each_vocoder_its_family(tmp_path, monkeypatch) -> None:
+def test_aux_stage_gives_each_vocoder_its_family(tmp_path) -> None:
     """Stage aux: one family per signal vocoder, never one of the eight held-out families, the
     source's split kept, the drawn settings in the system name."""
     from voicefake.data.manifests import ManifestRow
