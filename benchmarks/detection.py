@@ -176,7 +176,15 @@ def decide(module: torch.nn.Module, cal: Any, wav: np.ndarray) -> tuple[float, b
     return p, bool(p >= cal.thresholds(band)[0]), band < NARROWBAND_BELOW_DB
 
 
-def unseen_voices(folder: Path, checkpoint: str = "detection", points: list | None = None) -> dict:
+def unseen_rows(folder: Path, trained: frozenset[str] = frozenset()) -> list:
+    """(index, row) of the recordings of at least 1 s of the voices ``folder``'s manifest marks
+    ``new_voice=1``, less the voices in ``trained`` (those a candidate was trained on)."""
+    return [(i, row) for i, row in enumerate(read_manifest(folder / "manifest.csv"))
+            if "new_voice=1" in row.notes and row.duration_s >= 1.0 and row.speaker not in trained]
+
+
+def unseen_voices(folder: Path, checkpoint: str = "detection", points: list | None = None,
+                  trained: frozenset[str] = frozenset()) -> dict:
     """False alarms at the default threshold on real voices that no model here was trained or
     calibrated on (``new_voice=1`` rows of a prepare recipe's manifest), as recorded and through
     a simulated phone call: ``recipes/detection/prepare_asterisk.py`` (8 kHz studio prompts, two
@@ -194,9 +202,7 @@ def unseen_voices(folder: Path, checkpoint: str = "detection", points: list | No
     cal = Calibration.from_metadata(loaded.checkpoint.metadata)
     flags: dict = defaultdict(list)
     pooled_key = f"all unseen voices ({folder.name})"
-    for index, row in enumerate(read_manifest(folder / "manifest.csv")):
-        if "new_voice=1" not in row.notes or row.duration_s < 1.0:
-            continue
+    for index, row in unseen_rows(folder, trained):
         wav = load_audio(folder / row.path, 16000, allow_silence=True)
         for channel, audio in (("as recorded", wav), ("phone", phone_call(wav, 16000, seed=index)[0])):
             p, flagged, narrowband = decide(loaded.module, cal, audio)
@@ -215,7 +221,8 @@ def unseen_voices(folder: Path, checkpoint: str = "detection", points: list | No
     return dict(out)
 
 
-def unseen_by_length(folder: Path, counts: list[int], checkpoint: str = "detection") -> dict:
+def unseen_by_length(folder: Path, counts: list[int], checkpoint: str = "detection",
+                     trained: frozenset[str] = frozenset()) -> dict:
     """False alarms on the unseen voices when their prompts are joined into longer recordings.
 
     Each voice's recordings (``new_voice=1``, at least 1 s) are shuffled (seed 0) and joined
@@ -230,9 +237,8 @@ def unseen_by_length(folder: Path, counts: list[int], checkpoint: str = "detecti
     loaded = api.load(checkpoint)
     cal = Calibration.from_metadata(loaded.checkpoint.metadata)
     voices: dict = defaultdict(list)
-    for row in read_manifest(folder / "manifest.csv"):
-        if "new_voice=1" in row.notes and row.duration_s >= 1.0:
-            voices[row.speaker].append(load_audio(folder / row.path, 16000, allow_silence=True))
+    for _, row in unseen_rows(folder, trained):
+        voices[row.speaker].append(load_audio(folder / row.path, 16000, allow_silence=True))
     gap = np.zeros(int(0.3 * 16000), np.float32)
     out = {}
     for n in counts:
@@ -465,6 +471,9 @@ def main() -> None:
     parser.add_argument("--unseen", type=Path, nargs="+", default=[Path("runs/data/asterisk")],
                         help="prepare_asterisk.py / prepare_klettres.py outputs: their new voices give the "
                              "unseen-voice false alarms")
+    parser.add_argument("--trained-voices", nargs="*", default=[], metavar="SPEAKER",
+                        help="voices of the --unseen folders that the checkpoint was trained on (e.g. the "
+                             "fillets stage's fillets-cs-m fillets-cs-v): left out of the unseen check")
     parser.add_argument("--subsample", type=int, default=1, help="keep every N-th manifest row (quick checks)")
     parser.add_argument("--sweep", type=float, nargs="+", default=[], metavar="T",
                         help="narrowband thresholds to compare on dev and on the unseen voices (needs the "
@@ -493,15 +502,16 @@ def main() -> None:
         result["reliability"] = reliability(rows, cache, args.checkpoint, args.far)
         log.info("reliability: %s", {k: v for k, v in result["reliability"].items() if isinstance(v, dict)})
     folders = [f for f in args.unseen if (f / "manifest.csv").exists()]
+    trained = frozenset(args.trained_voices)
     for missing in sorted(set(args.unseen) - set(folders)):
         log.warning("%s: no manifest.csv, skipped; make it with recipes/detection/prepare_asterisk.py or "
                     "prepare_klettres.py --out %s", missing, missing)
     if "unseen" not in args.skip and folders:
         result["false_alarms_unseen_voices"] = {
-            k: v for f in folders for k, v in unseen_voices(f, args.checkpoint, unseen_points).items()}
+            k: v for f in folders for k, v in unseen_voices(f, args.checkpoint, unseen_points, trained).items()}
         log.info("unseen voices: %s", result["false_alarms_unseen_voices"])
     if args.by_length and folders:
-        result["false_alarms_unseen_by_length"] = {f.name: unseen_by_length(f, args.by_length, args.checkpoint)
+        result["false_alarms_unseen_by_length"] = {f.name: unseen_by_length(f, args.by_length, args.checkpoint, trained)
                                                    for f in folders}
     if args.sweep and dev_points and unseen_points:
         result["threshold_sweep"] = threshold_sweep(dev_points, unseen_points, args.sweep, args.checkpoint)

@@ -436,6 +436,26 @@ def add_klettres(writer: Writer, folder: Path, vocoder_name: str) -> None:
     log.info("klettres: %d real recordings of %d voices", len(reals), len({r.speaker for _, r, _ in reals}))
 
 
+FILLETS_TRAIN = ("fillets-cs-m", "fillets-cs-v")  # the Dutch pair stays unseen
+
+
+def add_fillets(writer: Writer, folder: Path, count: int) -> None:
+    """Stage ``fillets`` (from ``prepare_fillets.py``): more real voices for training, ``count``
+    lines (>= 1 s, drawn with a fixed seed) of the two Czech voices of :data:`FILLETS_TRAIN`,
+    reals only (session 10's same-recording copy-synthesis fakes raised the false alarms on held-out
+    voices), each clean and through a drawn channel like every other clip. All go to train; the
+    Dutch pair stays out for the unseen-voice check."""
+    if not (folder / "manifest.csv").is_file():
+        raise SystemExit(f"{folder / 'manifest.csv'}: not found; run recipes/detection/prepare_fillets.py "
+                         f"--out {folder} first (or pass --fillets DIR)")
+    rows = [r for r in read_manifest(folder / "manifest.csv") if r.speaker in FILLETS_TRAIN and r.duration_s >= 1.0]
+    for index in sorted(np.random.default_rng(500).permutation(len(rows))[:count]):
+        row = rows[index]
+        wav = load_audio(folder / row.path, SAMPLE_RATE, allow_silence=True)
+        writer.add(wav, replace(row, path="fillets/" + str(Path(row.path).with_suffix("")), folder="human"), "train")
+    log.info("fillets: %d real lines of %d voices", min(count, len(rows)), len({r.speaker for r in rows}))
+
+
 def add_copy_synthesis(writer: Writer, reals: list, counts: dict[str, int]) -> None:
     for index, (name, fn) in enumerate(COPY_SYNTHESIS.items()):
         sources = pick_sources(reals, {"train": counts["train"], "dev": counts["dev"]}, seed=index)
@@ -548,7 +568,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
     parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "clones2", "asterisk",
-                                            "klettres", "aux", "all"],
+                                            "klettres", "aux", "fillets", "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -579,6 +599,11 @@ def main() -> None:
     parser.add_argument("--merge-klettres", action="store_true",
                         help="put stage klettres into manifest.csv (off by default: it raised false alarms on "
                              "unseen voices in session 10, docs/benchmarks/detection.md)")
+    parser.add_argument("--fillets", type=Path, default=Path("runs/data/fillets"),
+                        help="stage fillets: the output folder of prepare_fillets.py")
+    parser.add_argument("--fillets-train", type=int, default=400, help="stage fillets: real lines (train)")
+    parser.add_argument("--merge-fillets", action="store_true",
+                        help="put stage fillets (two more real voices) into manifest.csv")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     root = data_root()
@@ -591,6 +616,8 @@ def main() -> None:
             add_asterisk(writer, args.asterisk, {"train": args.asterisk_train, "dev": args.asterisk_dev}, args.vocoder)
         elif stage == "klettres":
             add_klettres(writer, args.klettres, args.vocoder)
+        elif stage == "fillets":
+            add_fillets(writer, args.fillets, args.fillets_train)
         elif stage in ("copy", "copy2", "spliced", "clones", "clones2", "aux"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":
@@ -614,7 +641,8 @@ def main() -> None:
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
     if all(p.exists() for p in parts):
         extra = ("clones", "copy2", "asterisk") + (("clones2",) if args.merge_clones2 else ()) \
-            + (("klettres",) if args.merge_klettres else ()) + (("aux",) if args.merge_aux else ())
+            + (("klettres",) if args.merge_klettres else ()) + (("aux",) if args.merge_aux else ()) \
+            + (("fillets",) if args.merge_fillets else ())
         parts += [p for p in [args.out / f"manifest_{s}.csv" for s in extra] if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")

@@ -49,6 +49,30 @@ def test_unseen_voices_joined_into_longer_recordings(tmp_path) -> None:
     assert "| 2 | 2 | 2.3 s |" in table
 
 
+def test_unseen_check_leaves_out_voices_the_candidate_trained_on(tmp_path) -> None:
+    """--trained-voices: a voice of an --unseen folder that the checkpoint trained on (stage fillets'
+    Czech pair) is not counted, in the per-voice table, the pooled rate or the joined recordings."""
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+
+    header = "path,speaker,label,system,transcript,media,sample_rate,channels,duration_s,folder,license,notes\n"
+    lines = []
+    rng = np.random.default_rng(0)
+    for index, (voice, seconds) in enumerate([("cs", 1.0)] * 3 + [("nl", 1.0)] * 2 + [("nl", 0.5)]):
+        write_audio(tmp_path / f"{index}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+        lines.append(f"{index}.wav,{voice},real,human,,audio,16000,1,{seconds},x,x,new_voice=1\n")
+    (tmp_path / "manifest.csv").write_text(header + "".join(lines))
+    assert [i for i, _ in detection_benchmark.unseen_rows(tmp_path)] == [0, 1, 2, 3, 4]
+    assert [i for i, _ in detection_benchmark.unseen_rows(tmp_path, frozenset({"cs"}))] == [3, 4]
+    points: list = []
+    out = detection_benchmark.unseen_voices(tmp_path, points=points, trained=frozenset({"cs"}))
+    assert "cs" not in out and out["nl"]["phone"]["n"] == 2
+    assert out[f"all unseen voices ({tmp_path.name})"]["as recorded"]["n"] == 2 and len(points) == 4
+    joined = detection_benchmark.unseen_by_length(tmp_path, [1], trained=frozenset({"cs"}))
+    assert joined["1"]["recordings"] == 2
+
+
 def test_flagged_by_system_groups_settings_and_decides_like_detect(tmp_path) -> None:
     """benchmarks/detection_by_system.py: one split, systems grouped by their first parts, each
     recording decided as ``api.detect`` decides it (same p_fake, same label)."""

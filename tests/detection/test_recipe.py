@@ -258,3 +258,33 @@ def test_prepare_student_refuses_data_without_train_and_dev_reals(tmp_path, monk
     with pytest.raises(SystemExit, match="0 train and 0 dev real recordings.*prepare_shared"):
         runpy.run_path(str(RECIPE / "prepare_student.py"), run_name="__main__")
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_fillets_stage_trains_on_the_czech_pair_only(tmp_path) -> None:
+    """Stage fillets: ``count`` lines (>= 1 s) of the FILLETS_TRAIN voices as reals, all in train,
+    each clean and through one channel; the Dutch pair never enters the data."""
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+    from voicefake.data.manifests import ManifestRow, write_manifest
+
+    mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
+    folder, rows = tmp_path / "fillets", []
+    tone = (0.2 * np.sin(np.arange(24000) / 5.0)).astype(np.float32)
+    for speaker in ("fillets-cs-m", "fillets-cs-v", "fillets-nl-m"):  # cs trains, nl stays unseen
+        for index in range(4):
+            path = f"audio/{speaker}/{index}.flac"
+            write_audio(folder / path, tone if index else tone[:8000], 16000)
+            rows.append(ManifestRow(path=path, speaker=speaker, label="real", system="human",
+                                    duration_s=1.5 if index else 0.5, sample_rate=16000))
+    write_manifest(rows, folder / "manifest.csv")
+    writer = mod["Writer"](tmp_path / "out")
+    mod["add_fillets"](writer, folder, 5)
+    lines = {row.path.split("/", 2)[2] for row in writer.rows}
+    assert len(lines) == 5 and all("/fillets-cs-" in p and not p.endswith("/0.flac") for p in lines)
+    assert len(writer.rows) == 10 and {r.label for r in writer.rows} == {"real"}
+    assert all("split=train" in row.notes for row in writer.rows)
+    assert sorted(r.notes.split("channel=")[1] == "clean" for r in writer.rows) == [False] * 5 + [True] * 5
+    again = mod["Writer"](tmp_path / "out2")
+    mod["add_fillets"](again, folder, 100)                # asks for more than there are: all six
+    assert len({row.path.split("/", 2)[2] for row in again.rows}) == 6
