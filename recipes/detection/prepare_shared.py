@@ -439,21 +439,62 @@ def add_klettres(writer: Writer, folder: Path, vocoder_name: str) -> None:
 FILLETS_TRAIN = ("fillets-cs-m", "fillets-cs-v")  # the Dutch pair stays unseen
 
 
-def add_fillets(writer: Writer, folder: Path, count: int) -> None:
-    """Stage ``fillets`` (from ``prepare_fillets.py``): more real voices for training, ``count``
-    lines (>= 1 s, drawn with a fixed seed) of the two Czech voices of :data:`FILLETS_TRAIN`,
-    reals only (session 10's same-recording copy-synthesis fakes raised the false alarms on held-out
-    voices), each clean and through a drawn channel like every other clip. All go to train; the
-    Dutch pair stays out for the unseen-voice check."""
+def fillets_lines(folder: Path, keep, split: str) -> list[tuple[np.ndarray, ManifestRow, str]]:
+    """The lines (>= 1 s) of ``prepare_fillets.py``'s voices for which ``keep(speaker)`` holds, as
+    ``(wav, row, split)`` in manifest order."""
     if not (folder / "manifest.csv").is_file():
         raise SystemExit(f"{folder / 'manifest.csv'}: not found; run recipes/detection/prepare_fillets.py "
                          f"--out {folder} first (or pass --fillets DIR)")
-    rows = [r for r in read_manifest(folder / "manifest.csv") if r.speaker in FILLETS_TRAIN and r.duration_s >= 1.0]
-    for index in sorted(np.random.default_rng(500).permutation(len(rows))[:count]):
-        row = rows[index]
-        wav = load_audio(folder / row.path, SAMPLE_RATE, allow_silence=True)
-        writer.add(wav, replace(row, path="fillets/" + str(Path(row.path).with_suffix("")), folder="human"), "train")
-    log.info("fillets: %d real lines of %d voices", min(count, len(rows)), len({r.speaker for r in rows}))
+    return [(load_audio(folder / row.path, SAMPLE_RATE, allow_silence=True),
+             replace(row, path="fillets/" + str(Path(row.path).with_suffix("")), folder="human"), split)
+            for row in read_manifest(folder / "manifest.csv") if keep(row.speaker) and row.duration_s >= 1.0]
+
+
+def add_fillets_fakes(writer: Writer, sources: list, count: int, split: str, vocoder_name: str, prefix: str) -> None:
+    """``count`` copy-synthesis fakes per family of ``sources``: stage copy2's generators (the
+    vocoder, Griffin-Lim, WORLD) and stage aux's six signal models."""
+    import sys
+
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from signal_vocoders import SIGNAL_VOCODERS  # type: ignore[import-not-found]
+
+    add_copy_varied(writer, sources, {split: count}, vocoder_name, prefix=prefix)
+    add_drawn_copies(writer, sources, {split: count}, SIGNAL_VOCODERS, f"{prefix}-aux", seed=700)
+
+
+def add_fillets(writer: Writer, folder: Path, count: int, fakes: int = 0, vocoder_name: str = "vocoder") -> None:
+    """Stage ``fillets`` (from ``prepare_fillets.py``): more real voices for training, ``count``
+    lines (drawn with a fixed seed) of the two Czech voices of :data:`FILLETS_TRAIN`, each clean and
+    through a drawn channel like every other clip. ``fakes`` > 0 also makes that many
+    copy-synthesis fakes per family (:func:`add_fillets_fakes`, nine families) from other lines of
+    the same voices, so that their recording chain is seen on both sides of the label (session 30:
+    learned as real only, the chain hid the fakes made from it). All go to train; the Dutch pair
+    stays out for the unseen-voice check and stage ``fillets-probe``."""
+    clips = fillets_lines(folder, lambda speaker: speaker in FILLETS_TRAIN, "train")
+    chosen = set(np.random.default_rng(500).permutation(len(clips))[:count].tolist())
+    for index in sorted(chosen):
+        writer.add(*clips[index])
+    if fakes:
+        add_fillets_fakes(writer, [c for i, c in enumerate(clips) if i not in chosen], fakes, "train",
+                          vocoder_name, "fillets-gen")
+    log.info("fillets: %d real lines of %d voices", len(chosen), len({r.speaker for _, r, _ in clips}))
+
+
+def add_fillets_probe(writer: Writer, folder: Path, count: int, vocoder_name: str) -> None:
+    """Stage ``fillets-probe`` (never merged into manifest.csv): does a recording chain learned as
+    real hide fakes made from it? Lines of the unseen Dutch pair, ``3 * count`` as reals (a
+    threshold-free EER needs them) and, from the other lines, ``count`` per family
+    (:func:`add_fillets_fakes`); all ``dev``, each clean and through a drawn channel. ``benchmarks/detection_by_system.py --family --manifest OUT/manifest_fillets-probe.csv``
+    scores them."""
+    clips = fillets_lines(folder, lambda speaker: speaker.startswith("fillets-nl-"), "dev")
+    order = np.random.default_rng(600).permutation(len(clips))
+    reals, sources = [clips[i] for i in order[: 3 * count]], [clips[i] for i in order[3 * count :]]
+    for clip in reals:
+        writer.add(*clip)
+    add_fillets_fakes(writer, sources, count, "dev", vocoder_name, "probe")
+    log.info("fillets-probe: %d real lines and their fakes", len(reals))
 
 
 def add_copy_synthesis(writer: Writer, reals: list, counts: dict[str, int]) -> None:
@@ -568,7 +609,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
     parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "clones2", "asterisk",
-                                            "klettres", "aux", "fillets", "all"],
+                                            "klettres", "aux", "fillets", "fillets-probe", "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -602,6 +643,10 @@ def main() -> None:
     parser.add_argument("--fillets", type=Path, default=Path("runs/data/fillets"),
                         help="stage fillets: the output folder of prepare_fillets.py")
     parser.add_argument("--fillets-train", type=int, default=400, help="stage fillets: real lines (train)")
+    parser.add_argument("--fillets-fakes", type=int, default=0,
+                        help="stage fillets: copy-synthesis fakes per family (nine) from other lines of the same voices")
+    parser.add_argument("--fillets-probe", type=int, default=40,
+                        help="stage fillets-probe: fakes per family (and three times as many Dutch real lines)")
     parser.add_argument("--merge-fillets", action="store_true",
                         help="put stage fillets (two more real voices) into manifest.csv")
     args = parser.parse_args()
@@ -617,7 +662,9 @@ def main() -> None:
         elif stage == "klettres":
             add_klettres(writer, args.klettres, args.vocoder)
         elif stage == "fillets":
-            add_fillets(writer, args.fillets, args.fillets_train)
+            add_fillets(writer, args.fillets, args.fillets_train, args.fillets_fakes, args.vocoder)
+        elif stage == "fillets-probe":
+            add_fillets_probe(writer, args.fillets, args.fillets_probe, args.vocoder)
         elif stage in ("copy", "copy2", "spliced", "clones", "clones2", "aux"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":

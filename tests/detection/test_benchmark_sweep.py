@@ -92,14 +92,24 @@ def test_flagged_by_system_groups_settings_and_decides_like_detect(tmp_path) -> 
         waves[path] = (0.1 * rng.standard_normal(24000)).astype(np.float32)
         write_audio(tmp_path / path, waves[path], 16000)
         rows.append(ManifestRow(path=path, speaker="s", label="real" if system == "human" else "fake",
-                                system=system, notes=f"split={split};channel={channel}"))
+                                system=system, folder="human" if system == "human" else "voc",
+                                notes=f"split={split};channel={channel}"))
     write_manifest(rows, tmp_path / "manifest.csv")
     report = by_system.flagged(tmp_path / "manifest.csv", "detection", "dev", 3)
-    assert set(report) == {"voc-adapted-convert", "human"}
+    assert set(report) == {"voc-adapted-convert", "human", "all synthetic"}
     assert report["voc-adapted-convert"]["clean"]["n"] == 2 and report["voc-adapted-convert"]["phone"]["n"] == 1
     assert report["human"] == {"clean": report["human"]["clean"]} and report["human"]["clean"]["n"] == 1
     expected = api.detect(waves["audio/3.flac"], evidence=False)
     assert report["human"]["clean"]["mean_p"] == pytest.approx(expected.p_fake, abs=1e-3)
     assert report["human"]["clean"]["flagged"] == float(expected.label == "fake")
     whole = by_system.flagged(tmp_path / "manifest.csv", "detection", "dev", 0)
-    assert set(whole) == {"voc-adapted-convert-s200k0.7", "voc-adapted-convert-s100k1.0", "human"}
+    assert set(whole) == {"voc-adapted-convert-s200k0.7", "voc-adapted-convert-s100k1.0", "human", "all synthetic"}
+    families = by_system.flagged(tmp_path / "manifest.csv", "detection", "dev", 3, by_family=True)
+    assert set(families) == {"voc", "human", "all synthetic"} and families["voc"]["clean"]["n"] == 2
+    # one real clean recording against two fakes: the EER is 0 or 0.5 or 1 depending on the scores
+    ps = sorted(api.detect(waves[f"audio/{i}.flac"], evidence=False).p_fake for i in (0, 1))
+    real_p = families["human"]["clean"]["mean_p"]
+    expected_eer = 0.0 if real_p < ps[0] else 1.0 if real_p > ps[1] else 0.5
+    assert families["voc"]["clean"]["eer"] == pytest.approx(expected_eer, abs=0.01)
+    assert families["human"]["clean"]["eer"] is None and families["voc"]["phone"]["eer"] is None
+    assert families["all synthetic"]["clean"]["n"] == 2

@@ -260,9 +260,10 @@ def test_prepare_student_refuses_data_without_train_and_dev_reals(tmp_path, monk
     assert not (tmp_path / "s.pt").exists()
 
 
-def test_fillets_stage_trains_on_the_czech_pair_only(tmp_path) -> None:
+def test_fillets_stage_trains_on_the_czech_pair_only(tmp_path, monkeypatch) -> None:
     """Stage fillets: ``count`` lines (>= 1 s) of the FILLETS_TRAIN voices as reals, all in train,
-    each clean and through one channel; the Dutch pair never enters the data."""
+    each clean and through one channel; the Dutch pair never enters the data. With ``fakes``, the
+    fakes' sources are the other Czech lines."""
     import numpy as np
 
     from voicefake.audio.io import write_audio
@@ -288,3 +289,51 @@ def test_fillets_stage_trains_on_the_czech_pair_only(tmp_path) -> None:
     again = mod["Writer"](tmp_path / "out2")
     mod["add_fillets"](again, folder, 100)                # asks for more than there are: all six
     assert len({row.path.split("/", 2)[2] for row in again.rows}) == 6
+    calls: list = []
+    monkeypatch.setitem(mod["add_fillets_fakes"].__globals__, "add_copy_varied",
+                        lambda writer, clips, counts, vocoder, prefix: calls.append((prefix, clips, counts)))
+    monkeypatch.setitem(mod["add_fillets_fakes"].__globals__, "add_drawn_copies",
+                        lambda writer, clips, counts, generators, prefix, seed: calls.append((prefix, clips, counts)))
+    both = mod["Writer"](tmp_path / "out3")
+    mod["add_fillets"](both, folder, 4, fakes=3)
+    reals = {row.path.split("/", 2)[2].removesuffix(".flac") for row in both.rows}
+    assert [c[0] for c in calls] == ["fillets-gen", "fillets-gen-aux"] and calls[0][2] == {"train": 3}
+    sources = {r.path for _, r, _ in calls[0][1]}
+    assert len(reals) == 4 and len(sources) == 2 and not reals & sources
+    assert all("/fillets-cs-" in p for p in reals | sources)
+
+
+def test_fillets_probe_stage_uses_the_unseen_dutch_pair_only(tmp_path, monkeypatch) -> None:
+    """Stage fillets-probe: ``3 * count`` Dutch lines as dev reals; the fakes' sources are the other
+    Dutch lines (never the reals), through stage copy2's generators and the six signal models."""
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+    from voicefake.data.manifests import ManifestRow, write_manifest
+
+    mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
+    folder, rows = tmp_path / "fillets", []
+    tone = (0.2 * np.sin(np.arange(24000) / 5.0)).astype(np.float32)
+    for speaker in ("fillets-cs-m", "fillets-nl-m", "fillets-nl-v"):
+        for index in range(3):
+            path = f"audio/{speaker}/{index}.flac"
+            write_audio(folder / path, tone, 16000)
+            rows.append(ManifestRow(path=path, speaker=speaker, label="real", system="human",
+                                    duration_s=1.5, sample_rate=16000))
+    write_manifest(rows, folder / "manifest.csv")
+    calls: list = []
+    body = mod["add_fillets_probe"]
+    monkeypatch.setitem(body.__globals__, "add_copy_varied",
+                        lambda writer, clips, counts, vocoder, prefix: calls.append(("copy2", clips, counts)))
+    monkeypatch.setitem(body.__globals__, "add_drawn_copies",
+                        lambda writer, clips, counts, generators, prefix, seed: calls.append((len(generators), clips, counts)))
+    writer = mod["Writer"](tmp_path / "out")
+    body(writer, folder, 1, "vocoder")
+    reals = {row.path.split("/", 2)[2] for row in writer.rows}
+    assert len(reals) == 3 and all("/fillets-nl-" in p for p in reals)
+    assert all("split=dev" in row.notes for row in writer.rows)
+    assert [c[0] for c in calls] == ["copy2", 6] and all(c[2] == {"dev": 1} for c in calls)
+    sources = {str(r.path) for _, r, _ in calls[0][1]}
+    assert len(sources) == 3 and all("/fillets-nl-" in p for p in sources)
+    assert len({p.removesuffix(".flac") for p in reals} | sources) == 6  # every Dutch line, each used once
+    assert {split for _, _, split in calls[0][1]} == {"dev"}
