@@ -29,6 +29,7 @@ Inputs are the detector's (``prepare``: loudness-normalised, 16-bit grid), at mo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -146,8 +147,8 @@ def cached(file: Path, rows: list[ManifestRow], compute: Callable[[], np.ndarray
     return values
 
 
-def extract(name: str, rows: list[ManifestRow], root: Path, cache: Path, threads: int) -> np.ndarray:
-    """(rows, dims) features of every manifest row, cached."""
+def extract(name: str, rows: list[ManifestRow], root: Path, cache: Path, threads: int, tag: str = "") -> np.ndarray:
+    """(rows, dims) features of every manifest row, cached (``tag`` names another set of rows' cache)."""
 
     def compute() -> np.ndarray:
         features = extractor(name, threads)
@@ -158,14 +159,12 @@ def extract(name: str, rows: list[ManifestRow], root: Path, cache: Path, threads
                 log.info("%s: %d / %d (%.0f s)", name, i + 1, len(rows), time.perf_counter() - start)
         return np.stack(out)
 
-    return cached(cache / f"{name}{'_' + student_key() if name == 'student' else ''}.npz", rows, compute)
+    return cached(cache / f"{name}{'_' + student_key() if name == 'student' else ''}{tag}.npz", rows, compute)
 
 
 def student_key() -> str:
     """The --student checkpoint's folder name and a hash of its weights (a run's "best/encoder"
     folders share a name, so the name alone would mix up caches)."""
-    import hashlib
-
     weights = (STUDENT[0] / "model.safetensors").read_bytes()
     return f"{STUDENT[0].name}_{hashlib.sha1(weights).hexdigest()[:8]}"
 
@@ -301,6 +300,30 @@ def evaluate(features: np.ndarray, rows: list[ManifestRow], c: float,
     return result
 
 
+def chain_probe(train_x: np.ndarray, train_y: np.ndarray, probe_x: np.ndarray, probe_rows: list[ManifestRow],
+                c: float) -> dict:
+    """A recording chain that no training recording shares (stage ``fillets-probe``): the probe
+    fitted on the whole train split, then each family of the chain's fakes against the chain's
+    own reals, EER per channel; ``all synthetic`` pools the families. ``within chain`` is the
+    ceiling: the same probe fitted on half of the chain's own clips and scored on the other half
+    (two folds; a clip's clean and channel copies stay in one fold), pooled over the families."""
+    p = fit_predict(train_x, train_y, probe_x, c)
+    label = np.array([int(r.is_fake) for r in probe_rows])
+    family = np.array([r.folder for r in probe_rows])
+    channel = np.array([notes(r)["channel"] for r in probe_rows])
+    out = {"all synthetic": per_channel(p, label, channel)}
+    for held in sorted(set(family[label == 1])):
+        chosen = (label == 0) | (family == held)
+        out[held] = per_channel(p[chosen], label[chosen], channel[chosen])
+    clip = [r.path.split("/", 2)[-1] for r in probe_rows]  # audio/<channel>/<clip>
+    half = np.array([int(hashlib.sha1(k.encode()).hexdigest(), 16) % 2 for k in clip])
+    within = np.zeros(len(probe_rows))
+    for fold in (0, 1):
+        within[half == fold] = fit_predict(probe_x[half != fold], label[half != fold], probe_x[half == fold], c)
+    out["within chain"] = per_channel(within, label, channel)
+    return out
+
+
 def unseen_rows(folder: Path) -> list[tuple[str, str, np.ndarray]]:
     """(voice, channel, prepared waveform) of a prepare recipe's new voices (``new_voice=1``, at
     least 1 s), as recorded and through a simulated phone call, as ``benchmarks/detection.py``
@@ -373,6 +396,10 @@ def main() -> None:
     parser.add_argument("--unseen", type=Path, default=None,
                         help="a prepare recipe's folder of new voices (recipes/detection/prepare_asterisk.py): "
                              "false alarms at 1 %% dev false alarms, each probe (first --c) against the bundled network")
+    parser.add_argument("--chain-probe", type=Path, default=None, metavar="MANIFEST",
+                        help="a manifest in --data of one recording chain that no training recording shares "
+                             "(prepare_shared.py --stage fillets-probe: manifest_fillets-probe.csv): each probe "
+                             "(first --c), fitted on the whole train split, scored on its fakes against its reals")
     parser.add_argument("--student", type=Path, default=None,
                         help='the artefact encoder (a "content" checkpoint) whose head output is the "student" feature')
     parser.add_argument("--mean-only", action="store_true",
@@ -409,6 +436,19 @@ def main() -> None:
                     log.info("    %-20s %s", held, f)
             if "alpha_all_folds" in result:
                 log.info("  pooled EER of LCNN + alpha x probe over all folds: %s", result["alpha_all_folds"])
+    if args.chain_probe:
+        probe_rows = read_manifest(args.data / args.chain_probe.name)
+        train = np.array([notes(r)["split"] == "train" for r in rows])
+        label = np.array([int(r.is_fake) for r in rows])
+        result = {}
+        for name in args.features:
+            features = extract(name, rows, args.data, args.cache, args.threads)
+            probe_x = extract(name, probe_rows, args.data, args.cache, args.threads, tag=f"_{args.chain_probe.stem}")
+            if args.mean_only:
+                features, probe_x = features[:, : features.shape[1] // 2], probe_x[:, : probe_x.shape[1] // 2]
+            result[name] = chain_probe(features[train], label[train], probe_x, probe_rows, args.c[0])
+            log.info("chain probe %s: %s probe %s", args.chain_probe.name, name, result[name]["all synthetic"])
+        report[f"chain_{args.chain_probe.stem}"] = result
     if args.unseen:
         new = unseen_rows(args.unseen)
         voices = np.array([v for v, _, _ in new])

@@ -21,7 +21,10 @@ and (stage ``asterisk``, from ``prepare_asterisk.py``) more real telephone promp
 shared Asterisk voices with as many narrowband copy-synthesis fakes of other prompts of the
 same voices, and (stage ``aux``, merged only with ``--merge-aux``) copy-synthesis through six
 classic signal models (vocoders and voice changers), each its own family outside the leave-one-generator-out folds
-(``signal_vocoders.py``); also spliced calls
+(``signal_vocoders.py``), and (stage ``fillets``, merged only with ``--merge-fillets``) lines of
+two more real voices from Debian's Fish Fillets NG (``prepare_fillets.py``), with
+``--fillets-fakes`` also copy-synthesis of other lines of the same voices; stage
+``fillets-probe`` (never merged) holds the unseen Dutch pair's lines and fakes made from them; also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
 Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
 """
@@ -369,6 +372,12 @@ def add_signal_vocoders(writer: Writer, reals: list, counts: dict[str, int]) -> 
     one of the eight families that the leave-one-generator-out folds hold out, so every fold
     trains on them: they add ways of rebuilding or reshaping speech from a parametric
     description. Families are appended, so the earlier ones keep their sources and seeds."""
+    add_drawn_copies(writer, reals, counts, signal_vocoders(), "aux", seed=200)
+
+
+def signal_vocoders() -> dict:
+    """``signal_vocoders.SIGNAL_VOCODERS`` (family -> ``fn(wav, seed) -> (fake, system)``), imported
+    from this recipe's folder."""
     import sys
 
     here = str(Path(__file__).resolve().parent)
@@ -376,7 +385,7 @@ def add_signal_vocoders(writer: Writer, reals: list, counts: dict[str, int]) -> 
         sys.path.insert(0, here)
     from signal_vocoders import SIGNAL_VOCODERS  # type: ignore[import-not-found]
 
-    add_drawn_copies(writer, reals, counts, SIGNAL_VOCODERS, "aux", seed=200)
+    return SIGNAL_VOCODERS
 
 
 def asterisk_reals(folder: Path) -> list[tuple[np.ndarray, ManifestRow, str]]:
@@ -453,15 +462,8 @@ def fillets_lines(folder: Path, keep, split: str) -> list[tuple[np.ndarray, Mani
 def add_fillets_fakes(writer: Writer, sources: list, count: int, split: str, vocoder_name: str, prefix: str) -> None:
     """``count`` copy-synthesis fakes per family of ``sources``: stage copy2's generators (the
     vocoder, Griffin-Lim, WORLD) and stage aux's six signal models."""
-    import sys
-
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    from signal_vocoders import SIGNAL_VOCODERS  # type: ignore[import-not-found]
-
     add_copy_varied(writer, sources, {split: count}, vocoder_name, prefix=prefix)
-    add_drawn_copies(writer, sources, {split: count}, SIGNAL_VOCODERS, f"{prefix}-aux", seed=700)
+    add_drawn_copies(writer, sources, {split: count}, signal_vocoders(), f"{prefix}-aux", seed=700)
 
 
 def add_fillets(writer: Writer, folder: Path, count: int, fakes: int = 0, vocoder_name: str = "vocoder") -> None:
@@ -486,8 +488,8 @@ def add_fillets_probe(writer: Writer, folder: Path, count: int, vocoder_name: st
     """Stage ``fillets-probe`` (never merged into manifest.csv): does a recording chain learned as
     real hide fakes made from it? Lines of the unseen Dutch pair, ``3 * count`` as reals (a
     threshold-free EER needs them) and, from the other lines, ``count`` per family
-    (:func:`add_fillets_fakes`); all ``dev``, each clean and through a drawn channel. ``benchmarks/detection_by_system.py --family --manifest OUT/manifest_fillets-probe.csv``
-    scores them."""
+    (:func:`add_fillets_fakes`); all ``dev``, each clean and through a drawn channel. Scored by
+    ``benchmarks/detection_by_system.py --family --manifest OUT/manifest_fillets-probe.csv``."""
     clips = fillets_lines(folder, lambda speaker: speaker.startswith("fillets-nl-"), "dev")
     order = np.random.default_rng(600).permutation(len(clips))
     reals, sources = [clips[i] for i in order[: 3 * count]], [clips[i] for i in order[3 * count :]]

@@ -101,3 +101,27 @@ def test_speaker_weights_make_every_voice_of_a_class_count_the_same() -> None:
     plain = features_benchmark.fit_predict(x, labels, x, c=10.0)
     balanced = features_benchmark.fit_predict(x, labels, x, c=10.0, speakers=speakers)
     assert plain[8] - plain[0] > balanced[8] - balanced[0]
+
+
+def test_chain_probe_scores_each_family_against_the_chains_own_reals() -> None:
+    """--chain-probe: fitted on the whole train split, each of the chain's fake families is scored
+    against the chain's reals per channel. A family with a trained family's mark is found even
+    though the whole chain sits elsewhere (feature 2); one with a mark no training family has is not."""
+    features, rows = synthetic()
+    train = np.array(["split=train" in r.notes for r in rows])
+    label = np.array([int(r.is_fake) for r in rows])
+    rng = np.random.default_rng(1)
+    probe_rows, probe_x = [], []
+    for channel in ("clean", "phone", "wideband"):
+        for folder, shift in (("human", (0, 0, 3, 0)), ("loud", (6, 0, 3, 0)), ("novel", (0, 0, 3, 6))):
+            for i in range(40):
+                probe_rows.append(ManifestRow(path=f"probe/{channel}/{folder}/{i}.flac",
+                                              label="real" if folder == "human" else "fake", folder=folder,
+                                              notes=f"split=dev;channel={channel}"))
+                probe_x.append(rng.normal(size=4) + np.array(shift))
+    out = features_benchmark.chain_probe(features[train], label[train], np.array(probe_x), probe_rows, c=1.0)
+    assert set(out) == {"all synthetic", "loud", "novel", "within chain"}
+    assert all(out["within chain"][ch] < 0.2 for ch in ("clean", "phone", "wideband"))  # learnable in the chain
+    assert all(out["loud"][ch] < 0.05 for ch in ("clean", "phone", "wideband"))
+    assert all(out["novel"][ch] > 0.3 for ch in ("clean", "phone", "wideband"))
+    assert 0.05 < out["all synthetic"]["clean"] < out["novel"]["clean"]
