@@ -83,17 +83,30 @@ def eer_or_none(scores: list[float], labels: list[int]) -> float | None:
     return round(compute_eer(scores, labels)[0], 4)
 
 
-def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: float) -> dict:
-    """Calibrate on dev without ``family``; score dev reals + all fakes of ``family``."""
+def fold_rows(rows: list[ManifestRow], family: str = "", corpus: str = "") -> tuple[list[ManifestRow], list[ManifestRow]]:
+    """(calibration rows, test rows) of a fold. Leave-one-generator-out (``family``): dev without the
+    family; dev reals and every fake of the family. Leave-one-chain-out (``corpus``, see
+    ``ManifestRow.corpus``): dev without the corpus; every real recording of the
+    corpus and every fake made from one, both splits."""
+    def held(r: ManifestRow) -> bool:
+        return r.folder == family if family else r.corpus == corpus
+
+    dev = [r for r in rows if notes(r)["split"] == "dev" and not held(r)]
+    test = [r for r in rows if held(r) or (family and notes(r)["split"] == "dev" and not r.is_fake)]
+    return dev, test
+
+
+def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: float, corpus: str = "") -> dict:
+    """Calibrate on dev without ``family`` (or ``corpus``); score the fold's test rows (:func:`fold_rows`)."""
     module = latest(run)
-    dev = [r for r in rows if notes(r)["split"] == "dev" and r.folder != family]
+    dev, test = fold_rows(rows, "" if corpus else family, corpus)
     dev_scored = [cache.score(module, r) for r in dev]
     dev_labels = np.array([int(r.is_fake) for r in dev])
     calibration = calibrate_scored(module, dev_scored, dev_labels, far)
     net_only = calibrate_scored(module, dev_scored, dev_labels, far, use_benford=False)
     by_path = {r.path: s for r, s in zip(dev, dev_scored, strict=True)}
-    test = [r for r in rows if (notes(r)["split"] == "dev" and not r.is_fake) or r.folder == family]
-    result: dict = {"family": family, "steps": run_state.list_steps(run)[-1], "conditions": {}}
+    result: dict = {"corpus" if corpus else "family": corpus or family, "steps": run_state.list_steps(run)[-1],
+                    "conditions": {}}
     records = []
     for row in test:
         scored = by_path.get(row.path) or cache.score(module, row)
@@ -466,6 +479,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/detection/data"))
     parser.add_argument("--folds", type=Path, default=Path("runs/detection/logo"))
     parser.add_argument("--out", type=Path, default=Path("runs/detection/benchmark.json"))
+    parser.add_argument("--chain-folds", type=Path, default=None,
+                        help="leave-one-chain-out fold runs (LOGO_HOLD=corpus bash recipes/detection/logo.sh): each "
+                             "run's name is the corpus it left out; scored on that corpus's reals and their fakes")
     parser.add_argument("--far", type=float, default=0.01)
     parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "unseen", "reliability", "speed"])
     parser.add_argument("--unseen", type=Path, nargs="+", default=[Path("runs/data/asterisk")],
@@ -524,6 +540,13 @@ def main() -> None:
         result["logo"] = [{k: v for k, v in f.items() if k != "records"} for f in folds]
         result["logo_pooled"] = pooled(folds)
         result["logo_pooled_dev_split"] = pooled(folds, dev_split=True)
+    if args.chain_folds:
+        chains = [fold(run.name, run, rows, cache, args.far, corpus=run.name)
+                  for run in sorted(p for p in args.chain_folds.iterdir() if run_state.list_steps(p))]
+        for chain in chains:
+            log.info("chain fold %s: %s", chain["corpus"], chain["conditions"])
+        result["chains"] = [{k: v for k, v in f.items() if k != "records"} for f in chains]
+        result["chains_pooled"] = pooled(chains)
     if "speed" not in args.skip:
         result["speed"] = speed()
     args.out.write_text(json.dumps(result, indent=1))

@@ -202,3 +202,9 @@ def test_crop_function() -> None:
     torch.manual_seed(0)
     starts = {int(crop(wav, 4, random=True)[0]) for _ in range(200)}
     assert starts == set(range(7))  # every start 0..T-length is reachable
+
+
+def test_corpus_is_the_first_part_of_the_speaker_name() -> None:
+    assert ManifestRow(path="a", speaker="librispeech-1188").corpus == "librispeech"
+    assert ManifestRow(path="b", speaker="asterisk-es-co-july_jimenez", label="fake").corpus == "asterisk"
+    assert ManifestRow(path="c", speaker="ljspeech").corpus == "ljspeech"

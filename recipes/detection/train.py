@@ -4,7 +4,8 @@
         --run runs/detection/bundled [section.key=value ...]
 
 Leave-one-generator-out fold: add ``data.exclude_family=<family>`` (see
-``recipes/detection/prepare_shared.py`` for the families). Multi-GPU:
+``recipes/detection/prepare_shared.py`` for the families); leave-one-chain-out fold:
+``data.exclude_corpus=<corpus>`` (``librispeech``, ``vctk``, ...: ``ManifestRow.corpus``). Multi-GPU:
 ``torchrun --nproc_per_node=N recipes/detection/train.py --config configs/full.yaml --run ...``.
 Fine-tuning: ``--init detection`` starts from the bundled weights. Re-running the same
 command resumes from the run's last complete step. Calibration, fusion
@@ -38,12 +39,15 @@ class DataConfig:
         manifest: manifest CSV written by a prepare script (paths relative to its folder),
             or "synthetic" for generated stand-in audio (tiny config).
         exclude_family: generator family left out of training (LOGO folds); "" keeps all.
+        exclude_corpus: corpus left out of training, its reals and every fake made from them
+            (``ManifestRow.corpus``; leave-one-chain-out folds); "" keeps all.
         max_seconds: clips are cut to this length in memory.
         dev_items: fixed dev crops evaluated during training.
     """
 
     manifest: str = "synthetic"
     exclude_family: str = ""
+    exclude_corpus: str = ""
     max_seconds: float = 10.0
     dev_items: int = 200
 
@@ -73,7 +77,8 @@ def load_split(data: DataConfig, split: str, sample_rate: int) -> tuple[list[np.
     path = Path(data.manifest)
     waves, labels = [], []
     for row in read_manifest(path):
-        if notes(row).get("split") != split or (data.exclude_family and row.folder == data.exclude_family):
+        if notes(row).get("split") != split or (data.exclude_family and row.folder == data.exclude_family) \
+                or (data.exclude_corpus and row.corpus == data.exclude_corpus):
             continue
         wav = load_audio(path.parent / row.path, sample_rate, allow_silence=True)
         waves.append(wav[: int(data.max_seconds * sample_rate)])
@@ -120,7 +125,8 @@ def main() -> None:
     dev = FixedDev(dev_waves, dev_labels, segment, data.dev_items)
     summary = {"train_items": len(train_waves), "train_fake": int(sum(train_labels)),
                "train_hours": round(sum(w.size for w in train_waves) / rate / 3600, 3),
-               "excluded_family": data.exclude_family}
+               "excluded_family": data.exclude_family,
+               "excluded_corpus": data.exclude_corpus}
     logging.info("data: %s", summary)
     task = build_task(model, train, metadata={"name": "detector-16k", "data": summary, "init": args.init})
     if args.init:

@@ -337,3 +337,40 @@ def test_fillets_probe_stage_uses_the_unseen_dutch_pair_only(tmp_path, monkeypat
     assert len(sources) == 3 and all("/fillets-nl-" in p for p in sources)
     assert len({p.removesuffix(".flac") for p in reals} | sources) == 6  # every Dutch line, each used once
     assert {split for _, _, split in calls[0][1]} == {"dev"}
+
+
+def test_folds_leave_out_a_family_or_a_corpus(tmp_path) -> None:
+    """train.py's load_split drops data.exclude_family's rows or data.exclude_corpus's (its reals and
+    every fake made from them); the benchmark's fold_rows calibrates without them and tests on them:
+    a generator fold against dev reals of every corpus, a chain fold against the corpus's own reals."""
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+    from voicefake.data.manifests import ManifestRow, write_manifest
+
+    detection_benchmark = pytest.importorskip("benchmarks.detection")
+    train = runpy.run_path(str(RECIPE / "train.py"))
+    tone = (0.1 * np.sin(np.arange(16000) / 7.0)).astype(np.float32)
+    rows = []
+    for index, (speaker, label, family, split) in enumerate([
+            ("librispeech-1", "real", "human", "train"), ("librispeech-1", "fake", "world", "train"),
+            ("librispeech-2", "real", "human", "dev"), ("librispeech-2", "fake", "griffin-lim", "dev"),
+            ("vctk-p225", "real", "human", "train"), ("vctk-p225", "fake", "griffin-lim", "train"),
+            ("vctk-p228", "real", "human", "dev"), ("vctk-p228", "fake", "world", "dev"),
+            ("tts-flite_awb", "fake", "festival-flite-pico", "dev")]):
+        write_audio(tmp_path / f"{index}.flac", tone, 16000)
+        rows.append(ManifestRow(path=f"{index}.flac", speaker=speaker, label=label, folder=family,
+                                notes=f"split={split};channel=clean"))
+    write_manifest(rows, tmp_path / "manifest.csv")
+    data = train["DataConfig"]
+    manifest = str(tmp_path / "manifest.csv")
+    _, labels = train["load_split"](data(manifest=manifest, exclude_corpus="vctk"), "train", 16000)
+    assert labels == [0, 1]                                     # librispeech-1's real and fake only
+    _, labels = train["load_split"](data(manifest=manifest, exclude_family="world"), "train", 16000)
+    assert labels == [0, 0, 1]
+    dev, test = detection_benchmark.fold_rows(rows, corpus="vctk")
+    assert {r.path for r in test} == {"4.flac", "5.flac", "6.flac", "7.flac"}  # both splits, both labels
+    assert {r.path for r in dev} == {"2.flac", "3.flac", "8.flac"}
+    dev, test = detection_benchmark.fold_rows(rows, family="world")
+    assert {r.path for r in test} == {"1.flac", "7.flac", "2.flac", "6.flac"}  # its fakes + dev reals
+    assert {r.path for r in dev} == {"2.flac", "3.flac", "6.flac", "8.flac"}

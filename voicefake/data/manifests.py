@@ -41,6 +41,13 @@ class ManifestRow:
         """True for synthetic speech."""
         return self.label == "fake"
 
+    @property
+    def corpus(self) -> str:
+        """The corpus (recording chain) of the recording: the first ``-`` part of the speaker name
+        (``librispeech-1188`` -> ``librispeech``). A fake made from a recording by copy-synthesis
+        or cloning keeps that recording's speaker, so it belongs to the same corpus."""
+        return self.speaker.split("-", 1)[0]
+
 
 COLUMNS = tuple(f.name for f in fields(ManifestRow))
 
