@@ -120,6 +120,8 @@ def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: flo
     # recordings whose real versions were trained on as real, so they test the recording as well as
     # the generator (dev copies are made from dev speakers; shared and TTS fakes split by a path hash)
     result["conditions_dev_split"] = conditions([r for r in records if not r["label"] or r["split"] == "dev"])
+    if corpus:  # the corpus's dev split alone, reals and fakes: comparable with a model that trained on its train split
+        result["conditions_dev_only"] = conditions([r for r in records if r["split"] == "dev"])
     result["records"] = records
     return result
 
@@ -387,12 +389,14 @@ def reliability(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
     return out
 
 
-def pooled(folds: list[dict], dev_split: bool = False) -> dict:
-    """Pooled EER / ECE of every fold's records (with ``dev_split``: fakes of the dev split only)."""
+def pooled(folds: list[dict], dev_split: bool = False, dev_only: bool = False) -> dict:
+    """Pooled EER / ECE of every fold's records (with ``dev_split``: fakes of the dev split only;
+    ``dev_only``: reals and fakes of the dev split only)."""
     out = {}
     for channel in CHANNELS:
         records = [r for f in folds for r in f["records"] if r["channel"] == channel
-                   and (not dev_split or not r["label"] or r["split"] == "dev")]
+                   and (not dev_split or not r["label"] or r["split"] == "dev")
+                   and (not dev_only or r["split"] == "dev")]
         if records:
             labels = [r["label"] for r in records]
             out[channel] = {"eer": eer_or_none([r["p"] for r in records], labels),
@@ -482,6 +486,9 @@ def main() -> None:
     parser.add_argument("--chain-folds", type=Path, default=None,
                         help="leave-one-chain-out fold runs (LOGO_HOLD=corpus bash recipes/detection/logo.sh): each "
                              "run's name is the corpus it left out; scored on that corpus's reals and their fakes")
+    parser.add_argument("--chain-control", type=Path, default=None, metavar="RUN",
+                        help="with --chain-folds: a run trained the same way on every corpus, scored on each "
+                             "held-out corpus's dev split (the chain folds' dev_only figures are comparable)")
     parser.add_argument("--far", type=float, default=0.01)
     parser.add_argument("--skip", nargs="*", default=[], choices=["logo", "bundled", "unseen", "reliability", "speed"])
     parser.add_argument("--unseen", type=Path, nargs="+", default=[Path("runs/data/asterisk")],
@@ -547,6 +554,12 @@ def main() -> None:
             log.info("chain fold %s: %s", chain["corpus"], chain["conditions"])
         result["chains"] = [{k: v for k, v in f.items() if k != "records"} for f in chains]
         result["chains_pooled"] = pooled(chains)
+        result["chains_pooled_dev_only"] = pooled(chains, dev_only=True)
+        if args.chain_control:
+            # one model trained on every corpus, scored on the same corpora's dev splits
+            control = [fold(c["corpus"], args.chain_control, rows, cache, args.far, corpus=c["corpus"]) for c in chains]
+            result["chains_control"] = [{k: v for k, v in f.items() if k != "records"} for f in control]
+            result["chains_control_pooled_dev_only"] = pooled(control, dev_only=True)
     if "speed" not in args.skip:
         result["speed"] = speed()
     args.out.write_text(json.dumps(result, indent=1))

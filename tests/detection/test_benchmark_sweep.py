@@ -113,3 +113,14 @@ def test_flagged_by_system_groups_settings_and_decides_like_detect(tmp_path) -> 
     assert families["voc"]["clean"]["eer"] == pytest.approx(expected_eer, abs=0.01)
     assert families["human"]["clean"]["eer"] is None and families["voc"]["phone"]["eer"] is None
     assert families["all synthetic"]["clean"]["n"] == 2
+
+
+def test_pooled_folds_keep_the_records_asked_for() -> None:
+    """pooled(): every record; dev_split: reals of both splits and dev fakes; dev_only: dev records only."""
+    records = [{"channel": "clean", "label": y, "split": split, "p": p, "p_net": p}
+               for y, split, p in [(0, "train", 0.9), (0, "dev", 0.1), (0, "dev", 0.2), (1, "train", 0.05),
+                                   (1, "dev", 0.8), (1, "dev", 0.7)]]
+    folds = [{"records": records}]
+    assert detection_benchmark.pooled(folds, dev_only=True)["clean"]["eer"] == 0.0
+    assert detection_benchmark.pooled(folds)["clean"]["eer"] > 0.3
+    assert detection_benchmark.pooled(folds, dev_split=True)["clean"]["eer"] > 0.0  # the train real at 0.9 stays
