@@ -1,5 +1,5 @@
 """Real acted voices from Debian's Fish Fillets NG data: the two fish of the game's spoken
-dialogs in Czech and in Dutch, four voices, ~2.5 h of studio lines (22.05 kHz Ogg Vorbis).
+dialogs in Czech and in Dutch, four voices, 2.7 h of studio lines (22.05-44.1 kHz Ogg Vorbis).
 
     python recipes/detection/prepare_fillets.py --out runs/data/fillets
 
