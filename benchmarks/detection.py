@@ -10,7 +10,10 @@ without the held-out family, then scored on dev real speech + every fake of the 
 family (never seen in training or calibration). EER and ECE are reported per channel
 (clean / phone / wideband); pooled EER pools the fold scores. The bundled model is then
 measured for false alarms on dev real recordings at its default threshold, for timeline
-localisation on the spliced calls, and for speed.
+localisation on the spliced calls, and for speed. With ``--chain-folds``, leave-one-chain-out
+folds (``data.exclude_corpus=<corpus>``) are scored the same way on the held-out corpus's own
+reals against the fakes made from them (``--chain-control``: the same recipe trained on every
+corpus, for comparison on the corpora's dev splits).
 """
 
 from __future__ import annotations
@@ -507,6 +510,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="detection",
                         help="the model of the 'bundled' part: the bundled one, or a calibrated candidate's folder")
     args = parser.parse_args()
+    if args.chain_control and not args.chain_folds:
+        parser.error("--chain-control needs --chain-folds (the held-out corpora to score it on)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # one intra-op thread: on a shared, oversubscribed 2-core machine two threads stall each other
     torch.set_num_threads(1)

@@ -397,7 +397,7 @@ def main() -> None:
                         help="a prepare recipe's folder of new voices (recipes/detection/prepare_asterisk.py): "
                              "false alarms at 1 %% dev false alarms, each probe (first --c) against the bundled network")
     parser.add_argument("--chain-probe", type=Path, default=None, metavar="MANIFEST",
-                        help="a manifest in --data of one recording chain that no training recording shares "
+                        help="a manifest (paths relative to its folder) of one recording chain that no training recording shares "
                              "(prepare_shared.py --stage fillets-probe: manifest_fillets-probe.csv): each probe "
                              "(first --c), fitted on the whole train split, scored on its fakes against its reals")
     parser.add_argument("--student", type=Path, default=None,
@@ -437,13 +437,14 @@ def main() -> None:
             if "alpha_all_folds" in result:
                 log.info("  pooled EER of LCNN + alpha x probe over all folds: %s", result["alpha_all_folds"])
     if args.chain_probe:
-        probe_rows = read_manifest(args.data / args.chain_probe.name)
+        probe_rows = read_manifest(args.chain_probe)
         train = np.array([notes(r)["split"] == "train" for r in rows])
         label = np.array([int(r.is_fake) for r in rows])
         result = {}
         for name in args.features:
             features = extract(name, rows, args.data, args.cache, args.threads)
-            probe_x = extract(name, probe_rows, args.data, args.cache, args.threads, tag=f"_{args.chain_probe.stem}")
+            probe_x = extract(name, probe_rows, args.chain_probe.parent, args.cache, args.threads,
+                              tag=f"_{args.chain_probe.stem}")
             if args.mean_only:
                 features, probe_x = features[:, : features.shape[1] // 2], probe_x[:, : probe_x.shape[1] // 2]
             result[name] = chain_probe(features[train], label[train], probe_x, probe_rows, args.c[0])
