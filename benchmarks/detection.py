@@ -99,17 +99,17 @@ def fold_rows(rows: list[ManifestRow], family: str = "", corpus: str = "") -> tu
     return dev, test
 
 
-def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: float, corpus: str = "") -> dict:
-    """Calibrate on dev without ``family`` (or ``corpus``); score the fold's test rows (:func:`fold_rows`)."""
+def fold(held: str, run: Path, rows: list[ManifestRow], cache: Cache, far: float, kind: str = "family") -> dict:
+    """Calibrate on dev without the held-out ``family`` or ``corpus`` (``kind``); score the fold's
+    test rows (:func:`fold_rows`)."""
     module = latest(run)
-    dev, test = fold_rows(rows, "" if corpus else family, corpus)
+    dev, test = fold_rows(rows, **{kind: held})
     dev_scored = [cache.score(module, r) for r in dev]
     dev_labels = np.array([int(r.is_fake) for r in dev])
     calibration = calibrate_scored(module, dev_scored, dev_labels, far)
     net_only = calibrate_scored(module, dev_scored, dev_labels, far, use_benford=False)
     by_path = {r.path: s for r, s in zip(dev, dev_scored, strict=True)}
-    result: dict = {"corpus" if corpus else "family": corpus or family, "steps": run_state.list_steps(run)[-1],
-                    "conditions": {}}
+    result: dict = {kind: held, "steps": run_state.list_steps(run)[-1], "conditions": {}}
     records = []
     for row in test:
         scored = by_path.get(row.path) or cache.score(module, row)
@@ -123,7 +123,7 @@ def fold(family: str, run: Path, rows: list[ManifestRow], cache: Cache, far: flo
     # recordings whose real versions were trained on as real, so they test the recording as well as
     # the generator (dev copies are made from dev speakers; shared and TTS fakes split by a path hash)
     result["conditions_dev_split"] = conditions([r for r in records if not r["label"] or r["split"] == "dev"])
-    if corpus:  # the corpus's dev split alone, reals and fakes: comparable with a model that trained on its train split
+    if kind == "corpus":  # the corpus's dev split alone, reals and fakes: comparable with a model that trained on its train split
         result["conditions_dev_only"] = conditions([r for r in records if r["split"] == "dev"])
     result["records"] = records
     return result
@@ -512,6 +512,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.chain_control and not args.chain_folds:
         parser.error("--chain-control needs --chain-folds (the held-out corpora to score it on)")
+    for name, folder in (("--chain-folds", args.chain_folds), ("--chain-control", args.chain_control)):
+        if folder is not None and not folder.is_dir():
+            parser.error(f"{name} {folder}: no such folder; train it with recipes/detection/logo.sh "
+                         "(LOGO_HOLD=corpus) or recipes/detection/train.py first")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # one intra-op thread: on a shared, oversubscribed 2-core machine two threads stall each other
     torch.set_num_threads(1)
@@ -553,7 +557,7 @@ def main() -> None:
         result["logo_pooled"] = pooled(folds)
         result["logo_pooled_dev_split"] = pooled(folds, dev_split=True)
     if args.chain_folds:
-        chains = [fold(run.name, run, rows, cache, args.far, corpus=run.name)
+        chains = [fold(run.name, run, rows, cache, args.far, kind="corpus")
                   for run in sorted(p for p in args.chain_folds.iterdir() if run_state.list_steps(p))]
         for chain in chains:
             log.info("chain fold %s: %s", chain["corpus"], chain["conditions"])
@@ -562,7 +566,7 @@ def main() -> None:
         result["chains_pooled_dev_only"] = pooled(chains, dev_only=True)
         if args.chain_control:
             # one model trained on every corpus, scored on the same corpora's dev splits
-            control = [fold(c["corpus"], args.chain_control, rows, cache, args.far, corpus=c["corpus"]) for c in chains]
+            control = [fold(c["corpus"], args.chain_control, rows, cache, args.far, kind="corpus") for c in chains]
             result["chains_control"] = [{k: v for k, v in f.items() if k != "records"} for f in control]
             result["chains_control_pooled_dev_only"] = pooled(control, dev_only=True)
     if "speed" not in args.skip:

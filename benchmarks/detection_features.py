@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.detection import notes
+from benchmarks.detection import notes, unseen_rows
 from voicefake.audio.features import LogLinearFilterbank
 from voicefake.audio.io import load_audio
 from voicefake.data.manifests import ManifestRow, read_manifest
@@ -324,16 +324,14 @@ def chain_probe(train_x: np.ndarray, train_y: np.ndarray, probe_x: np.ndarray, p
     return out
 
 
-def unseen_rows(folder: Path) -> list[tuple[str, str, np.ndarray]]:
-    """(voice, channel, prepared waveform) of a prepare recipe's new voices (``new_voice=1``, at
-    least 1 s), as recorded and through a simulated phone call, as ``benchmarks/detection.py``
-    measures unseen-voice false alarms."""
+def unseen_waves(folder: Path) -> list[tuple[str, str, np.ndarray]]:
+    """(voice, channel, prepared waveform) of a prepare recipe's new voices
+    (``benchmarks/detection.py``'s ``unseen_rows``), as recorded and through a simulated phone
+    call, as that benchmark measures unseen-voice false alarms."""
     from voicefake.channel import phone_call
 
     out = []
-    for index, row in enumerate(read_manifest(folder / "manifest.csv")):
-        if "new_voice=1" not in row.notes or row.duration_s < 1.0:
-            continue
+    for index, row in unseen_rows(folder):
         wav = load_audio(folder / row.path, SR, allow_silence=True)
         for channel, audio in (("as recorded", wav), ("phone", phone_call(wav, SR, seed=index)[0])):
             out.append((row.speaker, channel, prepare(audio, SR)[: int(MAX_SECONDS * SR)]))
@@ -451,7 +449,7 @@ def main() -> None:
             log.info("chain probe %s: %s probe %s", args.chain_probe.name, name, result[name]["all synthetic"])
         report[f"chain_{args.chain_probe.stem}"] = result
     if args.unseen:
-        new = unseen_rows(args.unseen)
+        new = unseen_waves(args.unseen)
         voices = np.array([v for v, _, _ in new])
         channels = np.array([ch for _, ch, _ in new])
         split = np.array([notes(r)["split"] for r in rows])

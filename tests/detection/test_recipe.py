@@ -18,6 +18,28 @@ from voicefake.train.loop import LoopConfig
 RECIPE = Path(__file__).parents[2] / "recipes" / "detection"
 
 
+def voice_folder(folder: Path, speakers: tuple[str, ...], lines: int, short_first: bool = True) -> Path:
+    """A prepare recipe's output in miniature: ``lines`` 1.5 s tones per speaker under
+    ``folder/audio/<speaker>/`` and their manifest; with ``short_first`` each speaker's line 0 is
+    0.5 s (under the stages' 1 s minimum)."""
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+    from voicefake.data.manifests import ManifestRow, write_manifest
+
+    tone = (0.2 * np.sin(np.arange(24000) / 5.0)).astype(np.float32)
+    rows = []
+    for speaker in speakers:
+        for index in range(lines):
+            short = short_first and index == 0
+            path = f"audio/{speaker}/{index}.flac"
+            write_audio(folder / path, tone[:8000] if short else tone, 16000)
+            rows.append(ManifestRow(path=path, speaker=speaker, label="real", system="human",
+                                    duration_s=0.5 if short else 1.5, sample_rate=16000))
+    write_manifest(rows, folder / "manifest.csv")
+    return folder
+
+
 @pytest.mark.parametrize("name", ["tiny", "bundled", "full"])
 def test_configs_load(name: str) -> None:
     raw = load_yaml(RECIPE / "configs" / f"{name}.yaml")
@@ -78,21 +100,8 @@ def test_average_recipe_writes_the_mean_of_two_seeds(tmp_path, monkeypatch) -> N
 def test_klettres_stage_trains_on_its_ten_voices_only(tmp_path, monkeypatch) -> None:
     """Stage klettres: recordings of the KLETTRES_TRAIN voices (>= 1 s), half as reals and half as
     copy-synthesis sources, all in train; the other voices never enter the data."""
-    import numpy as np
-
-    from voicefake.audio.io import write_audio
-    from voicefake.data.manifests import ManifestRow, write_manifest
-
     mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
-    folder, rows = tmp_path / "klettres", []
-    tone = (0.2 * np.sin(np.arange(24000) / 5.0)).astype(np.float32)
-    for speaker in ("klettres-de", "klettres-it"):  # de trains, it stays unseen
-        for index in range(4):
-            path = f"audio/{speaker}/alpha/{index}.flac"
-            write_audio(folder / path, tone if index else tone[:8000], 16000)
-            rows.append(ManifestRow(path=path, speaker=speaker, label="real", system="human",
-                                    duration_s=1.5 if index else 0.5, sample_rate=16000))
-    write_manifest(rows, folder / "manifest.csv")
+    folder = voice_folder(tmp_path / "klettres", ("klettres-de", "klettres-it"), 4)  # de trains, it stays unseen
     sources: list = []
     body = mod["add_klettres"]
     monkeypatch.setitem(body.__globals__, "add_copy_varied",
@@ -264,21 +273,8 @@ def test_fillets_stage_trains_on_the_czech_pair_only(tmp_path, monkeypatch) -> N
     """Stage fillets: ``count`` lines (>= 1 s) of the FILLETS_TRAIN voices as reals, all in train,
     each clean and through one channel; the Dutch pair never enters the data. With ``fakes``, the
     fakes' sources are the other Czech lines."""
-    import numpy as np
-
-    from voicefake.audio.io import write_audio
-    from voicefake.data.manifests import ManifestRow, write_manifest
-
     mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
-    folder, rows = tmp_path / "fillets", []
-    tone = (0.2 * np.sin(np.arange(24000) / 5.0)).astype(np.float32)
-    for speaker in ("fillets-cs-m", "fillets-cs-v", "fillets-nl-m"):  # cs trains, nl stays unseen
-        for index in range(4):
-            path = f"audio/{speaker}/{index}.flac"
-            write_audio(folder / path, tone if index else tone[:8000], 16000)
-            rows.append(ManifestRow(path=path, speaker=speaker, label="real", system="human",
-                                    duration_s=1.5 if index else 0.5, sample_rate=16000))
-    write_manifest(rows, folder / "manifest.csv")
+    folder = voice_folder(tmp_path / "fillets", ("fillets-cs-m", "fillets-cs-v", "fillets-nl-m"), 4)  # nl stays unseen
     writer = mod["Writer"](tmp_path / "out")
     mod["add_fillets"](writer, folder, 5)
     lines = {row.path.split("/", 2)[2] for row in writer.rows}
@@ -306,21 +302,8 @@ def test_fillets_stage_trains_on_the_czech_pair_only(tmp_path, monkeypatch) -> N
 def test_fillets_probe_stage_uses_the_unseen_dutch_pair_only(tmp_path, monkeypatch) -> None:
     """Stage fillets-probe: ``3 * count`` Dutch lines as dev reals; the fakes' sources are the other
     Dutch lines (never the reals), through stage copy2's generators and the six signal models."""
-    import numpy as np
-
-    from voicefake.audio.io import write_audio
-    from voicefake.data.manifests import ManifestRow, write_manifest
-
     mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
-    folder, rows = tmp_path / "fillets", []
-    tone = (0.2 * np.sin(np.arange(24000) / 5.0)).astype(np.float32)
-    for speaker in ("fillets-cs-m", "fillets-nl-m", "fillets-nl-v"):
-        for index in range(3):
-            path = f"audio/{speaker}/{index}.flac"
-            write_audio(folder / path, tone, 16000)
-            rows.append(ManifestRow(path=path, speaker=speaker, label="real", system="human",
-                                    duration_s=1.5, sample_rate=16000))
-    write_manifest(rows, folder / "manifest.csv")
+    folder = voice_folder(tmp_path / "fillets", ("fillets-cs-m", "fillets-nl-m", "fillets-nl-v"), 3, short_first=False)
     calls: list = []
     body = mod["add_fillets_probe"]
     monkeypatch.setitem(body.__globals__, "add_copy_varied",
