@@ -51,9 +51,6 @@ CHANNELS = ("clean", "phone", "wideband")
 MIN_VOICE_RECORDINGS = 20  # a voice's own false-alarm rate needs this many recordings to mean anything
 
 
-def notes(row: ManifestRow) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
-
 
 def latest(run: Path) -> torch.nn.Module:
     return run_state.last_step_checkpoint(run, "detector").build("cpu").eval()
@@ -94,8 +91,8 @@ def fold_rows(rows: list[ManifestRow], family: str = "", corpus: str = "") -> tu
     def held(r: ManifestRow) -> bool:
         return r.folder == family if family else r.corpus == corpus
 
-    dev = [r for r in rows if notes(r)["split"] == "dev" and not held(r)]
-    test = [r for r in rows if held(r) or (family and notes(r)["split"] == "dev" and not r.is_fake)]
+    dev = [r for r in rows if r.tags["split"] == "dev" and not held(r)]
+    test = [r for r in rows if held(r) or (family and r.tags["split"] == "dev" and not r.is_fake)]
     return dev, test
 
 
@@ -113,7 +110,7 @@ def fold(held: str, run: Path, rows: list[ManifestRow], cache: Cache, far: float
     records = []
     for row in test:
         scored = by_path.get(row.path) or cache.score(module, row)
-        records.append({"channel": notes(row)["channel"], "split": notes(row)["split"], "label": int(row.is_fake),
+        records.append({"channel": row.tags["channel"], "split": row.tags["split"], "label": int(row.is_fake),
                         "logit": scored.logit,
                         "p": calibration.file_probability(scored.logit, scored.benford),
                         "threshold": calibration.thresholds(scored.high_band)[0],
@@ -160,16 +157,16 @@ def bundled_dev(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
     probs: dict = defaultdict(list)
     alarms: dict = defaultdict(list)
     for row in rows:
-        if notes(row)["split"] != "dev":
+        if row.tags["split"] != "dev":
             continue
         scored = cache.score(loaded.module, row)
         p = cal.file_probability(scored.logit, scored.benford)
-        probs[(row.folder, notes(row)["channel"])].append(p)
+        probs[(row.folder, row.tags["channel"])].append(p)
         if points is not None:
             points.append((p, row.is_fake, scored.high_band < NARROWBAND_BELOW_DB))
         if not row.is_fake:
             parts = row.path.split("/")  # audio/<channel>/shared/<corpus>/... or audio/<channel>/<stage>/...
-            alarms[(parts[3] if parts[2] == "shared" else parts[2], notes(row)["channel"])].append(
+            alarms[(parts[3] if parts[2] == "shared" else parts[2], row.tags["channel"])].append(
                 p >= cal.thresholds(scored.high_band)[0])
     false_alarm: dict = defaultdict(dict)
     for (corpus, channel), flags in sorted(alarms.items()):
@@ -370,7 +367,7 @@ def reliability(rows: list[ManifestRow], cache: Cache, checkpoint: str = "detect
 
     loaded = api.load(checkpoint)
     shipped = Calibration.from_metadata(loaded.checkpoint.metadata)
-    dev = [r for r in rows if notes(r)["split"] == "dev"]
+    dev = [r for r in rows if r.tags["split"] == "dev"]
     scored = [cache.score(loaded.module, r) for r in dev]
     labels = np.array([int(r.is_fake) for r in dev])
     half = np.array([zlib.crc32(r.speaker.encode()) % 2 for r in dev])

@@ -37,7 +37,7 @@ def flagged(manifest: Path, checkpoint: str, split: str, parts: int, by_family: 
     calibration = Calibration.from_metadata(loaded.checkpoint.metadata)
     found: dict = defaultdict(lambda: defaultdict(list))
     for row in read_manifest(manifest):
-        notes = dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
+        notes = row.tags
         if notes.get("split") != split:
             continue
         p, flag, _ = decide(loaded.module, calibration, load_audio(manifest.parent / row.path, 16000, allow_silence=True))

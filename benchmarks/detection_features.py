@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.detection import notes, unseen_rows
+from benchmarks.detection import unseen_rows
 from voicefake.audio.features import LogLinearFilterbank
 from voicefake.audio.io import load_audio
 from voicefake.data.manifests import ManifestRow, read_manifest
@@ -237,9 +237,9 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 def evaluate(features: np.ndarray, rows: list[ManifestRow], c: float,
              lcnn: dict[str, np.ndarray] | None = None, balance_speakers: bool = False) -> dict:
-    split = np.array([notes(r)["split"] for r in rows])
+    split = np.array([r.tags["split"] for r in rows])
     speaker = np.array([r.speaker for r in rows]) if balance_speakers else None
-    channel = np.array([notes(r)["channel"] for r in rows])
+    channel = np.array([r.tags["channel"] for r in rows])
     family = np.array([r.folder for r in rows])
     label = np.array([int(r.is_fake) for r in rows])
     result: dict = {}
@@ -310,7 +310,7 @@ def chain_probe(train_x: np.ndarray, train_y: np.ndarray, probe_x: np.ndarray, p
     p = fit_predict(train_x, train_y, probe_x, c)
     label = np.array([int(r.is_fake) for r in probe_rows])
     family = np.array([r.folder for r in probe_rows])
-    channel = np.array([notes(r)["channel"] for r in probe_rows])
+    channel = np.array([r.tags["channel"] for r in probe_rows])
     out = {"all synthetic": per_channel(p, label, channel)}
     for held in sorted(set(family[label == 1])):
         chosen = (label == 0) | (family == held)
@@ -436,7 +436,7 @@ def main() -> None:
                 log.info("  pooled EER of LCNN + alpha x probe over all folds: %s", result["alpha_all_folds"])
     if args.chain_probe:
         probe_rows = read_manifest(args.chain_probe)
-        train = np.array([notes(r)["split"] == "train" for r in rows])
+        train = np.array([r.tags["split"] == "train" for r in rows])
         label = np.array([int(r.is_fake) for r in rows])
         result = {}
         for name in args.features:
@@ -452,7 +452,7 @@ def main() -> None:
         new = unseen_waves(args.unseen)
         voices = np.array([v for v, _, _ in new])
         channels = np.array([ch for _, ch, _ in new])
-        split = np.array([notes(r)["split"] for r in rows])
+        split = np.array([r.tags["split"] for r in rows])
         label = np.array([int(r.is_fake) for r in rows])
         train, dev = split == "train", split == "dev"
         train_speakers = np.array([r.speaker for r in rows])[train] if args.balance_speakers else None

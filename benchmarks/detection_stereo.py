@@ -49,9 +49,6 @@ GAP_S = 0.4
 ECHO_DELAY_S = 0.04
 
 
-def notes(row: ManifestRow) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
-
 
 def by_speaker(rows: list[ManifestRow], root: Path) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = defaultdict(list)
@@ -136,7 +133,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     dev = [r for r in read_manifest(args.data / "manifest.csv")
-           if notes(r).get("split") == "dev" and notes(r).get("channel") == "clean"]
+           if r.tags.get("split") == "dev" and r.tags.get("channel") == "clean"]
     real = by_speaker([r for r in dev if not r.is_fake], args.data)
     fake = by_speaker([r for r in dev if r.is_fake], args.data)
     unseen = by_speaker([r for r in read_manifest(args.unseen / "manifest.csv")

@@ -42,7 +42,7 @@ MAX_SECONDS = 10.0
 
 
 def split_of(row: ManifestRow) -> str:
-    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item).get("split", "train")
+    return row.tags.get("split", "train")
 
 
 def mean_frames(module: Detector, wav: np.ndarray) -> np.ndarray:

@@ -36,10 +36,6 @@ from voicefake.train import state as run_state
 log = logging.getLogger("calibrate")
 
 
-def notes(row: ManifestRow) -> dict[str, str]:
-    """``split=dev;channel=phone`` -> dict."""
-    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
-
 
 def score_rows(module, rows: list[ManifestRow], root: Path) -> list[Scored]:
     return [score_recording(module, load_audio(root / row.path, module.config.sample_rate, allow_silence=True))
@@ -60,7 +56,7 @@ def add_roc(args: argparse.Namespace) -> None:
     ckpt = Checkpoint.load(args.out)
     module = ckpt.build("cpu").eval()
     calibration = Calibration.from_metadata(ckpt.metadata)
-    rows = [r for r in read_manifest(args.manifest) if notes(r).get("split") == "dev"]
+    rows = [r for r in read_manifest(args.manifest) if r.tags.get("split") == "dev"]
     scored = score_rows(module, rows, args.manifest.parent)
     labels = np.array([int(r.is_fake) for r in rows])
     probs = np.array([calibration.file_probability(s.logit, s.benford) for s in scored])
@@ -97,7 +93,7 @@ def main() -> None:
     ckpt = run_state.last_step_checkpoint(args.run, "detector") if args.run else Checkpoint.load(resolve(args.checkpoint))
     module = ckpt.build("cpu").eval()
     rows = [r for r in read_manifest(args.manifest)
-            if notes(r).get("split") == "dev" and r.folder != args.exclude_family]
+            if r.tags.get("split") == "dev" and r.folder != args.exclude_family]
     scored = score_rows(module, rows, args.manifest.parent)
     labels = np.array([int(r.is_fake) for r in rows])
     calibration = calibrate_scored(module, scored, labels, args.far,

@@ -40,7 +40,6 @@ import numpy as np
 import torch
 from prepare_shared import draw_channel  # type: ignore[import-not-found]  # a sibling recipe
 
-from benchmarks.detection import notes
 from benchmarks.detection_features import MAX_SECONDS, Whisper, waveform
 from voicefake import channel
 from voicefake.audio.features import MEL_16K_80, MelSpectrogram
@@ -93,8 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = read_manifest(args.data / "manifest.csv")
-    train = [r for r in rows if notes(r).get("split") == "train" and (args.fakes or not r.is_fake) and r.duration_s >= 1.0]
-    dev = [r for r in rows if notes(r).get("split") == "dev" and not r.is_fake and r.duration_s >= DEV_FRAMES / 100]
+    train = [r for r in rows if r.tags.get("split") == "train" and (args.fakes or not r.is_fake) and r.duration_s >= 1.0]
+    dev = [r for r in rows if r.tags.get("split") == "dev" and not r.is_fake and r.duration_s >= DEV_FRAMES / 100]
     if args.limit:
         train, dev = train[:args.limit], dev[:args.limit]
     if not train or not dev:

@@ -25,9 +25,9 @@ from torch.utils.data import Dataset
 from voicefake.audio.io import load_audio
 from voicefake.checkpoint import Checkpoint
 from voicefake.config import load_sections, recipe_parser, run_recipe
-from voicefake.data.manifests import ManifestRow, read_manifest
+from voicefake.data.manifests import read_manifest
 from voicefake.detection.model import DetectorConfig
-from voicefake.detection.training import DetectionCropDataset, TrainConfig, build_task
+from voicefake.detection.training import DetectionCropDataset, TrainConfig, build_task, copy_sources
 from voicefake.train.loop import LoopConfig, fit
 
 
@@ -52,38 +52,32 @@ class DataConfig:
     dev_items: int = 200
 
 
-def notes(row: ManifestRow) -> dict[str, str]:
-    """``split=train;channel=clean`` -> dict."""
-    return dict(item.split("=", 1) for item in row.notes.split(";") if "=" in item)
 
-
-def synthetic(count: int, sample_rate: int, seed: int) -> tuple[list[np.ndarray], list[int]]:
-    """Stand-in data: 'real' tones with breath noise, 'fake' tones that are noise-free."""
+def synthetic(count: int, sample_rate: int, seed: int) -> tuple[list[np.ndarray], list[int], list[int]]:
+    """Stand-in data: 'real' tones with breath noise, and each one's 'fake' copy, the same tone
+    without the noise. Returns waveforms, labels and each fake's source (:func:`copy_sources`)."""
     rng = np.random.default_rng(seed)
     t = np.arange(2 * sample_rate) / sample_rate
-    waves, labels = [], []
-    for index in range(count):
+    waves, labels, sources = [], [], []
+    for index in range(0, count, 2):
         phase = 2 * np.pi * np.cumsum(rng.uniform(90, 250) * (1 + 0.05 * np.sin(7 * t))) / sample_rate
-        wav = 0.1 * sum(np.sin(k * phase) / k for k in range(1, 10))
-        if index % 2 == 0:
-            wav = wav + 0.02 * rng.standard_normal(t.size)
-        waves.append(wav.astype(np.float32))
-        labels.append(index % 2)
-    return waves, labels
+        tone = 0.1 * sum(np.sin(k * phase) / k for k in range(1, 10))
+        waves += [(tone + 0.02 * rng.standard_normal(t.size)).astype(np.float32), tone.astype(np.float32)]
+        labels += [0, 1]
+        sources += [-1, index]
+    return waves, labels, sources
 
 
-def load_split(data: DataConfig, split: str, sample_rate: int) -> tuple[list[np.ndarray], list[int]]:
-    """Waveforms and labels of one split, without the excluded family."""
+def load_split(data: DataConfig, split: str, sample_rate: int) -> tuple[list[np.ndarray], list[int], list[int]]:
+    """Waveforms, labels and copy-synthesis sources (:func:`copy_sources`) of one split, without
+    the excluded family or corpus."""
     path = Path(data.manifest)
-    waves, labels = [], []
-    for row in read_manifest(path):
-        if notes(row).get("split") != split or (data.exclude_family and row.folder == data.exclude_family) \
-                or (data.exclude_corpus and row.corpus == data.exclude_corpus):
-            continue
-        wav = load_audio(path.parent / row.path, sample_rate, allow_silence=True)
-        waves.append(wav[: int(data.max_seconds * sample_rate)])
-        labels.append(int(row.is_fake))
-    return waves, labels
+    rows = [row for row in read_manifest(path)
+            if row.tags.get("split") == split and not (data.exclude_family and row.folder == data.exclude_family)
+            and not (data.exclude_corpus and row.corpus == data.exclude_corpus)]
+    waves = [load_audio(path.parent / row.path, sample_rate, allow_silence=True)[: int(data.max_seconds * sample_rate)]
+             for row in rows]
+    return waves, [int(row.is_fake) for row in rows], copy_sources(rows)
 
 
 class FixedDev(Dataset):
@@ -115,16 +109,17 @@ def main() -> None:
     model, train, loop, data = configs["model"], configs["train"], configs["loop"], configs["data"]
     rate = model.sample_rate
     if data.manifest == "synthetic":
-        (train_waves, train_labels), (dev_waves, dev_labels) = synthetic(16, rate, 0), synthetic(8, rate, 1)
+        (train_waves, train_labels, sources), (dev_waves, dev_labels, _) = synthetic(16, rate, 0), synthetic(8, rate, 1)
     else:
-        train_waves, train_labels = load_split(data, "train", rate)
-        dev_waves, dev_labels = load_split(data, "dev", rate)
+        train_waves, train_labels, sources = load_split(data, "train", rate)
+        dev_waves, dev_labels, _ = load_split(data, "dev", rate)
     segment = int(train.segment_seconds * rate)
     dataset = DetectionCropDataset(train_waves, train_labels, segment, train, rate,
-                                   length=max(len(train_waves), loop.batch_size * 50))
+                                   length=max(len(train_waves), loop.batch_size * 50), sources=sources)
     dev = FixedDev(dev_waves, dev_labels, segment, data.dev_items)
     summary = {"train_items": len(train_waves), "train_fake": int(sum(train_labels)),
                "train_hours": round(sum(w.size for w in train_waves) / rate / 3600, 3),
+               "train_copies_with_source": len(dataset.copies),
                "excluded_family": data.exclude_family,
                "excluded_corpus": data.exclude_corpus}
     logging.info("data: %s", summary)

@@ -48,6 +48,12 @@ class ManifestRow:
         or cloning keeps that recording's speaker, so it belongs to the same corpus."""
         return self.speaker.split("-", 1)[0]
 
+    @property
+    def tags(self) -> dict[str, str]:
+        """The ``key=value`` items of ``notes`` (``split=train;channel=clean`` ->
+        ``{"split": "train", "channel": "clean"}``); items without ``=`` are left out."""
+        return dict(item.split("=", 1) for item in self.notes.split(";") if "=" in item)
+
 
 COLUMNS = tuple(f.name for f in fields(ManifestRow))
 

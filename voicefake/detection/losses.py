@@ -39,3 +39,16 @@ def one_class_loss(logits: torch.Tensor, targets: torch.Tensor, scale: float,
     real = F.softplus(logits + scale * m_real)
     fake = F.softplus(-logits - scale * m_fake)
     return ((1 - targets) * real + targets * fake).mean()
+
+
+def pair_margin_loss(real: torch.Tensor, fake: torch.Tensor, margin: float) -> torch.Tensor:
+    """Margin loss on paired logits: ``softplus(margin - (fake - real))``, averaged.
+
+    Each fake's logit must exceed its paired real crop's by ``margin``. A pair shares everything
+    but the generator (a copy-synthesis fake and the same span of its source), so only the
+    generator's traces can earn this.
+
+    Args:
+        real / fake: (P,) "synthetic" logits of the pairs' real and fake crops.
+    """
+    return F.softplus(margin - (fake - real)).mean()

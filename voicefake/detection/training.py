@@ -10,6 +10,13 @@ where a fake starts and stops: a span of a real crop is replaced by a span of an
 a fake one (those frames are labelled synthetic) or, just as often, another real one (all
 frames stay real), so that a splice itself is never the cue. They are trained with a per-frame
 loss; whole crops keep the utterance loss.
+
+Paired crops (``p_pair``) ask the detector to tell a copy-synthesis fake from the very recording
+it was made from: the same span of both, through the same augmentation, side by side in a batch.
+Within such a pair the voice, the words, the room, the microphone and the coding are shared, so
+only the generator's traces tell them apart; a margin loss on the pair's logit difference is
+added to the two crops' own losses. The recording chain is then no help in training, which is
+what an unseen chain needs (session 30: the detector's scores follow the recording chain).
 """
 
 from __future__ import annotations
@@ -18,17 +25,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import cast
+from pathlib import PurePosixPath
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from voicefake.channel import effects
 from voicefake.checkpoint import unwrap
+from voicefake.data.manifests import ManifestRow
 from voicefake.detection.augment import rawboost
-from voicefake.detection.losses import detection_loss, one_class_loss
+from voicefake.detection.losses import detection_loss, one_class_loss, pair_margin_loss
 from voicefake.detection.model import Detector, DetectorConfig
 from voicefake.train.loop import TrainTask, warmup_cosine
 
@@ -61,6 +70,13 @@ class TrainConfig:
         oc_margins: (m_real, m_fake) cosine margins of the one-class loss
             (:func:`~voicefake.detection.losses.one_class_loss`), used when the model's
             ``head`` is "one_class"; the linear head trains with binary cross-entropy.
+        p_pair: when > 0, every dataset item is a real crop and a fake crop (so
+            ``loop.batch_size`` counts pairs); with this probability the fake is a
+            copy-synthesis fake and the real crop is the same span of its source recording,
+            both through the same augmentation (see the module doc). Otherwise the two crops
+            are drawn apart, as without pairing.
+        pair_margin / pair_weight: the paired crops' margin loss
+            (:func:`~voicefake.detection.losses.pair_margin_loss`) and its weight.
     """
 
     lr: float = 2e-3
@@ -80,15 +96,42 @@ class TrainConfig:
     speed_range: tuple[float, float] = (0.87, 1.15)
     p_rawboost: float = 0.0
     oc_margins: tuple[float, float] = (0.9, 0.2)
+    p_pair: float = 0.0
+    pair_margin: float = 2.0
+    pair_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.oc_margins[1] < self.oc_margins[0] <= 1.0:
             raise ValueError(f"TrainConfig.oc_margins must be (m_real, m_fake) with -1 <= m_fake < m_real <= 1, "
                              f"got {self.oc_margins}")
+        if not 0.0 <= self.p_pair <= 1.0:
+            raise ValueError(f"TrainConfig.p_pair must be a probability in [0, 1], got {self.p_pair}")
+
+
+def copy_sources(rows: Sequence[ManifestRow]) -> list[int]:
+    """For each row, the index of the real recording that it was copied from, or -1.
+
+    A copy-synthesis fake keeps its source's speaker and is named after it
+    (``<source name>_<n>``, ``recipes/detection/prepare_shared.py``). Only ``channel=clean``
+    rows are paired: a recording and its fake went through channels drawn apart.
+    """
+    def clean(row: ManifestRow) -> bool:
+        return row.tags.get("channel") == "clean"
+
+    reals = {(r.speaker, PurePosixPath(r.path).stem): i for i, r in enumerate(rows) if clean(r) and not r.is_fake}
+    sources = []
+    for row in rows:
+        base, _, number = PurePosixPath(row.path).stem.rpartition("_")
+        paired = row.is_fake and clean(row) and number.isdigit()
+        sources.append(reals.get((row.speaker, base), -1) if paired else -1)
+    return sources
 
 
 class DetectionCropDataset(Dataset):
     """Class-balanced random crops: even indices draw a real clip, odd ones a fake clip.
+
+    With ``cfg.p_pair > 0`` each item is a pair instead (see :meth:`pair` and
+    :func:`pair_collate`).
 
     Args:
         waves: (T,) float32 waveforms at the model rate, loudness-normalised.
@@ -96,16 +139,26 @@ class DetectionCropDataset(Dataset):
         segment_samples: crop length.
         cfg: augmentation settings.
         length: nominal epoch length in items.
+        sources: for each waveform, the index of the real waveform it was copied from, or -1
+            (:func:`copy_sources`); needed by ``cfg.p_pair``.
     """
 
     def __init__(self, waves: Sequence[np.ndarray], labels: Sequence[int], segment_samples: int,
-                 cfg: TrainConfig, sample_rate: int, length: int = 4096) -> None:
+                 cfg: TrainConfig, sample_rate: int, length: int = 4096,
+                 sources: Sequence[int] | None = None) -> None:
         self.waves = [torch.as_tensor(np.asarray(w, dtype=np.float32)) for w in waves]
         self.by_label = {k: [i for i, y in enumerate(labels) if y == k] for k in (0, 1)}
         if not self.by_label[0] or not self.by_label[1]:
             raise ValueError("DetectionCropDataset needs at least one real and one fake waveform")
         self.labels = list(labels)
         self.segment_samples, self.cfg, self.sample_rate, self.length = segment_samples, cfg, sample_rate, length
+        sources = list(sources) if sources is not None else [-1] * len(self.waves)
+        if len(sources) != len(self.waves):
+            raise ValueError(f"DetectionCropDataset: {len(sources)} sources for {len(self.waves)} waveforms")
+        self.copies = [(i, s) for i, s in enumerate(sources) if s >= 0 and self.labels[i] == 1 and self.labels[s] == 0]
+        if cfg.p_pair > 0 and not self.copies:
+            raise ValueError("train.p_pair needs copy-synthesis fakes whose source recordings are in the training "
+                             "data (none found); set train.p_pair=0")
 
     def __len__(self) -> int:
         return self.length
@@ -122,10 +175,35 @@ class DetectionCropDataset(Dataset):
             return random_crop(torch.from_numpy(faster), length)
         return random_crop(wav, length)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         """(crop, label, per-sample target): the target is -1 everywhere for a whole crop (no
-        frame target: the utterance loss applies), 0 / 1 per sample for a spliced one."""
-        label = index % 2
+        frame target: the utterance loss applies), 0 / 1 per sample for a spliced one. With
+        pairing on, :meth:`pair`."""
+        if self.cfg.p_pair > 0:
+            return self.pair()
+        return self.single(index % 2)
+
+    def pair(self) -> tuple[torch.Tensor, ...]:
+        """(2, T) crops (real, fake), their labels (0, 1), (2, T) per-sample targets, and a
+        (2,) flag that is True when the two are a fake and the same span of its source."""
+        if float(torch.rand(())) >= self.cfg.p_pair:
+            (real, _, real_target), (fake, _, fake_target) = self.single(0), self.single(1)
+            return (torch.stack([real, fake]), torch.tensor([0.0, 1.0]), torch.stack([real_target, fake_target]),
+                    torch.zeros(2, dtype=torch.bool))
+        fake_index, source_index = self.copies[int(torch.randint(len(self.copies), ()))]
+        fake_wav, source_wav = self.waves[fake_index], self.waves[source_index]
+        usable = min(fake_wav.shape[0], source_wav.shape[0])  # copy-synthesis keeps the timing, not always the length
+        fake_crop, start = random_crop(fake_wav[:usable], self.segment_samples, return_start=True)
+        source_crop = random_crop(source_wav[:usable], self.segment_samples, start=start)
+        state = torch.get_rng_state()  # the same augmentation draws for both
+        real = augment(source_crop, self.cfg, self.sample_rate)
+        torch.set_rng_state(state)
+        fake = augment(fake_crop, self.cfg, self.sample_rate)
+        return (torch.stack([real, fake]), torch.tensor([0.0, 1.0]), torch.full((2, self.segment_samples), -1.0),
+                torch.ones(2, dtype=torch.bool))
+
+    def single(self, label: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One crop of ``label`` (spliced with probability ``p_splice``), as :meth:`__getitem__`."""
         if self.cfg.p_splice > 0 and float(torch.rand(())) < self.cfg.p_splice:
             wav, target = self._splice(label)
         else:
@@ -152,12 +230,27 @@ class DetectionCropDataset(Dataset):
         return wav, target
 
 
-def random_crop(wav: torch.Tensor, length: int) -> torch.Tensor:
-    """A random (length,) crop; short clips are tiled (not zero-padded: padding is a cue)."""
+def random_crop(wav: torch.Tensor, length: int, start: int | None = None, return_start: bool = False) -> Any:
+    """A random (length,) crop; short clips are tiled (not zero-padded: padding is a cue).
+
+    ``start`` fixes the crop's first sample (after tiling) instead of drawing it;
+    ``return_start`` returns ``(crop, start)``.
+    """
     if wav.shape[0] < length:
         wav = wav.repeat(math.ceil(length / wav.shape[0]))
-    start = int(torch.randint(0, wav.shape[0] - length + 1, ()))
-    return wav[start : start + length]
+    if start is None:
+        start = int(torch.randint(0, wav.shape[0] - length + 1, ()))
+    start = min(start, wav.shape[0] - length)
+    crop = wav[start : start + length]
+    return (crop, start) if return_start else crop
+
+
+def pair_collate(items: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """Batches paired items (:meth:`DetectionCropDataset.pair`) as 2B crops, each pair's real
+    crop at an even row and its fake crop right after; single items as the default collate."""
+    if items[0][0].dim() == 1:
+        return default_collate(items)
+    return tuple(torch.cat(parts) for parts in zip(*items, strict=True))
 
 
 def augment(wav: torch.Tensor, cfg: TrainConfig, sample_rate: int) -> torch.Tensor:
@@ -213,8 +306,10 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
 
     Args:
         batch: (B, T) waveforms, (B,) labels (1 = synthetic) and optionally (B, T) per-sample
-            targets (-1: none; see :class:`DetectionCropDataset`). Items with per-sample targets
-            are trained on their frame logits, the others on their utterance logit.
+            targets (-1: none; see :class:`DetectionCropDataset`) and a (B,) pair flag
+            (:func:`pair_collate`: rows 2i and 2i + 1, real then fake, flagged when they are a
+            fake and its source). Items with per-sample targets are trained on their frame
+            logits, the others on their utterance logit; flagged pairs add the margin loss.
     """
     wav, labels = batch[0], batch[1]
     low = int(cfg.min_seconds * sample_rate)
@@ -233,6 +328,10 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     if target is not None and framed.any():
         frames = frame_targets(target[framed], out.frame_logits.shape[-1], 4 * hop)
         loss = loss + loss_for(model, cfg, out.frame_logits[framed].flatten(), frames.flatten()) * framed.float().mean()
+    paired = batch[3][0::2] if len(batch) > 3 else torch.zeros(0, dtype=torch.bool)
+    if paired.any():
+        real, fake = out.logits[0::2][paired], out.logits[1::2][paired]
+        loss = loss + cfg.pair_weight * pair_margin_loss(real, fake, cfg.pair_margin) * paired.float().mean()
     optimizer = optimizers["detector"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -240,6 +339,8 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     optimizer.step()
     out_metrics = {"loss/detector": loss.item(), "grad_norm/detector": grad, "lr": optimizer.param_groups[0]["lr"],
                    "spliced/train": float(framed.float().mean())}
+    if paired.any():
+        out_metrics["pair_order/train"] = float((out.logits[1::2][paired] > out.logits[0::2][paired]).float().mean())
     if whole.any():
         decided = (out.logits[whole] > decision_logit(model, cfg)).float()
         out_metrics["acc/train"] = float((decided == labels[whole]).float().mean())
@@ -278,4 +379,5 @@ def build_task(model: DetectorConfig, cfg: TrainConfig, metadata: dict | None = 
         modules=modules, optimizers=optimizers, schedulers=schedulers,
         train_step=partial(train_step, cfg=cfg, sample_rate=model.sample_rate),
         eval_step=partial(eval_step, cfg=cfg), exports={"detector": ("detection", None)}, metadata=dict(metadata or {}),
+        collate=pair_collate,
     )

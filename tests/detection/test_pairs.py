@@ -1,0 +1,133 @@
+"""Paired crops: a copy-synthesis fake and the same span of its source recording, through the
+same augmentation, side by side in a batch, with a margin loss on their logit difference."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from voicefake.data.manifests import ManifestRow
+from voicefake.detection.losses import pair_margin_loss
+from voicefake.detection.model import DetectorConfig
+from voicefake.detection.training import (
+    DetectionCropDataset,
+    TrainConfig,
+    build_modules,
+    build_optimizers,
+    copy_sources,
+    pair_collate,
+    train_step,
+)
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "detection"
+
+
+def row(path: str, speaker: str, label: str, channel: str = "clean") -> ManifestRow:
+    return ManifestRow(path=path, speaker=speaker, label=label, notes=f"split=train;channel={channel}")
+
+
+def test_copy_sources_pairs_a_clean_fake_with_the_clean_recording_it_was_made_from() -> None:
+    rows = [
+        row("audio/clean/shared/real/vctk/p225_003.flac", "vctk-p225", "real"),            # 0: a source
+        row("audio/phone/shared/real/vctk/p225_003.flac", "vctk-p225", "real", "phone"),   # 1: its channel copy
+        row("audio/clean/gen/world/p225_003_7.flac", "vctk-p225", "fake"),                 # 2 -> 0
+        row("audio/phone/gen/world/p225_003_7.flac", "vctk-p225", "fake", "phone"),        # its channel was drawn apart
+        row("audio/clean/gen2/gl-mel/p225_003_12.flac", "vctk-p226", "fake"),              # another speaker's line
+        row("audio/clean/tts/espeak/p225_003.flac", "vctk-p225", "fake"),                  # no copy number
+        row("audio/clean/gen/world/p225_004_1.flac", "vctk-p225", "fake"),                 # its source is not here
+        row("audio/clean/gen/vocoder/p225_003_2.flac", "vctk-p225", "fake"),               # 7 -> 0
+    ]
+    assert copy_sources(rows) == [-1, -1, 0, -1, -1, -1, -1, 0]
+
+
+def test_a_pair_is_the_same_span_of_the_fake_and_its_source_through_the_same_augmentation() -> None:
+    """The source is a ramp and the fake is half of it. With dither and gain drawn once for both,
+    real - fake is exactly the gain times half the source's span: a straight line (the same noise
+    cancels), whose slope is the gain and whose intercept is where the span starts."""
+    torch.manual_seed(0)
+    step = 0.5 / 16000
+    source = (np.arange(16000) * step).astype(np.float32)
+    cfg = TrainConfig(p_pair=1.0, p_lowpass=0.0, p_dither=1.0, gain_db=3.0)
+    data = DetectionCropDataset([source, 0.5 * source, np.full(16000, 0.05, np.float32)], [0, 1, 0], 4000, cfg,
+                                16000, length=4, sources=[-1, 0, -1])
+    assert data.copies == [(1, 0)]
+    starts = set()
+    for _ in range(6):
+        wav, labels, target, paired = data[0]
+        assert wav.shape == (2, 4000) and labels.tolist() == [0.0, 1.0] and paired.all() and (target == -1).all()
+        half = (wav[0] - wav[1]).double().numpy()
+        slope, intercept = np.polyfit(np.arange(4000), half, 1)
+        assert np.abs(half - (slope * np.arange(4000) + intercept)).max() < 1e-6
+        gain = slope / (0.5 * step)
+        assert 10 ** (-3 / 20) - 1e-4 <= gain <= 10 ** (3 / 20) + 1e-4
+        starts.add(round(intercept / slope))
+        assert np.abs(wav[1].numpy() / gain - 0.5 * source[round(intercept / slope):][:4000]).max() > 1e-6  # dithered
+    assert len(starts) > 1 and all(0 <= s <= 12000 for s in starts)
+
+
+def test_unpaired_items_draw_apart_and_the_batch_keeps_real_then_fake() -> None:
+    torch.manual_seed(0)
+    cfg = TrainConfig(p_pair=0.5, p_lowpass=0.0, p_dither=0.0, gain_db=0.0)
+    waves = [np.full(8000, 0.1, np.float32), np.full(8000, 0.2, np.float32), np.full(8000, -0.3, np.float32)]
+    data = DetectionCropDataset(waves, [0, 0, 1], 4000, cfg, 16000, length=8, sources=[-1, -1, 0])
+    wav, labels, target, paired = pair_collate([data[i] for i in range(40)])
+    assert wav.shape == (80, 4000) and labels.tolist() == [0.0, 1.0] * 40
+    assert paired[0::2].equal(paired[1::2]) and 0 < int(paired[0::2].sum()) < 40
+    reals = wav[0::2][:, 0]
+    assert torch.allclose(reals[paired[0::2]], torch.full_like(reals[paired[0::2]], 0.1))  # the fake's own source
+    drawn = {round(v, 4) for v in reals[~paired[0::2]].tolist()}
+    assert drawn == {0.1, 0.2}  # unpaired: any real recording
+    single = pair_collate([(torch.zeros(5), torch.tensor(1.0))] * 3)  # dev items: the default collate
+    assert single[0].shape == (3, 5) and single[1].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_pairing_needs_fakes_with_their_sources() -> None:
+    waves = [np.zeros(800, np.float32), np.ones(800, np.float32)]
+    with pytest.raises(ValueError, match="train.p_pair needs copy-synthesis fakes"):
+        DetectionCropDataset(waves, [0, 1], 400, TrainConfig(p_pair=0.5), 16000)
+    with pytest.raises(ValueError, match="probability"):
+        TrainConfig(p_pair=1.5)
+
+
+def test_the_margin_loss_asks_each_fake_to_outscore_its_own_source() -> None:
+    real, fake = torch.tensor([0.0, 0.0]), torch.tensor([5.0, -5.0])
+    assert float(pair_margin_loss(real, fake, 2.0)) == pytest.approx(
+        (float(torch.nn.functional.softplus(torch.tensor(-3.0))) + float(torch.nn.functional.softplus(torch.tensor(7.0)))) / 2)
+    assert pair_margin_loss(real + 10, fake + 10, 2.0) == pair_margin_loss(real, fake, 2.0)  # only the difference
+
+
+def test_paired_batches_train_the_pairs_order() -> None:
+    """The margin loss is added only for flagged pairs, and training on it puts each fake above
+    its own source: the fake here is its source without the breath noise."""
+    torch.manual_seed(0)
+    cfg = TrainConfig(segment_seconds=0.5, min_seconds=0.5, p_pair=1.0, lr=5e-3, pair_weight=1.0)
+    rng = np.random.default_rng(0)
+    tones = [np.sin(np.arange(8000) * f).astype(np.float32) * 0.2 for f in (0.05, 0.08, 0.11)]
+    waves = [w + 0.02 * rng.standard_normal(8000).astype(np.float32) for w in tones] + tones
+    data = DetectionCropDataset(waves, [0, 0, 0, 1, 1, 1], 8000, cfg, 16000, length=8, sources=[-1, -1, -1, 0, 1, 2])
+    batch = pair_collate([data[i] for i in range(8)])
+    modules = build_modules(DetectorConfig.tiny())
+    optimizers = build_optimizers(modules, cfg)
+    flagged = train_step(modules, optimizers, batch, cfg, 16000)
+    assert "pair_order/train" in flagged
+    torch.manual_seed(1)
+    modules = build_modules(DetectorConfig.tiny())
+    optimizers = build_optimizers(modules, cfg)
+    for _ in range(40):
+        scalars = train_step(modules, optimizers, batch, cfg, 16000)
+    assert scalars["pair_order/train"] == 1.0
+    unflagged = train_step(modules, optimizers, batch[:3] + (torch.zeros_like(batch[3]),), cfg, 16000)
+    assert "pair_order/train" not in unflagged
+
+
+def test_tiny_recipe_trains_on_pairs(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(RECIPE / "configs" / "tiny.yaml"),
+                                      "--run", str(tmp_path / "run"), "train.p_pair=0.5"])
+    runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
+    log = (tmp_path / "run" / "logs" / "scalars.jsonl").read_text()
+    assert "pair_order/train" in log
