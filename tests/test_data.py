@@ -208,3 +208,9 @@ def test_corpus_is_the_first_part_of_the_speaker_name() -> None:
     assert ManifestRow(path="a", speaker="librispeech-1188").corpus == "librispeech"
     assert ManifestRow(path="b", speaker="asterisk-es-co-july_jimenez", label="fake").corpus == "asterisk"
     assert ManifestRow(path="c", speaker="ljspeech").corpus == "ljspeech"
+
+
+def test_tags_are_the_key_value_items_of_the_notes() -> None:
+    row = ManifestRow(path="a", notes="split=dev;channel=phone;hand-checked;url=http://x?a=b")
+    assert row.tags == {"split": "dev", "channel": "phone", "url": "http://x?a=b"}
+    assert ManifestRow(path="b").tags == {}
