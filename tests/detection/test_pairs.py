@@ -3,6 +3,7 @@ same augmentation, side by side in a batch, with a margin loss on their logit di
 
 from __future__ import annotations
 
+import copy
 import runpy
 import sys
 from pathlib import Path
@@ -113,8 +114,18 @@ def test_paired_batches_train_the_pairs_order() -> None:
     batch = pair_collate([data[i] for i in range(8)])
     modules = build_modules(DetectorConfig.tiny())
     optimizers = build_optimizers(modules, cfg)
+    start = copy.deepcopy(modules["detector"].state_dict())
+    torch.manual_seed(5)
     flagged = train_step(modules, optimizers, batch, cfg, 16000)
     assert "pair_order/train" in flagged
+    modules["detector"].load_state_dict(start)
+    torch.manual_seed(5)
+    plain = train_step(modules, build_optimizers(modules, cfg), batch[:3] + (torch.zeros_like(batch[3]),), cfg, 16000)
+    with torch.no_grad():  # the flagged step's loss is the plain one plus the pairs' margin loss
+        modules["detector"].load_state_dict(start)
+        logits = modules["detector"](batch[0]).logits
+    assert flagged["loss/detector"] - plain["loss/detector"] == pytest.approx(
+        float(pair_margin_loss(logits[0::2], logits[1::2], cfg.pair_margin)), rel=5e-3)  # a separate forward pass, not the step's own
     torch.manual_seed(1)
     modules = build_modules(DetectorConfig.tiny())
     optimizers = build_optimizers(modules, cfg)
