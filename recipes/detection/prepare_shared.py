@@ -24,7 +24,9 @@ classic signal models (vocoders and voice changers), each its own family outside
 (``signal_vocoders.py``), and (stage ``fillets``, merged only with ``--merge-fillets``) lines of
 two more real voices from Debian's Fish Fillets NG (``prepare_fillets.py``), with
 ``--fillets-fakes`` also copy-synthesis of other lines of the same voices; stage
-``fillets-probe`` (never merged) holds the unseen Dutch pair's lines and fakes made from them; also spliced calls
+``fillets-probe`` (never merged) holds the unseen Dutch pair's lines and fakes made from them; stage ``pairs``
+(never merged; train.py's ``data.pairs``) sends each clean training fake and its own source recording
+through one shared channel; also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
 Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
 """
@@ -46,6 +48,7 @@ from voicefake import channel
 from voicefake.audio.io import load_audio, loudness_normalize, write_audio
 from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, data_root, read_manifest, write_manifest
+from voicefake.detection.training import copy_sources
 
 log = logging.getLogger("prepare")
 SAMPLE_RATE = 16000
@@ -499,6 +502,41 @@ def add_fillets_probe(writer: Writer, folder: Path, count: int, vocoder_name: st
     log.info("fillets-probe: %d real lines and their fakes", len(reals))
 
 
+def add_channel_pairs(out: Path, rows: list[ManifestRow]) -> list[ManifestRow]:
+    """Stage ``pairs``: every clean training fake whose source recording is in ``rows``
+    (:func:`voicefake.detection.training.copy_sources`) and that source, cut to the same length
+    and sent through one and the same drawn channel (same steps, same noise seed), so that the
+    detector meets a fake beside its own recording over a phone line or a lossy wideband chain.
+    Rows are tagged ``pair=<fake>``: train.py's ``data.pairs`` draws them only as pairs."""
+    sources = copy_sources(rows)
+    pairs = []
+    for fake, source in zip(rows, sources, strict=True):
+        if source < 0 or fake.tags.get("split") != "train":
+            continue
+        real = rows[source]
+        key = str(Path(fake.path).relative_to("audio/clean").with_suffix(""))
+        seed = int(hashlib.sha1(f"pairs/{key}".encode()).hexdigest()[:8], 16)
+        kind, steps = draw_channel(seed)
+        fake_wav, real_wav = (load_audio(out / row.path, SAMPLE_RATE, allow_silence=True) for row in (fake, real))
+        usable = min(fake_wav.size, real_wav.size)
+        written = []
+        for row, wav, name in ((real, real_wav, "source"), (fake, fake_wav, "fake")):
+            rel = f"audio/pairs/{kind}/{key}.{name}.flac"
+            if not (out / rel).exists():
+                try:
+                    audio = channel.apply_chain(wav[:usable], SAMPLE_RATE, steps, seed=seed)
+                except (ValueError, RuntimeError) as err:
+                    log.warning("channel failed on %s: %s", key, err)
+                    break
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                write_audio(out / rel, loudness_normalize(audio, SAMPLE_RATE), SAMPLE_RATE, force=True)
+            written.append(replace(row, path=rel, duration_s=round(usable / SAMPLE_RATE, 3),
+                                   notes=f"split=train;channel={kind};pair={key}"))
+        if len(written) == 2:
+            pairs += written
+    return pairs
+
+
 def add_copy_synthesis(writer: Writer, reals: list, counts: dict[str, int]) -> None:
     for index, (name, fn) in enumerate(COPY_SYNTHESIS.items()):
         sources = pick_sources(reals, {"train": counts["train"], "dev": counts["dev"]}, seed=index)
@@ -611,7 +649,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
     parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "clones2", "asterisk",
-                                            "klettres", "aux", "fillets", "fillets-probe", "all"],
+                                            "klettres", "aux", "fillets", "fillets-probe", "pairs", "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -667,6 +705,8 @@ def main() -> None:
             add_fillets(writer, args.fillets, args.fillets_train, args.fillets_fakes, args.vocoder)
         elif stage == "fillets-probe":
             add_fillets_probe(writer, args.fillets, args.fillets_probe, args.vocoder)
+        elif stage == "pairs":
+            writer.rows = add_channel_pairs(args.out, read_manifest(args.out / "manifest.csv"))
         elif stage in ("copy", "copy2", "spliced", "clones", "clones2", "aux"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":
@@ -688,7 +728,7 @@ def main() -> None:
             write_manifest(writer.rows, args.out / f"manifest_{stage}.csv")
             log.info("stage %s: %d rows", stage, len(writer.rows))
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
-    if all(p.exists() for p in parts):
+    if args.stage != "pairs" and all(p.exists() for p in parts):  # stage pairs reads manifest.csv as it is
         extra = ("clones", "copy2", "asterisk") + (("clones2",) if args.merge_clones2 else ()) \
             + (("klettres",) if args.merge_klettres else ()) + (("aux",) if args.merge_aux else ()) \
             + (("fillets",) if args.merge_fillets else ())

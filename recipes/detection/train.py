@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from voicefake.audio.io import load_audio
 from voicefake.checkpoint import Checkpoint
 from voicefake.config import load_sections, recipe_parser, run_recipe
-from voicefake.data.manifests import read_manifest
+from voicefake.data.manifests import ManifestRow, read_manifest
 from voicefake.detection.model import DetectorConfig
 from voicefake.detection.training import DetectionCropDataset, TrainConfig, build_task, copy_sources
 from voicefake.train.loop import LoopConfig, fit
@@ -41,6 +41,9 @@ class DataConfig:
         exclude_family: generator family left out of training (LOGO folds); "" keeps all.
         exclude_corpus: corpus left out of training, its reals and every fake made from them
             (``ManifestRow.corpus``; leave-one-chain-out folds); "" keeps all.
+        pairs: a manifest of pair-only rows (``prepare_shared.py --stage pairs``: copy-synthesis
+            fakes and their sources through one shared channel each), drawn only as pairs by
+            ``train.p_pair``; "" for none. The exclusions apply to it too.
         max_seconds: clips are cut to this length in memory.
         dev_items: fixed dev crops evaluated during training.
     """
@@ -48,6 +51,7 @@ class DataConfig:
     manifest: str = "synthetic"
     exclude_family: str = ""
     exclude_corpus: str = ""
+    pairs: str = ""
     max_seconds: float = 10.0
     dev_items: int = 200
 
@@ -68,16 +72,31 @@ def synthetic(count: int, sample_rate: int, seed: int) -> tuple[list[np.ndarray]
     return waves, labels, sources
 
 
-def load_split(data: DataConfig, split: str, sample_rate: int) -> tuple[list[np.ndarray], list[int], list[int]]:
-    """Waveforms, labels and copy-synthesis sources (:func:`copy_sources`) of one split, without
-    the excluded family or corpus."""
-    path = Path(data.manifest)
-    rows = [row for row in read_manifest(path)
+def kept_rows(data: DataConfig, path: Path, split: str) -> list[ManifestRow]:
+    """The manifest's rows of one split, without the excluded family or corpus."""
+    return [row for row in read_manifest(path)
             if row.tags.get("split") == split and not (data.exclude_family and row.folder == data.exclude_family)
             and not (data.exclude_corpus and row.corpus == data.exclude_corpus)]
-    waves = [load_audio(path.parent / row.path, sample_rate, allow_silence=True)[: int(data.max_seconds * sample_rate)]
-             for row in rows]
-    return waves, [int(row.is_fake) for row in rows], copy_sources(rows)
+
+
+def load_split(data: DataConfig, split: str, sample_rate: int) -> tuple[list[np.ndarray], list[int], list[int],
+                                                                        list[bool]]:
+    """Waveforms, labels, copy-synthesis sources (:func:`copy_sources`) and pair-only flags of
+    one split, without the excluded family or corpus. The training split also takes
+    ``data.pairs``' rows (pair-only) whose fake and source are both kept."""
+    path = Path(data.manifest)
+    rows = kept_rows(data, path, split)
+    folders = [path.parent] * len(rows)
+    if data.pairs and split == "train":
+        pool = kept_rows(data, Path(data.pairs), split)
+        fakes = {row.tags.get("pair") for row in pool if row.is_fake}
+        whole = fakes & {row.tags.get("pair") for row in pool if not row.is_fake}
+        pool = [row for row in pool if row.tags.get("pair") in whole]
+        rows += pool
+        folders += [Path(data.pairs).parent] * len(pool)
+    waves = [load_audio(folder / row.path, sample_rate, allow_silence=True)[: int(data.max_seconds * sample_rate)]
+             for folder, row in zip(folders, rows, strict=True)]
+    return waves, [int(row.is_fake) for row in rows], copy_sources(rows), ["pair" in row.tags for row in rows]
 
 
 class FixedDev(Dataset):
@@ -110,16 +129,21 @@ def main() -> None:
     rate = model.sample_rate
     if data.manifest == "synthetic":
         (train_waves, train_labels, sources), (dev_waves, dev_labels, _) = synthetic(16, rate, 0), synthetic(8, rate, 1)
+        pair_only = [False] * len(train_waves)
     else:
-        train_waves, train_labels, sources = load_split(data, "train", rate)
-        dev_waves, dev_labels, _ = load_split(data, "dev", rate)
+        train_waves, train_labels, sources, pair_only = load_split(data, "train", rate)
+        dev_waves, dev_labels, _, _ = load_split(data, "dev", rate)
     segment = int(train.segment_seconds * rate)
     dataset = DetectionCropDataset(train_waves, train_labels, segment, train, rate,
-                                   length=max(len(train_waves), loop.batch_size * 50), sources=sources)
+                                   length=max(len(train_waves), loop.batch_size * 50), sources=sources,
+                                   pair_only=pair_only)
     dev = FixedDev(dev_waves, dev_labels, segment, data.dev_items)
-    summary = {"train_items": len(train_waves), "train_fake": int(sum(train_labels)),
-               "train_hours": round(sum(w.size for w in train_waves) / rate / 3600, 3),
+    summary = {"train_items": len(train_waves) - sum(pair_only),
+               "train_fake": sum(y for y, only in zip(train_labels, pair_only, strict=True) if not only),
+               "train_hours": round(sum(w.size for w, only in zip(train_waves, pair_only, strict=True) if not only)
+                                    / rate / 3600, 3),
                "train_copies_with_source": len(dataset.copies),
+               "train_pair_only": sum(pair_only),
                "excluded_family": data.exclude_family,
                "excluded_corpus": data.exclude_corpus}
     logging.info("data: %s", summary)

@@ -142,3 +142,71 @@ def test_tiny_recipe_trains_on_pairs(tmp_path, monkeypatch) -> None:
     runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
     log = (tmp_path / "run" / "logs" / "scalars.jsonl").read_text()
     assert "pair_order/train" in log
+
+
+def test_tagged_channel_pairs_pair_by_their_tag_and_never_by_name() -> None:
+    """Stage ``pairs`` rows: a fake and its source through one channel, tagged ``pair=<id>``."""
+    def tagged(path: str, label: str, pair: str, speaker: str = "vctk-p225") -> ManifestRow:
+        return ManifestRow(path=path, speaker=speaker, label=label, notes=f"split=train;channel=phone;pair={pair}")
+
+    rows = [
+        row("audio/clean/shared/real/vctk/p225_003.flac", "vctk-p225", "real"),                 # 0
+        tagged("audio/pairs/phone/gen/world/p225_003_7.source.flac", "real", "gen/world/p225_003_7"),  # 1
+        tagged("audio/pairs/phone/gen/world/p225_003_7.fake.flac", "fake", "gen/world/p225_003_7"),    # 2 -> 1
+        tagged("audio/pairs/phone/gen/world/p225_003_9.fake.flac", "fake", "gen/world/p225_003_9"),    # its source is gone
+        row("audio/clean/gen/world/p225_003_7.flac", "vctk-p225", "fake"),                      # 4 -> 0
+        ManifestRow(path="audio/clean/gen/world/p225_003_8.flac", speaker="vctk-p225", label="fake",
+                    notes="split=train;channel=clean;pair=x"),                                  # a tag wins over the name
+    ]
+    assert copy_sources(rows) == [-1, -1, 1, -1, 0, -1]
+
+
+def test_pair_only_waveforms_are_drawn_as_pairs_and_never_alone() -> None:
+    torch.manual_seed(0)
+    cfg = TrainConfig(p_pair=0.5, p_lowpass=0.0, p_dither=0.0, gain_db=0.0)
+    waves = [np.full(8000, v, np.float32) for v in (0.1, -0.3, 0.2, -0.4)]
+    data = DetectionCropDataset(waves, [0, 1, 0, 1], 4000, cfg, 16000, length=8, sources=[-1, -1, -1, 2],
+                                pair_only=[False, False, True, True])
+    assert data.by_label == {0: [0], 1: [1]} and data.copies == [(3, 2)]
+    wav, _, _, paired = pair_collate([data[i] for i in range(60)])
+    firsts = wav[:, 0]
+    assert {round(v, 4) for v in firsts[0::2][paired[0::2]].tolist()} == {0.2}
+    assert {round(v, 4) for v in firsts[1::2][paired[1::2]].tolist()} == {-0.4}
+    assert {round(v, 4) for v in firsts[~paired].tolist()} == {0.1, -0.3}
+    with pytest.raises(ValueError, match="pair_only flags"):
+        DetectionCropDataset(waves, [0, 1, 0, 1], 4000, cfg, 16000, sources=[-1, -1, -1, 2], pair_only=[True])
+
+
+def test_the_recipe_adds_the_pairs_manifest_to_training_only(tmp_path) -> None:
+    """train.py's ``data.pairs``: its rows join the training split as pair-only waveforms, a pair
+    whose fake's family or whose corpus is left out goes whole, and dev never reads it."""
+    from voicefake.audio.io import write_audio
+    from voicefake.data.manifests import write_manifest
+
+    train = runpy.run_path(str(RECIPE / "train.py"))
+    tone = (0.1 * np.sin(np.arange(16000) / 7.0)).astype(np.float32)
+    main = [ManifestRow(path="p225_003.flac", speaker="vctk-p225", label="real", notes="split=train;channel=clean"),
+            ManifestRow(path="p225_003_1.flac", speaker="vctk-p225", label="fake", folder="world",
+                        notes="split=train;channel=clean"),
+            ManifestRow(path="d.flac", speaker="vctk-p228", label="real", notes="split=dev;channel=clean")]
+    pool = []
+    for pair, (speaker, family) in enumerate([("vctk-p225", "world"), ("librispeech-1", "griffin-lim")]):
+        for label, folder in (("real", "human"), ("fake", family)):
+            pool.append(ManifestRow(path=f"pairs/{pair}{label}.flac", speaker=speaker, label=label, folder=folder,
+                                    notes=f"split=train;channel=phone;pair=p{pair}"))
+    (tmp_path / "pairs").mkdir()
+    for r in main + pool:
+        write_audio(tmp_path / r.path, tone, 16000)
+    write_manifest(main, tmp_path / "manifest.csv")
+    write_manifest(pool, tmp_path / "manifest_pairs.csv")  # paths relative to its folder
+    data = train["DataConfig"]
+    kw = {"manifest": str(tmp_path / "manifest.csv"), "pairs": str(tmp_path / "manifest_pairs.csv")}
+    waves, labels, sources, only = train["load_split"](data(**kw), "train", 16000)
+    assert labels == [0, 1, 0, 1, 0, 1] and only == [False, False, True, True, True, True]
+    assert sources == [-1, 0, -1, 2, -1, 4] and len(waves) == 6
+    _, labels, sources, only = train["load_split"](data(**kw, exclude_family="world"), "train", 16000)
+    assert labels == [0, 0, 1] and sources == [-1, -1, 1] and only == [False, True, True]  # pair 0 went whole
+    _, labels, _, only = train["load_split"](data(**kw, exclude_corpus="librispeech"), "train", 16000)
+    assert labels == [0, 1, 0, 1] and only == [False, False, True, True]
+    _, labels, _, only = train["load_split"](data(**kw), "dev", 16000)
+    assert labels == [0] and only == [False]

@@ -17,6 +17,9 @@ Within such a pair the voice, the words, the room, the microphone and the coding
 only the generator's traces tell them apart; a margin loss on the pair's logit difference is
 added to the two crops' own losses. The recording chain is then no help in training, which is
 what an unseen chain needs (session 30: the detector's scores follow the recording chain).
+Waveforms flagged ``pair_only`` (a fake and its source sent through one and the same phone or
+wideband channel, ``recipes/detection/prepare_shared.py --stage pairs``) take part only in such
+pairs, so they add the channel to the pairs without changing what the single crops draw from.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import PurePosixPath
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import torch
@@ -112,15 +115,21 @@ def copy_sources(rows: Sequence[ManifestRow]) -> list[int]:
     """For each row, the index of the real recording that it was copied from, or -1.
 
     A copy-synthesis fake keeps its source's speaker and is named after it
-    (``<source name>_<n>``, ``recipes/detection/prepare_shared.py``). Only ``channel=clean``
-    rows are paired: a recording and its fake went through channels drawn apart.
+    (``<source name>_<n>``, ``recipes/detection/prepare_shared.py``). Of those, only
+    ``channel=clean`` rows are paired: a recording's channel copy and its fake's went through
+    channels drawn apart. Rows tagged ``pair=<id>`` (stage ``pairs``: a fake and its source
+    through one and the same channel) are paired by that tag instead, fake to real.
     """
     def clean(row: ManifestRow) -> bool:
-        return row.tags.get("channel") == "clean"
+        return row.tags.get("channel") == "clean" and "pair" not in row.tags
 
     reals = {(r.speaker, PurePosixPath(r.path).stem): i for i, r in enumerate(rows) if clean(r) and not r.is_fake}
+    tagged = {r.tags["pair"]: i for i, r in enumerate(rows) if "pair" in r.tags and not r.is_fake}
     sources = []
     for row in rows:
+        if "pair" in row.tags:
+            sources.append(tagged.get(row.tags["pair"], -1) if row.is_fake else -1)
+            continue
         base, _, number = PurePosixPath(row.path).stem.rpartition("_")
         paired = row.is_fake and clean(row) and number.isdigit()
         sources.append(reals.get((row.speaker, base), -1) if paired else -1)
@@ -141,13 +150,18 @@ class DetectionCropDataset(Dataset):
         length: nominal epoch length in items.
         sources: for each waveform, the index of the real waveform it was copied from, or -1
             (:func:`copy_sources`); needed by ``cfg.p_pair``.
+        pair_only: for each waveform, True when it is drawn only as one half of a pair (stage
+            ``pairs``' channel copies), never as a crop on its own.
     """
 
     def __init__(self, waves: Sequence[np.ndarray], labels: Sequence[int], segment_samples: int,
                  cfg: TrainConfig, sample_rate: int, length: int = 4096,
-                 sources: Sequence[int] | None = None) -> None:
+                 sources: Sequence[int] | None = None, pair_only: Sequence[bool] | None = None) -> None:
         self.waves = [torch.as_tensor(np.asarray(w, dtype=np.float32)) for w in waves]
-        self.by_label = {k: [i for i, y in enumerate(labels) if y == k] for k in (0, 1)}
+        only = list(pair_only) if pair_only is not None else [False] * len(self.waves)
+        if len(only) != len(self.waves):
+            raise ValueError(f"DetectionCropDataset: {len(only)} pair_only flags for {len(self.waves)} waveforms")
+        self.by_label = {k: [i for i, y in enumerate(labels) if y == k and not only[i]] for k in (0, 1)}
         if not self.by_label[0] or not self.by_label[1]:
             raise ValueError("DetectionCropDataset needs at least one real and one fake waveform")
         self.labels = list(labels)
@@ -193,7 +207,8 @@ class DetectionCropDataset(Dataset):
         fake_index, source_index = self.copies[int(torch.randint(len(self.copies), ()))]
         fake_wav, source_wav = self.waves[fake_index], self.waves[source_index]
         usable = min(fake_wav.shape[0], source_wav.shape[0])  # copy-synthesis keeps the timing, not always the length
-        fake_crop, start = random_crop(fake_wav[:usable], self.segment_samples, return_start=True)
+        start = crop_start(usable, self.segment_samples)
+        fake_crop = random_crop(fake_wav[:usable], self.segment_samples, start=start)
         source_crop = random_crop(source_wav[:usable], self.segment_samples, start=start)
         state = torch.get_rng_state()  # the same augmentation draws for both
         real = augment(source_crop, self.cfg, self.sample_rate)
@@ -230,19 +245,25 @@ class DetectionCropDataset(Dataset):
         return wav, target
 
 
-def random_crop(wav: torch.Tensor, length: int, start: int | None = None, return_start: bool = False) -> Any:
+def random_crop(wav: torch.Tensor, length: int, start: int | None = None) -> torch.Tensor:
     """A random (length,) crop; short clips are tiled (not zero-padded: padding is a cue).
 
-    ``start`` fixes the crop's first sample (after tiling) instead of drawing it;
-    ``return_start`` returns ``(crop, start)``.
+    ``start`` fixes the crop's first sample (after tiling; :func:`crop_start` draws one)
+    instead of drawing it here.
     """
     if wav.shape[0] < length:
         wav = wav.repeat(math.ceil(length / wav.shape[0]))
     if start is None:
-        start = int(torch.randint(0, wav.shape[0] - length + 1, ()))
+        start = crop_start(wav.shape[0], length)
     start = min(start, wav.shape[0] - length)
-    crop = wav[start : start + length]
-    return (crop, start) if return_start else crop
+    return wav[start : start + length]
+
+
+def crop_start(num_samples: int, length: int) -> int:
+    """A random first sample for a (length,) crop of a ``num_samples`` clip, tiled as
+    :func:`random_crop` tiles it when shorter."""
+    tiled = num_samples * math.ceil(length / num_samples) if num_samples < length else num_samples
+    return int(torch.randint(0, tiled - length + 1, ()))
 
 
 def pair_collate(items: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
