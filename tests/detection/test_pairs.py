@@ -210,3 +210,34 @@ def test_the_recipe_adds_the_pairs_manifest_to_training_only(tmp_path) -> None:
     assert labels == [0, 1, 0, 1] and only == [False, False, True, True]
     _, labels, _, only = train["load_split"](data(**kw), "dev", 16000)
     assert labels == [0] and only == [False]
+
+
+def test_stage_pairs_sends_a_fake_and_its_source_through_one_channel(tmp_path) -> None:
+    """prepare_shared.py's stage ``pairs``: a fake that is a sample-exact copy of its source (but
+    longer) comes out of the shared channel sample-exact too, noise included, cut to the shorter
+    length; the other pair draws its own channel; dev fakes and fakes without a source are left out."""
+    from voicefake.audio.io import load_audio, write_audio
+
+    shared = runpy.run_path(str(RECIPE / "prepare_shared.py"))
+    rng = np.random.default_rng(0)
+    speech = (0.1 * np.sin(np.arange(24000) / 9.0) * (1 + 0.5 * rng.standard_normal(24000))).astype(np.float32)
+    files = {"audio/clean/shared/real/a.flac": speech[:20000], "audio/clean/gen/world/a_1.flac": speech,
+             "audio/clean/gen/world/a_2.flac": speech, "audio/clean/gen/world/a_3.flac": speech,
+             "audio/clean/gen/world/b_1.flac": speech}
+    for rel, wav in files.items():
+        write_audio(tmp_path / rel, wav, 16000)
+    rows = [row("audio/clean/shared/real/a.flac", "vctk-p225", "real"),
+            row("audio/clean/gen/world/a_1.flac", "vctk-p225", "fake"),
+            row("audio/clean/gen/world/a_2.flac", "vctk-p225", "fake"),
+            ManifestRow(path="audio/clean/gen/world/a_3.flac", speaker="vctk-p225", label="fake",
+                        notes="split=dev;channel=clean"),
+            row("audio/clean/gen/world/b_1.flac", "vctk-p225", "fake")]
+    out = shared["add_channel_pairs"](tmp_path, rows)
+    assert len(out) == 4 and copy_sources(out) == [-1, 0, -1, 2]
+    assert [r.tags["pair"] for r in out] == ["gen/world/a_1"] * 2 + ["gen/world/a_2"] * 2
+    assert {r.tags["channel"] for r in out} <= {"phone", "wideband"} and all(r.tags["split"] == "train" for r in out)
+    waves = [load_audio(tmp_path / r.path, 16000, allow_silence=True) for r in out]
+    assert all(w.size == 20000 for w in waves)
+    assert np.abs(waves[0] - waves[1]).max() < 1e-3        # the same channel, noise and all
+    assert np.abs(waves[2] - waves[3]).max() < 1e-3
+    assert np.abs(waves[0] - waves[2]).max() > 1e-2        # another pair, another channel draw
