@@ -127,6 +127,9 @@ def main() -> None:
     configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
     model, train, loop, data = configs["model"], configs["train"], configs["loop"], configs["data"]
     rate = model.sample_rate
+    if data.pairs and train.p_pair <= 0:
+        raise SystemExit(f"data.pairs={data.pairs}: its rows are drawn only as pairs; set train.p_pair (e.g. 0.5 "
+                         "with loop.batch_size=8) or drop data.pairs")
     if data.manifest == "synthetic":
         (train_waves, train_labels, sources), (dev_waves, dev_labels, _) = synthetic(16, rate, 0), synthetic(8, rate, 1)
         pair_only = [False] * len(train_waves)

@@ -241,3 +241,11 @@ def test_stage_pairs_sends_a_fake_and_its_source_through_one_channel(tmp_path) -
     assert np.abs(waves[0] - waves[1]).max() < 1e-3        # the same channel, noise and all
     assert np.abs(waves[2] - waves[3]).max() < 1e-3
     assert np.abs(waves[0] - waves[2]).max() > 1e-2        # another pair, another channel draw
+
+
+def test_the_recipe_refuses_a_pairs_manifest_without_pairing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(RECIPE / "configs" / "tiny.yaml"),
+                                      "--run", str(tmp_path / "run"), "data.pairs=manifest_pairs.csv", "train.p_pair=0"])
+    with pytest.raises(SystemExit, match="drawn only as pairs; set train.p_pair"):
+        runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
+    assert not (tmp_path / "run").exists()
