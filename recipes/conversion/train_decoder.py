@@ -48,6 +48,10 @@ class DataConfig:
             decoder learns to turn espeak-ng's and flite's envelopes into a real voice.
         paired_share: share of the crops drawn from ``paired``.
         paired_engines: use only these engines' renderings (``espeak``, ``flite``); empty = all.
+        reference_frames: length of each crop's reference (the same speaker's other utterances,
+            see ``DecoderCrops``) for a decoder with reference attention (``model.reference_heads``);
+            0 = no reference (every other decoder). Dev crops then read the other dev crops of
+            their speaker, and those with none are left out of the dev set.
     """
 
     content: str = "content"
@@ -59,26 +63,49 @@ class DataConfig:
     paired: str = ""
     paired_share: float = 0.3
     paired_engines: tuple[str, ...] = ()
+    reference_frames: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.extra_share < 1.0:
             raise ValueError(f"data.extra_share must be in [0, 1), got {self.extra_share}")
         if not 0.0 <= self.paired_share < 1.0:
             raise ValueError(f"data.paired_share must be in [0, 1), got {self.paired_share}")
+        if self.reference_frames < 0:
+            raise ValueError(f"data.reference_frames must be >= 0, got {self.reference_frames}")
+        if self.reference_frames and self.paired:
+            raise ValueError("data.paired and data.reference_frames cannot be combined (paired items have no "
+                             "reference utterances)")
 
 
 SECTIONS = {"model": DecoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig, "data": DataConfig}
 
 
-def synthetic(mel: MelConfig, speaker_dim: int, frames: int) -> tuple[DecoderCrops, OneItem]:
+def synthetic(mel: MelConfig, speaker_dim: int, frames: int, reference_frames: int = 0) -> tuple[DecoderCrops, OneItem]:
     gen = torch.Generator().manual_seed(0)
     features = MelSpectrogram(mel)
     mels = [torch.stack([features(torch.randn((frames - 1) * mel.hop_length, generator=gen))] * 2) for _ in range(4)]
     f0 = [torch.rand(frames, generator=gen) + 4 for _ in range(4)]
     table = torch.nn.functional.normalize(torch.randn(2, speaker_dim, generator=gen), dim=-1)
-    train = DecoderCrops(mels, f0, torch.tensor([0, 1, 0, 1]), table, frames, 16)
-    dev = {"mel": torch.stack([m[0] for m in mels[:2]]), "log_f0": torch.stack(f0[:2]), "speaker": table}
-    return train, OneItem(dev)
+    speakers = torch.tensor([0, 1, 0, 1])
+    train = DecoderCrops(mels, f0, speakers, table, frames, 16, reference_frames=reference_frames)
+    dev = {"mel": torch.stack([m[0] for m in mels]), "log_f0": torch.stack(f0), "speaker": table[speakers]}
+    return train, OneItem(dev_references(dev, reference_frames) if reference_frames else dev)
+
+
+def dev_references(dev: dict[str, torch.Tensor], frames: int) -> dict[str, torch.Tensor]:
+    """The dev crops that have another crop of their speaker (the same embedding row), each with
+    ``reference``: (N, M, frames), those other crops joined (repeated if shorter)."""
+    same = (dev["speaker"][:, None, :] == dev["speaker"][None, :, :]).all(dim=-1)
+    keep, refs = [], []
+    for i in range(len(same)):
+        others = [dev["mel"][j] for j in range(len(same)) if same[i, j] and j != i]
+        if others:
+            keep.append(i)
+            joined = torch.cat(others * (frames // sum(m.shape[-1] for m in others) + 1), dim=-1)
+            refs.append(joined[:, :frames])
+    if not keep:
+        raise ValueError("no dev crop has another crop of its speaker to read as its reference")
+    return {**{k: v[keep] for k, v in dev.items()}, "reference": torch.stack(refs)}
 
 
 def real_data(cache: dict, extra: dict, paired: dict, data: DataConfig) -> tuple[DecoderCrops, dict]:
@@ -115,8 +142,10 @@ def real_data(cache: dict, extra: dict, paired: dict, data: DataConfig) -> tuple
     weights = torch.cat([torch.full((len(group),), share / max(fit, 1))
                          for group, share, fit in zip(groups, shares, fits, strict=True)])
     train = DecoderCrops([m for group in groups for m in group], f0, speaker, table, data.crop_frames,
-                         data.epoch_items, bins=bins, weights=weights)
+                         data.epoch_items, bins=bins, weights=weights, reference_frames=data.reference_frames)
     dev = {k: v.float() for k, v in extra["dev"].items()}
+    if data.reference_frames:
+        dev = dev_references(dev, data.reference_frames)
     if paired and paired["dev"]["mels"]:
         dev.update(paired_dev(paired["dev"], data.crop_frames))
     return train, dev
@@ -167,8 +196,11 @@ def main() -> None:
     assert content is None or isinstance(content.module, ContentEncoder)
     more: list = []
     paired: dict = {}
+    if bool(model.reference_heads) != bool(data.reference_frames):
+        raise ValueError(f"model.reference_heads ({model.reference_heads}) and data.reference_frames "
+                         f"({data.reference_frames}) go together: both 0, or both above 0")
     if data.cache == "synthetic":
-        train, dev = synthetic(mel, model.speaker_dim, data.crop_frames)
+        train, dev = synthetic(mel, model.speaker_dim, data.crop_frames, data.reference_frames)
     else:
         cache, extra = torch.load(data.cache, weights_only=True), torch.load(data.decoder_cache, weights_only=True)
         paired = torch.load(data.paired, weights_only=True) if data.paired else {}
@@ -188,7 +220,12 @@ def main() -> None:
         **({"init": str(args.init)} if args.init else {}),
     })
     if args.init:
-        task.modules["decoder"].load_state_dict(Checkpoint.load(args.init).state_dict, strict=True)
+        # a decoder with reference attention may start from one without: its attention starts
+        # closed (gate 0), so the start is that decoder exactly
+        missing, unexpected = task.modules["decoder"].load_state_dict(Checkpoint.load(args.init).state_dict,
+                                                                       strict=False)
+        if unexpected or any(not k.startswith("reference.") for k in missing):
+            raise ValueError(f"--init {args.init} does not fit this decoder: missing {missing}, unexpected {unexpected}")
     fit(task, loop, train, args.run, eval_data=dev, resolved_config=resolved)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"done: {args.run}")

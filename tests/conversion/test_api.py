@@ -151,12 +151,14 @@ def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) 
     class Diverging(torch.nn.Module):
         """The real decoder until the embedding leaves the profile's, then ``value`` everywhere."""
 
+        reference = None  # reads no reference frames
+
         def __init__(self, value: float) -> None:
             super().__init__()
             self.value = value
 
-        def forward(self, *args: torch.Tensor) -> torch.Tensor:
-            out = decoder(*args)
+        def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor | None) -> torch.Tensor:
+            out = decoder(*args, **kwargs)
             moved = not torch.allclose(args[-1][0], torch.nn.functional.normalize(profile.embedding, dim=-1))
             return out + (self.value if moved else 0.0)
 
@@ -173,6 +175,8 @@ def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) 
         """Sane while the embedding adapts (its first ``calls`` calls), NaN for the final decode of
         the whole input with the adapted embedding, sane again with the profile's."""
 
+        reference = None  # reads no reference frames
+
         def __init__(self, calls: int) -> None:
             super().__init__()
             self.calls, self.seen, self.config = calls, 0, decoder.config
@@ -180,9 +184,9 @@ def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) 
         def encode(self, *args: torch.Tensor) -> torch.Tensor:
             return decoder.encode(*args)
 
-        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor | None) -> torch.Tensor:
             self.seen += 1
-            out = decoder(*args)
+            out = decoder(*args, **kwargs)
             return out + float("nan") if self.seen == self.calls + 1 else out
 
     features = api_cloning._mel_module(mel_cfg)

@@ -32,7 +32,20 @@ from voicefake.train.loop import TrainTask
 
 @dataclass(frozen=True)
 class TrainConfig(_EncoderTrainConfig):
-    """Same optimisation and augmentation settings as the content encoder's."""
+    """The content encoder's optimisation and augmentation settings, and:
+
+    Attributes:
+        speaker_dropout: share of the crops whose speaker embedding is replaced by zeros, so
+            that a decoder with reference attention must take the voice from the reference
+            frames alone (0 = never; a decoder without reference attention has nowhere else
+            to take it from, so it is an error there).
+    """
+
+    speaker_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.speaker_dropout < 1.0:
+            raise ValueError(f"train.speaker_dropout must be in [0, 1), got {self.speaker_dropout}")
 
 
 def relative_pitch(log_f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,11 +69,19 @@ def band_l1(pred: torch.Tensor, target: torch.Tensor, bins: torch.Tensor | None 
 class DecoderCrops(Dataset):
     """Random crops of cached utterances: versions (V, M, F), log-F0 (F,), speaker index, and
     optionally the number of mel bands with signal per utterance (``bins``; default all) and a
-    sampling weight per utterance (``weights``; default uniform)."""
+    sampling weight per utterance (``weights``; default uniform).
+
+    With ``reference_frames`` > 0 every item also has a ``reference``: (M, reference_frames)
+    clean log-mel of the same speaker's other speech, for a decoder with reference attention:
+    their other utterances and the rest of this one, :data:`REFERENCE_MARGIN` frames away from
+    the crop on each side (joined in random order, then cropped). Most LibriSpeech training
+    voices have one utterance each; without the rest of it they would drop out. An utterance
+    with neither (no other utterance and too short a rest) is not drawn.
+    """
 
     def __init__(self, mels: list[torch.Tensor], log_f0: list[torch.Tensor], speaker: torch.Tensor,
                  embeddings: torch.Tensor, frames: int, items: int, bins: torch.Tensor | None = None,
-                 weights: torch.Tensor | None = None) -> None:
+                 weights: torch.Tensor | None = None, reference_frames: int = 0) -> None:
         keep = [i for i, m in enumerate(mels) if m.shape[-1] >= frames]
         if not keep:
             raise ValueError(f"no utterance has {frames} frames")
@@ -71,6 +92,20 @@ class DecoderCrops(Dataset):
         self.bins = (bins[keep] if bins is not None else torch.full((len(keep),), mels[0].shape[-2])).long()
         self.weights = (weights[keep] if weights is not None else torch.ones(len(keep))).double()
         self.frames, self.items = frames, items
+        self.reference_frames = reference_frames
+        self.others: list[list[torch.Tensor]] = []
+        if reference_frames:
+            by_speaker: dict[int, list[int]] = {}
+            for i, who in enumerate(speaker.tolist()):
+                by_speaker.setdefault(who, []).append(i)
+            self.others = [[mels[j][0] for j in by_speaker[int(speaker[i])] if j != i] for i in keep]
+            short = frames + 2 * REFERENCE_MARGIN + MIN_REST
+            alone = torch.tensor([not others and m.shape[-1] < short for others, m in zip(self.others, self.mels,
+                                                                                             strict=True)])
+            self.weights[alone] = 0.0
+            if not self.weights.sum() > 0:
+                raise ValueError(f"reference attention needs speakers with two or more utterances, or utterances of "
+                                 f"{short} frames or more; there are none")
 
     def __len__(self) -> int:
         return self.items
@@ -81,17 +116,41 @@ class DecoderCrops(Dataset):
         start = int(torch.randint(0, mel.shape[-1] - self.frames + 1, ()))
         crop = slice(start, start + self.frames)
         version = int(torch.randint(0, mel.shape[0], ()))
-        return {"mel": mel[0, :, crop].float(), "source": mel[version, :, crop].float(),
+        item = {"mel": mel[0, :, crop].float(), "source": mel[version, :, crop].float(),
                 "log_f0": self.log_f0[utt][crop].float(), "speaker": self.embeddings[self.speaker[utt]].float(),
                 "bins": self.bins[utt]}
+        if self.reference_frames:
+            rest = [mel[0, :, :max(0, start - REFERENCE_MARGIN)], mel[0, :, start + self.frames + REFERENCE_MARGIN:]]
+            rest = [piece for piece in rest if piece.shape[-1] >= MIN_REST] or [piece for piece in rest if piece.shape[-1]]
+            pieces = self.others[utt] + rest
+            item["reference"] = reference_crop(pieces, self.reference_frames).float()
+        return item
+
+
+REFERENCE_MARGIN = 100
+"""Frames on each side of a training crop that its reference may not contain (the crop's own
+sounds and their context): training crops and fine-tuning crops alike."""
+MIN_REST = 100
+"""The shortest piece of a crop's own utterance that its reference uses."""
+
+
+def reference_crop(mels: list[torch.Tensor], frames: int) -> torch.Tensor:
+    """A random ``frames``-long crop of ``mels`` (M, F_i) joined in random order (repeated when
+    they are shorter together)."""
+    order = [mels[int(i)] for i in torch.randperm(len(mels))]
+    total = sum(m.shape[-1] for m in order)
+    joined = torch.cat(order * (frames // total + 1), dim=-1)
+    start = int(torch.randint(0, joined.shape[-1] - frames + 1, ()))
+    return joined[:, start:start + frames]
 
 
 def convert_batch(content: ContentEncoder | None, decoder: ConversionDecoder, source: torch.Tensor,
-                  log_f0: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+                  log_f0: torch.Tensor, speaker: torch.Tensor, reference: torch.Tensor | None = None,
+                  reference_mask: torch.Tensor | None = None) -> torch.Tensor:
     with torch.no_grad():
         features = decoder.encode(source, None if content is None else content.to(source.device))
     rel, voiced = relative_pitch(log_f0)
-    return decoder(features, rel, voiced, speaker)
+    return decoder(features, rel, voiced, speaker, reference, reference_mask)
 
 
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
@@ -102,7 +161,14 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     decoder = modules["decoder"]
     assert isinstance(decoder, ConversionDecoder)
     source = augment(batch["source"], cfg, mel_config)
-    pred = convert_batch(content, decoder, source, batch["log_f0"], batch["speaker"])
+    speaker = batch["speaker"]
+    if cfg.speaker_dropout > 0:
+        if decoder.reference is None:
+            raise ValueError("train.speaker_dropout needs a decoder with reference attention (model.reference_heads)")
+        keep = torch.rand(len(speaker), 1, device=speaker.device) >= cfg.speaker_dropout
+        speaker = speaker * keep
+    pred = convert_batch(content, decoder, source, batch["log_f0"], speaker, batch.get("reference"),
+                         batch.get("reference_mask"))
     loss = band_l1(pred, batch["mel"], batch.get("bins"))
     optimizer = optimizers["decoder"]
     optimizer.zero_grad(set_to_none=True)
@@ -131,7 +197,7 @@ def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor],
     decoder = modules["decoder"]
     assert isinstance(decoder, ConversionDecoder)
     mel, log_f0, speaker = batch["mel"][0], batch["log_f0"][0], batch["speaker"][0]
-    pred = convert_batch(content, decoder, mel, log_f0, speaker)
+    pred = convert_batch(content, decoder, mel, log_f0, speaker, batch["reference"][0] if "reference" in batch else None)
     out = {"eval/mel_l1": float((pred - mel).abs().mean())}
     if "paired_source" in batch:
         pred = convert_batch(content, decoder, batch["paired_source"][0], batch["paired_log_f0"][0],

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from voicefake.audio.features import MelSpectrogram
-from voicefake.conversion.decoder_training import TrainConfig, train_step
+from voicefake.conversion.decoder_training import REFERENCE_MARGIN, TrainConfig, train_step
 from voicefake.conversion.model import ContentEncoder, ConversionDecoder
 from voicefake.conversion.voice import VoiceProfile, estimate_log_f0
 
@@ -38,13 +38,19 @@ def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder | None,
     usable = [i for i, m in enumerate(mels) if m.shape[-1] >= crop_frames]
     if not usable:
         raise ValueError(f"fine-tuning needs recordings of at least {crop_frames / 100:.0f} s")
+    # a decoder with reference attention reads all of the voice's audio except the crop itself
+    # (reading the crop would teach it to copy frames, not to take the voice)
+    reference = torch.cat(mels, dim=-1)[None] if decoder.reference is not None else None
+    offsets = [0]
+    for m in mels:
+        offsets.append(offsets[-1] + m.shape[-1])
     tuned = copy.deepcopy(decoder).train().requires_grad_(True)
     cfg = TrainConfig(lr=lr, warmup_steps=1, total_steps=steps, grad_clip=5.0)
     optimizer = torch.optim.AdamW(tuned.parameters(), lr, weight_decay=cfg.weight_decay)
     frozen = None if content is None else content.eval().requires_grad_(False)
     losses = []
     for step in range(steps):
-        batch: dict[str, list[torch.Tensor]] = {"mel": [], "source": [], "log_f0": []}
+        batch: dict[str, list[torch.Tensor]] = {"mel": [], "source": [], "log_f0": [], "reference_mask": []}
         for _ in range(batch_size):
             i = usable[int(torch.randint(0, len(usable), ()))]
             start = int(torch.randint(0, mels[i].shape[-1] - crop_frames + 1, ()))
@@ -52,8 +58,12 @@ def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder | None,
             batch["mel"].append(crop)
             batch["source"].append(crop)
             batch["log_f0"].append(f0[i][start:start + crop_frames])
-        tensors = {k: torch.stack(v) for k, v in batch.items()}
+            if reference is not None:
+                batch["reference_mask"].append(reference_mask(offsets[-1], offsets[i] + start, crop_frames))
+        tensors = {k: torch.stack(v) for k, v in batch.items() if v}
         tensors["speaker"] = embedding[None].expand(batch_size, -1)
+        if reference is not None:
+            tensors["reference"] = reference.expand(batch_size, -1, -1)
         losses.append(train_step({"decoder": tuned}, {"decoder": optimizer}, tensors, cfg,
                                  features.config, frozen)["loss/mel_l1"])
         if step % 50 == 0:
@@ -63,6 +73,16 @@ def finetune_decoder(decoder: ConversionDecoder, content: ContentEncoder | None,
             for tuned_param, param in zip(tuned.parameters(), decoder.parameters(), strict=True):
                 tuned_param.copy_(param + keep * (tuned_param - param))
     return tuned.eval().requires_grad_(False), losses
+
+
+def reference_mask(frames: int, start: int, length: int, margin: int = REFERENCE_MARGIN) -> torch.Tensor:
+    """(frames,) True = readable: everything but ``[start - margin, start + length + margin)``.
+    Never empty: when that would hide every frame, the frames farthest from the crop stay."""
+    mask = torch.ones(frames, dtype=torch.bool)
+    mask[max(0, start - margin):start + length + margin] = False
+    if not mask.any():
+        mask[0 if start + length / 2 > frames / 2 else frames - 1] = True
+    return mask
 
 
 def without_decoder(profile: VoiceProfile) -> VoiceProfile:

@@ -188,8 +188,9 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
         embedding = start.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([embedding], lr=lr)
         good = start
+        frames_in = _reference_input(decoder, profile)
         for _ in range(steps):
-            out = decoder(content, rel, mask, F.normalize(embedding, dim=-1)[None])
+            out = decoder(content, rel, mask, F.normalize(embedding, dim=-1)[None], reference=frames_in)
             if not _sane(out):
                 return F.normalize(good, dim=-1)
             good = embedding.detach().clone()
@@ -201,6 +202,17 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
             embedding.grad = grad
             optimizer.step()
         return F.normalize(embedding.detach(), dim=-1)
+
+
+def _reference_input(decoder: ConversionDecoder, profile: VoiceProfile) -> torch.Tensor | None:
+    """The profile's reference frames as a decoder with reference attention reads them
+    ((1, M, R); None for a decoder without)."""
+    if decoder.reference is None:
+        return None
+    if profile.config.frames == 0:
+        raise ValueError("this conversion decoder reads the target's reference frames, and the voice profile has "
+                         "none (an embedding-only profile): build the profile from reference audio")
+    return profile.mels.T[None]
 
 
 def _sane(log_mel: torch.Tensor) -> bool:
@@ -256,10 +268,11 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
     if identity_steps and speaker is not None and speaker_mel is not None:
         embedding = adapt_embedding(source_content, rel, voiced, profile, decoder, speaker, speaker_mel,
                                     identity_steps)
-    first = decoder(source_content, rel, voiced, embedding[None])[0]
+    frames_in = _reference_input(decoder, profile)
+    first = decoder(source_content, rel, voiced, embedding[None], reference=frames_in)[0]
     if embedding is not profile.embedding and not _sane(first):
         # the adapted embedding decoded sanely on the adaptation's window but not on the whole input
-        first = decoder(source_content, rel, voiced, profile.embedding[None])[0]
+        first = decoder(source_content, rel, voiced, profile.embedding[None], reference=frames_in)[0]
     if blend == 0.0 or profile.config.frames == 0:  # an embedding-only profile has no frames to match
         return first
     return (1 - blend) * first + blend * match_spectra(first, profile, profile.config.k)

@@ -11,6 +11,7 @@ decoder needs to say the words again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -120,6 +121,11 @@ class DecoderConfig:
             features (``content_dim`` of them). ``"cepstrum"``: the source's own log-mel as
             cepstral coefficients 1..``content_dim``, each normalised over the utterance
             (:func:`cepstral_content`; no content encoder, nothing learnt before the squeeze).
+        reference_heads: heads of the reference attention (:class:`ReferenceAttention`): every
+            frame also reads the target's own reference frames that sound like it. 0 = none
+            (the decoder knows the voice from its embedding alone; every decoder before
+            session 33). Needs ``content_input: cepstrum``.
+        reference_dim: size of the attention's queries and keys (all heads together).
     """
 
     content_dim: int = 192
@@ -130,10 +136,19 @@ class DecoderConfig:
     bottleneck: int = 32
     downsample: int = 2
     content_input: str = "encoder"
+    reference_heads: int = 0
+    reference_dim: int = 64
 
     def __post_init__(self) -> None:
         if self.content_input not in CONTENT_INPUTS:
             raise ValueError(f"content_input must be one of {CONTENT_INPUTS}, got {self.content_input!r}")
+        if self.reference_heads < 0:
+            raise ValueError(f"reference_heads must be >= 0, got {self.reference_heads}")
+        if self.reference_heads and self.content_input != "cepstrum":
+            raise ValueError("reference attention (reference_heads > 0) needs content_input: cepstrum")
+        if self.reference_heads and self.reference_dim % self.reference_heads:
+            raise ValueError(f"reference_dim ({self.reference_dim}) must be a multiple of reference_heads "
+                             f"({self.reference_heads})")
 
 
 def cepstral_content(mel: torch.Tensor, coefficients: int) -> torch.Tensor:
@@ -155,11 +170,67 @@ def cepstral_content(mel: torch.Tensor, coefficients: int) -> torch.Tensor:
     return (ceps - ceps.mean(dim=1, keepdim=True)) / (ceps.std(dim=1, keepdim=True) + 1e-3)
 
 
+class ReferenceAttention(nn.Module):
+    """Every source frame reads the target's reference frames that say a similar sound.
+
+    Queries come from the source's content, keys from the reference's content in the same space
+    (normalised cepstra, :func:`cepstral_content`, with a few frames of context each), values
+    from the reference's log-mel: what this voice sounds like on that sound. It is kNN-VC's
+    matching (docs/benchmarks/cloning.md: matching alone gives a close voice but loses the
+    words) made soft and learnt, and added to the decoder's input rather than replacing its
+    output, so the words still come from the source. In training the reference is another
+    utterance of the crop's speaker, so copying it cannot reconstruct the crop: only the voice
+    is worth taking.
+
+    Initialisation: the output projection starts at zero, so a decoder trained without the
+    attention starts unchanged. Queries and keys start as one and the same random projection
+    (which keeps the cepstra's similarities) times ``sharpness`` (:data:`START_SHARPNESS`), so
+    the first reads are already a soft kNN match over about 8 frames, not a near-uniform
+    average: session 33's first run, with unrelated random queries and keys behind a zero
+    gate, learnt nothing from the reference in 250 steps.
+    """
+
+    START_SHARPNESS = 6.0
+    """About 8 reference frames share a read at the start (measured on the dev crops: 4.7 at
+    8, 18 at 4)."""
+
+    def __init__(self, content_dim: int, n_mels: int, channels: int, heads: int, dim: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Conv1d(content_dim, dim, 5, padding=2)
+        self.key = nn.Conv1d(content_dim, dim, 5, padding=2)
+        self.value = nn.Conv1d(n_mels, channels, 1)
+        self.out = nn.Conv1d(channels, channels, 1)
+        for param in self.out.parameters():
+            nn.init.zeros_(param)
+        nn.init.normal_(self.query.weight, std=(content_dim * 5) ** -0.5)
+        for conv in (self.query, self.key):
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+        self.key.load_state_dict(self.query.state_dict())
+        self.sharpness = nn.Parameter(torch.tensor(math.log(self.START_SHARPNESS)))
+
+    def forward(self, content: torch.Tensor, reference: torch.Tensor, reference_content: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, F, D) source content, (B, M, R) reference log-mel, (B, R, D) its content
+        [, (B, R) True = may be read] -> (B, C, F)."""
+        def split(x: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> (B, heads, T, C / heads)
+            return x.unflatten(1, (self.heads, -1)).transpose(2, 3)
+
+        q = split(self.query(content.transpose(1, 2)) * self.sharpness.exp())
+        k = split(self.key(reference_content.transpose(1, 2)))
+        v = split(self.value(reference))
+        read = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, None, None, :])
+        return self.out(read.transpose(2, 3).flatten(1, 2))
+
+
 class ConversionDecoder(nn.Module):
     """(B, F, content_dim) content, (B, F) relative log-F0, (B, speaker_dim) voice -> (B, M, F) log-mel.
 
     The pitch input is the log-F0 contour minus its voiced median (intonation only; 0 where
-    unvoiced) plus a voiced flag; the absolute pitch comes from the speaker embedding.
+    unvoiced) plus a voiced flag; the absolute pitch comes from the speaker embedding. A decoder
+    with ``reference_heads`` also reads the target's reference log-mel (B, M, R) through
+    :class:`ReferenceAttention`.
     """
 
     takes_mel = True
@@ -173,6 +244,8 @@ class ConversionDecoder(nn.Module):
         self.blocks = nn.ModuleList([Block(config.channels, config.kernel_size, d) for d in config.dilations])
         self.speaker_gain = nn.ModuleList([nn.Linear(config.speaker_dim, config.channels) for _ in config.dilations])
         self.out = nn.Conv1d(config.channels, mel.n_mels, 5, padding=2)
+        self.reference = (ReferenceAttention(config.content_dim, mel.n_mels, config.channels, config.reference_heads,
+                                             config.reference_dim) if config.reference_heads else None)
 
     def encode(self, mel: torch.Tensor, content: nn.Module | None) -> torch.Tensor:
         """(B, M, F) source log-mel -> (B, F, content_dim) content input, as ``content_input`` says.
@@ -186,7 +259,13 @@ class ConversionDecoder(nn.Module):
         return content(mel)
 
     def forward(self, content: torch.Tensor, rel_log_f0: torch.Tensor, voiced: torch.Tensor,
-                speaker: torch.Tensor) -> torch.Tensor:
+                speaker: torch.Tensor, reference: torch.Tensor | None = None,
+                reference_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``reference``: (B, M, R) the target's reference log-mel, needed by (and only read by)
+        a decoder with reference attention; ``reference_mask``: (B, R), False = a frame not to
+        read (padding, or the crop itself when fine-tuning on one voice's own audio)."""
+        if self.reference is not None and reference is None:
+            raise ValueError("this decoder reads the target's reference frames; none were given")
         frames, step = content.shape[1], self.config.downsample
         code = torch.tanh(self.squeeze(content)).transpose(1, 2)  # (B, C, F)
         if step > 1:
@@ -195,6 +274,10 @@ class ConversionDecoder(nn.Module):
             code = code.repeat_interleave(step, dim=-1)[..., :frames]
         pitch = torch.stack([rel_log_f0 * voiced, voiced], dim=1)
         x = self.content_in(torch.cat([code, pitch], dim=1)) + self.speaker_in(speaker)[..., None]
+        if self.reference is not None:
+            assert reference is not None
+            ref_content = cepstral_content(reference, self.config.content_dim)
+            x = x + self.reference(content, reference, ref_content, reference_mask)
         for block, gain in zip(self.blocks, self.speaker_gain, strict=True):
             x = block(x) * (1 + torch.tanh(gain(speaker)))[..., None]
         return self.out(x)
