@@ -54,6 +54,7 @@ BUNDLED: dict[str, str] = {
     "content": "content-16k",
     "conversion": "conversion-16k",
     "conversion-espeak": "conversion-espeak-16k",  # the decoder api.clone uses for espeak-ng's speech
+    "conversion-flite": "conversion-flite-16k",  # the decoder api.clone uses for flite's speech
     "conversion-adapt": "conversion-adapt-16k",  # the decoder api.finetune_voice adapts to one voice
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -257,8 +258,19 @@ def test_auto_engine_is_flite_for_english_when_installed(monkeypatch: pytest.Mon
 
 
 def test_clone_picks_the_decoder_for_its_engine(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """espeak-ng's speech goes through the decoder fine-tuned on it; flite's and recordings through the general one."""
-    assert api.tts_decoder("espeak") == "conversion-espeak" and api.tts_decoder("flite") == "conversion"
+    """espeak-ng's speech goes through the decoder fine-tuned on it; flite's through the one that
+    reads the reference frames (the general one for a voice without frames); recordings through
+    the general one."""
+    assert api.tts_decoder("espeak") == "conversion-espeak" and api.tts_decoder("flite") == "conversion-flite"
+    frames = api.voice_profile(files["ref"])
+    assert api.tts_decoder("flite", frames) == "conversion-flite"
+    embedding_only = api.voice_profile(files["ref"])
+    embedding_only.config = dataclasses.replace(embedding_only.config, frames=0)
+    assert api.tts_decoder("flite", embedding_only) == "conversion"
+    assert api.tts_decoder("espeak", embedding_only) == "conversion-espeak"
+    flite_decoder = api.load("conversion-flite", kind="conversion")
+    assert flite_decoder.module.reference is not None
+    assert flite_decoder.checkpoint.mel_config == api.load("conversion", kind="conversion").checkpoint.mel_config
     espeak_decoder = api.load("conversion-espeak", kind="conversion").checkpoint
     assert espeak_decoder.mel_config == api.load("conversion", kind="conversion").checkpoint.mel_config
     assert espeak_decoder.metadata["paired_engines"] == ["espeak"]
@@ -273,6 +285,9 @@ def test_clone_picks_the_decoder_for_its_engine(files: dict[str, Path], monkeypa
     api.clone("Hello there.", files["ref"], engine="espeak")
     api.clone("Hello there.", files["ref"], engine="espeak", checkpoint="conversion")
     assert used == ["conversion-espeak", "conversion"]
+    if flite.available():
+        wav, _ = api.clone("Hello there.", files["ref"], engine="flite")
+        assert used[-1] == "conversion-flite" and np.isfinite(wav).all()
 
 
 def test_engine_note_only_when_english_falls_back_to_espeak(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -147,12 +147,12 @@ def run_clone(args: argparse.Namespace) -> int:
     if args.adapt and engine == "espeak":
         raise common.UsageError("--adapt does not apply to espeak-ng's speech, which keeps the zero-shot voice "
                                 "(its own decoder, conversion-espeak); use --engine flite for English, or drop --adapt")
-    model = _model(args, api.tts_decoder(engine), voice_decoder=engine != "espeak")  # espeak-ng: zero-shot voice
     note = api.tts_engine_note(args.engine, args.language)
     if note:
         print(f"note: {note}", file=sys.stderr)
     start = time.perf_counter()
     profile = _voice(args)
+    model = _model(args, api.tts_decoder(engine, profile), voice_decoder=engine != "espeak")  # espeak-ng: zero-shot voice
     wav, rate = api.clone(text, profile, language=args.language, rate=args.rate, blend=args.blend, eq=args.eq,
                           device=args.device, progress=_progress(args), checkpoint=args.checkpoint,
                           engine=args.engine, tts_voice=args.tts_voice, identity_steps=args.identity_steps,
