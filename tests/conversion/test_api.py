@@ -336,7 +336,7 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     assert main(["clone", "--reference", str(files["ref"]), "--text", "Hello there.", "-o", str(out), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["output"] == str(out) and record["duration"] > 0.3 and record["watermark"] is True
-    assert record["model"].startswith("conversion@") and record["engine"] == api.tts_engine()
+    assert record["model"].startswith(api.tts_decoder(api.tts_engine()) + "@") and record["engine"] == api.tts_engine()
     assert main(["clone", "--reference", str(files["ref"]), "--text", "Hi.", "-o", str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert main(["clone", "--reference", str(files["ref"]), "-o", str(tmp_path / "x.wav")]) == 2

@@ -72,6 +72,12 @@ def test_closed_attention_starts_as_the_decoder_without_it() -> None:
     assert not torch.allclose(one, two, atol=1e-4)
     with pytest.raises(ValueError, match="reference frames"):
         ref(content, rel, voiced, speaker)
+    # what the attention reads, computed once, decodes exactly as the reference itself does
+    with torch.no_grad():
+        memory = ref.reference_memory(reference)
+        assert torch.equal(ref(content, rel, voiced, speaker, memory), one)
+    with pytest.raises(ValueError, match="no reference attention"):
+        base.reference_memory(reference)
 
 
 def test_masked_reference_frames_are_not_read() -> None:
@@ -88,9 +94,9 @@ def test_masked_reference_frames_are_not_read() -> None:
     # frames 52 on: beyond the key convolution's 2-frame context of the readable ones
     changed[..., 52:], changed_content[:, 52:] = 3.0, -1.0
     with torch.no_grad():
-        a = attention(content, reference, ref_content, mask)
-        b = attention(content, changed, changed_content, mask)
-        c = attention(content, changed, changed_content)
+        a = attention(content, attention.memory(reference, ref_content), mask)
+        b = attention(content, attention.memory(changed, changed_content), mask)
+        c = attention(content, attention.memory(changed, changed_content))
     assert torch.allclose(a, b, atol=1e-6)
     assert not torch.allclose(a, c, atol=1e-3)
 

@@ -30,7 +30,12 @@ from torch.nn import functional as F
 
 from voicefake.audio.features import MelReanalysis, MelSpectrogram
 from voicefake.conversion.decoder_training import relative_pitch
-from voicefake.conversion.model import ContentEncoder, ConversionDecoder, cepstral_content
+from voicefake.conversion.model import (
+    ContentEncoder,
+    ConversionDecoder,
+    ReferenceMemory,
+    cepstral_content,
+)
 from voicefake.conversion.voice import VoiceConfig, VoiceProfile, estimate_log_f0
 from voicefake.speaker.model import SpeakerEncoder
 
@@ -204,15 +209,16 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
         return F.normalize(embedding.detach(), dim=-1)
 
 
-def _reference_input(decoder: ConversionDecoder, profile: VoiceProfile) -> torch.Tensor | None:
-    """The profile's reference frames as a decoder with reference attention reads them
-    ((1, M, R); None for a decoder without)."""
+def _reference_input(decoder: ConversionDecoder, profile: VoiceProfile) -> ReferenceMemory | None:
+    """What a decoder with reference attention reads from the profile's frames, computed once
+    for all the decodes of one call (None for a decoder without)."""
     if decoder.reference is None:
         return None
     if profile.config.frames == 0:
         raise ValueError("this conversion decoder reads the target's reference frames, and the voice profile has "
                          "none (an embedding-only profile): build the profile from reference audio")
-    return profile.mels.T[None]
+    with torch.no_grad():
+        return decoder.reference_memory(profile.mels.T[None].clone())
 
 
 def _sane(log_mel: torch.Tensor) -> bool:

@@ -170,6 +170,16 @@ def cepstral_content(mel: torch.Tensor, coefficients: int) -> torch.Tensor:
     return (ceps - ceps.mean(dim=1, keepdim=True)) / (ceps.std(dim=1, keepdim=True) + 1e-3)
 
 
+@dataclass(frozen=True)
+class ReferenceMemory:
+    """What :class:`ReferenceAttention` reads from a reference, computed once: keys (B, heads, R,
+    dim / heads) and values (B, heads, R, channels / heads). Exactly what the reference tensor
+    itself would give; repeated decodes of one reference (the identity steps) reuse it."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+
 class ReferenceAttention(nn.Module):
     """Every source frame reads the target's reference frames that say a similar sound.
 
@@ -210,17 +220,22 @@ class ReferenceAttention(nn.Module):
         self.key.load_state_dict(self.query.state_dict())
         self.sharpness = nn.Parameter(torch.tensor(math.log(self.START_SHARPNESS)))
 
-    def forward(self, content: torch.Tensor, reference: torch.Tensor, reference_content: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, F, D) source content, (B, M, R) reference log-mel, (B, R, D) its content
-        [, (B, R) True = may be read] -> (B, C, F)."""
-        def split(x: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> (B, heads, T, C / heads)
-            return x.unflatten(1, (self.heads, -1)).transpose(2, 3)
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, heads, T, C / heads)."""
+        return x.unflatten(1, (self.heads, -1)).transpose(2, 3)
 
-        q = split(self.query(content.transpose(1, 2)) * self.sharpness.exp())
-        k = split(self.key(reference_content.transpose(1, 2)))
-        v = split(self.value(reference))
-        read = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, None, None, :])
+    def memory(self, reference: torch.Tensor, reference_content: torch.Tensor) -> ReferenceMemory:
+        """(B, M, R) reference log-mel and (B, R, D) its content -> the keys and values read."""
+        return ReferenceMemory(self._split(self.key(reference_content.transpose(1, 2))),
+                               self._split(self.value(reference)))
+
+    def forward(self, content: torch.Tensor, memory: ReferenceMemory,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, F, D) source content, the reference's :meth:`memory` [, (B, R) True = may be
+        read] -> (B, C, F)."""
+        q = self._split(self.query(content.transpose(1, 2)) * self.sharpness.exp())
+        read = F.scaled_dot_product_attention(q, memory.keys, memory.values,
+                                              attn_mask=None if mask is None else mask[:, None, None, :])
         return self.out(read.transpose(2, 3).flatten(1, 2))
 
 
@@ -258,12 +273,20 @@ class ConversionDecoder(nn.Module):
             raise ValueError("this decoder reads a content encoder's features; none was given")
         return content(mel)
 
+    def reference_memory(self, reference: torch.Tensor) -> ReferenceMemory:
+        """(B, M, R) the target's reference log-mel -> what the reference attention reads from it
+        (pass it as ``reference`` to decode many times from one reference)."""
+        if self.reference is None:
+            raise ValueError("this decoder has no reference attention")
+        return self.reference.memory(reference, cepstral_content(reference, self.config.content_dim))
+
     def forward(self, content: torch.Tensor, rel_log_f0: torch.Tensor, voiced: torch.Tensor,
-                speaker: torch.Tensor, reference: torch.Tensor | None = None,
+                speaker: torch.Tensor, reference: torch.Tensor | ReferenceMemory | None = None,
                 reference_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``reference``: (B, M, R) the target's reference log-mel, needed by (and only read by)
-        a decoder with reference attention; ``reference_mask``: (B, R), False = a frame not to
-        read (padding, or the crop itself when fine-tuning on one voice's own audio)."""
+        """``reference``: (B, M, R) the target's reference log-mel, or its
+        :meth:`reference_memory`, needed by (and only read by) a decoder with reference
+        attention; ``reference_mask``: (B, R), False = a frame not to read (padding, or the crop
+        itself when fine-tuning on one voice's own audio)."""
         if self.reference is not None and reference is None:
             raise ValueError("this decoder reads the target's reference frames; none were given")
         frames, step = content.shape[1], self.config.downsample
@@ -276,8 +299,8 @@ class ConversionDecoder(nn.Module):
         x = self.content_in(torch.cat([code, pitch], dim=1)) + self.speaker_in(speaker)[..., None]
         if self.reference is not None:
             assert reference is not None
-            ref_content = cepstral_content(reference, self.config.content_dim)
-            x = x + self.reference(content, reference, ref_content, reference_mask)
+            memory = reference if isinstance(reference, ReferenceMemory) else self.reference_memory(reference)
+            x = x + self.reference(content, memory, reference_mask)
         for block, gain in zip(self.blocks, self.speaker_gain, strict=True):
             x = block(x) * (1 + torch.tanh(gain(speaker)))[..., None]
         return self.out(x)
