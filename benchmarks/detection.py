@@ -276,24 +276,30 @@ def unseen_by_length(folder: Path, counts: list[int], checkpoint: str = "detecti
     return out
 
 
-def threshold_sweep(dev_points: list, unseen_points: list, narrowband_thresholds: list[float],
-                    checkpoint: str = "detection") -> list[dict]:
-    """What a stricter decision point for calls costs and buys: for each narrowband threshold
-    (wideband input keeps the model's own), the false alarms and misses on the dev narrowband
-    recordings, and the false alarms on each unseen-voice folder, as recorded and through the
-    phone chain. The dev figures are the calibration set's; the unseen voices are not in it."""
+def threshold_sweep(dev_points: list, unseen_points: list, thresholds: list[float],
+                    checkpoint: str = "detection", band: str = "narrowband") -> list[dict]:
+    """What a stricter decision point costs and buys, for one band's inputs: for each threshold
+    of ``band`` ("narrowband": calls; "wideband": everything else; the other band keeps the
+    model's own threshold), the false alarms and misses on that band's dev recordings, and the
+    false alarms on each unseen-voice folder, as recorded and through the phone chain. The dev
+    figures are the calibration set's; the unseen voices are not in it."""
     from voicefake.detection.inference import Calibration
 
-    wideband = Calibration.from_metadata(api.load(checkpoint).checkpoint.metadata).thresholds(0.0)[0]
+    if band not in ("narrowband", "wideband"):
+        raise ValueError(f"band must be narrowband or wideband, got {band!r}")
+    cal = Calibration.from_metadata(api.load(checkpoint).checkpoint.metadata)
+    own = {"wideband": cal.threshold, "narrowband": cal.narrowband_threshold}
+    swept_nb = band == "narrowband"
     rows = []
-    for t in narrowband_thresholds:
-        real = [p >= t for p, fake, nb in dev_points if nb and not fake]
-        fake = [p < t for p, fake, nb in dev_points if nb and fake]
-        row = {"narrowband_threshold": t, "wideband_threshold": round(wideband, 4),
-               "dev_narrowband_false_alarm_rate": round(float(np.mean(real)), 4) if real else None,
-               "dev_narrowband_miss_rate": round(float(np.mean(fake)), 4) if fake else None, "unseen": {}}
+    for t in thresholds:
+        limits = {**own, band: t}
+        real = [p >= t for p, fake, nb in dev_points if nb == swept_nb and not fake]
+        fake = [p < t for p, fake, nb in dev_points if nb == swept_nb and fake]
+        row = {f"{band}_threshold": t, **{f"{b}_threshold": round(float(v), 4) for b, v in own.items() if b != band and v is not None},
+               f"dev_{band}_false_alarm_rate": round(float(np.mean(real)), 4) if real else None,
+               f"dev_{band}_miss_rate": round(float(np.mean(fake)), 4) if fake else None, "unseen": {}}
         for name, channel in sorted({(n, c) for n, c, _, _ in unseen_points}):
-            flags = [p >= (t if nb else wideband) for n, c, p, nb in unseen_points if (n, c) == (name, channel)]
+            flags = [p >= limits["narrowband" if nb else "wideband"] for n, c, p, nb in unseen_points if (n, c) == (name, channel)]
             row["unseen"][f"{name}, {channel}"] = round(float(np.mean(flags)), 4)
         rows.append(row)
     return rows
@@ -455,14 +461,16 @@ def to_markdown(result: dict) -> str:
                   "| false alarms through a phone line |", "|---|---|---|---|---|"]
         lines += [f"| {n} | {v['recordings']} | {v['mean_seconds']:.1f} s | {pct(v.get('false_alarm_rate_as_recorded'))} "
                   f"| {pct(v.get('false_alarm_rate_phone'))} |" for n, v in by_n.items()]
-    if result.get("threshold_sweep"):
-        sweep = result["threshold_sweep"]
+    for band, key in (("narrowband", "threshold_sweep"), ("wideband", "threshold_sweep_wideband")):
+        if not result.get(key):
+            continue
+        sweep = result[key]
         names = list(sweep[0]["unseen"])
-        lines += ["", "| narrowband threshold | dev narrowband false alarms | dev narrowband misses | "
+        lines += ["", f"| {band} threshold | dev {band} false alarms | dev {band} misses | "
                   + " | ".join(f"unseen: {n}" for n in names) + " |", "|---" * (3 + len(names)) + "|"]
         for row in sweep:
-            lines += [f"| {row['narrowband_threshold']:.3f} | {pct(row['dev_narrowband_false_alarm_rate'])} | "
-                      f"{pct(row['dev_narrowband_miss_rate'])} | " + " | ".join(pct(row["unseen"][n]) for n in names) + " |"]
+            lines += [f"| {row[f'{band}_threshold']:.3f} | {pct(row[f'dev_{band}_false_alarm_rate'])} | "
+                      f"{pct(row[f'dev_{band}_miss_rate'])} | " + " | ".join(pct(row["unseen"][n]) for n in names) + " |"]
     if "reliability" in result:
         rel = result["reliability"]
         lines += ["", "| reliability (dev halves by speaker, calibrated on the other half) | recordings | ECE held out "
@@ -501,6 +509,8 @@ def main() -> None:
     parser.add_argument("--sweep", type=float, nargs="+", default=[], metavar="T",
                         help="narrowband thresholds to compare on dev and on the unseen voices (needs the "
                              "bundled and unseen parts)")
+    parser.add_argument("--sweep-wideband", type=float, nargs="+", default=[], metavar="T",
+                        help="the same for the wideband threshold (inputs that are not phone-band)")
     parser.add_argument("--by-length", type=int, nargs="+", default=[], metavar="N",
                         help="also score the unseen voices' prompts joined N at a time (e.g. 1 2 4 8): false "
                              "alarms against recording length")
@@ -544,6 +554,9 @@ def main() -> None:
                                                    for f in folders}
     if args.sweep and dev_points and unseen_points:
         result["threshold_sweep"] = threshold_sweep(dev_points, unseen_points, args.sweep, args.checkpoint)
+    if args.sweep_wideband and dev_points and unseen_points:
+        result["threshold_sweep_wideband"] = threshold_sweep(dev_points, unseen_points, args.sweep_wideband,
+                                                             args.checkpoint, band="wideband")
     if "logo" not in args.skip:
         folds = []
         for run in sorted(p for p in args.folds.iterdir() if run_state.list_steps(p)):

@@ -27,6 +27,26 @@ def test_sweep_moves_only_the_narrowband_threshold() -> None:
     assert "| 0.970 | 0.0 % | 50.0 % | 0.0 % | 50.0 % |" in table
 
 
+def test_wideband_sweep_moves_only_the_wideband_threshold() -> None:
+    """--sweep-wideband: the same counts for the other band, the calls keep their own threshold."""
+    narrowband = api.load("detection").checkpoint.metadata["calibration"]["narrowband_threshold"]
+    dev = [(0.5, False, False), (0.95, False, False), (0.99, True, False), (0.9, True, False),
+           (0.999, False, True)]  # a narrowband real far above every threshold: not counted on dev
+    unseen = [("voices", "as recorded", 0.96, False), ("voices", "as recorded", 0.5, False),
+              ("voices", "phone", 0.9999, True), ("voices", "phone", 0.1, True)]
+    loose, strict = detection_benchmark.threshold_sweep(dev, unseen, [0.92, 0.97], band="wideband")
+    assert loose["dev_wideband_false_alarm_rate"] == 0.5 and strict["dev_wideband_false_alarm_rate"] == 0.0
+    assert loose["dev_wideband_miss_rate"] == 0.5 and strict["dev_wideband_miss_rate"] == 0.5
+    assert loose["unseen"]["voices, as recorded"] == 0.5 and strict["unseen"]["voices, as recorded"] == 0.0
+    assert loose["unseen"]["voices, phone"] == strict["unseen"]["voices, phone"] == 0.5
+    assert loose["narrowband_threshold"] == pytest.approx(narrowband, abs=1e-4) and "wideband_threshold" in loose
+    table = detection_benchmark.to_markdown({"threshold_sweep_wideband": [loose, strict]})
+    assert "| wideband threshold | dev wideband false alarms |" in table
+    assert "| 0.970 | 0.0 % | 50.0 % | 0.0 % | 50.0 % |" in table
+    with pytest.raises(ValueError, match="band"):
+        detection_benchmark.threshold_sweep(dev, unseen, [0.9], band="phone")
+
+
 def test_unseen_voices_joined_into_longer_recordings(tmp_path) -> None:
     """--by-length N joins each new voice's recordings N at a time (0.3 s apart), drops a short
     leftover group and ignores voices that are not new; the table shows the counts."""
