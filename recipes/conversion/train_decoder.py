@@ -23,7 +23,7 @@ from voicefake import api
 from voicefake.audio.features import MelConfig, MelSpectrogram
 from voicefake.checkpoint import Checkpoint
 from voicefake.config import load_sections, recipe_parser, run_recipe
-from voicefake.conversion.decoder_training import DecoderCrops, TrainConfig, build_task
+from voicefake.conversion.decoder_training import DecoderCrops, TrainConfig, build_task, repeat_to
 from voicefake.conversion.model import ContentEncoder, DecoderConfig
 from voicefake.data.datasets import OneItem
 from voicefake.train.loop import LoopConfig, fit
@@ -101,8 +101,7 @@ def dev_references(dev: dict[str, torch.Tensor], frames: int) -> dict[str, torch
         others = [dev["mel"][j] for j in range(len(same)) if same[i, j] and j != i]
         if others:
             keep.append(i)
-            joined = torch.cat(others * (frames // sum(m.shape[-1] for m in others) + 1), dim=-1)
-            refs.append(joined[:, :frames])
+            refs.append(repeat_to(others, frames)[:, :frames])
     if not keep:
         raise ValueError("no dev crop has another crop of its speaker to read as its reference")
     return {**{k: v[keep] for k, v in dev.items()}, "reference": torch.stack(refs)}
@@ -220,8 +219,8 @@ def main() -> None:
         **({"init": str(args.init)} if args.init else {}),
     })
     if args.init:
-        # a decoder with reference attention may start from one without: its attention starts
-        # closed (gate 0), so the start is that decoder exactly
+        # a decoder with reference attention may start from one without: its attention's output
+        # projection starts at zero, so the start is that decoder exactly
         missing, unexpected = task.modules["decoder"].load_state_dict(Checkpoint.load(args.init).state_dict,
                                                                        strict=False)
         if unexpected or any(not k.startswith("reference.") for k in missing):

@@ -7,7 +7,9 @@ A batch is a dict:
 * ``log_f0``: (B, F) log-F0 of the crop (0 = unvoiced);
 * ``speaker``: (B, S) the speaker's embedding (mean over its utterances);
 * ``bins`` (optional): (B,) how many of the lowest mel bands carry signal (fewer for audio
-  recorded at 8 kHz: the loss skips the empty bands above, see ``audio.features.band_bins``).
+  recorded at 8 kHz: the loss skips the empty bands above, see ``audio.features.band_bins``);
+* ``reference`` / ``reference_mask`` (a decoder with reference attention): (B, M, R) the
+  speaker's other speech, and (B, R) which of its frames may be read (default all).
 
 The frozen content encoder sees ``source`` with a random vocal-tract warp and level shift, so
 what it passes on describes the words, not the voice; the decoder must take the voice from
@@ -134,12 +136,16 @@ MIN_REST = 100
 """The shortest piece of a crop's own utterance that its reference uses."""
 
 
+def repeat_to(mels: list[torch.Tensor], frames: int) -> torch.Tensor:
+    """``mels`` (M, F_i) joined in their order, repeated until at least ``frames`` long."""
+    total = sum(m.shape[-1] for m in mels)
+    return torch.cat(mels * (frames // total + 1), dim=-1)
+
+
 def reference_crop(mels: list[torch.Tensor], frames: int) -> torch.Tensor:
     """A random ``frames``-long crop of ``mels`` (M, F_i) joined in random order (repeated when
     they are shorter together)."""
-    order = [mels[int(i)] for i in torch.randperm(len(mels))]
-    total = sum(m.shape[-1] for m in order)
-    joined = torch.cat(order * (frames // total + 1), dim=-1)
+    joined = repeat_to([mels[int(i)] for i in torch.randperm(len(mels))], frames)
     start = int(torch.randint(0, joined.shape[-1] - frames + 1, ()))
     return joined[:, start:start + frames]
 
@@ -190,7 +196,8 @@ def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor],
     it (its own pitch and voice), i.e. how far a rendering's envelope is turned into real speech.
 
     Args:
-        batch: ``mel`` (1, N, M, F), ``log_f0`` (1, N, F), ``speaker`` (1, N, S); optionally
+        batch: ``mel`` (1, N, M, F), ``log_f0`` (1, N, F), ``speaker`` (1, N, S), and for a
+            decoder with reference attention ``reference`` (1, N, M, R); optionally
             ``paired_source`` / ``paired_mel`` (1, K, M, F), ``paired_log_f0`` (1, K, F),
             ``paired_speaker`` (1, K, S).
     """
