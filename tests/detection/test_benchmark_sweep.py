@@ -9,42 +9,35 @@ from voicefake import api
 detection_benchmark = pytest.importorskip("benchmarks.detection")
 
 
-def test_sweep_moves_only_the_narrowband_threshold() -> None:
-    wideband = api.load("detection").checkpoint.metadata["calibration"]["threshold"]
-    dev = [(0.5, False, True), (0.95, False, True), (0.99, True, True), (0.9, True, True),
-           (0.999, False, False)]  # a wideband real far above every threshold: not counted on dev
-    unseen = [("voices", "as recorded", 0.96, True), ("voices", "as recorded", 0.5, True),
-              ("voices", "phone", 0.999, False), ("voices", "phone", 0.1, False)]
-    rows = detection_benchmark.threshold_sweep(dev, unseen, [0.92, 0.97])
-    loose, strict = rows
-    assert loose["dev_narrowband_false_alarm_rate"] == 0.5 and strict["dev_narrowband_false_alarm_rate"] == 0.0
-    assert loose["dev_narrowband_miss_rate"] == 0.5 and strict["dev_narrowband_miss_rate"] == 0.5
+@pytest.mark.parametrize("band", ["narrowband", "wideband"])
+def test_sweep_moves_only_its_own_bands_threshold(band: str) -> None:
+    """--sweep (calls) and --sweep-wideband (the rest): the swept band's dev and unseen counts
+    follow the threshold; the other band keeps the model's own threshold at every step."""
+    other = "wideband" if band == "narrowband" else "narrowband"
+    own = api.load("detection").checkpoint.metadata["calibration"]
+    other_threshold = own["threshold"] if other == "wideband" else own["narrowband_threshold"]
+    nb = band == "narrowband"  # the swept band's recordings
+    dev = [(0.5, False, nb), (0.95, False, nb), (0.99, True, nb), (0.9, True, nb),
+           (0.999, False, not nb)]  # a real of the other band far above every threshold: not counted on dev
+    unseen = [("voices", "as recorded", 0.96, nb), ("voices", "as recorded", 0.5, nb),
+              # just above the other band's own threshold, under the strict swept one: flagged only if
+              # the other band really keeps its own threshold
+              ("voices", "phone", other_threshold + 0.005, not nb), ("voices", "phone", 0.1, not nb)]
+    loose, strict = detection_benchmark.threshold_sweep(dev, unseen, [0.92, 0.97], band=band)
+    assert loose[f"dev_{band}_false_alarm_rate"] == 0.5 and strict[f"dev_{band}_false_alarm_rate"] == 0.0
+    assert loose[f"dev_{band}_miss_rate"] == 0.5 and strict[f"dev_{band}_miss_rate"] == 0.5
     assert loose["unseen"]["voices, as recorded"] == 0.5 and strict["unseen"]["voices, as recorded"] == 0.0
-    # wideband input keeps the model's own threshold at every step of the sweep
     assert loose["unseen"]["voices, phone"] == strict["unseen"]["voices, phone"] == 0.5
-    assert loose["wideband_threshold"] == pytest.approx(wideband, abs=1e-4)
-    table = detection_benchmark.to_markdown({"threshold_sweep": rows})
+    assert loose[f"{other}_threshold"] == pytest.approx(other_threshold, abs=1e-4)
+    key = "threshold_sweep" if nb else "threshold_sweep_wideband"
+    table = detection_benchmark.to_markdown({key: [loose, strict]})
+    assert f"| {band} threshold | dev {band} false alarms |" in table
     assert "| 0.970 | 0.0 % | 50.0 % | 0.0 % | 50.0 % |" in table
 
 
-def test_wideband_sweep_moves_only_the_wideband_threshold() -> None:
-    """--sweep-wideband: the same counts for the other band, the calls keep their own threshold."""
-    narrowband = api.load("detection").checkpoint.metadata["calibration"]["narrowband_threshold"]
-    dev = [(0.5, False, False), (0.95, False, False), (0.99, True, False), (0.9, True, False),
-           (0.999, False, True)]  # a narrowband real far above every threshold: not counted on dev
-    unseen = [("voices", "as recorded", 0.96, False), ("voices", "as recorded", 0.5, False),
-              ("voices", "phone", 0.9999, True), ("voices", "phone", 0.1, True)]
-    loose, strict = detection_benchmark.threshold_sweep(dev, unseen, [0.92, 0.97], band="wideband")
-    assert loose["dev_wideband_false_alarm_rate"] == 0.5 and strict["dev_wideband_false_alarm_rate"] == 0.0
-    assert loose["dev_wideband_miss_rate"] == 0.5 and strict["dev_wideband_miss_rate"] == 0.5
-    assert loose["unseen"]["voices, as recorded"] == 0.5 and strict["unseen"]["voices, as recorded"] == 0.0
-    assert loose["unseen"]["voices, phone"] == strict["unseen"]["voices, phone"] == 0.5
-    assert loose["narrowband_threshold"] == pytest.approx(narrowband, abs=1e-4) and "wideband_threshold" in loose
-    table = detection_benchmark.to_markdown({"threshold_sweep_wideband": [loose, strict]})
-    assert "| wideband threshold | dev wideband false alarms |" in table
-    assert "| 0.970 | 0.0 % | 50.0 % | 0.0 % | 50.0 % |" in table
+def test_sweep_refuses_an_unknown_band() -> None:
     with pytest.raises(ValueError, match="band"):
-        detection_benchmark.threshold_sweep(dev, unseen, [0.9], band="phone")
+        detection_benchmark.threshold_sweep([], [], [0.9], band="phone")
 
 
 def test_unseen_voices_joined_into_longer_recordings(tmp_path) -> None:
