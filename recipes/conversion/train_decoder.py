@@ -52,6 +52,9 @@ class DataConfig:
             see ``DecoderCrops``) for a decoder with reference attention (``model.reference_heads``);
             0 = no reference (every other decoder). Dev crops then read the other dev crops of
             their speaker, and those with none are left out of the dev set.
+        speaker: the frozen speaker encoder that ``train.speaker_loss`` / ``train.cycle_loss``
+            listen with (checkpoint directory or bundled name); it should be the one whose
+            embeddings the decoder cache holds. Not loaded when both are 0.
     """
 
     content: str = "content"
@@ -64,6 +67,7 @@ class DataConfig:
     paired_share: float = 0.3
     paired_engines: tuple[str, ...] = ()
     reference_frames: int = 0
+    speaker: str = "speaker"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.extra_share < 1.0:
@@ -208,7 +212,9 @@ def main() -> None:
         train, dev_batch = real_data(cache, extra, paired, data)
         more = extra["train"].get("extra_mels", [])
         dev = OneItem(dev_batch)
-    task = build_task(model, mel, train_cfg, None if content is None else content.module, metadata={
+    judge = api.load(data.speaker, kind="speaker") if train_cfg.converts else None
+    task = build_task(model, mel, train_cfg, None if content is None else content.module, judge=None if judge is None else judge.module,
+                      judge_mel=None if judge is None else judge.checkpoint.mel_config, metadata={
         "name": "conversion", "content": "cepstrum" if content is None else content.checkpoint.name,
         "cache": data.cache,
         "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
@@ -217,6 +223,7 @@ def main() -> None:
             "paired_engines": list(data.paired_engines) or "all",
             **{f"paired_{k}": v for k, v in paired.get("meta", {}).items()}} if paired else {}),
         **({"init": str(args.init)} if args.init else {}),
+        **({"speaker": judge.checkpoint.name} if judge is not None else {}),
     })
     if args.init:
         # a decoder with reference attention may start from one without: its attention's output

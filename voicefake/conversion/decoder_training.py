@@ -25,10 +25,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from voicefake.audio.features import MelConfig
+from voicefake.audio.features import MelConfig, MelReanalysis
 from voicefake.conversion.model import ContentEncoder, ConversionDecoder, DecoderConfig
 from voicefake.conversion.training import TrainConfig as _EncoderTrainConfig
 from voicefake.conversion.training import augment, lr_lambda
+from voicefake.speaker.model import SpeakerEncoder
 from voicefake.train.loop import TrainTask
 
 
@@ -41,13 +42,31 @@ class TrainConfig(_EncoderTrainConfig):
             that a decoder with reference attention must take the voice from the reference
             frames alone (0 = never; a decoder without reference attention has nowhere else
             to take it from, so it is an error there).
+        speaker_loss: weight of a speaker-consistency term on *cross* conversions: each crop is
+            also decoded with the next crop's voice (a different speaker; the batch rolled by
+            one), and the frozen speaker encoder must hear that voice in the output (1 - cosine
+            of the centred embeddings). Mel L1 alone only ever asks for a voice the content
+            already belongs to, never for a change of voice, which is what cloning does.
+        cycle_loss: weight of a cycle term on the same cross conversions: the converted crop,
+            decoded back with its own voice, must give the original mel (L1), so the words
+            survive the change of voice. Both need the speaker encoder (:func:`build_task`).
     """
 
     speaker_dropout: float = 0.0
+    speaker_loss: float = 0.0
+    cycle_loss: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.speaker_dropout < 1.0:
             raise ValueError(f"train.speaker_dropout must be in [0, 1), got {self.speaker_dropout}")
+        if self.speaker_loss < 0 or self.cycle_loss < 0:
+            raise ValueError(f"train.speaker_loss and train.cycle_loss must be >= 0, got {self.speaker_loss} "
+                             f"and {self.cycle_loss}")
+
+    @property
+    def converts(self) -> bool:
+        """Whether each step also converts every crop into another training voice."""
+        return self.speaker_loss > 0 or self.cycle_loss > 0
 
 
 def relative_pitch(log_f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,11 +178,51 @@ def convert_batch(content: ContentEncoder | None, decoder: ConversionDecoder, so
     return decoder(features, rel, voiced, speaker, reference, reference_mask)
 
 
+def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, judge: SpeakerEncoder,
+                 to_judge_mel: nn.Module, source: torch.Tensor, batch: dict[str, torch.Tensor],
+                 cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The speaker-consistency and cycle terms (see :class:`TrainConfig`) for one batch.
+
+    Crop i is decoded with crop i+1's voice (and reference frames, for a decoder with reference
+    attention); pairs of one speaker are left out of the speaker term. Returns the unweighted
+    ``speaker`` and ``cycle`` losses (0 when the batch has a single speaker).
+    """
+    speaker, mel = batch["speaker"], batch["mel"]
+    judge.to(mel.device)
+    to_judge_mel.to(mel.device)
+    order = torch.roll(torch.arange(len(speaker), device=speaker.device), 1)
+    other = speaker[order]
+    differ = ((other - speaker).abs().sum(-1) > 1e-6).to(mel.dtype)
+    reference = batch.get("reference")
+    other_reference = None if reference is None else reference[order]
+    with torch.no_grad():
+        features = decoder.encode(source, content)
+    rel, voiced = relative_pitch(batch["log_f0"])
+    cross = decoder(features, rel, voiced, other, other_reference)
+    out = {}
+    heard = judge.centred(judge.raw_embed(to_judge_mel(cross)))
+    cosine = (heard * judge.centred(other)).sum(-1)
+    out["speaker"] = ((1 - cosine) * differ).sum() / differ.sum().clamp_min(1.0)
+    if cfg.cycle_loss > 0:
+        if content is None:
+            back_features = decoder.encode(cross, None)  # the cepstrum: differentiable
+        else:
+            back_features = content(cross)
+        back = decoder(back_features, rel, voiced, speaker, reference, batch.get("reference_mask"))
+        out["cycle"] = band_l1(back, mel, batch.get("bins"))
+    else:
+        out["cycle"] = torch.zeros((), device=mel.device)
+    return out
+
+
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                batch: dict[str, torch.Tensor], cfg: TrainConfig, mel_config: MelConfig,
-               content: ContentEncoder | None) -> dict[str, float]:
-    """One mel-L1 step. ``content``: the frozen content encoder, or None for a decoder that
-    reads the cepstrum (``content_input: cepstrum``) and needs none."""
+               content: ContentEncoder | None, judge: SpeakerEncoder | None = None,
+               to_judge_mel: nn.Module | None = None) -> dict[str, float]:
+    """One mel-L1 step (plus the cross-conversion terms when ``cfg.converts``). ``content``:
+    the frozen content encoder, or None for a decoder that reads the cepstrum
+    (``content_input: cepstrum``) and needs none; ``judge`` / ``to_judge_mel``: the frozen
+    speaker encoder and the re-analysis of the decoder's mel into its mel."""
     decoder = modules["decoder"]
     assert isinstance(decoder, ConversionDecoder)
     source = augment(batch["source"], cfg, mel_config)
@@ -176,10 +235,16 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     pred = convert_batch(content, decoder, source, batch["log_f0"], speaker, batch.get("reference"),
                          batch.get("reference_mask"))
     loss = band_l1(pred, batch["mel"], batch.get("bins"))
+    out = {"loss/mel_l1": float(loss.detach())}
+    if cfg.converts:
+        if judge is None or to_judge_mel is None:
+            raise ValueError("train.speaker_loss / train.cycle_loss need the speaker encoder (build_task(judge=...))")
+        terms = cross_losses(decoder, content, judge, to_judge_mel, source, batch, cfg)
+        loss = loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
+        out.update({f"loss/cross_{k}": float(v.detach()) for k, v in terms.items()})
     optimizer = optimizers["decoder"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    out = {"loss/mel_l1": float(loss.detach())}
     if cfg.grad_clip > 0:
         out["grad_norm/decoder"] = float(nn.utils.clip_grad_norm_(decoder.parameters(), cfg.grad_clip))
     optimizer.step()
@@ -214,20 +279,33 @@ def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor],
 
 
 def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: ContentEncoder | None,
-               metadata: dict | None = None) -> TrainTask:
+               metadata: dict | None = None, judge: SpeakerEncoder | None = None,
+               judge_mel: MelConfig | None = None) -> TrainTask:
     """Everything :func:`voicefake.train.loop.fit` needs to train a conversion decoder
-    (``content``: the frozen content encoder; None for a cepstrum decoder)."""
+    (``content``: the frozen content encoder; None for a cepstrum decoder; ``judge`` and its
+    ``judge_mel``: the frozen speaker encoder that ``train.speaker_loss`` / ``cycle_loss``
+    need, the one whose embeddings condition the decoder)."""
     decoder = ConversionDecoder(model, mel)
     if content is None and model.content_input != "cepstrum":
         raise ValueError(f"a decoder with content_input {model.content_input!r} needs the content encoder")
     content = None if content is None else content.eval().requires_grad_(False)
+    to_judge_mel = None
+    if cfg.converts:
+        if judge is None or judge_mel is None:
+            raise ValueError("train.speaker_loss / train.cycle_loss need the speaker encoder and its mel configuration")
+        if judge.config.emb_dim != model.speaker_dim:
+            raise ValueError(f"the speaker encoder makes {judge.config.emb_dim}-d embeddings and the decoder is "
+                             f"conditioned on {model.speaker_dim}-d ones: use the encoder that made the decoder cache")
+        judge = judge.eval().requires_grad_(False)
+        to_judge_mel = MelReanalysis(mel, judge_mel)
     optimizer = torch.optim.AdamW(decoder.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_lambda, cfg=cfg))
     return TrainTask(
         modules={"decoder": decoder},
         optimizers={"decoder": optimizer},
         schedulers={"decoder": scheduler},
-        train_step=partial(train_step, cfg=cfg, mel_config=mel, content=content),
+        train_step=partial(train_step, cfg=cfg, mel_config=mel, content=content, judge=judge,
+                           to_judge_mel=to_judge_mel),
         eval_step=partial(eval_step, content=content),
         exports={"decoder": ("conversion", mel)},
         metadata=dict(metadata or {}),
