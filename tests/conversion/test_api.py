@@ -623,7 +623,9 @@ def test_conversion_keeps_the_words(data_root: Path) -> None:
     """Eight VCTK sentences converted to two unseen LibriSpeech test-other targets at the default
     settings stay intelligible to an offline ASR (Whisper tiny.en, the cloning benchmark's judge).
     Measured on these 16 pairs: WER 0.30 with conversion-16k 0.2.0, 0.45 with 0.1.0 (the
-    decoder that read the content encoder); the bound sits between them."""
+    decoder that read the content encoder), at the session-14 defaults; at the session-19
+    defaults (session 34, 2 threads) 0.169 with 0.2.0 and 0.147 with 0.3.0. The bound leaves room
+    for the thread count (about 3 points) and fails a decoder that loses words like 0.1.0."""
     asr = _whisper()
     rows = [r for r in read_manifest(data_root / "manifest.csv")
             if r.folder == "vctk_autovc" and Path(r.path).stem.split("_")[1] in {"023", "024"}]
@@ -637,7 +639,7 @@ def test_conversion_keeps_the_words(data_root: Path) -> None:
             segments, _ = asr.transcribe(wav.astype(np.float32), **ASR_OPTIONS)  # type: ignore[attr-defined]
             said.append(row.transcript)
             heard.append(" ".join(s.text for s in segments))
-    assert word_error_rate(said, heard) < 0.37
+    assert word_error_rate(said, heard) < 0.22
 
 
 def _whisper() -> object:
