@@ -13,7 +13,9 @@ A batch is a dict:
 
 The frozen content encoder sees ``source`` with a random vocal-tract warp and level shift, so
 what it passes on describes the words, not the voice; the decoder must take the voice from
-``speaker``. The loss is mel L1.
+``speaker``. The loss is mel L1, plus, when ``train.speaker_loss`` / ``train.cycle_loss`` ask
+for them, two terms on cross conversions into another training voice (:func:`cross_losses`;
+the speaker term is computed and logged whenever either is on).
 """
 
 from __future__ import annotations
