@@ -99,6 +99,9 @@ def test_the_terms_need_a_matching_speaker_encoder() -> None:
                    TrainConfig(speaker_loss=1.0), MEL_16K_80, None)
     with pytest.raises(ValueError, match="speaker encoder"):
         build_task(CONFIG, MEL_16K_80, TrainConfig(cycle_loss=1.0), None)
+    judge = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40).train()
+    build_task(CONFIG, MEL_16K_80, TrainConfig(speaker_loss=1.0), None, judge=judge, judge_mel=MEL_16K_40)
+    assert not judge.training and not any(p.requires_grad for p in judge.parameters())  # the task freezes it
     wide = SpeakerEncoder(SpeakerEncoderConfig(**{**SpeakerEncoderConfig.tiny().__dict__, "emb_dim": 32}), MEL_16K_40)
     with pytest.raises(ValueError, match="32-d embeddings"):
         build_task(CONFIG, MEL_16K_80, TrainConfig(speaker_loss=1.0), None, judge=wide, judge_mel=MEL_16K_40)
