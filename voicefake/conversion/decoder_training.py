@@ -171,19 +171,27 @@ def reference_crop(mels: list[torch.Tensor], frames: int) -> torch.Tensor:
     return joined[:, start:start + frames]
 
 
-def convert_batch(content: ContentEncoder | None, decoder: ConversionDecoder, source: torch.Tensor,
-                  log_f0: torch.Tensor, speaker: torch.Tensor, reference: torch.Tensor | None = None,
-                  reference_mask: torch.Tensor | None = None) -> torch.Tensor:
+def decoder_inputs(content: ContentEncoder | None, decoder: ConversionDecoder, source: torch.Tensor,
+                   log_f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, M, F) source log-mel and (B, F) log-F0 -> the decoder's content features (no gradient),
+    relative pitch and voiced flag."""
     with torch.no_grad():
         features = decoder.encode(source, None if content is None else content.to(source.device))
     rel, voiced = relative_pitch(log_f0)
-    return decoder(features, rel, voiced, speaker, reference, reference_mask)
+    return features, rel, voiced
+
+
+def convert_batch(content: ContentEncoder | None, decoder: ConversionDecoder, source: torch.Tensor,
+                  log_f0: torch.Tensor, speaker: torch.Tensor, reference: torch.Tensor | None = None,
+                  reference_mask: torch.Tensor | None = None) -> torch.Tensor:
+    return decoder(*decoder_inputs(content, decoder, source, log_f0), speaker, reference, reference_mask)
 
 
 def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, judge: SpeakerEncoder,
-                 to_judge_mel: nn.Module, source: torch.Tensor, batch: dict[str, torch.Tensor],
-                 cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """The speaker-consistency and cycle terms (see :class:`TrainConfig`) for one batch.
+                 to_judge_mel: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                 batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The speaker-consistency and cycle terms (see :class:`TrainConfig`) for one batch, whose
+    :func:`decoder_inputs` are ``inputs``.
 
     Crop i is decoded with crop i+1's voice (and reference frames, for a decoder with reference
     attention); pairs of one speaker are left out of the speaker term. Returns the unweighted
@@ -197,20 +205,15 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     differ = ((other - speaker).abs().sum(-1) > 1e-6).to(mel.dtype)
     reference = batch.get("reference")
     other_reference = None if reference is None else reference[order]
-    with torch.no_grad():
-        features = decoder.encode(source, content)
-    rel, voiced = relative_pitch(batch["log_f0"])
+    features, rel, voiced = inputs
     cross = decoder(features, rel, voiced, other, other_reference)
     out = {}
     heard = judge.centred(judge.raw_embed(to_judge_mel(cross)))
     cosine = (heard * judge.centred(other)).sum(-1)
     out["speaker"] = ((1 - cosine) * differ).sum() / differ.sum().clamp_min(1.0)
     if cfg.cycle_loss > 0:
-        if content is None:
-            back_features = decoder.encode(cross, None)  # the cepstrum: differentiable
-        else:
-            back_features = content(cross)
-        back = decoder(back_features, rel, voiced, speaker, reference, batch.get("reference_mask"))
+        back = decoder(decoder.encode(cross, content), rel, voiced, speaker, reference,  # with gradient
+                       batch.get("reference_mask"))
         out["cycle"] = band_l1(back, mel, batch.get("bins"))
     else:
         out["cycle"] = torch.zeros((), device=mel.device)
@@ -234,14 +237,14 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
             raise ValueError("train.speaker_dropout needs a decoder with reference attention (model.reference_heads)")
         keep = torch.rand(len(speaker), 1, device=speaker.device) >= cfg.speaker_dropout
         speaker = speaker * keep
-    pred = convert_batch(content, decoder, source, batch["log_f0"], speaker, batch.get("reference"),
-                         batch.get("reference_mask"))
+    inputs = decoder_inputs(content, decoder, source, batch["log_f0"])
+    pred = decoder(*inputs, speaker, batch.get("reference"), batch.get("reference_mask"))
     loss = band_l1(pred, batch["mel"], batch.get("bins"))
     out = {"loss/mel_l1": float(loss.detach())}
     if cfg.converts:
         if judge is None or to_judge_mel is None:
             raise ValueError("train.speaker_loss / train.cycle_loss need the speaker encoder (build_task(judge=...))")
-        terms = cross_losses(decoder, content, judge, to_judge_mel, source, batch, cfg)
+        terms = cross_losses(decoder, content, judge, to_judge_mel, inputs, batch, cfg)
         loss = loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
         out.update({f"loss/cross_{k}": float(v.detach()) for k, v in terms.items()})
     optimizer = optimizers["decoder"]
