@@ -14,6 +14,7 @@ from voicefake.checkpoint import Checkpoint
 from voicefake.conversion.decoder_training import (
     TrainConfig,
     band_l1,
+    blend_voices,
     build_task,
     cross_losses,
     decoder_inputs,
@@ -46,6 +47,8 @@ def test_config_refuses_negative_weights_and_says_when_it_converts() -> None:
         TrainConfig(speaker_loss=-1.0)
     with pytest.raises(ValueError, match="cycle_loss"):
         TrainConfig(cycle_loss=-0.5)
+    with pytest.raises(ValueError, match="cross_mix"):
+        TrainConfig(cross_mix=1.5)
     assert not TrainConfig().converts
     assert TrainConfig(speaker_loss=0.1).converts and TrainConfig(cycle_loss=0.1).converts
 
@@ -89,6 +92,35 @@ def test_steps_with_the_speaker_term_move_the_crossed_voice_towards_its_target()
     assert after < before - 0.05, (before, after)
     assert {"loss/mel_l1", "loss/cross_speaker", "loss/cross_cycle"} <= set(logged)
     assert all(torch.equal(a, b) for a, b in zip(judge_weights, judge.parameters(), strict=True))  # frozen judge
+
+
+def test_blended_voices_are_unit_embeddings_between_the_two() -> None:
+    torch.manual_seed(0)
+    first = torch.nn.functional.normalize(torch.rand(200, 16), dim=-1)
+    second = torch.nn.functional.normalize(torch.rand(200, 16), dim=-1)
+    assert torch.equal(blend_voices(first, second, 0.0), first)
+    mixed = blend_voices(first, second, 1.0)
+    assert torch.allclose(mixed.norm(dim=-1), torch.ones(200))
+    to_first, to_second = (mixed * first).sum(-1), (mixed * second).sum(-1)
+    between = (first * second).sum(-1)
+    assert bool((to_first >= between - 1e-5).all() and (to_second >= between - 1e-5).all())  # on the arc
+    assert not torch.allclose(mixed, first) and not torch.allclose(mixed, second)
+    half = blend_voices(first, second, 0.5)
+    kept = (half - first).abs().sum(-1) < 1e-6
+    assert 0.3 < float(kept.float().mean()) < 0.7  # about half the rows keep the first voice
+
+
+def test_cross_mix_asks_for_blends_and_refuses_reference_decoders() -> None:
+    torch.manual_seed(0)
+    decoder, (judge, to_40) = ConversionDecoder(BASE, MEL_16K_80).eval(), _judge()
+    batch = _batch([0, 1, 2, 3])
+    plain = cross_losses(decoder, None, judge, to_40, _inputs(decoder, batch), batch, TrainConfig(speaker_loss=1.0))
+    blended = cross_losses(decoder, None, judge, to_40, _inputs(decoder, batch), batch,
+                           TrainConfig(speaker_loss=1.0, cross_mix=1.0))
+    assert not torch.allclose(plain["speaker"], blended["speaker"])
+    batch["reference"] = batch["mel"]
+    with pytest.raises(ValueError, match="reference attention"):
+        cross_losses(decoder, None, judge, to_40, _inputs(decoder, batch), batch, TrainConfig(speaker_loss=1.0, cross_mix=0.5))
 
 
 def test_the_terms_need_a_matching_speaker_encoder() -> None:

@@ -52,11 +52,17 @@ class TrainConfig(_EncoderTrainConfig):
         cycle_loss: weight of a cycle term on the same cross conversions: the converted crop,
             decoded back with its own voice, must give the original mel (L1), so the words
             survive the change of voice. Both need the speaker encoder (:func:`build_task`).
+        cross_mix: share of the cross conversions whose voice is not a training speaker's but a
+            blend of two (the next crop's and the one after, mixed with a uniform random weight
+            and renormalised), so the terms also ask for voices between the few training
+            speakers, as unseen targets are (0 = never; needs a decoder without reference
+            attention, since a blend has no reference frames).
     """
 
     speaker_dropout: float = 0.0
     speaker_loss: float = 0.0
     cycle_loss: float = 0.0
+    cross_mix: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.speaker_dropout < 1.0:
@@ -64,6 +70,8 @@ class TrainConfig(_EncoderTrainConfig):
         if self.speaker_loss < 0 or self.cycle_loss < 0:
             raise ValueError(f"train.speaker_loss and train.cycle_loss must be >= 0, got {self.speaker_loss} "
                              f"and {self.cycle_loss}")
+        if not 0.0 <= self.cross_mix <= 1.0:
+            raise ValueError(f"train.cross_mix must be in [0, 1], got {self.cross_mix}")
 
     @property
     def converts(self) -> bool:
@@ -187,6 +195,15 @@ def convert_batch(content: ContentEncoder | None, decoder: ConversionDecoder, so
     return decoder(*decoder_inputs(content, decoder, source, log_f0), speaker, reference, reference_mask)
 
 
+def blend_voices(first: torch.Tensor, second: torch.Tensor, share: float) -> torch.Tensor:
+    """(B, S) unit embeddings -> for a random ``share`` of the rows, ``w first + (1 - w) second``
+    renormalised (w uniform in [0, 1) per row); the other rows are ``first``."""
+    weight = torch.rand(len(first), 1, device=first.device, dtype=first.dtype)
+    mixed = nn.functional.normalize(weight * first + (1 - weight) * second, dim=-1)
+    pick = torch.rand(len(first), 1, device=first.device) < share
+    return torch.where(pick, mixed, first)
+
+
 def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, judge: SpeakerEncoder,
                  to_judge_mel: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                  batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict[str, torch.Tensor]:
@@ -194,7 +211,8 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     :func:`decoder_inputs` are ``inputs``.
 
     Crop i is decoded with crop i+1's voice (and reference frames, for a decoder with reference
-    attention); pairs of one speaker are left out of the speaker term. Returns the unweighted
+    attention), or, for a ``cfg.cross_mix`` share of the crops, with a blend of crop i+1's and
+    crop i+2's voices (:func:`blend_voices`); pairs of one speaker are left out of the speaker term. Returns the unweighted
     ``speaker`` and ``cycle`` losses (0 when the batch has a single speaker).
     """
     speaker, mel = batch["speaker"], batch["mel"]
@@ -202,8 +220,12 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     to_judge_mel.to(mel.device)
     order = torch.roll(torch.arange(len(speaker), device=speaker.device), 1)
     other = speaker[order]
-    differ = ((other - speaker).abs().sum(-1) > 1e-6).to(mel.dtype)
     reference = batch.get("reference")
+    if cfg.cross_mix > 0:
+        if reference is not None:
+            raise ValueError("train.cross_mix needs a decoder without reference attention (a blend has no frames)")
+        other = blend_voices(other, speaker[torch.roll(order, 1)], cfg.cross_mix)
+    differ = ((other - speaker).abs().sum(-1) > 1e-6).to(mel.dtype)
     other_reference = None if reference is None else reference[order]
     features, rel, voiced = inputs
     cross = decoder(features, rel, voiced, other, other_reference)
