@@ -24,6 +24,7 @@ our speaker-16k, which does condition the decoder, was distilled from it).
 * speed: seconds of output per second of compute, on ``--threads`` threads, end to end
   (profile building included once per target, reported separately too).
 
+* ``--diagnostics``: where words and voice are lost (:func:`diagnostics`, :func:`own_voice`);
 * fine-tuning (``--finetune N``): for the first N targets, ``finetune_voice`` on all their
   utterances except the held-out one (~2 min), or with ``--finetune-on reference`` on the
   zero-shot reference alone, against the zero-shot profile on the same pairs, at each
@@ -269,6 +270,8 @@ def run(args: argparse.Namespace) -> dict:
                                    speaker=args.speaker, gv=gv)
                 results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_gv_name(gv)}{_rate_name(rate)}"
                         f"{_identity_name(steps)}"].append(_item(judges, wav, held, text, start, None))
+        if args.diagnostics:
+            own_voice(args, judges, t, profile, held, results)
         if len(results.get(f"finetuned_convert{_identity_name(ids[0])}", [])) < args.finetune * len(srcs):
             finetuned(args, judges, t, srcs, held, results)
         print(f"{t['speaker']} done", flush=True)
@@ -318,6 +321,41 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
                 _item(judges, wav, held, text, begin, None))
 
 
+OWN_VOICE_CLIPS, OWN_VOICE_SECONDS = 4, 6.0
+
+
+def own_voice(args: argparse.Namespace, judges: Judges, target: dict, profile: object,
+              held: tuple[np.ndarray, np.ndarray], results: dict[str, list]) -> None:
+    """Where the similarity is lost (``--diagnostics``): up to 4 of the target's own utterances
+    that are in neither its reference nor the held-out one (first 6 s), judged against the
+    held-out utterance as they are (``diag_target_real``), through the vocoder alone
+    (``diag_target_copy_synthesis``) and converted into the target's own zero-shot profile at
+    the first blend / eq / gv / identity steps (``diag_target_own_voice``: no source speaker to
+    leak, so what is lost here is the decoder's rendering of an unseen voice). LibriSpeech has
+    no transcripts here, so WER is against what the ASR hears in the real clip."""
+    spare = target["all_but_held"][len(target["reference"]):][:OWN_VOICE_CLIPS]
+    for wav in spare:
+        wav = wav[: int(OWN_VOICE_SECONDS * SR)]
+        _decompose(args, judges, wav, judges.transcribe(wav), profile, held, results, "diag_target")
+
+
+def _decompose(args: argparse.Namespace, judges: Judges, wav: np.ndarray, text: str, profile: object,
+               held: tuple[np.ndarray, np.ndarray], results: dict[str, list], prefix: str) -> None:
+    """One clip as it is, through the vocoder alone, and converted into ``profile`` (its own
+    speaker's) at the first blend / eq / gv / identity steps: ``{prefix}_real``,
+    ``{prefix}_copy_synthesis`` and ``{prefix}_own_voice``."""
+    start = time.perf_counter()
+    results.setdefault(f"{prefix}_real", []).append(_item(judges, wav, held, text, start, None))
+    start = time.perf_counter()
+    copy, _ = api.resynthesize(wav, checkpoint=args.vocoder)
+    results.setdefault(f"{prefix}_copy_synthesis", []).append(_item(judges, copy, held, text, start, None))
+    start = time.perf_counter()
+    own, _ = api.convert(wav, profile, blend=args.blend[0] if args.blend else 0.0,
+                         checkpoint=args.conversion or "conversion", content=args.content, vocoder=args.vocoder,
+                         eq=args.eq[0], identity_steps=args.identity_steps[0], speaker=args.speaker, gv=args.gv[0])
+    results.setdefault(f"{prefix}_own_voice", []).append(_item(judges, own, held, text, start, None))
+
+
 def diagnostics(args: argparse.Namespace, judges: Judges, srcs: list[dict]) -> dict:
     """Where words are lost: each source through the vocoder alone (copy-synthesis), and
     converted into its own voice (the profile from its speaker's source utterances), so the
@@ -339,7 +377,30 @@ def diagnostics(args: argparse.Namespace, judges: Judges, srcs: list[dict]) -> d
             wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion or "conversion", content=args.content,
                                  vocoder=args.vocoder)
             rows[f"diag_self_blend{blend}"].append(_item(judges, wav, own, s["text"], start, None))
+    rows.update(seen_voices(args, judges))
     return {name: summarise(items) for name, items in rows.items()}
+
+
+def seen_voices(args: argparse.Namespace, judges: Judges) -> dict[str, list]:
+    """The :func:`own_voice` decomposition for voices the decoder was trained on: VCTK p225-p228's
+    utterances other than 023/024 are in its training data (``recipes/conversion/prepare_teacher.py``
+    holds out only those two). Per speaker: a profile from 5 of them, 3 more converted into it and
+    judged against the never-trained utterance 023 (``diag_seen_*`` rows), next to the same 3 as
+    they are and through the vocoder. A loss here too is the decoder's rendering, not its reach to
+    unseen voices."""
+    root = data_root()
+    assert root is not None
+    rows = [r for r in read_manifest(root / "manifest.csv") if r.folder == "vctk_autovc"]
+    out: dict[str, list] = {}
+    for speaker in sorted({r.speaker for r in rows}):
+        mine = sorted((r for r in rows if r.speaker == speaker), key=lambda r: r.path)
+        held = judges.held(load_audio(root / next(r.path for r in mine if Path(r.path).stem.endswith("_023")), SR))
+        trained = [r for r in mine if not Path(r.path).stem.endswith(("_023", "_024"))]
+        profile = api.voice_profile([load_audio(root / r.path, SR) for r in trained[:5]], args.content,
+                                    speaker=args.speaker)
+        for row in trained[5:8]:
+            _decompose(args, judges, load_audio(root / row.path, SR), row.transcript, profile, held, out, "diag_seen")
+    return out
 
 
 def _item(judges: Judges, wav: np.ndarray, held: tuple[np.ndarray, np.ndarray], text: str, start: float,
@@ -394,7 +455,9 @@ def main() -> None:
     parser.add_argument("--speaker", default="speaker", help="speaker encoder that conditions the decoder (default: bundled)")
     parser.add_argument("--vocoder", default="vocoder", help="vocoder checkpoint (default: bundled)")
     parser.add_argument("--diagnostics", action="store_true",
-                        help="also the sources through the vocoder alone and converted into their own voice")
+                        help="also the sources through the vocoder alone and converted into their own voice, and the "
+                             "targets' own spare utterances as they are, through the vocoder, and converted into their "
+                             "own zero-shot profile (judged against the held-out utterance)")
     parser.add_argument("--detect", nargs="?", const="detection", default=None, metavar="CHECKPOINT",
                         help="also run the detector (default: bundled) on every output: share flagged as fake")
     parser.add_argument("--json", type=Path)

@@ -28,11 +28,17 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from voicefake.audio.features import MelConfig, MelReanalysis
-from voicefake.conversion.model import ContentEncoder, ConversionDecoder, DecoderConfig
+from voicefake.conversion.model import (
+    ContentEncoder,
+    ConversionDecoder,
+    DecoderConfig,
+    MelDiscriminator,
+)
 from voicefake.conversion.training import TrainConfig as _EncoderTrainConfig
 from voicefake.conversion.training import augment, lr_lambda
 from voicefake.speaker.model import SpeakerEncoder
 from voicefake.train.loop import TrainTask
+from voicefake.vocoder.losses import discriminator_loss, feature_matching_loss, generator_loss
 
 
 @dataclass(frozen=True)
@@ -57,12 +63,20 @@ class TrainConfig(_EncoderTrainConfig):
             and renormalised), so the terms also ask for voices between the few training
             speakers, as unseen targets are (0 = never; needs a decoder without reference
             attention, since a blend has no reference frames).
+        adversarial_loss: weight of a least-squares adversarial term: a :class:`MelDiscriminator`,
+            trained alongside, judges the decoder's reconstructions against the real crops, so the
+            decoder keeps the mel's fine structure (harmonics, onsets) that mel L1 averages away
+            (0 = off: no discriminator).
+        feature_loss: weight of feature matching on that discriminator's maps (reconstruction
+            against its real crop; needs ``adversarial_loss`` > 0, which creates the discriminator).
     """
 
     speaker_dropout: float = 0.0
     speaker_loss: float = 0.0
     cycle_loss: float = 0.0
     cross_mix: float = 0.0
+    adversarial_loss: float = 0.0
+    feature_loss: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.speaker_dropout < 1.0:
@@ -72,6 +86,11 @@ class TrainConfig(_EncoderTrainConfig):
                              f"and {self.cycle_loss}")
         if not 0.0 <= self.cross_mix <= 1.0:
             raise ValueError(f"train.cross_mix must be in [0, 1], got {self.cross_mix}")
+        if self.adversarial_loss < 0 or self.feature_loss < 0:
+            raise ValueError(f"train.adversarial_loss and train.feature_loss must be >= 0, got "
+                             f"{self.adversarial_loss} and {self.feature_loss}")
+        if self.feature_loss > 0 and self.adversarial_loss == 0:
+            raise ValueError("train.feature_loss needs train.adversarial_loss > 0 (which creates the discriminator)")
 
     @property
     def converts(self) -> bool:
@@ -269,6 +288,9 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
         terms = cross_losses(decoder, content, judge, to_judge_mel, inputs, batch, cfg)
         loss = loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
         out.update({f"loss/cross_{k}": float(v.detach()) for k, v in terms.items()})
+    if cfg.adversarial_loss > 0:
+        loss = loss + adversarial_terms(modules["discriminator"], optimizers["discriminator"], pred, batch["mel"],
+                                        cfg, out)
     optimizer = optimizers["decoder"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -277,6 +299,23 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     optimizer.step()
     out["lr"] = optimizer.param_groups[0]["lr"]
     return out
+
+
+def adversarial_terms(disc: nn.Module, optimizer: torch.optim.Optimizer, pred: torch.Tensor, real: torch.Tensor,
+                      cfg: TrainConfig, out: dict[str, float]) -> torch.Tensor:
+    """One discriminator step on (real crops, detached reconstructions), then the decoder's weighted
+    adversarial and feature-matching terms against the updated discriminator (logged into ``out``)."""
+    d_loss = discriminator_loss([disc(real)[0]], [disc(pred.detach())[0]])
+    optimizer.zero_grad(set_to_none=True)
+    d_loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        real_feats = disc(real)[1]
+    score, feats = disc(pred)
+    adversarial, matching = generator_loss([score]), feature_matching_loss([real_feats], [feats])
+    out.update({"loss/disc": float(d_loss.detach()), "loss/adversarial": float(adversarial.detach()),
+                "loss/feature_matching": float(matching.detach())})
+    return cfg.adversarial_loss * adversarial + cfg.feature_loss * matching
 
 
 def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor],
@@ -325,12 +364,16 @@ def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: 
                              f"conditioned on {model.speaker_dim}-d ones: use the encoder that made the decoder cache")
         judge = judge.eval().requires_grad_(False)
         to_judge_mel = MelReanalysis(mel, judge_mel)
-    optimizer = torch.optim.AdamW(decoder.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_lambda, cfg=cfg))
+    modules: dict[str, nn.Module] = {"decoder": decoder}
+    if cfg.adversarial_loss > 0:
+        modules["discriminator"] = MelDiscriminator()
+    optimizers = {name: torch.optim.AdamW(module.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
+                  for name, module in modules.items()}
     return TrainTask(
-        modules={"decoder": decoder},
-        optimizers={"decoder": optimizer},
-        schedulers={"decoder": scheduler},
+        modules=modules,
+        optimizers=dict(optimizers),
+        schedulers={name: torch.optim.lr_scheduler.LambdaLR(opt, partial(lr_lambda, cfg=cfg))
+                    for name, opt in optimizers.items()},
         train_step=partial(train_step, cfg=cfg, mel_config=mel, content=content, judge=judge,
                            to_judge_mel=to_judge_mel),
         eval_step=partial(eval_step, content=content),
