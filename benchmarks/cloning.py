@@ -203,8 +203,9 @@ def summarise(items: list[dict], baseline: dict[tuple, float] | None = None) -> 
     out["x_real_time"] = out["seconds_audio"] / out["seconds_compute"]
     if all("flagged" in i for i in items):
         out["share_flagged_by_detector"] = float(np.mean([i["flagged"] for i in items]))
-    if baseline is not None:
-        out["share_above_source"] = float(np.mean([i["sim"] > baseline[i["key"]] for i in items]))
+    keyed = [i for i in items if i.get("key") is not None]  # conversions of a benchmark source
+    if baseline is not None and keyed:
+        out["share_above_source"] = float(np.mean([i["sim"] > baseline[i["key"]] for i in keyed]))
     # what was said and what was heard, so that a later scoring change can re-score a run, and
     # each clip's similarities (which target and source, for conversions)
     out["transcripts"] = [{"text": i["text"], "heard": i["hyp"], "similarity": i["sim"],
@@ -282,7 +283,7 @@ def run(args: argparse.Namespace) -> dict:
     report["profile_seconds_mean"] = float(np.mean(profile_s))
     report["finetune_info"] = results.pop("finetune_info", [])
     for name, items in results.items():
-        report[name] = summarise(items, None if name.startswith(("tts", "finetuned_tts")) else baseline)
+        report[name] = summarise(items, None if name.startswith(("tts", "finetuned_tts", "diag")) else baseline)
     return report
 
 

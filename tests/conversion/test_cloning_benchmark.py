@@ -44,3 +44,17 @@ def test_judge_prefers_the_same_envelope_over_another() -> None:
         same = float(np.dot(judge.embed(_voice(envelope, 50 + i)), held))
         other = float(np.dot(judge.embed(_voice(envelopes[i + 3], 50 + i)), held))
         assert same > other + 0.2, (i, same, other)
+
+
+def _clip(sim: float, key: tuple | None) -> dict:
+    return {"sim": sim, "sim_mfcc": sim / 2, "text": "one two", "hyp": "one two", "dnsmos": 3.0, "duration": 1.0,
+            "compute": 0.5, "key": key}
+
+
+def test_summary_counts_above_source_only_for_conversions_of_a_source() -> None:
+    baseline = {("t", "a"): 0.5, ("t", "b"): 0.7}
+    row = cloning.summarise([_clip(0.6, ("t", "a")), _clip(0.6, ("t", "b")), _clip(0.9, None)], baseline)
+    assert row["share_above_source"] == 0.5  # the keyless clip (a diagnostic) is not a pair
+    assert row["similarity_mean"] == pytest.approx(0.7) and row["similarity_mfcc_mean"] == pytest.approx(0.35)
+    assert row["transcripts"][0]["pair"] == ("t", "a") and row["transcripts"][2]["similarity"] == 0.9
+    assert "share_above_source" not in cloning.summarise([_clip(0.9, None)], baseline)
