@@ -87,3 +87,20 @@ def test_decoder_recipe_trains_adversarially_resumes_and_exports_the_decoder_alo
     # the discriminator is in the trainer state: re-running the finished command resumes and stops
     _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "run", *args)
     assert sorted(p.name for p in (tmp_path / "run").glob("step_*")) == ["step_00000002", "step_00000004"]
+
+
+def test_bands_without_signal_give_the_discriminator_nothing_to_judge() -> None:
+    """An 8 kHz crop's empty top bands: the reconstruction's are replaced by the real crop's, so
+    they get no gradient (mel L1 skips them too), and a change there changes nothing."""
+    torch.manual_seed(0)
+    disc, real = MelDiscriminator((8, 16)), _textured(2, 2)
+    pred = (real + torch.randn_like(real)).requires_grad_(True)
+    bins = torch.tensor([80, 40])
+    cfg = TrainConfig(adversarial_loss=1.0, feature_loss=1.0)
+    terms = adversarial_terms(disc, torch.optim.SGD(disc.parameters(), 0.0), pred, real, cfg, {}, bins)
+    (grad,) = torch.autograd.grad(terms, pred)
+    assert grad[1, 40:].abs().max() == 0 and grad[1, :40].abs().max() > 0 and grad[0, 40:].abs().max() > 0
+    moved = pred.detach().clone()
+    moved[1, 40:] += 5.0
+    again = adversarial_terms(disc, torch.optim.SGD(disc.parameters(), 0.0), moved, real, cfg, {}, bins)
+    assert torch.allclose(again, terms.detach())

@@ -108,11 +108,16 @@ def relative_pitch(log_f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return rel, voiced.float()
 
 
+def band_mask(bins: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) band counts -> (B, M) float mask of each row's lowest ``bins[b]`` bands of ``like`` (B, M, F)."""
+    return (torch.arange(like.shape[1], device=like.device)[None, :] < bins[:, None]).to(like.dtype)
+
+
 def band_l1(pred: torch.Tensor, target: torch.Tensor, bins: torch.Tensor | None = None) -> torch.Tensor:
     """Mean |pred - target| over (B, M, F), counting only each row's lowest ``bins[b]`` bands."""
     if bins is None:
         return (pred - target).abs().mean()
-    mask = (torch.arange(pred.shape[1], device=pred.device)[None, :] < bins[:, None]).to(pred.dtype)
+    mask = band_mask(bins, pred)
     return ((pred - target).abs() * mask[..., None]).sum() / (mask.sum() * pred.shape[-1])
 
 
@@ -290,7 +295,7 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
         out.update({f"loss/cross_{k}": float(v.detach()) for k, v in terms.items()})
     if cfg.adversarial_loss > 0:
         loss = loss + adversarial_terms(modules["discriminator"], optimizers["discriminator"], pred, batch["mel"],
-                                        cfg, out)
+                                        cfg, out, batch.get("bins"))
     optimizer = optimizers["decoder"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -302,9 +307,16 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
 
 
 def adversarial_terms(disc: nn.Module, optimizer: torch.optim.Optimizer, pred: torch.Tensor, real: torch.Tensor,
-                      cfg: TrainConfig, out: dict[str, float]) -> torch.Tensor:
+                      cfg: TrainConfig, out: dict[str, float], bins: torch.Tensor | None = None) -> torch.Tensor:
     """One discriminator step on (real crops, detached reconstructions), then the decoder's weighted
-    adversarial and feature-matching terms against the updated discriminator (logged into ``out``)."""
+    adversarial and feature-matching terms against the updated discriminator (logged into ``out``).
+
+    With ``bins`` (crops recorded at 8 kHz), the bands above each row's signal are the real crop's
+    in the reconstruction too, as mel L1 ignores them: the discriminator cannot tell a narrowband
+    crop by its empty top, so the decoder is never taught to leave the top empty."""
+    if bins is not None:
+        keep = band_mask(bins, pred)[..., None]
+        pred = keep * pred + (1 - keep) * real
     d_loss = discriminator_loss([disc(real)[0]], [disc(pred.detach())[0]])
     optimizer.zero_grad(set_to_none=True)
     d_loss.backward()
