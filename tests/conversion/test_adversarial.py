@@ -9,10 +9,11 @@ import torch
 
 from tests.conversion.test_recipe import _train
 from tests.conversion.test_reference import BASE
-from voicefake.audio.features import MEL_16K_80
+from voicefake.audio.features import MEL_16K_40, MEL_16K_80
 from voicefake.checkpoint import Checkpoint
 from voicefake.conversion.decoder_training import TrainConfig, adversarial_terms, build_task
 from voicefake.conversion.model import MelDiscriminator
+from voicefake.speaker.model import SpeakerEncoder, SpeakerEncoderConfig
 
 
 def _textured(batch: int, seed: int) -> torch.Tensor:
@@ -31,6 +32,12 @@ def test_config_refuses_negative_weights_and_matching_without_a_discriminator() 
         TrainConfig(feature_loss=0.5)
     with pytest.raises(ValueError, match="at least one"):
         MelDiscriminator(())
+    with pytest.raises(ValueError, match="adversarial_cross must be"):
+        TrainConfig(adversarial_cross=-1.0)
+    with pytest.raises(ValueError, match="cross conversions"):  # nothing converted to judge
+        TrainConfig(adversarial_loss=0.1, adversarial_cross=0.1)
+    with pytest.raises(ValueError, match="the discriminator"):
+        TrainConfig(speaker_loss=0.3, adversarial_cross=0.1)
 
 
 def test_discriminator_scores_patches_and_returns_every_layers_maps() -> None:
@@ -78,10 +85,15 @@ def test_a_step_moves_both_networks_and_logs_the_terms() -> None:
 
 
 def test_decoder_recipe_trains_adversarially_resumes_and_exports_the_decoder_alone(tmp_path: Path) -> None:
+    judge = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40)  # for the cross conversions
+    Checkpoint.from_module(judge, "speaker", MEL_16K_40, {"name": "tiny-judge"}).save(tmp_path / "judge")
     args = ("model.content_input=cepstrum", "train.adversarial_loss=0.1", "train.feature_loss=0.3",
-            f"data.content={tmp_path / 'none'}")
+            "train.speaker_loss=0.3", "train.adversarial_cross=0.1", f"data.content={tmp_path / 'none'}",
+            f"data.speaker={tmp_path / 'judge'}")
     log = _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "run", *args)
-    assert "loss/disc" in log and "loss/feature_matching" in log
+    assert "loss/disc" in log  # the console line is abridged; the run's scalars have every term
+    logged = (tmp_path / "run" / "logs" / "scalars.jsonl").read_text()
+    assert all(k in logged for k in ("loss/feature_matching", "loss/adversarial_cross", "loss/cross_speaker"))
     assert Checkpoint.load(tmp_path / "run" / "best" / "decoder").kind == "conversion"
     assert not (tmp_path / "run" / "best" / "discriminator").exists()
     # the discriminator is in the trainer state: re-running the finished command resumes and stops
@@ -104,3 +116,24 @@ def test_bands_without_signal_give_the_discriminator_nothing_to_judge() -> None:
     moved[1, 40:] += 5.0
     again = adversarial_terms(disc, torch.optim.SGD(disc.parameters(), 0.0), moved, real, cfg, {}, bins)
     assert torch.allclose(again, terms.detach())
+
+
+def test_cross_conversions_are_fakes_too_and_get_their_own_gradient() -> None:
+    """With ``converted``, the discriminator's fakes include the conversions (its loss changes
+    with them), and the decoder's term reaches them, weighted by ``adversarial_cross``, except in
+    the bands an 8 kHz crop never had."""
+    torch.manual_seed(0)
+    disc, real = MelDiscriminator((8, 16)), _textured(2, 3)
+    pred = real + 0.5 * torch.randn_like(real)
+    converted = (real.mean(dim=1, keepdim=True).expand_as(real) + 0.1 * torch.randn_like(real)).requires_grad_(True)
+    bins = torch.tensor([80, 40])
+    frozen = torch.optim.SGD(disc.parameters(), 0.0)
+    plain: dict[str, float] = {}
+    alone = adversarial_terms(disc, frozen, pred, real, TrainConfig(adversarial_loss=1.0), plain, bins)
+    cfg = TrainConfig(adversarial_loss=1.0, speaker_loss=0.3, adversarial_cross=0.5)
+    logged: dict[str, float] = {}
+    total = adversarial_terms(disc, frozen, pred, real, cfg, logged, bins, converted)
+    assert logged["loss/disc"] != plain["loss/disc"] and "loss/adversarial_cross" in logged
+    assert torch.allclose(total.detach(), alone + 0.5 * logged["loss/adversarial_cross"], atol=1e-5)
+    (grad,) = torch.autograd.grad(total, converted)
+    assert grad[1, 40:].abs().max() == 0 and grad[1, :40].abs().max() > 0 and grad[0, 40:].abs().max() > 0

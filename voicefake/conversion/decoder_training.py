@@ -69,6 +69,12 @@ class TrainConfig(_EncoderTrainConfig):
             (0 = off: no discriminator).
         feature_loss: weight of feature matching on that discriminator's maps (reconstruction
             against its real crop; needs ``adversarial_loss`` > 0, which creates the discriminator).
+        adversarial_cross: weight of the same adversarial term on the cross conversions, which the
+            discriminator then also learns to reject: the decoder must keep the fine structure in
+            the voices it is asked to change into, the output cloning uses, not only in
+            reconstructions (0 = reconstructions only; needs ``adversarial_loss`` > 0 and the
+            cross conversions, ``speaker_loss`` or ``cycle_loss`` > 0). No feature matching there:
+            a conversion has no real crop to match.
     """
 
     speaker_dropout: float = 0.0
@@ -77,6 +83,7 @@ class TrainConfig(_EncoderTrainConfig):
     cross_mix: float = 0.0
     adversarial_loss: float = 0.0
     feature_loss: float = 0.0
+    adversarial_cross: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.speaker_dropout < 1.0:
@@ -91,6 +98,11 @@ class TrainConfig(_EncoderTrainConfig):
                              f"{self.adversarial_loss} and {self.feature_loss}")
         if self.feature_loss > 0 and self.adversarial_loss == 0:
             raise ValueError("train.feature_loss needs train.adversarial_loss > 0 (which creates the discriminator)")
+        if self.adversarial_cross < 0:
+            raise ValueError(f"train.adversarial_cross must be >= 0, got {self.adversarial_cross}")
+        if self.adversarial_cross > 0 and (self.adversarial_loss == 0 or not self.converts):
+            raise ValueError("train.adversarial_cross needs train.adversarial_loss > 0 (the discriminator) and "
+                             "train.speaker_loss or train.cycle_loss > 0 (the cross conversions)")
 
     @property
     def converts(self) -> bool:
@@ -237,7 +249,8 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     Crop i is decoded with crop i+1's voice (and reference frames, for a decoder with reference
     attention), or, for a ``cfg.cross_mix`` share of the crops, with a blend of crop i+1's and
     crop i+2's voices (:func:`blend_voices`); pairs of one speaker are left out of the speaker term. Returns the unweighted
-    ``speaker`` and ``cycle`` losses (0 when the batch has a single speaker).
+    ``speaker`` and ``cycle`` losses (0 when the batch has a single speaker) and the ``converted``
+    mel itself (with its gradient, for ``cfg.adversarial_cross``).
     """
     speaker, mel = batch["speaker"], batch["mel"]
     judge.to(mel.device)
@@ -253,7 +266,7 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     other_reference = None if reference is None else reference[order]
     features, rel, voiced = inputs
     cross = decoder(features, rel, voiced, other, other_reference)
-    out = {}
+    out = {"converted": cross}
     heard = judge.centred(judge.raw_embed(to_judge_mel(cross)))
     cosine = (heard * judge.centred(other)).sum(-1)
     out["speaker"] = ((1 - cosine) * differ).sum() / differ.sum().clamp_min(1.0)
@@ -291,11 +304,13 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
         if judge is None or to_judge_mel is None:
             raise ValueError("train.speaker_loss / train.cycle_loss need the speaker encoder (build_task(judge=...))")
         terms = cross_losses(decoder, content, judge, to_judge_mel, inputs, batch, cfg)
+        converted = terms.pop("converted")
         loss = loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
         out.update({f"loss/cross_{k}": float(v.detach()) for k, v in terms.items()})
     if cfg.adversarial_loss > 0:
         loss = loss + adversarial_terms(modules["discriminator"], optimizers["discriminator"], pred, batch["mel"],
-                                        cfg, out, batch.get("bins"))
+                                        cfg, out, batch.get("bins"),
+                                        converted if cfg.adversarial_cross > 0 else None)
     optimizer = optimizers["decoder"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -307,17 +322,25 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
 
 
 def adversarial_terms(disc: nn.Module, optimizer: torch.optim.Optimizer, pred: torch.Tensor, real: torch.Tensor,
-                      cfg: TrainConfig, out: dict[str, float], bins: torch.Tensor | None = None) -> torch.Tensor:
+                      cfg: TrainConfig, out: dict[str, float], bins: torch.Tensor | None = None,
+                      converted: torch.Tensor | None = None) -> torch.Tensor:
     """One discriminator step on (real crops, detached reconstructions), then the decoder's weighted
     adversarial and feature-matching terms against the updated discriminator (logged into ``out``).
 
     With ``bins`` (crops recorded at 8 kHz), the bands above each row's signal are the real crop's
     in the reconstruction too, as mel L1 ignores them: the discriminator cannot tell a narrowband
-    crop by its empty top, so the decoder is never taught to leave the top empty."""
+    crop by its empty top, so the decoder is never taught to leave the top empty.
+
+    With ``converted`` (the crops' cross conversions, ``cfg.adversarial_cross``), the discriminator
+    also learns to reject those (the fakes are the reconstructions and conversions together), and
+    the decoder gets the adversarial term on them too, weighted by ``cfg.adversarial_cross``."""
     if bins is not None:
         keep = band_mask(bins, pred)[..., None]
         pred = keep * pred + (1 - keep) * real
-    d_loss = discriminator_loss([disc(real)[0]], [disc(pred.detach())[0]])
+        if converted is not None:
+            converted = keep * converted + (1 - keep) * real
+    fakes = pred.detach() if converted is None else torch.cat([pred.detach(), converted.detach()])
+    d_loss = discriminator_loss([disc(real)[0]], [disc(fakes)[0]])
     optimizer.zero_grad(set_to_none=True)
     d_loss.backward()
     optimizer.step()
@@ -327,7 +350,12 @@ def adversarial_terms(disc: nn.Module, optimizer: torch.optim.Optimizer, pred: t
     adversarial, matching = generator_loss([score]), feature_matching_loss([real_feats], [feats])
     out.update({"loss/disc": float(d_loss.detach()), "loss/adversarial": float(adversarial.detach()),
                 "loss/feature_matching": float(matching.detach())})
-    return cfg.adversarial_loss * adversarial + cfg.feature_loss * matching
+    total = cfg.adversarial_loss * adversarial + cfg.feature_loss * matching
+    if converted is not None:
+        cross = generator_loss([disc(converted)[0]])
+        out["loss/adversarial_cross"] = float(cross.detach())
+        total = total + cfg.adversarial_cross * cross
+    return total
 
 
 def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor],
