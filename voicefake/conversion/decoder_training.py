@@ -300,6 +300,7 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     pred = decoder(*inputs, speaker, batch.get("reference"), batch.get("reference_mask"))
     loss = band_l1(pred, batch["mel"], batch.get("bins"))
     out = {"loss/mel_l1": float(loss.detach())}
+    converted = None  # the cross conversions, for train.adversarial_cross
     if cfg.converts:
         if judge is None or to_judge_mel is None:
             raise ValueError("train.speaker_loss / train.cycle_loss need the speaker encoder (build_task(judge=...))")
