@@ -408,11 +408,11 @@ def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: 
     modules: dict[str, nn.Module] = {"decoder": decoder}
     if cfg.adversarial_loss > 0:
         modules["discriminator"] = MelDiscriminator()
-    optimizers = {name: torch.optim.AdamW(module.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
-                  for name, module in modules.items()}
+    optimizers: dict[str, torch.optim.Optimizer] = {name: torch.optim.AdamW(module.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
+                                                      for name, module in modules.items()}
     return TrainTask(
         modules=modules,
-        optimizers=dict(optimizers),
+        optimizers=optimizers,
         schedulers={name: torch.optim.lr_scheduler.LambdaLR(opt, partial(lr_lambda, cfg=cfg))
                     for name, opt in optimizers.items()},
         train_step=partial(train_step, cfg=cfg, mel_config=mel, content=content, judge=judge,
