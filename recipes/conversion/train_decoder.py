@@ -23,8 +23,14 @@ from voicefake import api
 from voicefake.audio.features import MelConfig, MelSpectrogram
 from voicefake.checkpoint import Checkpoint
 from voicefake.config import load_sections, recipe_parser, run_recipe
-from voicefake.conversion.decoder_training import DecoderCrops, TrainConfig, build_task, repeat_to
-from voicefake.conversion.model import ContentEncoder, DecoderConfig
+from voicefake.conversion.decoder_training import (
+    DecoderCrops,
+    TrainConfig,
+    build_task,
+    repeat_to,
+    widen_for_pitch_level,
+)
+from voicefake.conversion.model import ContentEncoder, ConversionDecoder, DecoderConfig
 from voicefake.data.datasets import OneItem
 from voicefake.train.loop import LoopConfig, fit
 
@@ -228,8 +234,11 @@ def main() -> None:
     if args.init:
         # a decoder with reference attention may start from one without: its attention's output
         # projection starts at zero, so the start is that decoder exactly
-        missing, unexpected = task.modules["decoder"].load_state_dict(Checkpoint.load(args.init).state_dict,
-                                                                       strict=False)
+        # and one with a pitch level from one without: that input's weights start at zero
+        decoder = task.modules["decoder"]
+        assert isinstance(decoder, ConversionDecoder)
+        state = widen_for_pitch_level(decoder, Checkpoint.load(args.init).state_dict)
+        missing, unexpected = decoder.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("reference.") for k in missing):
             raise ValueError(f"--init {args.init} does not fit this decoder: missing {missing}, unexpected {unexpected}")
     fit(task, loop, train, args.run, eval_data=dev, resolved_config=resolved)

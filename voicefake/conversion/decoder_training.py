@@ -75,6 +75,9 @@ class TrainConfig(_EncoderTrainConfig):
             reconstructions (0 = reconstructions only; needs ``adversarial_loss`` > 0 and the
             cross conversions, ``speaker_loss`` or ``cycle_loss`` > 0). No feature matching there:
             a conversion has no real crop to match.
+        level_dropout: for a decoder with ``model.pitch_level``, the share of the crops decoded
+            without their pitch level (read as unknown), so that the decoder still speaks at a
+            sensible pitch for a voice known only by its embedding (0 = always given).
     """
 
     speaker_dropout: float = 0.0
@@ -84,6 +87,7 @@ class TrainConfig(_EncoderTrainConfig):
     adversarial_loss: float = 0.0
     feature_loss: float = 0.0
     adversarial_cross: float = 0.0
+    level_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.speaker_dropout < 1.0:
@@ -98,6 +102,8 @@ class TrainConfig(_EncoderTrainConfig):
                              f"{self.adversarial_loss} and {self.feature_loss}")
         if self.feature_loss > 0 and self.adversarial_loss == 0:
             raise ValueError("train.feature_loss needs train.adversarial_loss > 0 (which creates the discriminator)")
+        if not 0.0 <= self.level_dropout < 1.0:
+            raise ValueError(f"train.level_dropout must be in [0, 1), got {self.level_dropout}")
         if self.adversarial_cross < 0:
             raise ValueError(f"train.adversarial_cross must be >= 0, got {self.adversarial_cross}")
         if self.adversarial_cross > 0 and (self.adversarial_loss == 0 or not self.converts):
@@ -118,6 +124,14 @@ def relative_pitch(log_f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if voiced[row].any():
             rel[row] = torch.where(voiced[row], log_f0[row] - log_f0[row][voiced[row]].median(), rel[row])
     return rel, voiced.float()
+
+
+def pitch_levels(log_f0: torch.Tensor) -> torch.Tensor:
+    """(B, F) log-F0 (0 = unvoiced) -> (B,) each row's voiced median (0 for a row with no voiced
+    frame: unknown), the ``level`` a ``pitch_level`` decoder reads."""
+    voiced = log_f0 > 0
+    return torch.stack([row[mask].median() if mask.any() else row.new_zeros(())
+                        for row, mask in zip(log_f0, voiced, strict=True)])
 
 
 def band_mask(bins: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -228,7 +242,23 @@ def decoder_inputs(content: ContentEncoder | None, decoder: ConversionDecoder, s
 def convert_batch(content: ContentEncoder | None, decoder: ConversionDecoder, source: torch.Tensor,
                   log_f0: torch.Tensor, speaker: torch.Tensor, reference: torch.Tensor | None = None,
                   reference_mask: torch.Tensor | None = None) -> torch.Tensor:
-    return decoder(*decoder_inputs(content, decoder, source, log_f0), speaker, reference, reference_mask)
+    """Each crop decoded in ``speaker``'s voice at its own pitch (``log_f0``'s level, for a
+    ``pitch_level`` decoder)."""
+    level = pitch_levels(log_f0) if decoder.config.pitch_level else None
+    return decoder(*decoder_inputs(content, decoder, source, log_f0), speaker, reference, reference_mask, level)
+
+
+def widen_for_pitch_level(decoder: ConversionDecoder, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` of a decoder without ``pitch_level``, made to fit ``decoder`` (one with it): the
+    input layer's weights for the new pitch channel start at zero, so the start decodes exactly
+    as the old decoder did. Any other state is returned as it is."""
+    weight = state.get("content_in.weight")
+    wanted = decoder.content_in.weight
+    if (weight is None or not decoder.config.pitch_level or weight.shape[1] + 1 != wanted.shape[1]
+            or weight.shape[0] != wanted.shape[0]):
+        return state
+    widened = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, weight.shape[2])], dim=1)
+    return {**state, "content_in.weight": widened}
 
 
 def blend_voices(first: torch.Tensor, second: torch.Tensor, share: float) -> torch.Tensor:
@@ -242,7 +272,8 @@ def blend_voices(first: torch.Tensor, second: torch.Tensor, share: float) -> tor
 
 def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, judge: SpeakerEncoder,
                  to_judge_mel: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                 batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict[str, torch.Tensor]:
+                 batch: dict[str, torch.Tensor], cfg: TrainConfig,
+                 level: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The speaker-consistency and cycle terms (see :class:`TrainConfig`) for one batch, whose
     :func:`decoder_inputs` are ``inputs``.
 
@@ -250,7 +281,9 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     attention), or, for a ``cfg.cross_mix`` share of the crops, with a blend of crop i+1's and
     crop i+2's voices (:func:`blend_voices`); pairs of one speaker are left out of the speaker term. Returns the unweighted
     ``speaker`` and ``cycle`` losses (0 when the batch has a single speaker) and the ``converted``
-    mel itself (with its gradient, for ``cfg.adversarial_cross``).
+    mel itself (with its gradient, for ``cfg.adversarial_cross``). ``level``: (B,) the crops' own
+    pitch levels, for a ``pitch_level`` decoder: a crop decoded in crop i+1's voice is asked for
+    crop i+1's level too, and back in its own voice for its own.
     """
     speaker, mel = batch["speaker"], batch["mel"]
     judge.to(mel.device)
@@ -261,18 +294,20 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     if cfg.cross_mix > 0:
         if reference is not None:
             raise ValueError("train.cross_mix needs a decoder without reference attention (a blend has no frames)")
+        if decoder.config.pitch_level:
+            raise ValueError("train.cross_mix needs a decoder without model.pitch_level (a blend has no pitch level)")
         other = blend_voices(other, speaker[torch.roll(order, 1)], cfg.cross_mix)
     differ = ((other - speaker).abs().sum(-1) > 1e-6).to(mel.dtype)
     other_reference = None if reference is None else reference[order]
     features, rel, voiced = inputs
-    cross = decoder(features, rel, voiced, other, other_reference)
+    cross = decoder(features, rel, voiced, other, other_reference, level=None if level is None else level[order])
     out = {"converted": cross}
     heard = judge.centred(judge.raw_embed(to_judge_mel(cross)))
     cosine = (heard * judge.centred(other)).sum(-1)
     out["speaker"] = ((1 - cosine) * differ).sum() / differ.sum().clamp_min(1.0)
     if cfg.cycle_loss > 0:
         back = decoder(decoder.encode(cross, content), rel, voiced, speaker, reference,  # with gradient
-                       batch.get("reference_mask"))
+                       batch.get("reference_mask"), level)
         out["cycle"] = band_l1(back, mel, batch.get("bins"))
     else:
         out["cycle"] = torch.zeros((), device=mel.device)
@@ -297,14 +332,19 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
         keep = torch.rand(len(speaker), 1, device=speaker.device) >= cfg.speaker_dropout
         speaker = speaker * keep
     inputs = decoder_inputs(content, decoder, source, batch["log_f0"])
-    pred = decoder(*inputs, speaker, batch.get("reference"), batch.get("reference_mask"))
+    level = None
+    if decoder.config.pitch_level:
+        level = pitch_levels(batch["log_f0"])
+        if cfg.level_dropout > 0:
+            level = level * (torch.rand(len(level), device=level.device) >= cfg.level_dropout)
+    pred = decoder(*inputs, speaker, batch.get("reference"), batch.get("reference_mask"), level)
     loss = band_l1(pred, batch["mel"], batch.get("bins"))
     out = {"loss/mel_l1": float(loss.detach())}
     converted = None  # the cross conversions, for train.adversarial_cross
     if cfg.converts:
         if judge is None or to_judge_mel is None:
             raise ValueError("train.speaker_loss / train.cycle_loss need the speaker encoder (build_task(judge=...))")
-        terms = cross_losses(decoder, content, judge, to_judge_mel, inputs, batch, cfg)
+        terms = cross_losses(decoder, content, judge, to_judge_mel, inputs, batch, cfg, level)
         converted = terms.pop("converted")
         loss = loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
         out.update({f"loss/cross_{k}": float(v.detach()) for k, v in terms.items()})

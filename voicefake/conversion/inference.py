@@ -161,7 +161,7 @@ did so after one step (a log-mel of 251, then NaN) on one of 24 sources (session
 def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voiced: torch.Tensor,
                     profile: VoiceProfile, decoder: ConversionDecoder, speaker: SpeakerEncoder,
                     to_speaker_mel: MelReanalysis, steps: int, weight: float = IDENTITY_WEIGHT,
-                    lr: float = IDENTITY_LR) -> torch.Tensor:
+                    lr: float = IDENTITY_LR, level: torch.Tensor | None = None) -> torch.Tensor:
     """The profile's embedding moved, in ``steps`` Adam steps, so that ``speaker`` (a
     :class:`voicefake.speaker.model.SpeakerEncoder`) hears the decoder's output for this source
     as the reference's voice; returns the (D,) unit-norm embedding to condition on.
@@ -176,6 +176,7 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
     :data:`DIVERGED_LOG_MEL` (a decoder fine-tuned on one voice can do that a step away from its
     embedding), the steps stop and the last embedding that decoded sanely is returned (at worst
     the profile's own). :func:`convert_mel` checks the final embedding on the whole input.
+    ``level``: (1,) the pitch level a ``pitch_level`` decoder is given (:func:`profile_level`).
     """
     start = profile.embedding.detach().clone()
     frames = source_content.shape[1]
@@ -195,7 +196,7 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
         good = start
         frames_in = _reference_input(decoder, profile)
         for _ in range(steps):
-            out = decoder(content, rel, mask, F.normalize(embedding, dim=-1)[None], reference=frames_in)
+            out = decoder(content, rel, mask, F.normalize(embedding, dim=-1)[None], reference=frames_in, level=level)
             if not _sane(out):
                 return F.normalize(good, dim=-1)
             good = embedding.detach().clone()
@@ -207,6 +208,15 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
             embedding.grad = grad
             optimizer.step()
         return F.normalize(embedding.detach(), dim=-1)
+
+
+def profile_level(decoder: ConversionDecoder, profile: VoiceProfile) -> torch.Tensor | None:
+    """(1,) the voiced median log-F0 of the profile's reference frames, for a decoder with
+    ``pitch_level`` (0 = unknown: an embedding-only profile, or a reference with no voiced
+    frame; the decoder then takes the pitch from the embedding); None for any other decoder."""
+    if not decoder.config.pitch_level:
+        return None
+    return torch.tensor([profile.median_log_f0() if profile.config.frames else 0.0])
 
 
 def _reference_input(decoder: ConversionDecoder, profile: VoiceProfile) -> ReferenceMemory | None:
@@ -270,15 +280,16 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
         raise ValueError(f"the voice profile has a {profile.config.embedding_dim}-d speaker embedding; "
                          f"the decoder needs {decoder.config.speaker_dim}-d (rebuild the profile)")
     rel, voiced = relative_pitch(log_f0[None])
+    level = profile_level(decoder, profile)
     embedding = profile.embedding
     if identity_steps and speaker is not None and speaker_mel is not None:
         embedding = adapt_embedding(source_content, rel, voiced, profile, decoder, speaker, speaker_mel,
-                                    identity_steps)
+                                    identity_steps, level=level)
     frames_in = _reference_input(decoder, profile)
-    first = decoder(source_content, rel, voiced, embedding[None], reference=frames_in)[0]
+    first = decoder(source_content, rel, voiced, embedding[None], reference=frames_in, level=level)[0]
     if embedding is not profile.embedding and not _sane(first):
         # the adapted embedding decoded sanely on the adaptation's window but not on the whole input
-        first = decoder(source_content, rel, voiced, profile.embedding[None], reference=frames_in)[0]
+        first = decoder(source_content, rel, voiced, profile.embedding[None], reference=frames_in, level=level)[0]
     if blend == 0.0 or profile.config.frames == 0:  # an embedding-only profile has no frames to match
         return first
     return (1 - blend) * first + blend * match_spectra(first, profile, profile.config.k)

@@ -23,6 +23,8 @@ from voicefake.audio.features import MelConfig
 from voicefake.vocoder.discriminators import conv_stack
 
 CONTENT_INPUTS = ("encoder", "cepstrum")
+PITCH_CENTRE = math.log(150.0)
+"""The log-F0 (natural log of Hz) that a ``pitch_level`` decoder's absolute pitch input is centred on."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,13 @@ class DecoderConfig:
             (the decoder knows the voice from its embedding alone; every decoder before
             session 33). Needs ``content_input: cepstrum``.
         reference_dim: size of the attention's queries and keys (all heads together).
+        pitch_level: the decoder also reads the absolute pitch it must speak at: the relative
+            contour plus the target's voiced median log-F0 (``level``; the reference's median at
+            inference, the crop's own, or the other crop's for a cross conversion, in
+            training), centred on :data:`PITCH_CENTRE`, as a third pitch channel. False: the
+            absolute pitch comes from the speaker embedding alone, which for a voice it never
+            saw lands up to several semitones off (every decoder before session 37). A row
+            without a level (0: unknown, e.g. an embedding-only profile) reads zeros there.
     """
 
     content_dim: int = 192
@@ -139,6 +148,7 @@ class DecoderConfig:
     content_input: str = "encoder"
     reference_heads: int = 0
     reference_dim: int = 64
+    pitch_level: bool = False
 
     def __post_init__(self) -> None:
         if self.content_input not in CONTENT_INPUTS:
@@ -244,7 +254,8 @@ class ConversionDecoder(nn.Module):
     """(B, F, content_dim) content, (B, F) relative log-F0, (B, speaker_dim) voice -> (B, M, F) log-mel.
 
     The pitch input is the log-F0 contour minus its voiced median (intonation only; 0 where
-    unvoiced) plus a voiced flag; the absolute pitch comes from the speaker embedding. A decoder
+    unvoiced) plus a voiced flag; the absolute pitch comes from the speaker embedding, or, for a
+    decoder with ``pitch_level``, from the ``level`` it is given (see :class:`DecoderConfig`). A decoder
     with ``reference_heads`` also reads the target's reference log-mel (B, M, R) through
     :class:`ReferenceAttention`.
     """
@@ -255,7 +266,7 @@ class ConversionDecoder(nn.Module):
         super().__init__()
         self.config, self.mel = config, mel
         self.squeeze = nn.Linear(config.content_dim, config.bottleneck)
-        self.content_in = nn.Conv1d(config.bottleneck + 2, config.channels, 3, padding=1)
+        self.content_in = nn.Conv1d(config.bottleneck + 2 + int(config.pitch_level), config.channels, 3, padding=1)
         self.speaker_in = nn.Linear(config.speaker_dim, config.channels)
         self.blocks = nn.ModuleList([Block(config.channels, config.kernel_size, d) for d in config.dilations])
         self.speaker_gain = nn.ModuleList([nn.Linear(config.speaker_dim, config.channels) for _ in config.dilations])
@@ -283,11 +294,13 @@ class ConversionDecoder(nn.Module):
 
     def forward(self, content: torch.Tensor, rel_log_f0: torch.Tensor, voiced: torch.Tensor,
                 speaker: torch.Tensor, reference: torch.Tensor | ReferenceMemory | None = None,
-                reference_mask: torch.Tensor | None = None) -> torch.Tensor:
+                reference_mask: torch.Tensor | None = None, level: torch.Tensor | None = None) -> torch.Tensor:
         """``reference``: (B, M, R) the target's reference log-mel, or its
         :meth:`reference_memory`, needed by (and only read by) a decoder with reference
         attention; ``reference_mask``: (B, R), False = a frame not to read (padding, or the crop
-        itself when fine-tuning on one voice's own audio)."""
+        itself when fine-tuning on one voice's own audio); ``level``: (B,) the voiced median
+        log-F0 to speak at (natural log of Hz; 0 or None = unknown), read only by a decoder with
+        ``pitch_level``."""
         if self.reference is not None and reference is None:
             raise ValueError("this decoder reads the target's reference frames; none were given")
         frames, step = content.shape[1], self.config.downsample
@@ -296,7 +309,10 @@ class ConversionDecoder(nn.Module):
             pad = (-frames) % step
             code = F.avg_pool1d(F.pad(code, (0, pad), mode="replicate"), step)
             code = code.repeat_interleave(step, dim=-1)[..., :frames]
-        pitch = torch.stack([rel_log_f0 * voiced, voiced], dim=1)
+        channels = [rel_log_f0 * voiced, voiced]
+        if self.config.pitch_level:
+            channels.append(absolute_pitch(rel_log_f0, voiced, level))
+        pitch = torch.stack(channels, dim=1)
         x = self.content_in(torch.cat([code, pitch], dim=1)) + self.speaker_in(speaker)[..., None]
         if self.reference is not None:
             assert reference is not None
@@ -305,6 +321,15 @@ class ConversionDecoder(nn.Module):
         for block, gain in zip(self.blocks, self.speaker_gain, strict=True):
             x = block(x) * (1 + torch.tanh(gain(speaker)))[..., None]
         return self.out(x)
+
+
+def absolute_pitch(rel_log_f0: torch.Tensor, voiced: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
+    """(B, F) relative contour and voiced flag, (B,) level -> (B, F) ``rel + level - PITCH_CENTRE``
+    where voiced, 0 elsewhere and in every row whose level is unknown (<= 0, or no ``level``)."""
+    if level is None:
+        return torch.zeros_like(rel_log_f0)
+    known = (level > 0).to(rel_log_f0.dtype)[:, None]
+    return (rel_log_f0 + (level - PITCH_CENTRE)[:, None]) * voiced * known
 
 
 class MelDiscriminator(nn.Module):
