@@ -352,3 +352,20 @@ def test_mel_reanalysis_is_differentiable_and_refuses_other_framings() -> None:
     assert mel.grad is not None and torch.isfinite(mel.grad).all() and mel.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="22050 Hz / hop 256 mel .* frames would not line up"):
         MelReanalysis(MEL_22K_80, MEL_16K_40)
+
+
+def test_mel_reanalysis_of_a_diverged_mel_stays_finite() -> None:
+    """A decoder that diverges (a log-mel of 250 in one frame) must not turn the speaker term NaN:
+    exp overflowed to inf there, and inf - inf in the pseudo-inverse made NaN (session 37)."""
+    from voicefake.audio.features import MEL_16K_40, MelReanalysis
+
+    to_40 = MelReanalysis(MEL_16K_80, MEL_16K_40)
+    mel = torch.full((1, 80, 5), -5.0)
+    sane = to_40(mel)
+    mel[0, 10:20, 2] = 250.0
+    mel.requires_grad_(True)
+    out = to_40(mel)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and mel.grad is not None and torch.isfinite(mel.grad).all()
+    assert torch.equal(out[..., [0, 1, 3, 4]], sane[..., [0, 1, 3, 4]])  # other frames unchanged
+    assert mel.grad[0, 10:20, 2].abs().max() == 0  # the capped values get no gradient

@@ -171,9 +171,14 @@ class MelReanalysis(nn.Module):
         self.register_buffer("gather", mel_filterbank(grid), persistent=False)
         self.floor = target.log_floor
 
+    ceiling = 30.0
+    """Log-mel values are capped here before ``exp``: speech stays under about 10, and a diverging
+    decoder's 250 would overflow to inf, and inf - inf in the pseudo-inverse to NaN (session 37:
+    one training crop did that, and the NaN reached every weight through the speaker term)."""
+
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         """(B, M_source, F) -> (B, M_target, F)."""
-        bins = torch.matmul(self.get_buffer("spread"), torch.exp(log_mel)).clamp_min(0.0)
+        bins = torch.matmul(self.get_buffer("spread"), torch.exp(log_mel.clamp(max=self.ceiling))).clamp_min(0.0)
         return torch.log(torch.matmul(self.get_buffer("gather"), bins).clamp_min(self.floor))
 
 
