@@ -17,8 +17,8 @@ our speaker-16k, which does condition the decoder, was distilled from it).
   baseline and ceiling): cosine of long-term MFCC statistics (:class:`MfccJudge`), which shares
   nothing with Resemblyzer or speaker-16k, so a gain that the models' training against
   speaker-16k found only in Resemblyzer's ears shows up as a gap between the two;
-* pitch: each clip's voiced median F0 against the reference's, in semitones (librosa's pYIN, not
-  the package's tracker; ``pitch_error_st_mean_abs`` / ``_mean`` in every row), next to the
+* pitch: each clip's voiced median F0 against the reference's, in semitones (the package's
+  tracker, :meth:`Judges.median_f0`; ``pitch_error_st_mean_abs`` / ``_mean`` in every row), next to the
   sources' distance (the starting point) and the held-out utterance's (one real utterance's own
   spread around its reference);
 * ``--eq``: the long-term spectrum match strengths to measure (each with every blend);
@@ -144,13 +144,16 @@ class Judges:
 
     @staticmethod
     def median_f0(wav: np.ndarray) -> float:
-        """The voiced median F0 in Hz (nan when nothing is voiced), by librosa's pYIN: not the
-        package's own pitch tracker, which the models read."""
-        import librosa
+        """The voiced median F0 in Hz (nan when nothing is voiced), by the package's autocorrelation
+        tracker (the one that reads the sources' and references' pitch). librosa's pYIN was tried
+        first: it hears most frames of the conversions as unvoiced (voiced probability 0.01 on
+        some targets' clips) and puts the rest at its 60 Hz floor, so it cannot judge them."""
+        from voicefake.audio.features import MEL_16K_80
+        from voicefake.conversion.voice import estimate_log_f0
 
-        f0, voiced, _ = librosa.pyin(wav.astype(np.float32), fmin=60, fmax=500, sr=SR, frame_length=1024, hop_length=320)
-        f0 = f0[voiced & np.isfinite(f0)]
-        return float(np.median(f0)) if len(f0) else float("nan")
+        log_f0 = estimate_log_f0(torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)), MEL_16K_80)
+        voiced = log_f0[log_f0 > 0]
+        return float(np.exp(float(voiced.median()))) if len(voiced) else float("nan")
 
     @staticmethod
     def dnsmos(wav: np.ndarray) -> float:
@@ -226,7 +229,8 @@ def summarise(items: list[dict], baseline: dict[tuple, float] | None = None) -> 
     # what was said and what was heard, so that a later scoring change can re-score a run, and
     # each clip's similarities (which target and source, for conversions)
     out["transcripts"] = [{"text": i["text"], "heard": i["hyp"], "similarity": i["sim"],
-                           "similarity_mfcc": i.get("sim_mfcc"), "pair": i.get("key")} for i in items]
+                           "similarity_mfcc": i.get("sim_mfcc"), "pitch_st": i.get("pitch_st"), "pair": i.get("key")}
+                          for i in items]
     return out
 
 
