@@ -20,6 +20,7 @@ from voicefake.conversion.decoder_training import (
     build_task,
     convert_batch,
     pitch_levels,
+    pitch_terms,
     widen_for_pitch_level,
 )
 from voicefake.conversion.inference import build_profile, convert_mel, profile_level
@@ -28,10 +29,12 @@ from voicefake.conversion.model import (
     ContentEncoder,
     ConversionDecoder,
     DecoderConfig,
+    PitchJudge,
     absolute_pitch,
 )
 from voicefake.conversion.voice import VoiceConfig, VoiceProfile
 from voicefake.speaker.model import SpeakerEncoder, SpeakerEncoderConfig
+from voicefake.train.state import load_trainer_state
 
 LEVELLED = DecoderConfig(**{**BASE.__dict__, "pitch_level": True})
 
@@ -151,3 +154,68 @@ def test_pitch_level_recipe_starts_from_a_decoder_without_and_exports(tmp_path: 
     exported = Checkpoint.load(tmp_path / "run" / "best" / "decoder")
     assert exported.model["pitch_level"] is True
     assert exported.build().content_in.weight.shape[1] == exported.model["bottleneck"] + 3
+
+
+def _harmonic_mels(log_f0: torch.Tensor) -> torch.Tensor:
+    """(B, F) log-F0 -> (B, 80, F) log-mel-like crops whose ripple across bands follows the pitch."""
+    bands = torch.arange(80.0)[None, :, None]
+    spacing = torch.exp(log_f0 - 5.0)[:, None, :]
+    return 2 * torch.cos(bands / spacing) - 4
+
+
+def test_pitch_config_errors() -> None:
+    with pytest.raises(ValueError, match="pitch_loss"):
+        TrainConfig(pitch_loss=-1.0)
+    with pytest.raises(ValueError, match="level_shift needs"):
+        TrainConfig(level_shift=2.0, speaker_loss=0.3)  # no judge
+    with pytest.raises(ValueError, match="level_shift needs"):
+        TrainConfig(level_shift=2.0, pitch_loss=1.0)  # no cross conversions to shift
+    with pytest.raises(ValueError, match="at least one"):
+        PitchJudge(layers=0)
+    judge = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40)
+    task = build_task(BASE, MEL_16K_80, TrainConfig(speaker_loss=0.3, pitch_loss=1.0, level_shift=2.0, warp=1.0,
+                                                    gain_db=0.0), None, judge=judge, judge_mel=MEL_16K_40)
+    mel = _textured(4, 0)
+    batch = {"mel": mel, "source": mel, "log_f0": torch.full((4, 60), 5.0),
+             "speaker": torch.nn.functional.normalize(torch.randn(4, 16), dim=-1)}
+    with pytest.raises(ValueError, match="model.pitch_level"):
+        task.train_step(task.modules, task.optimizers, batch)
+
+
+def test_pitch_judge_learns_then_the_term_starts_and_reaches_the_conversions() -> None:
+    torch.manual_seed(0)
+    judge = PitchJudge(80, channels=16, layers=2)
+    optimizer = torch.optim.Adam(judge.parameters(), 3e-3)
+    cfg = TrainConfig(pitch_loss=0.5, pitch_warmup=150, speaker_loss=0.3, level_shift=2.0)
+    log_f0 = 4.6 + 0.8 * torch.rand(8, 1) + 0.05 * torch.randn(8, 60)
+    real = _harmonic_mels(log_f0)
+    rel, voiced = torch.zeros(8, 60), torch.ones(8, 60)
+    pred = real.clone().requires_grad_(True)
+    converted = real.flip(0).clone().requires_grad_(True)
+    level = torch.cat([log_f0.flip(0)[:4, 0], torch.zeros(4)])  # the last four rows were decoded without a level
+    first: dict[str, float] = {}
+    assert float(pitch_terms(judge, optimizer, real, log_f0, cfg, first, pred, rel, voiced, converted, level)) == 0.0
+    assert "loss/pitch" not in first  # the judge is still warming up
+    for _ in range(cfg.pitch_warmup):
+        last: dict[str, float] = {}
+        term = pitch_terms(judge, optimizer, real, log_f0, cfg, last, pred, rel, voiced, converted, level)
+    assert last["loss/pitch_judge"] < 0.5 * first["loss/pitch_judge"], (first, last)
+    assert int(judge.updates) == cfg.pitch_warmup + 1 and "loss/pitch_cross" in last and float(term.detach()) > 0
+    grad_pred, grad_conv = torch.autograd.grad(term, [pred, converted])
+    assert grad_pred.abs().sum() > 0 and grad_conv[:4].abs().sum() > 0
+    assert grad_conv[4:].abs().sum() == 0  # rows without a level ask for no pitch
+
+
+def test_pitch_recipe_trains_the_judge_alongside_and_exports_the_decoder_alone(tmp_path: Path) -> None:
+    judge = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40)
+    Checkpoint.from_module(judge, "speaker", MEL_16K_40, {"name": "tiny-judge"}).save(tmp_path / "judge")
+    args = (f"data.content={tmp_path / 'none'}", "model.content_input=cepstrum", "model.content_dim=12",
+            "model.pitch_level=true", "train.speaker_loss=0.3", "train.pitch_loss=1.0", "train.pitch_warmup=1",
+            "train.level_shift=3.0", f"data.speaker={tmp_path / 'judge'}")
+    _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "run", *args)
+    logged = (tmp_path / "run" / "logs" / "scalars.jsonl").read_text()
+    assert all(k in logged for k in ("loss/pitch_judge", "loss/pitch", "loss/pitch_cross"))
+    assert Checkpoint.load(tmp_path / "run" / "best" / "decoder").kind == "conversion"
+    assert not (tmp_path / "run" / "best" / "pitch_judge").exists()
+    state = load_trainer_state(tmp_path / "run" / "step_00000004" / "trainer_state.pt")
+    assert int(state["modules"]["pitch_judge"]["updates"]) == 4  # a resumed run knows the judge's warm-up

@@ -29,10 +29,12 @@ from torch.utils.data import Dataset
 
 from voicefake.audio.features import MelConfig, MelReanalysis
 from voicefake.conversion.model import (
+    PITCH_CENTRE,
     ContentEncoder,
     ConversionDecoder,
     DecoderConfig,
     MelDiscriminator,
+    PitchJudge,
 )
 from voicefake.conversion.training import TrainConfig as _EncoderTrainConfig
 from voicefake.conversion.training import augment, lr_lambda
@@ -78,6 +80,18 @@ class TrainConfig(_EncoderTrainConfig):
         level_dropout: for a decoder with ``model.pitch_level``, the share of the crops decoded
             without their pitch level (read as unknown), so that the decoder still speaks at a
             sensible pitch for a voice known only by its embedding (0 = always given).
+        pitch_loss: weight of a pitch term: a :class:`PitchJudge`, trained alongside on the real
+            crops' tracked pitch, reads the decoder's reconstructions (and, for a ``pitch_level``
+            decoder, its cross conversions, asked for the other crop's level plus
+            ``level_shift``), and their log-F0 must be the pitch they were asked for (L1 over
+            the source's voiced frames; 0 = off: no judge).
+        pitch_warmup: judge steps before the pitch term starts (an untrained judge's reading
+            means nothing).
+        level_shift: for a ``pitch_level`` decoder with ``pitch_loss``, the cross conversions are
+            asked for the other crop's level moved by a uniform random amount within this many
+            semitones either way, so that the level, not the embedding, must set the pitch: in
+            training a speaker's embedding already tells its pitch, and without this the decoder
+            never reads the level (session 37).
     """
 
     speaker_dropout: float = 0.0
@@ -88,6 +102,9 @@ class TrainConfig(_EncoderTrainConfig):
     feature_loss: float = 0.0
     adversarial_cross: float = 0.0
     level_dropout: float = 0.0
+    pitch_loss: float = 0.0
+    pitch_warmup: int = 200
+    level_shift: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.speaker_dropout < 1.0:
@@ -104,6 +121,12 @@ class TrainConfig(_EncoderTrainConfig):
             raise ValueError("train.feature_loss needs train.adversarial_loss > 0 (which creates the discriminator)")
         if not 0.0 <= self.level_dropout < 1.0:
             raise ValueError(f"train.level_dropout must be in [0, 1), got {self.level_dropout}")
+        if self.pitch_loss < 0 or self.level_shift < 0 or self.pitch_warmup < 0:
+            raise ValueError(f"train.pitch_loss, train.level_shift and train.pitch_warmup must be >= 0, got "
+                             f"{self.pitch_loss}, {self.level_shift} and {self.pitch_warmup}")
+        if self.level_shift > 0 and (self.pitch_loss == 0 or not self.converts):
+            raise ValueError("train.level_shift needs train.pitch_loss > 0 (the pitch judge) and train.speaker_loss "
+                             "or train.cycle_loss > 0 (the cross conversions it shifts)")
         if self.adversarial_cross < 0:
             raise ValueError(f"train.adversarial_cross must be >= 0, got {self.adversarial_cross}")
         if self.adversarial_cross > 0 and (self.adversarial_loss == 0 or not self.converts):
@@ -300,8 +323,14 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     differ = ((other - speaker).abs().sum(-1) > 1e-6).to(mel.dtype)
     other_reference = None if reference is None else reference[order]
     features, rel, voiced = inputs
-    cross = decoder(features, rel, voiced, other, other_reference, level=None if level is None else level[order])
+    cross_level = None if level is None else level[order]
+    if cross_level is not None and cfg.level_shift > 0:
+        shift = (2 * torch.rand(len(cross_level), device=cross_level.device) - 1) * cfg.level_shift * SEMITONE
+        cross_level = torch.where(cross_level > 0, cross_level + shift, cross_level)
+    cross = decoder(features, rel, voiced, other, other_reference, level=cross_level)
     out = {"converted": cross}
+    if cross_level is not None:
+        out["converted_level"] = cross_level
     heard = judge.centred(judge.raw_embed(to_judge_mel(cross)))
     cosine = (heard * judge.centred(other)).sum(-1)
     out["speaker"] = ((1 - cosine) * differ).sum() / differ.sum().clamp_min(1.0)
@@ -312,6 +341,41 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     else:
         out["cycle"] = torch.zeros((), device=mel.device)
     return out
+
+
+SEMITONE = 0.057762265
+"""One semitone in natural-log F0 (ln 2 / 12)."""
+
+
+def pitch_terms(judge: PitchJudge, optimizer: torch.optim.Optimizer, real: torch.Tensor, log_f0: torch.Tensor,
+                cfg: TrainConfig, out: dict[str, float], pred: torch.Tensor, rel: torch.Tensor, voiced: torch.Tensor,
+                converted: torch.Tensor | None = None, converted_level: torch.Tensor | None = None) -> torch.Tensor:
+    """One judge step on the real crops (``real`` (B, M, F) and their ``log_f0``, voiced frames),
+    then, once the judge has warmed up (``cfg.pitch_warmup``), the decoder's weighted pitch term:
+    the reconstructions ``pred`` must read as the crops' own pitch, and, for a ``pitch_level``
+    decoder, the cross conversions ``converted`` as the source contour ``rel`` at the
+    ``converted_level`` they were asked for (rows without a level are left out). Frames: the
+    source's voiced ones. Logged into ``out``."""
+    mask = voiced > 0
+    target = log_f0 - PITCH_CENTRE
+    loss = (judge(real) - target).abs()[mask].mean() if mask.any() else real.new_zeros(())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    judge.updates.add_(1)
+    out["loss/pitch_judge"] = float(loss.detach())
+    if int(judge.updates) <= cfg.pitch_warmup or not mask.any():
+        return pred.new_zeros(())
+    term = (judge(pred) - target).abs()[mask].mean()
+    out["loss/pitch"] = float(term.detach())
+    if converted is not None and converted_level is not None:
+        rows = mask & (converted_level > 0)[:, None]  # a row decoded without a level asks for no pitch
+        if rows.any():
+            asked = rel + (converted_level - PITCH_CENTRE)[:, None]
+            cross = (judge(converted) - asked).abs()[rows].mean()
+            out["loss/pitch_cross"] = float(cross.detach())
+            term = term + cross
+    return cfg.pitch_loss * term
 
 
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
@@ -340,18 +404,26 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     pred = decoder(*inputs, speaker, batch.get("reference"), batch.get("reference_mask"), level)
     loss = band_l1(pred, batch["mel"], batch.get("bins"))
     out = {"loss/mel_l1": float(loss.detach())}
-    converted = None  # the cross conversions, for train.adversarial_cross
+    converted = converted_level = None  # the cross conversions and the level they were asked for
+    if cfg.level_shift > 0 and not decoder.config.pitch_level:
+        raise ValueError("train.level_shift needs a decoder with model.pitch_level (a level to shift)")
     if cfg.converts:
         if judge is None or to_judge_mel is None:
             raise ValueError("train.speaker_loss / train.cycle_loss need the speaker encoder (build_task(judge=...))")
         terms = cross_losses(decoder, content, judge, to_judge_mel, inputs, batch, cfg, level)
         converted = terms.pop("converted")
+        converted_level = terms.pop("converted_level", None)
         loss = loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
         out.update({f"loss/cross_{k}": float(v.detach()) for k, v in terms.items()})
     if cfg.adversarial_loss > 0:
         loss = loss + adversarial_terms(modules["discriminator"], optimizers["discriminator"], pred, batch["mel"],
                                         cfg, out, batch.get("bins"),
                                         converted if cfg.adversarial_cross > 0 else None)
+    if cfg.pitch_loss > 0:
+        judge_net = modules["pitch_judge"]
+        assert isinstance(judge_net, PitchJudge)
+        loss = loss + pitch_terms(judge_net, optimizers["pitch_judge"], batch["mel"], batch["log_f0"], cfg, out, pred,
+                                  inputs[1], inputs[2], converted, converted_level)
     optimizer = optimizers["decoder"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -448,6 +520,8 @@ def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: 
     modules: dict[str, nn.Module] = {"decoder": decoder}
     if cfg.adversarial_loss > 0:
         modules["discriminator"] = MelDiscriminator()
+    if cfg.pitch_loss > 0:
+        modules["pitch_judge"] = PitchJudge(mel.n_mels)
     optimizers: dict[str, torch.optim.Optimizer] = {name: torch.optim.AdamW(module.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
                                                       for name, module in modules.items()}
     return TrainTask(

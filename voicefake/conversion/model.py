@@ -354,3 +354,31 @@ class MelDiscriminator(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return conv_stack(self.convs, self.post, mel[:, None])
+
+
+class PitchJudge(nn.Module):
+    """(B, M, F) log-mel -> (B, F) log-F0 minus :data:`PITCH_CENTRE`, a differentiable pitch
+    reading for the decoder's training (``train.pitch_loss``): 1-D convolutions over frames,
+    reading all bands (the harmonics' spacing in the low bands). Trained alongside the decoder
+    on the real crops' own tracked pitch, voiced frames only; the decoder's outputs are then
+    judged by it. Only training uses it; it is never exported.
+    """
+
+    updates: torch.Tensor
+
+    def __init__(self, n_mels: int = 80, channels: int = 128, layers: int = 3) -> None:
+        super().__init__()
+        if layers < 1:
+            raise ValueError("PitchJudge needs at least one conv layer")
+        sizes = (n_mels, *([channels] * layers))
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, 5, padding=2) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.out = nn.Conv1d(channels, 1, 1)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        """How many training steps the judge has taken (saved with the trainer state, so a resumed
+        run knows whether the judge has warmed up)."""
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = (mel + 5.0) / 3.0  # log-mels of speech are about -11..2
+        for conv in self.convs:
+            x = F.gelu(conv(x))
+        return self.out(x)[:, 0]
