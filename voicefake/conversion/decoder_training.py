@@ -20,6 +20,7 @@ the speaker term is computed and logged whenever either is on).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -343,8 +344,8 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     return out
 
 
-SEMITONE = 0.057762265
-"""One semitone in natural-log F0 (ln 2 / 12)."""
+SEMITONE = math.log(2) / 12
+"""One semitone in natural-log F0."""
 
 
 def pitch_terms(judge: PitchJudge, optimizer: torch.optim.Optimizer, real: torch.Tensor, log_f0: torch.Tensor,
