@@ -161,6 +161,11 @@ class MelReanalysis(nn.Module):
         torch.Size([1, 40, 7])
     """
 
+    ceiling = 30.0
+    """Log-mel values are capped here before ``exp``: speech stays under about 10, and a diverging
+    decoder's 250 would overflow to inf, and inf - inf in the pseudo-inverse to NaN (session 37:
+    one training crop did that, and the NaN reached every weight through the speaker term)."""
+
     def __init__(self, source: MelConfig, target: MelConfig) -> None:
         super().__init__()
         if source.sample_rate != target.sample_rate or source.hop_length != target.hop_length:
@@ -170,11 +175,6 @@ class MelReanalysis(nn.Module):
         self.register_buffer("spread", torch.linalg.pinv(mel_filterbank(source).double()).float(), persistent=False)
         self.register_buffer("gather", mel_filterbank(grid), persistent=False)
         self.floor = target.log_floor
-
-    ceiling = 30.0
-    """Log-mel values are capped here before ``exp``: speech stays under about 10, and a diverging
-    decoder's 250 would overflow to inf, and inf - inf in the pseudo-inverse to NaN (session 37:
-    one training crop did that, and the NaN reached every weight through the speaker term)."""
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         """(B, M_source, F) -> (B, M_target, F)."""
