@@ -238,7 +238,10 @@ def main() -> None:
         decoder = task.modules["decoder"]
         assert isinstance(decoder, ConversionDecoder)
         state = widen_for_pitch_level(decoder, Checkpoint.load(args.init).state_dict)
-        missing, unexpected = decoder.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = decoder.load_state_dict(state, strict=False)
+        except RuntimeError as error:  # a weight of another shape (other sizes, or a pitch level this decoder lacks)
+            raise ValueError(f"--init {args.init} does not fit this decoder: {error}") from None
         if unexpected or any(not k.startswith("reference.") for k in missing):
             raise ValueError(f"--init {args.init} does not fit this decoder: missing {missing}, unexpected {unexpected}")
     fit(task, loop, train, args.run, eval_data=dev, resolved_config=resolved)

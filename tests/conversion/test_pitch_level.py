@@ -88,14 +88,18 @@ def test_config_refuses_a_bad_level_dropout_and_blended_voices_without_a_level()
         TrainConfig(level_dropout=1.0)
     with pytest.raises(ValueError, match="level_dropout"):
         TrainConfig(level_dropout=-0.1)
+    with pytest.raises(ValueError, match="cross_mix needs a decoder without model.pitch_level"):
+        _one_cross_step(LEVELLED, TrainConfig(speaker_loss=0.3, cross_mix=0.5, warp=1.0, gain_db=0.0))
+
+
+def _one_cross_step(model: DecoderConfig, cfg: TrainConfig) -> dict[str, float]:
+    """One training step with cross conversions (a tiny speaker judge) on four textured crops."""
     judge = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40)
-    task = build_task(LEVELLED, MEL_16K_80, TrainConfig(speaker_loss=0.3, cross_mix=0.5, warp=1.0, gain_db=0.0),
-                      None, judge=judge, judge_mel=MEL_16K_40)
+    task = build_task(model, MEL_16K_80, cfg, None, judge=judge, judge_mel=MEL_16K_40)
     mel = _textured(4, 0)
     batch = {"mel": mel, "source": mel, "log_f0": torch.full((4, 60), 5.0),
              "speaker": torch.nn.functional.normalize(torch.randn(4, 16), dim=-1)}
-    with pytest.raises(ValueError, match="pitch_level"):
-        task.train_step(task.modules, task.optimizers, batch)
+    return task.train_step(task.modules, task.optimizers, batch)
 
 
 def test_training_teaches_the_decoder_to_follow_the_level() -> None:
@@ -172,14 +176,11 @@ def test_pitch_config_errors() -> None:
         TrainConfig(level_shift=2.0, pitch_loss=1.0)  # no cross conversions to shift
     with pytest.raises(ValueError, match="at least one"):
         PitchJudge(layers=0)
-    judge = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40)
-    task = build_task(BASE, MEL_16K_80, TrainConfig(speaker_loss=0.3, pitch_loss=1.0, level_shift=2.0, warp=1.0,
-                                                    gain_db=0.0), None, judge=judge, judge_mel=MEL_16K_40)
-    mel = _textured(4, 0)
-    batch = {"mel": mel, "source": mel, "log_f0": torch.full((4, 60), 5.0),
-             "speaker": torch.nn.functional.normalize(torch.randn(4, 16), dim=-1)}
-    with pytest.raises(ValueError, match="model.pitch_level"):
-        task.train_step(task.modules, task.optimizers, batch)
+    with pytest.raises(ValueError, match="level_shift needs a decoder with model.pitch_level"):
+        _one_cross_step(BASE, TrainConfig(speaker_loss=0.3, pitch_loss=1.0, level_shift=2.0, warp=1.0, gain_db=0.0))
+    logged = _one_cross_step(LEVELLED, TrainConfig(speaker_loss=0.3, pitch_loss=1.0, level_shift=2.0, pitch_warmup=0,
+                                                   warp=1.0, gain_db=0.0))
+    assert {"loss/pitch_judge", "loss/pitch", "loss/pitch_cross"} <= set(logged)
 
 
 def test_pitch_judge_learns_then_the_term_starts_and_reaches_the_conversions() -> None:
@@ -219,3 +220,8 @@ def test_pitch_recipe_trains_the_judge_alongside_and_exports_the_decoder_alone(t
     assert not (tmp_path / "run" / "best" / "pitch_judge").exists()
     state = load_trainer_state(tmp_path / "run" / "step_00000004" / "trainer_state.pt")
     assert int(state["modules"]["pitch_judge"]["updates"]) == 4  # a resumed run knows the judge's warm-up
+    # a decoder without the pitch level cannot start from one with it: one clear error
+    error = _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "plain", f"data.content={tmp_path / 'none'}",
+                   "model.content_input=cepstrum", "model.content_dim=12", "--init",
+                   str(tmp_path / "run" / "best" / "decoder"), ok=False)
+    assert "does not fit this decoder" in error and "Traceback" not in error

@@ -141,12 +141,10 @@ class TrainConfig(_EncoderTrainConfig):
 
 
 def relative_pitch(log_f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, F) log-F0 -> (contour minus each row's voiced median, voiced flag as float)."""
+    """(B, F) log-F0 -> (contour minus each row's voiced median (:func:`pitch_levels`), 0 where
+    unvoiced; voiced flag as float)."""
     voiced = log_f0 > 0
-    rel = torch.zeros_like(log_f0)
-    for row in range(len(log_f0)):
-        if voiced[row].any():
-            rel[row] = torch.where(voiced[row], log_f0[row] - log_f0[row][voiced[row]].median(), rel[row])
+    rel = torch.where(voiced, log_f0 - pitch_levels(log_f0)[:, None], torch.zeros_like(log_f0))
     return rel, voiced.float()
 
 
