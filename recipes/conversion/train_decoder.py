@@ -41,7 +41,8 @@ class DataConfig:
 
     Attributes:
         content: the frozen content encoder (checkpoint directory or bundled name); unused,
-            and not loaded, for a decoder that reads the cepstrum (``model.content_input``).
+            and not loaded, for a decoder that reads the cepstrum (``model.content_input``),
+            unless ``train.content_loss`` listens with it.
         cache / decoder_cache: written by build_cache.py and build_decoder_cache.py, or
             "synthetic" (random tones, for tests).
         crop_frames: training crop length in mel frames.
@@ -200,8 +201,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     configs, resolved = load_sections(args.config, args.overrides, SECTIONS)
     model, mel, train_cfg, loop, data = (configs[k] for k in ("model", "mel", "train", "loop", "data"))
-    # a cepstrum decoder reads the source's mel: the content encoder is loaded only for the others
-    content = None if model.content_input == "cepstrum" else api.load(data.content, kind="content")
+    # a cepstrum decoder reads the source's mel: the content encoder is loaded only for the others,
+    # or as the judge of train.content_loss
+    reads = model.content_input != "cepstrum"
+    content = api.load(data.content, kind="content") if reads or train_cfg.content_loss > 0 else None
     assert content is None or isinstance(content.module, ContentEncoder)
     more: list = []
     paired: dict = {}
@@ -219,9 +222,12 @@ def main() -> None:
         more = extra["train"].get("extra_mels", [])
         dev = OneItem(dev_batch)
     judge = api.load(data.speaker, kind="speaker") if train_cfg.converts else None
-    task = build_task(model, mel, train_cfg, None if content is None else content.module, judge=None if judge is None else judge.module,
-                      judge_mel=None if judge is None else judge.checkpoint.mel_config, metadata={
-        "name": "conversion", "content": "cepstrum" if content is None else content.checkpoint.name,
+    content_module = None if content is None else content.module
+    task = build_task(model, mel, train_cfg, content_module if reads else None, judge=None if judge is None else judge.module,
+                      judge_mel=None if judge is None else judge.checkpoint.mel_config,
+                      content_judge=content_module if train_cfg.content_loss > 0 else None, metadata={
+        "name": "conversion", "content": content.checkpoint.name if reads and content is not None else "cepstrum",
+        **({"content_judge": content.checkpoint.name} if train_cfg.content_loss > 0 and content is not None else {}),
         "cache": data.cache,
         "train_utterances": len(train.mels), "train_speakers": len(train.embeddings),
         "extra_utterances": len(more), "extra_share": data.extra_share if more else 0.0,

@@ -16,12 +16,13 @@ from voicefake.conversion.decoder_training import (
     band_l1,
     blend_voices,
     build_task,
+    content_term,
     cross_losses,
     decoder_inputs,
     relative_pitch,
     train_step,
 )
-from voicefake.conversion.model import ConversionDecoder
+from voicefake.conversion.model import ContentEncoder, ContentEncoderConfig, ConversionDecoder
 from voicefake.speaker.model import SpeakerEncoder, SpeakerEncoderConfig
 
 
@@ -147,3 +148,84 @@ def test_decoder_recipe_trains_with_cross_conversions(tmp_path: Path) -> None:
     assert "loss/cross_speaker" in log
     saved = Checkpoint.load(tmp_path / "run" / "best" / "decoder")
     assert saved.metadata["speaker"].startswith("tiny-judge")
+
+
+def _content_judge() -> ContentEncoder:
+    torch.manual_seed(2)
+    return ContentEncoder(ContentEncoderConfig(channels=16, dilations=(1, 2), content_dim=8), MEL_16K_80).eval()
+
+
+def test_content_term_config_errors() -> None:
+    with pytest.raises(ValueError, match="content_loss must be >= 0"):
+        TrainConfig(speaker_loss=1.0, content_loss=-1.0)
+    with pytest.raises(ValueError, match="cross conversions"):
+        TrainConfig(content_loss=1.0)  # nothing is converted, so there is nothing to listen to
+    with pytest.raises(ValueError, match="content encoder"):
+        build_task(BASE, MEL_16K_80, TrainConfig(speaker_loss=1.0, content_loss=1.0), None,
+                   judge=_judge()[0], judge_mel=MEL_16K_40)
+    other = ContentEncoder(ContentEncoderConfig(channels=16, dilations=(1,), content_dim=8), MEL_16K_40)
+    with pytest.raises(ValueError, match="another mel"):
+        build_task(BASE, MEL_16K_80, TrainConfig(speaker_loss=1.0, content_loss=1.0), None,
+                   judge=_judge()[0], judge_mel=MEL_16K_40, content_judge=other)
+    with pytest.raises(ValueError, match="content encoder"):
+        content_term(None, torch.zeros(1, 80, 10), torch.zeros(1, 80, 10))
+
+
+def test_content_term_compares_what_the_judge_hears_and_ignores_empty_bands() -> None:
+    judge = _content_judge()
+    batch = _batch([0, 1, 2])
+    mel = batch["mel"]
+    assert float(content_term(judge, mel, mel).detach()) == pytest.approx(0.0, abs=1e-5)  # the same words: nothing to pay
+    other = _batch([0, 1, 2], seed=5)["mel"]
+    wanted = (1 - (judge(other) * judge(mel)).sum(-1)).mean()
+    assert torch.allclose(content_term(judge, other, mel), wanted)
+    assert float(wanted.detach()) > 0.05
+    # a narrowband crop: what the conversion puts above the recording's band costs nothing
+    bins = torch.tensor([40, 40, 40])
+    top_changed = mel.clone()
+    top_changed[:, 40:] += 3.0
+    assert float(content_term(judge, top_changed, mel, bins).detach()) == pytest.approx(0.0, abs=1e-5)
+    assert float(content_term(judge, top_changed, mel).detach()) > 0.0
+
+
+def test_steps_with_the_content_term_keep_the_words_of_the_conversion_and_leave_the_judge_alone() -> None:
+    torch.manual_seed(0)
+    decoder, (judge, to_40) = ConversionDecoder(BASE, MEL_16K_80), _judge()
+    listener = _content_judge()
+    batch = _batch([0, 1, 2, 3])
+    cfg = TrainConfig(speaker_loss=0.01, content_loss=50.0, grad_clip=0.0, warp=1.0, gain_db=0.0)
+    terms = cross_losses(decoder, None, judge, to_40, _inputs(decoder, batch), batch, cfg, content_judge=listener)
+    before = float(terms["content"].detach())
+    assert before > 0
+    # without the weight the term is not computed (zero) and not logged
+    plain = TrainConfig(speaker_loss=0.01)
+    assert float(cross_losses(decoder, None, judge, to_40, _inputs(decoder, batch), batch, plain)["content"]) == 0.0
+    optimizer = torch.optim.Adam(decoder.parameters(), 3e-3)
+    weights = [p.detach().clone() for p in listener.parameters()]
+    for _ in range(15):
+        logged = train_step({"decoder": decoder}, {"decoder": optimizer}, batch, cfg, MEL_16K_80, None, judge, to_40,
+                            content_judge=listener)
+    after = float(cross_losses(decoder, None, judge, to_40, _inputs(decoder, batch), batch, cfg,
+                               content_judge=listener)["content"].detach())
+    assert after < before * 0.8, (before, after)
+    assert "loss/cross_content" in logged
+    assert all(torch.equal(a, b) for a, b in zip(weights, listener.parameters(), strict=True))  # frozen judge
+    logged = train_step({"decoder": decoder}, {"decoder": optimizer}, batch, plain, MEL_16K_80, None, judge, to_40)
+    assert "loss/cross_content" not in logged
+
+
+def test_decoder_recipe_trains_with_the_content_term(tmp_path: Path) -> None:
+    # a cepstrum decoder loads the content encoder only to listen with it
+    _train("train.py", "tiny.yaml", tmp_path / "content")
+    judge = SpeakerEncoder(SpeakerEncoderConfig.tiny(), MEL_16K_40)
+    Checkpoint.from_module(judge, "speaker", MEL_16K_40, {"name": "tiny-judge"}).save(tmp_path / "judge")
+    log = _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "run", "model.content_input=cepstrum",
+                 "train.speaker_loss=1", "train.content_loss=1", f"data.speaker={tmp_path / 'judge'}",
+                 f"data.content={tmp_path / 'content' / 'best' / 'encoder'}")
+    assert "loss/cross_content" in log
+    saved = Checkpoint.load(tmp_path / "run" / "best" / "decoder")
+    assert saved.metadata["content"] == "cepstrum" and saved.metadata["content_judge"].startswith("content")
+    assert set(saved.state_dict) == set(ConversionDecoder(saved.model_config, saved.mel_config).state_dict())
+    _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "none", "model.content_input=cepstrum",
+           "train.speaker_loss=1", "train.content_loss=1", f"data.speaker={tmp_path / 'judge'}",
+           f"data.content={tmp_path / 'missing'}", ok=False)

@@ -93,6 +93,14 @@ class TrainConfig(_EncoderTrainConfig):
             semitones either way, so that the level, not the embedding, must set the pitch: in
             training a speaker's embedding already tells its pitch, and without this the decoder
             never reads the level (session 37).
+        content_loss: weight of a content-consistency term on the cross conversions: a frozen
+            content encoder (``data.content``, a student of Whisper tiny.en's encoder trained to
+            ignore speakers and phone lines) must hear the source crop's content in its
+            conversion (1 - cosine of the unit-norm content frames, mean over frames), so that a
+            change of voice does not cost words; the cycle term only asks that the words can be
+            decoded back, not that they are heard in the other voice. Needs the cross
+            conversions (``speaker_loss`` or ``cycle_loss`` > 0). The benchmark's word judge is
+            Whisper tiny.en itself, so a gain it measures is partly in that judge's ears.
     """
 
     speaker_dropout: float = 0.0
@@ -106,6 +114,7 @@ class TrainConfig(_EncoderTrainConfig):
     pitch_loss: float = 0.0
     pitch_warmup: int = 200
     level_shift: float = 0.0
+    content_loss: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.speaker_dropout < 1.0:
@@ -128,6 +137,11 @@ class TrainConfig(_EncoderTrainConfig):
         if self.level_shift > 0 and (self.pitch_loss == 0 or not self.converts):
             raise ValueError("train.level_shift needs train.pitch_loss > 0 (the pitch judge) and train.speaker_loss "
                              "or train.cycle_loss > 0 (the cross conversions it shifts)")
+        if self.content_loss < 0:
+            raise ValueError(f"train.content_loss must be >= 0, got {self.content_loss}")
+        if self.content_loss > 0 and not self.converts:
+            raise ValueError("train.content_loss needs train.speaker_loss or train.cycle_loss > 0 (the cross "
+                             "conversions it listens to)")
         if self.adversarial_cross < 0:
             raise ValueError(f"train.adversarial_cross must be >= 0, got {self.adversarial_cross}")
         if self.adversarial_cross > 0 and (self.adversarial_loss == 0 or not self.converts):
@@ -295,7 +309,8 @@ def blend_voices(first: torch.Tensor, second: torch.Tensor, share: float) -> tor
 def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, judge: SpeakerEncoder,
                  to_judge_mel: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                  batch: dict[str, torch.Tensor], cfg: TrainConfig,
-                 level: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                 level: torch.Tensor | None = None,
+                 content_judge: ContentEncoder | None = None) -> dict[str, torch.Tensor]:
     """The speaker-consistency and cycle terms (see :class:`TrainConfig`) for one batch, whose
     :func:`decoder_inputs` are ``inputs``.
 
@@ -305,7 +320,9 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     ``speaker`` and ``cycle`` losses (0 when the batch has a single speaker) and the ``converted``
     mel itself (with its gradient, for ``cfg.adversarial_cross``). ``level``: (B,) the crops' own
     pitch levels, for a ``pitch_level`` decoder: a crop decoded in crop i+1's voice is asked for
-    crop i+1's level too, and back in its own voice for its own.
+    crop i+1's level too, and back in its own voice for its own. ``content_judge``: the frozen
+    content encoder that ``cfg.content_loss`` listens with; the ``content`` term is returned
+    with the others (0 without the weight).
     """
     speaker, mel = batch["speaker"], batch["mel"]
     judge.to(mel.device)
@@ -339,7 +356,26 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
         out["cycle"] = band_l1(back, mel, batch.get("bins"))
     else:
         out["cycle"] = torch.zeros((), device=mel.device)
+    out["content"] = (content_term(content_judge, cross, mel, batch.get("bins")) if cfg.content_loss > 0
+                      else torch.zeros((), device=mel.device))
     return out
+
+
+def content_term(judge: ContentEncoder | None, converted: torch.Tensor, source: torch.Tensor,
+                 bins: torch.Tensor | None = None) -> torch.Tensor:
+    """1 - cosine between the content ``judge`` hears in ``converted`` (B, M, F; with its
+    gradient) and in ``source`` (the crops it was converted from), mean over frames. With
+    ``bins`` (crops recorded at 8 kHz), the bands above each row's signal are the source's in the
+    conversion too, so the term asks for the words, not for the source's empty top."""
+    if judge is None:
+        raise ValueError("train.content_loss needs the content encoder (build_task(content_judge=...))")
+    judge.to(source.device)
+    if bins is not None:
+        keep = band_mask(bins, converted)[..., None]
+        converted = keep * converted + (1 - keep) * source
+    with torch.no_grad():
+        wanted = judge(source)
+    return (1 - (judge(converted) * wanted).sum(-1)).mean()
 
 
 SEMITONE = math.log(2) / 12
@@ -380,11 +416,12 @@ def pitch_terms(judge: PitchJudge, optimizer: torch.optim.Optimizer, real: torch
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                batch: dict[str, torch.Tensor], cfg: TrainConfig, mel_config: MelConfig,
                content: ContentEncoder | None, judge: SpeakerEncoder | None = None,
-               to_judge_mel: nn.Module | None = None) -> dict[str, float]:
+               to_judge_mel: nn.Module | None = None, content_judge: ContentEncoder | None = None) -> dict[str, float]:
     """One mel-L1 step (plus the cross-conversion terms when ``cfg.converts``). ``content``:
     the frozen content encoder, or None for a decoder that reads the cepstrum
     (``content_input: cepstrum``) and needs none; ``judge`` / ``to_judge_mel``: the frozen
-    speaker encoder and the re-analysis of the decoder's mel into its mel."""
+    speaker encoder and the re-analysis of the decoder's mel into its mel; ``content_judge``: the
+    frozen content encoder that ``cfg.content_loss`` listens with."""
     decoder = modules["decoder"]
     assert isinstance(decoder, ConversionDecoder)
     source = augment(batch["source"], cfg, mel_config)
@@ -409,10 +446,13 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     if cfg.converts:
         if judge is None or to_judge_mel is None:
             raise ValueError("train.speaker_loss / train.cycle_loss need the speaker encoder (build_task(judge=...))")
-        terms = cross_losses(decoder, content, judge, to_judge_mel, inputs, batch, cfg, level)
+        terms = cross_losses(decoder, content, judge, to_judge_mel, inputs, batch, cfg, level, content_judge)
         converted = terms.pop("converted")
         converted_level = terms.pop("converted_level", None)
-        loss = loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
+        loss = (loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
+                + cfg.content_loss * terms["content"])
+        if cfg.content_loss == 0:
+            terms.pop("content")
         out.update({f"loss/cross_{k}": float(v.detach()) for k, v in terms.items()})
     if cfg.adversarial_loss > 0:
         loss = loss + adversarial_terms(modules["discriminator"], optimizers["discriminator"], pred, batch["mel"],
@@ -498,11 +538,12 @@ def eval_step(modules: dict[str, nn.Module], batch: dict[str, torch.Tensor],
 
 def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: ContentEncoder | None,
                metadata: dict | None = None, judge: SpeakerEncoder | None = None,
-               judge_mel: MelConfig | None = None) -> TrainTask:
+               judge_mel: MelConfig | None = None, content_judge: ContentEncoder | None = None) -> TrainTask:
     """Everything :func:`voicefake.train.loop.fit` needs to train a conversion decoder
     (``content``: the frozen content encoder; None for a cepstrum decoder; ``judge`` and its
     ``judge_mel``: the frozen speaker encoder that ``train.speaker_loss`` / ``cycle_loss``
-    need, the one whose embeddings condition the decoder)."""
+    need, the one whose embeddings condition the decoder; ``content_judge``: the frozen content
+    encoder that ``train.content_loss`` needs, on the same mel)."""
     decoder = ConversionDecoder(model, mel)
     if content is None and model.content_input != "cepstrum":
         raise ValueError(f"a decoder with content_input {model.content_input!r} needs the content encoder")
@@ -516,6 +557,13 @@ def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: 
                              f"conditioned on {model.speaker_dim}-d ones: use the encoder that made the decoder cache")
         judge = judge.eval().requires_grad_(False)
         to_judge_mel = MelReanalysis(mel, judge_mel)
+    if cfg.content_loss > 0:
+        if content_judge is None:
+            raise ValueError("train.content_loss needs the content encoder (build_task(content_judge=...))")
+        if content_judge.mel != mel:
+            raise ValueError("train.content_loss: the content encoder reads another mel than the decoder writes; "
+                             "use one trained on the decoder's mel")
+        content_judge = content_judge.eval().requires_grad_(False)
     modules: dict[str, nn.Module] = {"decoder": decoder}
     if cfg.adversarial_loss > 0:
         modules["discriminator"] = MelDiscriminator()
@@ -529,7 +577,7 @@ def build_task(model: DecoderConfig, mel: MelConfig, cfg: TrainConfig, content: 
         schedulers={name: torch.optim.lr_scheduler.LambdaLR(opt, partial(lr_lambda, cfg=cfg))
                     for name, opt in optimizers.items()},
         train_step=partial(train_step, cfg=cfg, mel_config=mel, content=content, judge=judge,
-                           to_judge_mel=to_judge_mel),
+                           to_judge_mel=to_judge_mel, content_judge=content_judge),
         eval_step=partial(eval_step, content=content),
         exports={"decoder": ("conversion", mel)},
         metadata=dict(metadata or {}),
