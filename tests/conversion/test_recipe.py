@@ -126,3 +126,21 @@ def test_speed_copies_are_new_speakers_with_the_band_they_fill() -> None:
     fast_narrow = speed_copies(rows[1:], [np.zeros(32000, np.float32)], [1.25])[0][0]
     full, slow, narrow, fast = bins_of([rows[0], out_rows[0], rows[1], fast_narrow]).tolist()
     assert slow < full and narrow < fast < full
+
+
+def test_every_decoder_config_loads() -> None:
+    # each decoder recipe's settings are valid together (e.g. train.content_loss with the cross conversions)
+    sys.path.insert(0, str(RECIPE))
+    try:
+        import train_decoder  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(RECIPE))
+    from voicefake.config import load_sections
+
+    paths = sorted((RECIPE / "configs").glob("decoder_*.yaml"))
+    assert len(paths) >= 10
+    for path in paths:
+        configs, _ = load_sections(str(path), [], train_decoder.SECTIONS)
+        assert configs["model"].content_input in ("encoder", "cepstrum"), path.name
+    content, _ = load_sections(str(RECIPE / "configs" / "decoder_content.yaml"), [], train_decoder.SECTIONS)
+    assert content["train"].content_loss > 0 and content["train"].converts
