@@ -311,7 +311,7 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
                  batch: dict[str, torch.Tensor], cfg: TrainConfig,
                  level: torch.Tensor | None = None,
                  content_judge: ContentEncoder | None = None) -> dict[str, torch.Tensor]:
-    """The speaker-consistency and cycle terms (see :class:`TrainConfig`) for one batch, whose
+    """The speaker-consistency, cycle and content terms (see :class:`TrainConfig`) for one batch, whose
     :func:`decoder_inputs` are ``inputs``.
 
     Crop i is decoded with crop i+1's voice (and reference frames, for a decoder with reference
