@@ -175,6 +175,16 @@ def band_mask(bins: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return (torch.arange(like.shape[1], device=like.device)[None, :] < bins[:, None]).to(like.dtype)
 
 
+def within_band(pred: torch.Tensor, real: torch.Tensor, bins: torch.Tensor | None) -> torch.Tensor:
+    """``pred`` (B, M, F) with each row's bands above ``bins[b]`` (the recording's Nyquist) taken
+    from ``real``, so that a judge of ``pred`` sees only the bands the recording has (``bins``
+    None: ``pred`` unchanged)."""
+    if bins is None:
+        return pred
+    keep = band_mask(bins, pred)[..., None]
+    return keep * pred + (1 - keep) * real
+
+
 def band_l1(pred: torch.Tensor, target: torch.Tensor, bins: torch.Tensor | None = None) -> torch.Tensor:
     """Mean |pred - target| over (B, M, F), counting only each row's lowest ``bins[b]`` bands."""
     if bins is None:
@@ -322,7 +332,7 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
     pitch levels, for a ``pitch_level`` decoder: a crop decoded in crop i+1's voice is asked for
     crop i+1's level too, and back in its own voice for its own. ``content_judge``: the frozen
     content encoder that ``cfg.content_loss`` listens with; the ``content`` term is returned
-    with the others (0 without the weight).
+    with the others when that weight is above 0.
     """
     speaker, mel = batch["speaker"], batch["mel"]
     judge.to(mel.device)
@@ -356,8 +366,8 @@ def cross_losses(decoder: ConversionDecoder, content: ContentEncoder | None, jud
         out["cycle"] = band_l1(back, mel, batch.get("bins"))
     else:
         out["cycle"] = torch.zeros((), device=mel.device)
-    out["content"] = (content_term(content_judge, cross, mel, batch.get("bins")) if cfg.content_loss > 0
-                      else torch.zeros((), device=mel.device))
+    if cfg.content_loss > 0:
+        out["content"] = content_term(content_judge, cross, mel, batch.get("bins"))
     return out
 
 
@@ -370,9 +380,7 @@ def content_term(judge: ContentEncoder | None, converted: torch.Tensor, source: 
     if judge is None:
         raise ValueError("train.content_loss needs the content encoder (build_task(content_judge=...))")
     judge.to(source.device)
-    if bins is not None:
-        keep = band_mask(bins, converted)[..., None]
-        converted = keep * converted + (1 - keep) * source
+    converted = within_band(converted, source, bins)
     with torch.no_grad():
         wanted = judge(source)
     return (1 - (judge(converted) * wanted).sum(-1)).mean()
@@ -449,10 +457,9 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
         terms = cross_losses(decoder, content, judge, to_judge_mel, inputs, batch, cfg, level, content_judge)
         converted = terms.pop("converted")
         converted_level = terms.pop("converted_level", None)
-        loss = (loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
-                + cfg.content_loss * terms["content"])
-        if cfg.content_loss == 0:
-            terms.pop("content")
+        loss = loss + cfg.speaker_loss * terms["speaker"] + cfg.cycle_loss * terms["cycle"]
+        if "content" in terms:
+            loss = loss + cfg.content_loss * terms["content"]
         out.update({f"loss/cross_{k}": float(v.detach()) for k, v in terms.items()})
     if cfg.adversarial_loss > 0:
         loss = loss + adversarial_terms(modules["discriminator"], optimizers["discriminator"], pred, batch["mel"],
@@ -486,11 +493,9 @@ def adversarial_terms(disc: nn.Module, optimizer: torch.optim.Optimizer, pred: t
     With ``converted`` (the crops' cross conversions, ``cfg.adversarial_cross``), the discriminator
     also learns to reject those (the fakes are the reconstructions and conversions together), and
     the decoder gets the adversarial term on them too, weighted by ``cfg.adversarial_cross``."""
-    if bins is not None:
-        keep = band_mask(bins, pred)[..., None]
-        pred = keep * pred + (1 - keep) * real
-        if converted is not None:
-            converted = keep * converted + (1 - keep) * real
+    pred = within_band(pred, real, bins)
+    if converted is not None:
+        converted = within_band(converted, real, bins)
     fakes = pred.detach() if converted is None else torch.cat([pred.detach(), converted.detach()])
     d_loss = discriminator_loss([disc(real)[0]], [disc(fakes)[0]])
     optimizer.zero_grad(set_to_none=True)
