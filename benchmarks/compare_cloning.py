@@ -93,21 +93,24 @@ def compare(report_a: dict[str, Any], report_b: dict[str, Any], rows: list[str] 
     return {row: compare_row(report_a[row], report_b[row]) for row in wanted}
 
 
+def _judge_cell(r: dict[str, Any], name: str, figure: str) -> str:
+    """One judge's cell of :func:`to_markdown`: both runs' mean, the mean change and the pairs higher."""
+    if name not in r:
+        return "–"
+    return (f"{r['a'].get(figure, float('nan')):.3f} -> {r['b'].get(figure, float('nan')):.3f} "
+            f"({r[name]['mean_change']:+.3f}; {100 * r[name]['share_higher']:.0f} %)")
+
+
 def to_markdown(result: dict[str, Any], name_a: str, name_b: str) -> str:
     lines = [f"A = {name_a}", f"B = {name_b}", "",
              "| row | clips | Resemblyzer A -> B (pairs higher) | MFCC statistics A -> B (pairs higher) | WER A -> B "
              "(clips with fewer / more words lost) | DNSMOS A -> B |",
              "|---|---|---|---|---|---|"]
     for row, r in result.items():
-        def judge(name: str, figure: str) -> str:
-            if name not in r:
-                return "–"
-            return f"{r['a'].get(figure, float('nan')):.3f} -> {r['b'].get(figure, float('nan')):.3f} " \
-                   f"({r[name]['mean_change']:+.3f}; {100 * r[name]['share_higher']:.0f} %)"
         w = r["words"]
-        lines.append(f"| {row} | {r['n']} | {judge('similarity', 'similarity_mean')} | "
-                     f"{judge('similarity_mfcc', 'similarity_mfcc_mean')} | {100 * w['wer_a']:.1f} -> {100 * w['wer_b']:.1f} % "
-                     f"({w['clips_fewer_lost']} / {w['clips_more_lost']}) | "
+        lines.append(f"| {row} | {r['n']} | {_judge_cell(r, 'similarity', 'similarity_mean')} | "
+                     f"{_judge_cell(r, 'similarity_mfcc', 'similarity_mfcc_mean')} | "
+                     f"{100 * w['wer_a']:.1f} -> {100 * w['wer_b']:.1f} % ({w['clips_fewer_lost']} / {w['clips_more_lost']}) | "
                      f"{r['a'].get('dnsmos_ovrl', float('nan')):.3f} -> {r['b'].get('dnsmos_ovrl', float('nan')):.3f} |")
     return "\n".join(lines)
 
