@@ -144,3 +144,6 @@ def test_every_decoder_config_loads() -> None:
         assert configs["model"].content_input in ("encoder", "cepstrum"), path.name
     content, _ = load_sections(str(RECIPE / "configs" / "decoder_content.yaml"), [], train_decoder.SECTIONS)
     assert content["train"].content_loss > 0 and content["train"].converts
+    flite, _ = load_sections(str(RECIPE / "configs" / "decoder_flite_content.yaml"), [], train_decoder.SECTIONS)
+    assert flite["model"].reference_heads > 0 and flite["train"].speaker_dropout > 0  # the attention decoder's own settings
+    assert flite["train"].content_loss > 0 and flite["data"].reference_frames > 0
