@@ -36,6 +36,8 @@ def load_report(path: Path) -> dict[str, Any]:
         report = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise SystemExit(f"{path}: no such file; give the --json report of benchmarks/cloning.py") from None
+    except OSError as error:  # a folder, no permission
+        raise SystemExit(f"{path}: cannot be read ({error.strerror}); give the --json report of benchmarks/cloning.py") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SystemExit(f"{path}: not JSON ({error}); give the --json report of benchmarks/cloning.py") from None
     if not isinstance(report, dict) or not rows_of(report):

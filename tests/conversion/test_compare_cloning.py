@@ -70,5 +70,7 @@ def test_cli_prints_json_and_gives_one_error_for_a_file_that_is_no_report(tmp_pa
     empty.write_text("{}")
     with pytest.raises(SystemExit, match="no benchmark rows"):
         compare_cloning.main([str(empty), str(a)])
+    with pytest.raises(SystemExit, match="cannot be read"):
+        compare_cloning.main([str(tmp_path), str(a)])  # a folder
     with pytest.raises(SystemExit, match="missing.json: no such file"):
         compare_cloning.main([str(tmp_path / "missing.json"), str(a)])
