@@ -244,8 +244,8 @@ def run(args: argparse.Namespace) -> dict:
             raise SystemExit(f"--targets must be at least 1, got {args.targets}")
         tgts = tgts[: args.targets]
     report: dict = {"reference_seconds": args.reference_seconds, "threads": args.threads, "targets": len(tgts),
-                    "texts": args.texts, "conversion": args.conversion or "bundled (api.tts_decoder for text to speech, "
-                                                                 "api.FINETUNE_BASE for --finetune)"}
+                    "texts": args.texts, "conversion": args.conversion or "bundled (api.convert_decoder for conversion, "
+                                                                 "api.tts_decoder for text to speech, api.FINETUNE_BASE for --finetune)"}
     judges.set_population([w for t in tgts for w in t["all_but_held"] + [t["held"]]] + [s["wav"] for s in srcs])
     real = [{"text": s["text"], "hyp": judges.transcribe(s["wav"]), "sim": 0.0, "dnsmos": judges.dnsmos(s["wav"]),
              "duration": len(s["wav"]) / SR, "compute": 1.0} for s in srcs]
@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> dict:
         for blend, eq, gv, steps in itertools.product(args.blend, args.eq, args.gv, ids):
             for s in srcs:
                 start = time.perf_counter()
-                wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion or "conversion", content=args.content,
+                wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content,
                                      vocoder=args.vocoder, eq=eq, identity_steps=steps, speaker=args.speaker, gv=gv)
                 results[f"convert_blend{blend}{_eq_name(eq)}{_gv_name(gv)}{_identity_name(steps)}"].append(
                     _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"]), t["reference_f0"]))
@@ -338,7 +338,7 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
         for name, reference in (("finetuned_convert", str(path)), ("zero_shot_same_targets", zero_shot)):
             begin = time.perf_counter()
             wav, _ = api.convert(s["wav"], reference, blend=args.finetune_blend, identity_steps=steps, eq=args.eq[0],
-                                 gv=args.gv[0], checkpoint=args.conversion or "conversion", content=args.content,
+                                 gv=args.gv[0], checkpoint=args.conversion, content=args.content,
                                  vocoder=args.vocoder, speaker=args.speaker)
             results[f"{name}{_identity_name(steps)}"].append(
                 _item(judges, wav, held, s["text"], begin, (target["speaker"], s["name"]), target["reference_f0"]))
@@ -383,7 +383,7 @@ def _decompose(args: argparse.Namespace, judges: Judges, wav: np.ndarray, text: 
     results.setdefault(f"{prefix}_copy_synthesis", []).append(_item(judges, copy, held, text, start, None))
     start = time.perf_counter()
     own, _ = api.convert(wav, profile, blend=args.blend[0] if args.blend else 0.0,
-                         checkpoint=args.conversion or "conversion", content=args.content, vocoder=args.vocoder,
+                         checkpoint=args.conversion, content=args.content, vocoder=args.vocoder,
                          eq=args.eq[0], identity_steps=args.identity_steps[0], speaker=args.speaker, gv=args.gv[0])
     results.setdefault(f"{prefix}_own_voice", []).append(_item(judges, own, held, text, start, None))
 
@@ -406,7 +406,7 @@ def diagnostics(args: argparse.Namespace, judges: Judges, srcs: list[dict]) -> d
         profile = api.voice_profile(own_clips[s["name"].split("_")[0]], args.content, speaker=args.speaker)
         for blend in (0.0, 0.25):
             start = time.perf_counter()
-            wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion or "conversion", content=args.content,
+            wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content,
                                  vocoder=args.vocoder)
             rows[f"diag_self_blend{blend}"].append(_item(judges, wav, own, s["text"], start, None))
     rows.update(seen_voices(args, judges))
@@ -487,9 +487,10 @@ def main() -> None:
                         help="share of the fine-tune's weight change kept (api.finetune_voice keep=)")
     parser.add_argument("--content", default="content", help="content encoder checkpoint (default: bundled)")
     parser.add_argument("--conversion", default=None,
-                        help="conversion decoder checkpoint for every row (default: the bundled ones, as api.clone "
-                             "picks them: conversion, conversion-espeak for espeak-ng's text to speech, and "
-                             "conversion-adapt as the base that --finetune adapts)")
+                        help="conversion decoder checkpoint for every row (default: the bundled ones, as the API "
+                             "picks them: conversion-ref for conversion (api.convert_decoder), conversion-flite / "
+                             "conversion-espeak for text to speech (api.tts_decoder), and conversion-adapt as the "
+                             "base that --finetune adapts)")
     parser.add_argument("--speaker", default="speaker", help="speaker encoder that conditions the decoder (default: bundled)")
     parser.add_argument("--vocoder", default="vocoder", help="vocoder checkpoint (default: bundled)")
     parser.add_argument("--diagnostics", action="store_true",

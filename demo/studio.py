@@ -82,7 +82,7 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
         raise gr.Error(str(err)) from None
     if save_as and save_as.strip():
         SAVED[save_as.strip()] = profile
-    model = api.load(api.tts_decoder(api.tts_engine(), profile) if mode == MODES[0] else "conversion").name
+    model = api.load(api.tts_decoder(api.tts_engine(), profile) if mode == MODES[0] else api.convert_decoder(profile)).name
     marked, note = api.watermark_generated(wav, rate, model)
     similarity = api.similarity(api.embed(marked, centre=False), profile.embedding.numpy()) if profile.config.embedding_dim else float("nan")
     front = f" · text front end: {api.tts_engine()}" if mode == MODES[0] else ""

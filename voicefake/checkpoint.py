@@ -52,7 +52,8 @@ BUNDLED: dict[str, str] = {
     "vocoder": "vocoder-16k",
     "detection": "detector-16k",
     "content": "content-16k",
-    "conversion": "conversion-16k",
+    "conversion": "conversion-16k",  # the decoder api.convert uses for a voice known only by its embedding
+    "conversion-ref": "conversion-ref-16k",  # the decoder api.convert uses for recorded speech (reads reference frames)
     "conversion-espeak": "conversion-espeak-16k",  # the decoder api.clone uses for espeak-ng's speech
     "conversion-flite": "conversion-flite-16k",  # the decoder api.clone uses for flite's speech
     "conversion-adapt": "conversion-adapt-16k",  # the decoder api.finetune_voice adapts to one voice

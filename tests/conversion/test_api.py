@@ -290,6 +290,52 @@ def test_clone_picks_the_decoder_for_its_engine(files: dict[str, Path], monkeypa
         assert used[-1] == "conversion-flite" and np.isfinite(wav).all()
 
 
+def test_convert_picks_the_decoder_for_the_voice(files: dict[str, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """Recorded speech goes through the decoder that reads the reference's frames when the voice
+    has them, and through the general one for a voice known only by its embedding; the CLI
+    reports the decoder that spoke."""
+    frames = api.voice_profile(files["ref"])
+    embedding_only = api.voice_profile(files["ref"])
+    embedding_only.config = dataclasses.replace(embedding_only.config, frames=0)
+    assert api.convert_decoder(frames) == api.convert_decoder() == "conversion-ref"
+    assert api.convert_decoder(embedding_only) == "conversion"
+    ref_decoder = api.load("conversion-ref", kind="conversion")
+    general = api.load("conversion", kind="conversion")
+    assert ref_decoder.module.reference is not None and general.module.reference is None
+    assert ref_decoder.checkpoint.mel_config == general.checkpoint.mel_config
+    assert ref_decoder.checkpoint.metadata["name"] == "conversion-ref"
+    used: list = []
+    real_load = api_cloning.load
+
+    def spy(checkpoint: object, *args: object, **kwargs: object) -> object:
+        if kwargs.get("kind") == "conversion":
+            used.append(checkpoint)
+        return real_load(checkpoint, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api_cloning, "load", spy)
+    by_ref, _ = api.convert(files["src"], frames, identity_steps=0)
+    by_general, _ = api.convert(files["src"], frames, identity_steps=0, checkpoint="conversion")
+    api.convert(files["src"], embedding_only)
+    assert used == ["conversion-ref", "conversion", "conversion"]
+    assert np.isfinite(by_ref).all() and len(by_ref) == len(by_general) and not np.allclose(by_ref, by_general)
+    monkeypatch.undo()
+    assert main(["convert", str(files["src"]), "--reference", str(files["ref"]), "--identity-steps", "0",
+                 "-o", str(tmp_path / "ref.wav"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"].startswith("conversion-ref@")
+    assert main(["embed", str(files["ref"]), "--json"]) == 0
+    line = tmp_path / "ref.json"
+    line.write_text(capsys.readouterr().out)
+    assert main(["convert", str(files["src"]), "--reference", str(line), "-o", str(tmp_path / "emb.wav"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model"].startswith("conversion@")
+    # a bad --checkpoint is one clear error before any voice is saved
+    assert main(["convert", str(files["src"]), "--reference", str(files["ref"]), "--checkpoint", str(tmp_path / "nope"),
+                 "--save-voice", str(tmp_path / "voice"), "-o", str(tmp_path / "bad.wav")]) == 1
+    assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "voice").exists() and not (tmp_path / "bad.wav").exists()
+
+
 def test_engine_note_only_when_english_falls_back_to_espeak(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without flite, English text goes to espeak-ng, whose clones lose most words: say so, with the fix."""
     monkeypatch.setattr(flite, "available", lambda: False)

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from voicefake import api, channel
 from voicefake.cli import main
-from voicefake.watermark import Payload, detect, embed
+from voicefake.watermark import MODEL_IDS, Payload, detect, embed
 from voicefake.watermark.payload import crc8
 
 RATE = 16000
@@ -56,6 +56,17 @@ def test_payload_pack_roundtrip() -> None:
     with pytest.raises(ValueError, match="model_id"):
         Payload(model_id=256)
 
+
+
+def test_payload_names_the_model_family() -> None:
+    """Every bundled decoder's clips say "conversion" in their mark, not "unknown"."""
+    conversion = MODEL_IDS["conversion"]
+    for name in ("conversion", "conversion-16k@0.4.0", "conversion-ref@0.1.0", "conversion-flite@0.1.0",
+                 "conversion-adapt@0.1.0 (adapted to the voice)"):
+        assert Payload.today(name).model_id == conversion, name
+    assert Payload.today("vocoder@0.4.1").model_id == MODEL_IDS["vocoder"]
+    assert Payload.today("someone-elses@1.0").model_id == MODEL_IDS["unknown"] == 0
+    assert Payload.today(7).model_id == 7
 
 def test_round_trip_clean(clip: np.ndarray, marked: np.ndarray) -> None:
     report = detect(marked, RATE)

@@ -42,6 +42,7 @@ from voicefake.api.cloning import (
     VoiceReference,
     clone,
     convert,
+    convert_decoder,
     default_finetune_steps,
     finetune_voice,
     identity_steps_for,
@@ -75,7 +76,7 @@ __all__ = [
     "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
     "Verification", "VoiceReference", "align", "clone", "convert", "detect",
     "default_finetune_steps", "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for",
-    "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
+    "convert_decoder", "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
     "save_voice", "similarity", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "verify",
     "verify_embedding", "vocode", "voice_profile", "watermark_detect", "watermark_embed", "watermark_generated",
 ]

@@ -228,7 +228,7 @@ def _profile(reference: VoiceReference, device: str, content: PathLike = "conten
     return voice_profile(reference, content, device=device)
 
 
-def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAULT_BLEND, checkpoint: PathLike = "conversion",
+def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAULT_BLEND, checkpoint: PathLike | None = None,
             content: PathLike = "content", vocoder: PathLike = "vocoder", device: str = "cpu",
             name: str | None = None, eq: float = DEFAULT_EQ, identity_steps: int | None = None,
             speaker: PathLike = "speaker", gv: float = DEFAULT_GV,
@@ -253,6 +253,9 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
             does nothing.
         phase_iterations: the vocoder's phase refinement (:func:`vocode`); default
             :data:`PHASE_ITERATIONS`, None: the vocoder checkpoint's own default.
+        checkpoint: the conversion decoder; default (None): :func:`convert_decoder` of the
+            profile (``conversion-ref`` for a voice with reference frames, ``conversion`` for an
+            embedding-only one). A voice with its own fine-tuned decoder uses that one.
 
     Returns:
         ``(wav, 16000)``: float32 waveform, not yet watermarked (:func:`save_generated` marks it).
@@ -268,6 +271,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float = DEFAUL
 
     profile = _profile(reference, device, content)
     identity_steps = identity_steps_for(profile, identity_steps)
+    checkpoint = convert_decoder(profile) if checkpoint is None else checkpoint
     encoder = load(content, device, kind="content")
     decoder = load(checkpoint, device, kind="conversion")
     voc = load(vocoder, device, kind="vocoder")
@@ -370,6 +374,22 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     return np.concatenate(joined), sample_rate
 
 
+def convert_decoder(profile: Any = None) -> str:
+    """The bundled conversion decoder :func:`convert` uses for recorded speech by default.
+
+    ``conversion-ref`` reads the target's reference frames as well as its embedding: the
+    reference-attention decoder of ``conversion-flite`` trained further with ``conversion``'s
+    recipe (cross conversions, a mel discriminator and a content term). Measured on 10 unseen
+    targets x 8 sources at two threads (docs/benchmarks/cloning.md, session 40): WER 14.5 -> 13.0 %,
+    Resemblyzer similarity 0.735 -> 0.738 against ``conversion``. It needs those frames, so a
+    ``profile`` without them (an embedding-only voice, e.g. ``voicefake embed --json``) gets
+    ``conversion``.
+    """
+    if profile is not None and not profile.config.frames:
+        return "conversion"
+    return "conversion-ref"
+
+
 def tts_engine(engine: str = "auto", language: str = "en-us") -> str:
     """The text-to-speech front end :func:`clone` uses: ``engine`` itself, or for ``"auto"``
     flite when the text is English and the ``flite`` program is installed, espeak-ng otherwise."""
@@ -391,8 +411,8 @@ def tts_decoder(engine: str, profile: Any = None) -> str:
     flite's speech gets ``conversion-flite``, a decoder that also reads the target's reference
     frames (reference attention; session 33, 120 clips of 10 unseen targets: WER 12.2 -> 9.4 %,
     similarity 0.704 -> 0.706). It needs those frames, so a ``profile`` (a
-    :class:`VoiceProfile`) that has none (an embedding-only voice) gets ``conversion``, as
-    recorded speech does in :func:`convert`.
+    :class:`VoiceProfile`) that has none (an embedding-only voice) gets ``conversion``, as in
+    :func:`convert_decoder`.
     """
     if engine == "espeak":
         return "conversion-espeak"

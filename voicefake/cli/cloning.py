@@ -171,10 +171,12 @@ def run_clone(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    model = _model(args)
+    if args.checkpoint:
+        _model(args)  # a bad --checkpoint is one error before the voice is built or saved
     if args.save_voice:
         common.check_writable(Path(args.save_voice), args.force)
     profile = _voice(args, args.save_voice)
+    model = _model(args, api.convert_decoder(profile))
     multiple = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
     steps = api.identity_steps_for(profile, args.identity_steps)
 
@@ -182,7 +184,7 @@ def run_convert(args: argparse.Namespace) -> int:
         target = common.output_path(args.output, path, ".converted.wav", multiple)
         common.check_writable(target, args.force)
         start = time.perf_counter()
-        wav, rate = api.convert(path, profile, blend=args.blend, eq=args.eq, checkpoint=args.checkpoint or "conversion",
+        wav, rate = api.convert(path, profile, blend=args.blend, eq=args.eq, checkpoint=args.checkpoint,
                                 device=args.device, name=label, identity_steps=args.identity_steps, gv=args.gv)
         seconds = time.perf_counter() - start
         api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)

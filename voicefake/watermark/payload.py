@@ -43,8 +43,10 @@ class Payload:
 
     @classmethod
     def today(cls, model: str | int = "unknown", date: dt.date | None = None) -> Payload:
-        """A payload for ``model`` (a :data:`MODEL_IDS` name or an id) dated ``date`` (today)."""
-        model_id = model if isinstance(model, int) else MODEL_IDS.get(model.split("@")[0], 0)
+        """A payload for ``model`` (a :data:`MODEL_IDS` name or an id, or a bundled model's
+        ``name@version``, whose family is the part before the first hyphen: ``conversion-ref@0.1.0``
+        is a ``conversion``) dated ``date`` (today)."""
+        model_id = model if isinstance(model, int) else MODEL_IDS.get(model.split("@")[0].split("-")[0], 0)
         day = ((date or dt.date.today()) - EPOCH).days % 4096
         return cls(TOOLKIT_ID, model_id, day)
 
