@@ -162,10 +162,16 @@ class Judges:
         return float(dnsmos.run(np.clip(wav, -1, 1), SR)["ovrl_mos"])
 
 
-def targets(root: Path, reference_seconds: float) -> list[dict]:
+def targets(root: Path, reference_seconds: float, reference_channel: str = "clean") -> list[dict]:
+    """The unseen targets: each one's reference (its first utterances cut to ``reference_seconds``;
+    ``reference_channel="phone"``: each clip through a random telephone call of
+    :func:`voicefake.channel.phone_call`, seeded by target and clip, as a reference taken from a
+    recorded call would be), its held-out last utterance (always as recorded) and the rest."""
+    from voicefake.channel import phone_call
+
     rows = [r for r in read_manifest(root / "manifest.csv") if "/test-other/" in r.path and r.label == "real"]
     out = []
-    for speaker in sorted({r.speaker for r in rows}):
+    for number, speaker in enumerate(sorted({r.speaker for r in rows})):
         files = sorted(r.path for r in rows if r.speaker == speaker)
         wavs = [load_audio(root / f, SR) for f in files]
         reference, total = [], 0
@@ -174,6 +180,8 @@ def targets(root: Path, reference_seconds: float) -> list[dict]:
                 break
             reference.append(wav[: int(reference_seconds * SR) - total])
             total += len(reference[-1])
+        if reference_channel == "phone":
+            reference = [phone_call(clip, SR, seed=1000 * number + i)[0] for i, clip in enumerate(reference)]
         out.append({"speaker": speaker, "reference": reference, "held": wavs[-1], "all_but_held": wavs[:-1]})
     return out
 
@@ -238,12 +246,13 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     root = data_root()
     assert root is not None
-    judges, tgts, srcs = Judges(args.detect), targets(root, args.reference_seconds), sources(root)
+    judges, tgts, srcs = Judges(args.detect), targets(root, args.reference_seconds, args.reference_channel), sources(root)
     if args.targets is not None:
         if args.targets < 1:
             raise SystemExit(f"--targets must be at least 1, got {args.targets}")
         tgts = tgts[: args.targets]
-    report: dict = {"reference_seconds": args.reference_seconds, "threads": args.threads, "targets": len(tgts),
+    report: dict = {"reference_seconds": args.reference_seconds, "reference_channel": args.reference_channel,
+                    "threads": args.threads, "targets": len(tgts),
                     "texts": args.texts, "conversion": args.conversion or "bundled (api.convert_decoder for conversion, "
                                                                  "api.tts_decoder for text to speech, api.FINETUNE_BASE for --finetune)"}
     judges.set_population([w for t in tgts for w in t["all_but_held"] + [t["held"]]] + [s["wav"] for s in srcs])
@@ -458,8 +467,8 @@ def main() -> None:
     parser.add_argument("--blend", type=float, nargs="*", default=[0.0, 0.25, 0.5, 1.0],
                         help="conversion blends (none: text to speech only)")
     parser.add_argument("--tts-blend", type=float, nargs="+", default=[0.25], help="text-to-speech blends")
-    parser.add_argument("--tts-engine", nargs="+", default=["espeak"], choices=["espeak", "flite"],
-                        help="text-to-speech front ends (flite needs the flite program)")
+    parser.add_argument("--tts-engine", nargs="*", default=["espeak"], choices=["espeak", "flite"],
+                        help="text-to-speech front ends (flite needs the flite program; none: conversion only)")
     parser.add_argument("--tts-rate", type=int, nargs="+", default=[api.DEFAULT_RATE],
                         help="text-to-speech speaking rates in words per minute, each with every engine and blend "
                              "(default: the API's %(default)s)")
@@ -474,6 +483,9 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=len(TEXTS), choices=[len(TEXTS), len(TEXTS) + len(MORE_TEXTS)],
                         help="text-to-speech sentences per target (4: the figures so far; 12: three times the clips)")
     parser.add_argument("--reference-seconds", type=float, default=30.0)
+    parser.add_argument("--reference-channel", choices=["clean", "phone"], default="clean",
+                        help="phone: each reference clip through a random, seeded telephone call (8 kHz, codec, "
+                             "noise), as a reference cut from a recorded call; the held-out utterance stays clean")
     parser.add_argument("--targets", type=int, default=None, metavar="N",
                         help="only the first N targets (a quick probe; default: all 10)")
     parser.add_argument("--threads", type=int, default=2)

@@ -72,3 +72,21 @@ def test_pitch_judge_reads_the_voiced_median_and_rows_report_semitones() -> None
     row = cloning.summarise(clips)
     assert row["pitch_error_st_mean_abs"] == pytest.approx(1.5) and row["pitch_error_st_mean"] == pytest.approx(0.5)
     assert "pitch_error_st_mean_abs" not in cloning.summarise([_clip(0.6, None)])
+
+
+@pytest.mark.data
+def test_phone_references_are_narrowband_and_the_held_out_utterance_stays_clean(data_root) -> None:  # noqa: ANN001
+    """``--reference-channel phone``: every reference clip goes through a seeded telephone call (nothing
+    above 4 kHz survives), the same call for the same clip on every run; the judge's held-out
+    utterance is the recording itself."""
+    clean = cloning.targets(data_root, 3.0)
+    phone = cloning.targets(data_root, 3.0, "phone")
+    again = cloning.targets(data_root, 3.0, "phone")
+    assert len(clean) == len(phone) == 10
+    for c, p, a in zip(clean, phone, again, strict=True):
+        assert np.array_equal(c["held"], p["held"]) and len(c["reference"]) == len(p["reference"])
+        for wav_c, wav_p, wav_a in zip(c["reference"], p["reference"], a["reference"], strict=True):
+            assert len(wav_c) == len(wav_p) and np.array_equal(wav_p, wav_a)
+            spectrum = np.abs(np.fft.rfft(wav_p)) ** 2
+            high = spectrum[int(len(spectrum) * 4300 / 8000):].sum() / spectrum.sum()
+            assert high < 1e-3 and not np.allclose(wav_c, wav_p)
