@@ -68,6 +68,8 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
                  and not (mode == MODES[0] and api.tts_engine() == "espeak"))
         if tuned:
             identity_steps = api.FINETUNED_IDENTITY_STEPS
+            if abs(blend - api.DEFAULT_BLEND) < 1e-6:  # the slider left at the zero-shot default
+                blend = api.FINETUNED_BLEND
         if mode == MODES[0]:
             if not (text or "").strip():
                 raise gr.Error("Type the text the cloned voice should say.")

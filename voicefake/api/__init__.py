@@ -36,10 +36,12 @@ from voicefake.api.cloning import (
     FINETUNE_BASE,
     FINETUNE_KEEP,
     FINETUNE_STEPS,
+    FINETUNED_BLEND,
     FINETUNED_IDENTITY_STEPS,
     MIN_REFERENCE_S,
     SHORT_AUDIO_FINETUNE_STEPS,
     VoiceReference,
+    blend_for,
     clone,
     convert,
     convert_decoder,
@@ -73,8 +75,8 @@ from voicefake.api.generation import (
 )
 
 __all__ = [
-    "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
-    "Verification", "VoiceReference", "align", "clone", "convert", "detect",
+    "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_BLEND", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
+    "Verification", "VoiceReference", "align", "blend_for", "clone", "convert", "detect",
     "default_finetune_steps", "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for",
     "convert_decoder", "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
     "save_voice", "similarity", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "verify",

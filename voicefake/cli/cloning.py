@@ -19,8 +19,9 @@ CONSENT = "Cloning a voice needs its owner's consent."
 def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", nargs="+", required=True, metavar="REF",
                    help="3-30 s of the target voice: audio files, or a voice-profile folder (finetune / --save-voice)")
-    p.add_argument("--blend", type=common.unit_interval, default=api.DEFAULT_BLEND,
-                   help="0 = decoder only (most intelligible), 1 = only the target's matched frames (most similar); default %(default)s")
+    p.add_argument("--blend", type=common.unit_interval, default=None,
+                   help="0 = decoder only (most intelligible), 1 = only the target's matched frames (most similar); "
+                        f"default {api.DEFAULT_BLEND} for a zero-shot voice, {api.FINETUNED_BLEND} for a fine-tuned one")
     p.add_argument("--eq", type=common.unit_interval, default=api.DEFAULT_EQ,
                    help="0-1: equalise the output towards the reference's long-term spectrum (its timbre and "
                         "recording channel: a closer voice for a few more lost words); default %(default)s")
@@ -158,13 +159,14 @@ def run_clone(args: argparse.Namespace) -> int:
                           engine=args.engine, tts_voice=args.tts_voice, identity_steps=args.identity_steps,
                           gv=args.gv)
     steps = api.identity_steps_for(profile, args.identity_steps)
+    blend = api.blend_for(None if engine == "espeak" else profile, args.blend)  # espeak-ng: the zero-shot voice
     seconds = time.perf_counter() - start
     api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
     duration = len(wav) / rate
     record = {"file": str(target), "output": str(target), "duration": round(duration, 3),
               "seconds": round(seconds, 3), "x_real_time": round(duration / max(seconds, 1e-9), 2),
               "reference": args.reference, "model": model, "engine": engine,
-              "blend": args.blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
+              "blend": blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
               "adapted": args.adapt, "watermark": not args.no_watermark}
     common.emit(args, record, f"-> {target} ({duration:.2f} s of speech in {seconds:.2f} s)")
     return 0
@@ -179,6 +181,7 @@ def run_convert(args: argparse.Namespace) -> int:
     model = _model(args, api.convert_decoder(profile))
     multiple = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
     steps = api.identity_steps_for(profile, args.identity_steps)
+    blend = api.blend_for(profile, args.blend)
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
         target = common.output_path(args.output, path, ".converted.wav", multiple)
@@ -191,7 +194,7 @@ def run_convert(args: argparse.Namespace) -> int:
         duration = len(wav) / rate
         record = {"output": str(target), "duration": round(duration, 3), "seconds": round(seconds, 3),
                   "x_real_time": round(duration / max(seconds, 1e-9), 2), "model": model,
-                  "blend": args.blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
+                  "blend": blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
                   "adapted": args.adapt, "watermark": not args.no_watermark}
         return record, f"{label} -> {target} ({duration:.2f} s in {seconds:.2f} s)"
 
