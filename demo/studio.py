@@ -68,17 +68,17 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
                  and not (mode == MODES[0] and api.tts_engine() == "espeak"))
         if tuned:
             identity_steps = api.FINETUNED_IDENTITY_STEPS
-            if abs(blend - api.DEFAULT_BLEND) < 1e-6:  # the slider left at the zero-shot default
-                blend = api.FINETUNED_BLEND
+        # the slider left at its default: the API's own choice for this voice and mode (api.blend_for)
+        chosen: float | None = None if abs(blend - api.DEFAULT_BLEND) < 1e-6 else blend
         if mode == MODES[0]:
             if not (text or "").strip():
                 raise gr.Error("Type the text the cloned voice should say.")
-            wav, rate = api.clone(text, profile, blend=blend, progress=progress, eq=eq, identity_steps=identity_steps,
+            wav, rate = api.clone(text, profile, blend=chosen, progress=progress, eq=eq, identity_steps=identity_steps,
                                   gv=gv)
         else:
             if source is None:
                 raise gr.Error("Upload the recording to convert into the target voice.")
-            wav, rate = api.convert(load(source if isinstance(source, str) else source.name), profile, blend=blend, eq=eq,
+            wav, rate = api.convert(load(source if isinstance(source, str) else source.name), profile, blend=chosen, eq=eq,
                                     identity_steps=identity_steps, gv=gv)
     except (AudioError, ValueError, RuntimeError, KeyError) as err:
         raise gr.Error(str(err)) from None

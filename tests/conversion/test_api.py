@@ -341,13 +341,16 @@ def test_blend_default_follows_the_voice(files: dict[str, Path], tmp_path: Path)
     measured without), unless told; a bad blend is one clear error before any work."""
     zero_shot = api.voice_profile(files["ref"])
     assert api.blend_for(zero_shot) == api.DEFAULT_BLEND > 0 and api.blend_for(zero_shot, 0.3) == 0.3
+    assert api.blend_for(zero_shot, text=True) == api.DEFAULT_TTS_BLEND > 0  # clone's own default
+    assert api.blend_for(zero_shot, 0.3, text=True) == 0.3
     blended, _ = api.convert(files["src"], zero_shot, identity_steps=0)
     told, _ = api.convert(files["src"], zero_shot, identity_steps=0, blend=api.DEFAULT_BLEND)
     plain, _ = api.convert(files["src"], zero_shot, identity_steps=0, blend=0.0)
     assert np.array_equal(blended, told) and not np.allclose(blended, plain)
     voice, _ = api.finetune_voice([files["ref"]], tmp_path / "voice", steps=1)
     tuned = api.voice_profile(str(voice))
-    assert api.blend_for(tuned) == api.FINETUNED_BLEND == 0.0 and api.blend_for(tuned, 0.2) == 0.2
+    assert api.blend_for(tuned) == api.blend_for(tuned, text=True) == api.FINETUNED_BLEND == 0.0
+    assert api.blend_for(tuned, 0.2) == 0.2
     assert np.array_equal(api.convert(files["src"], tuned)[0], api.convert(files["src"], tuned, blend=0.0)[0])
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="blend must be in"):
@@ -405,6 +408,7 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["output"] == str(out) and record["duration"] > 0.3 and record["watermark"] is True
     assert record["model"].startswith(api.tts_decoder(api.tts_engine()) + "@") and record["engine"] == api.tts_engine()
+    assert record["blend"] == api.DEFAULT_TTS_BLEND
     assert main(["clone", "--reference", str(files["ref"]), "--text", "Hi.", "-o", str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert main(["clone", "--reference", str(files["ref"]), "-o", str(tmp_path / "x.wav")]) == 2

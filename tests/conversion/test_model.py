@@ -18,6 +18,7 @@ from voicefake.conversion.inference import (
     match_long_term_spectrum,
     match_spectra,
     spectral_keys,
+    voiced_weight,
 )
 from voicefake.conversion.model import (
     ContentEncoder,
@@ -201,6 +202,33 @@ def test_decoder_shapes_and_voice_checkpoint_round_trip(tmp_path, features: MelS
     assert isinstance(loaded, VoiceProfile) and loaded.decoder is not None
     again = convert_mel(voice(200, 1.0), loaded, features, content, None, blend=0.5)
     assert torch.allclose(again, convert_mel(voice(200, 1.0), tuned, features, content, None, blend=0.5), atol=1e-5)
+
+
+def test_the_blend_leaves_unvoiced_stretches_to_the_decoder(features: MelSpectrogram,
+                                                           content: ContentEncoder) -> None:
+    """The kNN blend acts where the source is voiced: in a voiced-noise-voiced source, the noise
+    in the middle keeps the decoder's mel at any blend, the voiced parts move."""
+    weight = voiced_weight(torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0.0]), 14)
+    assert torch.allclose(weight[:12], torch.tensor([0, 0.25, 0.4, 0.6, 0.8, 1, 1, 0.8, 0.6, 0.4, 0.25, 0]))
+    assert torch.equal(weight[12:], torch.zeros(2))  # frames past the tracker's are not blended
+    assert torch.equal(voiced_weight(torch.ones(8), 8), torch.ones(8))
+    torch.manual_seed(0)
+    decoder = ConversionDecoder(TINY_DECODER, MEL_16K_80).eval()
+    embedding = torch.nn.functional.normalize(torch.randn(16), dim=0).numpy()
+    profile = build_profile([voice(120, 3.0)], features, content, embedding, k=2)
+    noise = (0.05 * np.random.default_rng(1).standard_normal(SR)).astype(np.float32)
+    source = np.concatenate([voice(200, 1.0), noise, voice(200, 1.0, seed=2)])
+    wav = torch.from_numpy(source)
+    voiced = estimate_log_f0(wav, features.config) > 0
+    mute = ~voiced
+    assert voiced[:80].float().mean() > 0.9 and mute[120:180].float().mean() > 0.9  # the tracker hears it so
+    plain = convert_mel(source, profile, features, content, decoder, blend=0.0)
+    full = convert_mel(source, profile, features, content, decoder, blend=1.0)
+    frames = plain.shape[-1]
+    quiet = torch.nn.functional.max_pool1d(voiced[None, None, :frames].float(), 9, 1, 4)[0, 0] == 0
+    assert quiet.sum() > 40
+    assert torch.allclose(full[:, quiet], plain[:, quiet], atol=1e-5)
+    assert (full[:, :80] - plain[:, :80]).abs().mean() > 0.05
 
 
 def test_cepstral_content_drops_level_channel_and_long_term_timbre(features: MelSpectrogram) -> None:

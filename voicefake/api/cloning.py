@@ -23,15 +23,20 @@ log = logging.getLogger(__name__)
 
 VoiceReference = Any  # a path, a list of paths/waveforms, a voice-profile directory or a VoiceProfile
 MIN_REFERENCE_S = 3.0
-# 0 = the decoder alone (most intelligible), 1 = only the target's own frames (most similar,
-# unintelligible today). 0.25 was the measured compromise until session 18; with the embedding
+# 0 = the decoder alone (most intelligible), 1 = only the target's own matched frames wherever the
+# source is voiced (most similar, unintelligible; unvoiced stretches keep the decoder's mel:
+# inference.voiced_weight). 0.25 was the measured compromise until session 18; with the embedding
 # adaptation below, the decoder alone was closer to the target and kept more words
 # (docs/benchmarks/cloning.md, session 18), so it was 0 until session 40. conversion-ref-16k keeps
-# enough words to spend some: on 10 unseen targets at 2 threads, blend 0.1 against 0 gives conversion
-# 0.746 / 14.3 % WER against 0.737 / 12.2 % (the independent MFCC judge +0.009), flite 0.706 / 11.6 %
-# against 0.697 / 8.9 %; 0.15 reaches 0.750 at 16.7 % (docs/benchmarks/cloning.md, session 40).
+# enough words to spend some. Session 40, 10 unseen targets, one thread: conversion 0.738 / 12.9 % WER
+# at 0; blending every frame, 0.746 / 14.3 % at 0.1 and 0.750 / 16.7 % at 0.15; blending voiced frames
+# only, 0.748 / 14.2 % at 0.15, the default (two threads: the same; docs/benchmarks/cloning.md, session 40).
 # For a zero-shot voice; a fine-tuned one keeps FINETUNED_BLEND (see blend_for).
-DEFAULT_BLEND = 0.1
+DEFAULT_BLEND = 0.15
+# ... and for text to speech (clone): flite's clones lose words faster to the blend. Session 40, two
+# threads, 40 clips: 0.697 / 8.9 % WER at 0, 0.709 / 14.6 % at 0.15 on voiced frames (at the edge of the
+# 15 % target), 0.704 / 12.2 % at 0.1 (docs/benchmarks/cloning.md, session 40)
+DEFAULT_TTS_BLEND = 0.1
 # ... and for a fine-tuned voice (its own decoder): 0, the setting its figures were measured at
 # (sessions 25-27); its decoder already speaks in the voice
 FINETUNED_BLEND = 0.0
@@ -92,20 +97,23 @@ def identity_steps_for(profile: Any, identity_steps: int | None = None) -> int:
     return FINETUNED_IDENTITY_STEPS if getattr(profile, "decoder", None) is not None else DEFAULT_IDENTITY_STEPS
 
 
-def blend_for(profile: Any, blend: float | None = None) -> float:
+def blend_for(profile: Any, blend: float | None = None, text: bool = False) -> float:
     """The kNN blend that runs for ``profile``: ``blend`` when given (0-1), otherwise
-    :data:`DEFAULT_BLEND` for a zero-shot voice and :data:`FINETUNED_BLEND` for a fine-tuned one
-    (a profile with its own decoder).
+    :data:`DEFAULT_BLEND` for a zero-shot voice (:data:`DEFAULT_TTS_BLEND` for text to speech,
+    ``text=True``: :func:`clone`) and :data:`FINETUNED_BLEND` for a fine-tuned one (a profile with
+    its own decoder).
 
     Example:
         >>> blend_for(voice_profile("ceo.wav"))
-        0.1
+        0.15
     """
     if blend is not None:
         if not 0.0 <= blend <= 1.0:
             raise ValueError(f"blend must be in [0, 1], got {blend}")
         return float(blend)
-    return FINETUNED_BLEND if getattr(profile, "decoder", None) is not None else DEFAULT_BLEND
+    if getattr(profile, "decoder", None) is not None:
+        return FINETUNED_BLEND
+    return DEFAULT_TTS_BLEND if text else DEFAULT_BLEND
 
 
 def _one_voice(audio: AudioInput, sample_rate: int, name: str | None = None) -> np.ndarray:
@@ -261,7 +269,8 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
     Args:
         source: the speech to convert (path, bytes or 16 kHz waveform).
         reference: the target voice (see :func:`voice_profile`).
-        blend: 0 = the decoder's mel only; 1 = only the target's own matched frames; None:
+        blend: 0 = the decoder's mel only; 1 = only the target's own matched frames wherever the
+            source is voiced (its unvoiced stretches keep the decoder's mel); None:
             :func:`blend_for` the profile (:data:`DEFAULT_BLEND` for a zero-shot voice, 0 for a
             fine-tuned one). An embedding-only profile has no frames to blend.
         eq: 0-1, how far the result is equalised towards the reference's long-term spectrum
@@ -350,7 +359,8 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
             (:func:`tts_engine` says which).
         tts_voice: the flite voice (rms, slt, awb, kal16, kal; default rms); unused by espeak-ng.
         blend / eq / gv / identity_steps / speaker / phase_iterations: as in :func:`convert` (the steps
-            run for each sentence).
+            run for each sentence); blend None: :func:`blend_for` with ``text=True``
+            (:data:`DEFAULT_TTS_BLEND` for a zero-shot voice).
         progress: optional ``callable(done, total)`` called after each sentence.
         checkpoint: the conversion decoder; default (None): :func:`tts_decoder` of the engine.
         content / vocoder: the models, as in :func:`convert`.
@@ -389,6 +399,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
 
         log.info("espeak-ng speech: the voice's own decoder is set aside for %s (zero-shot voice)", checkpoint)
         profile = without_decoder(profile)
+    blend = blend_for(profile, blend, text=True)
     pieces = []
     for done, sentence in enumerate(sentences, 1):
         spoken, spoken_rate = speak(sentence)

@@ -20,8 +20,10 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", nargs="+", required=True, metavar="REF",
                    help="3-30 s of the target voice: audio files, or a voice-profile folder (finetune / --save-voice)")
     p.add_argument("--blend", type=common.unit_interval, default=None,
-                   help="0 = decoder only (most intelligible), 1 = only the target's matched frames (most similar); "
-                        f"default {api.DEFAULT_BLEND} for a zero-shot voice, {api.FINETUNED_BLEND} for a fine-tuned one")
+                   help="0 = decoder only (most intelligible), 1 = only the target's matched frames in voiced speech "
+                        "(most similar); "
+                        f"default for a zero-shot voice {api.DEFAULT_BLEND} (convert) / {api.DEFAULT_TTS_BLEND} (clone), "
+                        f"{api.FINETUNED_BLEND} for a fine-tuned one")
     p.add_argument("--eq", type=common.unit_interval, default=api.DEFAULT_EQ,
                    help="0-1: equalise the output towards the reference's long-term spectrum (its timbre and "
                         "recording channel: a closer voice for a few more lost words); default %(default)s")
@@ -159,7 +161,7 @@ def run_clone(args: argparse.Namespace) -> int:
                           engine=args.engine, tts_voice=args.tts_voice, identity_steps=args.identity_steps,
                           gv=args.gv)
     steps = api.identity_steps_for(profile, args.identity_steps)
-    blend = api.blend_for(None if engine == "espeak" else profile, args.blend)  # espeak-ng: the zero-shot voice
+    blend = api.blend_for(None if engine == "espeak" else profile, args.blend, text=True)  # espeak-ng: zero-shot
     seconds = time.perf_counter() - start
     api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
     duration = len(wav) / rate
