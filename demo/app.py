@@ -327,7 +327,9 @@ def build_app() -> gr.Blocks:
                     src = gr.File(label="Recording to convert (Convert mode)")
             with gr.Row():
                 blend = gr.Slider(0.0, 1.0, value=api.DEFAULT_BLEND, step=0.05,
-                                  label="Blend: 0 = decoder (clearest words), 1 = the reference's own frames in voiced speech (closest voice)")
+                                  label="Blend: 0 = decoder (clearest words), 1 = the reference's own frames in voiced speech (closest voice); "
+                                        f"left at its default: {api.DEFAULT_BLEND} for Convert, {api.DEFAULT_TTS_BLEND} for text, "
+                                        f"{api.FINETUNED_BLEND} for an adapted voice")
                 eq = gr.Slider(0.0, 1.0, value=api.DEFAULT_EQ, step=0.05,
                                label="EQ: match the reference's overall timbre and recording channel (0 = off)")
                 gv = gr.Slider(0.0, 1.0, value=api.DEFAULT_GV, step=0.05,

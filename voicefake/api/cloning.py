@@ -421,8 +421,8 @@ def convert_decoder(profile: Any = None) -> str:
     ``conversion-ref`` reads the target's reference frames as well as its embedding: the
     reference-attention decoder of ``conversion-flite`` trained further with ``conversion``'s
     recipe (cross conversions, a mel discriminator and a content term). Measured on 10 unseen
-    targets x 8 sources at two threads (docs/benchmarks/cloning.md, session 40): WER 14.5 -> 13.0 %,
-    Resemblyzer similarity 0.735 -> 0.738 against ``conversion``. It needs those frames, so a
+    targets x 8 sources at two threads, both at blend 0 (docs/benchmarks/cloning.md, session 40): WER
+    14.5 -> 12.2 %, Resemblyzer similarity 0.735 -> 0.737 against ``conversion``. It needs those frames, so a
     ``profile`` without them (an embedding-only voice, e.g. ``voicefake embed --json``) gets
     ``conversion``.
     """
