@@ -337,9 +337,14 @@ def test_convert_picks_the_decoder_for_the_voice(files: dict[str, Path], tmp_pat
 
 
 def test_blend_default_follows_the_voice(files: dict[str, Path], tmp_path: Path) -> None:
-    """A zero-shot voice gets the kNN blend (DEFAULT_BLEND), a fine-tuned one none (its figures were
-    measured without), unless told; a bad blend is one clear error before any work."""
-    zero_shot = api.voice_profile(files["ref"])
+    """A zero-shot voice gets the kNN blend (DEFAULT_BLEND) when its reference is long enough to match
+    against, a short reference or a fine-tuned voice none (their figures were measured without), unless
+    told; a bad blend is one clear error before any work."""
+    write_audio(tmp_path / "long.wav", voice(110, api.MIN_BLEND_SECONDS + 1.0, seed=3), SR)
+    zero_shot = api.voice_profile(tmp_path / "long.wav")
+    short = api.voice_profile(files["ref"])  # 4 s
+    assert short.seconds < api.MIN_BLEND_SECONDS <= zero_shot.seconds
+    assert api.blend_for(short) == api.blend_for(short, text=True) == 0.0 and api.blend_for(short, 0.2) == 0.2
     assert api.blend_for(zero_shot) == api.DEFAULT_BLEND > 0 and api.blend_for(zero_shot, 0.3) == 0.3
     assert api.blend_for(zero_shot, text=True) == api.DEFAULT_TTS_BLEND > 0  # clone's own default
     assert api.blend_for(zero_shot, 0.3, text=True) == 0.3
@@ -347,8 +352,8 @@ def test_blend_default_follows_the_voice(files: dict[str, Path], tmp_path: Path)
     told, _ = api.convert(files["src"], zero_shot, identity_steps=0, blend=api.DEFAULT_BLEND)
     plain, _ = api.convert(files["src"], zero_shot, identity_steps=0, blend=0.0)
     assert np.array_equal(blended, told) and not np.allclose(blended, plain)
-    voice, _ = api.finetune_voice([files["ref"]], tmp_path / "voice", steps=1)
-    tuned = api.voice_profile(str(voice))
+    tuned_path, _ = api.finetune_voice([files["ref"]], tmp_path / "voice", steps=1)
+    tuned = api.voice_profile(str(tuned_path))
     assert api.blend_for(tuned) == api.blend_for(tuned, text=True) == api.FINETUNED_BLEND == 0.0
     assert api.blend_for(tuned, 0.2) == 0.2
     assert np.array_equal(api.convert(files["src"], tuned)[0], api.convert(files["src"], tuned, blend=0.0)[0])
@@ -408,7 +413,7 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["output"] == str(out) and record["duration"] > 0.3 and record["watermark"] is True
     assert record["model"].startswith(api.tts_decoder(api.tts_engine()) + "@") and record["engine"] == api.tts_engine()
-    assert record["blend"] == api.DEFAULT_TTS_BLEND
+    assert record["blend"] == 0.0  # a 4 s reference: under MIN_BLEND_SECONDS
     assert main(["clone", "--reference", str(files["ref"]), "--text", "Hi.", "-o", str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert main(["clone", "--reference", str(files["ref"]), "-o", str(tmp_path / "x.wav")]) == 2
@@ -424,7 +429,7 @@ def test_cli_clone_convert_finetune(files: dict[str, Path], tmp_path: Path, caps
     assert main(["convert", str(files["src"]), "--reference", str(files["ref"]), "--eq", "1",
                  "-o", str(tmp_path / "eq.wav"), "--json"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert record["eq"] == 1.0 and record["blend"] == api.DEFAULT_BLEND and record["gv"] == api.DEFAULT_GV
+    assert record["eq"] == 1.0 and record["blend"] == 0.0 and record["gv"] == api.DEFAULT_GV  # 4 s: no blend
     assert record["identity_steps"] == api.DEFAULT_IDENTITY_STEPS
     assert main(["convert", str(files["src"]), "--reference", str(files["ref"]), "--identity-steps", "3",
                  "-o", str(tmp_path / "adapted.wav"), "--json"]) == 0

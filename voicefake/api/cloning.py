@@ -40,6 +40,12 @@ DEFAULT_TTS_BLEND = 0.1
 # ... and for a fine-tuned voice (its own decoder): 0, the setting its figures were measured at
 # (sessions 25-27); its decoder already speaks in the voice
 FINETUNED_BLEND = 0.0
+# ... and none for a zero-shot voice with less reference than this. Session 40, one thread, the default
+# blend against 0: 3 s 0.740 / 17.3 % WER against 0.731 / 14.0 %, 5 s 0.747 / 16.3 % against 0.737 /
+# 14.2 %, 10 s 0.744 / 16.7 % against 0.735 / 14.5 %, 30 s 0.748 / 14.2 % against 0.738 / 12.9 %: below
+# 30 s the blend crosses the 15 % word target. 25 s lies between two measured lengths (not measured
+# itself) (docs/benchmarks/cloning.md, session 40)
+MIN_BLEND_SECONDS = 25.0
 # the long-term spectrum match (0 = off, 1 = the whole difference). It was 1 (session 12: +0.027
 # similarity for +2.1 WER points). With the identity steps below doing most of that work, half of
 # it is as close a voice with fewer lost words and higher DNSMOS: on 10 unseen targets, conversion
@@ -100,8 +106,8 @@ def identity_steps_for(profile: Any, identity_steps: int | None = None) -> int:
 def blend_for(profile: Any, blend: float | None = None, text: bool = False) -> float:
     """The kNN blend that runs for ``profile``: ``blend`` when given (0-1), otherwise
     :data:`DEFAULT_BLEND` for a zero-shot voice (:data:`DEFAULT_TTS_BLEND` for text to speech,
-    ``text=True``: :func:`clone`) and :data:`FINETUNED_BLEND` for a fine-tuned one (a profile with
-    its own decoder).
+    ``text=True``: :func:`clone`), 0 for a zero-shot voice with less than :data:`MIN_BLEND_SECONDS`
+    of reference, and :data:`FINETUNED_BLEND` for a fine-tuned one (a profile with its own decoder).
 
     Example:
         >>> blend_for(voice_profile("ceo.wav"))
@@ -113,6 +119,8 @@ def blend_for(profile: Any, blend: float | None = None, text: bool = False) -> f
         return float(blend)
     if getattr(profile, "decoder", None) is not None:
         return FINETUNED_BLEND
+    if profile is not None and getattr(profile, "seconds", MIN_BLEND_SECONDS) < MIN_BLEND_SECONDS:
+        return 0.0
     return DEFAULT_TTS_BLEND if text else DEFAULT_BLEND
 
 
