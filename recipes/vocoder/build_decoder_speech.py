@@ -6,9 +6,11 @@ differently distributed; a distilled student trained on real mels alone matched 
 copy-synthesis but lost words on the decoder's mels (docs/benchmarks/vocoder.md, session 12).
 
 This script makes decoder mels the way users do and turns them into audio the vocoder recipe
-can crop: real training speech converted to another training speaker (``conversion``), and
-transcripts of training utterances spoken by flite (``conversion``) or espeak-ng
-(``conversion-espeak``) and converted likewise, at the API's default blend and eq. Each mel is
+can crop: real training speech converted to another training speaker, and transcripts of
+training utterances spoken by flite or espeak-ng and converted likewise, through the decoder and at
+the blend the API picks for each voice (``api.convert_decoder`` / ``api.tts_decoder``,
+``api.blend_for``; until session 40 recorded speech went through ``conversion`` at blend 0) and the
+default eq. Each mel is
 vocoded by the bundled vocoder with ``--phase-iterations`` (16 by default: on six conversions
 between unseen speakers, the re-analysed mel of the result was 0.052 log-mel L1 from the
 decoder's, 0.098 at 1 iteration; session 17), so the vocoder recipe's
@@ -112,18 +114,22 @@ def build(plans: list[Plan], refs: dict[str, list[ManifestRow]], root: Path, out
     mel_cfg = api.load(args.vocoder, kind="vocoder").checkpoint.mel_config
     assert mel_cfg is not None
     features = MelSpectrogram(mel_cfg)
-    decoders = {"speech": "conversion", "flite": api.tts_decoder("flite"), "espeak": api.tts_decoder("espeak")}
+    engines = {"flite": "flite", "espeak": "espeak"}  # item kind -> text-to-speech engine ("speech": a recording)
     profiles = {}
     rows = []
     start = time.time()
     for index, item in enumerate(plans):
         if item.target not in profiles:
             profiles[item.target] = api.voice_profile([root / r.path for r in refs[item.target]])
-        decoder = api.load(decoders[item.kind], kind="conversion")
+        engine = engines.get(item.kind)
+        voice = profiles[item.target] if engine is None else api.tts_profile(profiles[item.target], engine)
+        # the decoder and blend the API picks for this voice (api.convert / api.clone)
+        name = api.convert_decoder(voice) if engine is None else api.tts_decoder(engine, voice)
+        decoder = api.load(name, kind="conversion")
         wav = source_audio(item, root, args.max_seconds, args.rate)
         with torch.inference_mode():
-            mel = convert_mel(wav, profiles[item.target], features, encoder.module, decoder.module,
-                              api.DEFAULT_BLEND, api.DEFAULT_EQ)
+            mel = convert_mel(wav, voice, features, encoder.module, decoder.module,
+                              api.blend_for(voice, text=engine is not None), api.DEFAULT_EQ)
         audio = api.vocode(mel, args.vocoder, phase_iterations=args.phase_iterations).numpy()
         path = out / "audio" / split / f"{index:04d}_{item.kind}.wav"
         write_audio(path, audio, SAMPLE_RATE)
@@ -131,7 +137,7 @@ def build(plans: list[Plan], refs: dict[str, list[ManifestRow]], root: Path, out
             path=str(path.resolve()), speaker=item.target, label="fake", system=f"decoder-{item.kind}",
             transcript=item.source.transcript, sample_rate=SAMPLE_RATE, channels=1,
             duration_s=round(len(audio) / SAMPLE_RATE, 3), folder="decoder_speech", license="derived",
-            notes=f"{item.kind} from {item.source.path} in the voice of {item.target} ({decoders[item.kind]})",
+            notes=f"{item.kind} from {item.source.path} in the voice of {item.target} ({name})",
         ))
         if (index + 1) % 10 == 0 or index + 1 == len(plans):
             log.info("%s: %d/%d items, %.1f min of audio, %.0f s", split, index + 1, len(plans),

@@ -505,6 +505,32 @@ def test_espeak_speech_sets_an_adapted_voices_decoder_aside(files: dict[str, Pat
     assert not np.allclose(converted, converted_plain, atol=1e-4)  # recorded speech: the voice's own decoder
 
 
+def test_cli_reports_the_blend_clone_ran(files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture) -> None:
+    """The JSON line's blend is the one each sentence was converted at: for an adapted voice with a
+    long reference, flite keeps the voice's own decoder (no blend) and espeak-ng its zero-shot voice
+    (the text blend)."""
+    write_audio(tmp_path / "long.wav", voice(110, api.MIN_BLEND_SECONDS + 1.0, seed=3), SR)
+    adapted, _ = api.finetune_voice([tmp_path / "long.wav"], tmp_path / "voice", steps=1)
+    ran: list[object] = []
+    real_convert = api_cloning.convert
+
+    def spy(source, profile, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        ran.append(kwargs["blend"])
+        return real_convert(source, profile, **kwargs)
+
+    monkeypatch.setattr(api_cloning, "convert", spy)
+    runs = [(files["ref"], "espeak"), (adapted, "espeak")] + ([(adapted, "flite")] if flite.available() else [])
+    for number, (reference, engine) in enumerate(runs):
+        assert main(["clone", "--reference", str(reference), "--text", "Hi there.", "--engine", engine,
+                     "--identity-steps", "0", "-o", str(tmp_path / f"{number}.wav"), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["blend"] == ran[-1]
+    assert ran[0] == 0.0  # a 4 s zero-shot reference: under MIN_BLEND_SECONDS
+    assert ran[1] == api.DEFAULT_TTS_BLEND  # espeak-ng: the zero-shot voice of a 26 s reference
+    if flite.available():
+        assert ran[2] == api.FINETUNED_BLEND
+
+
 def test_finetune_voice_embeds_with_the_speaker_encoder_it_is_given(files: dict[str, Path], tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[object] = []

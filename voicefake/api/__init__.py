@@ -55,6 +55,7 @@ from voicefake.api.cloning import (
     tts_decoder,
     tts_engine,
     tts_engine_note,
+    tts_profile,
     voice_profile,
 )
 from voicefake.api.core import (
@@ -81,6 +82,6 @@ __all__ = [
     "Verification", "VoiceReference", "align", "blend_for", "clone", "convert", "detect",
     "default_finetune_steps", "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for",
     "convert_decoder", "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
-    "save_voice", "similarity", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "verify",
+    "save_voice", "similarity", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "tts_profile", "verify",
     "verify_embedding", "vocode", "voice_profile", "watermark_detect", "watermark_embed", "watermark_generated",
 ]

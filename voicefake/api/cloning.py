@@ -400,13 +400,8 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     profile = _profile(reference, device, content)
     checkpoint = tts_decoder(engine, profile) if checkpoint is None else checkpoint
     if engine == "espeak" and getattr(profile, "decoder", None) is not None:
-        # A voice's own decoder was tuned from conversion-16k on recorded speech; espeak-ng's formant
-        # speech keeps more words through conversion-espeak-16k with the zero-shot voice (session 20,
-        # 2 unseen targets, 4 sentences: WER 49 / 58 % zero-shot against 62 / 76 % adapted).
-        from voicefake.conversion.finetune import without_decoder
-
         log.info("espeak-ng speech: the voice's own decoder is set aside for %s (zero-shot voice)", checkpoint)
-        profile = without_decoder(profile)
+    profile = tts_profile(profile, engine)
     blend = blend_for(profile, blend, text=True)
     pieces = []
     for done, sentence in enumerate(sentences, 1):
@@ -437,6 +432,19 @@ def convert_decoder(profile: Any = None) -> str:
     if profile is not None and not profile.config.frames:
         return "conversion"
     return "conversion-ref"
+
+
+def tts_profile(profile: Any, engine: str) -> Any:
+    """The voice :func:`clone` speaks ``engine``'s speech with: ``profile`` itself, except that
+    espeak-ng's speech sets a voice's own decoder aside (its zero-shot voice). The decoder was tuned
+    from conversion-16k on recorded speech; espeak-ng's formant speech keeps more words through
+    conversion-espeak-16k with the zero-shot voice (session 20, 2 unseen targets, 4 sentences: WER
+    49 / 58 % zero-shot against 62 / 76 % adapted)."""
+    if engine == "espeak" and getattr(profile, "decoder", None) is not None:
+        from voicefake.conversion.finetune import without_decoder
+
+        return without_decoder(profile)
+    return profile
 
 
 def tts_engine(engine: str = "auto", language: str = "en-us") -> str:

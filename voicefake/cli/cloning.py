@@ -161,7 +161,7 @@ def run_clone(args: argparse.Namespace) -> int:
                           engine=args.engine, tts_voice=args.tts_voice, identity_steps=args.identity_steps,
                           gv=args.gv)
     steps = api.identity_steps_for(profile, args.identity_steps)
-    blend = api.blend_for(None if engine == "espeak" else profile, args.blend, text=True)  # espeak-ng: zero-shot
+    blend = api.blend_for(api.tts_profile(profile, engine), args.blend, text=True)  # the blend clone() ran
     seconds = time.perf_counter() - start
     api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
     duration = len(wav) / rate
