@@ -59,6 +59,9 @@ class DataConfig:
             see ``DecoderCrops``) for a decoder with reference attention (``model.reference_heads``);
             0 = no reference (every other decoder). Dev crops then read the other dev crops of
             their speaker, and those with none are left out of the dev set.
+        reference_phone: share of the training crops whose reference is the phone-line copy of
+            that speech (``DecoderCrops``), so that the decoder learns to read a voice from a
+            reference taken from a recorded call (0 = always the clean recording).
         speaker: the frozen speaker encoder that ``train.speaker_loss`` / ``train.cycle_loss``
             listen with (checkpoint directory or bundled name); it should be the one whose
             embeddings the decoder cache holds. Not loaded when both are 0.
@@ -74,6 +77,7 @@ class DataConfig:
     paired_share: float = 0.3
     paired_engines: tuple[str, ...] = ()
     reference_frames: int = 0
+    reference_phone: float = 0.0
     speaker: str = "speaker"
 
     def __post_init__(self) -> None:
@@ -83,6 +87,10 @@ class DataConfig:
             raise ValueError(f"data.paired_share must be in [0, 1), got {self.paired_share}")
         if self.reference_frames < 0:
             raise ValueError(f"data.reference_frames must be >= 0, got {self.reference_frames}")
+        if not 0.0 <= self.reference_phone <= 1.0:
+            raise ValueError(f"data.reference_phone must be in [0, 1], got {self.reference_phone}")
+        if self.reference_phone and not self.reference_frames:
+            raise ValueError("data.reference_phone needs data.reference_frames > 0 (a decoder that reads a reference)")
         if self.reference_frames and self.paired:
             raise ValueError("data.paired and data.reference_frames cannot be combined (paired items have no "
                              "reference utterances)")
@@ -91,14 +99,16 @@ class DataConfig:
 SECTIONS = {"model": DecoderConfig, "mel": MelConfig, "train": TrainConfig, "loop": LoopConfig, "data": DataConfig}
 
 
-def synthetic(mel: MelConfig, speaker_dim: int, frames: int, reference_frames: int = 0) -> tuple[DecoderCrops, OneItem]:
+def synthetic(mel: MelConfig, speaker_dim: int, frames: int, reference_frames: int = 0,
+              reference_phone: float = 0.0) -> tuple[DecoderCrops, OneItem]:
     gen = torch.Generator().manual_seed(0)
     features = MelSpectrogram(mel)
     mels = [torch.stack([features(torch.randn((frames - 1) * mel.hop_length, generator=gen))] * 2) for _ in range(4)]
     f0 = [torch.rand(frames, generator=gen) + 4 for _ in range(4)]
     table = torch.nn.functional.normalize(torch.randn(2, speaker_dim, generator=gen), dim=-1)
     speakers = torch.tensor([0, 1, 0, 1])
-    train = DecoderCrops(mels, f0, speakers, table, frames, 16, reference_frames=reference_frames)
+    train = DecoderCrops(mels, f0, speakers, table, frames, 16, reference_frames=reference_frames,
+                         reference_phone=reference_phone)
     dev = {"mel": torch.stack([m[0] for m in mels]), "log_f0": torch.stack(f0), "speaker": table[speakers]}
     return train, OneItem(dev_references(dev, reference_frames) if reference_frames else dev)
 
@@ -152,7 +162,8 @@ def real_data(cache: dict, extra: dict, paired: dict, data: DataConfig) -> tuple
     weights = torch.cat([torch.full((len(group),), share / max(fit, 1))
                          for group, share, fit in zip(groups, shares, fits, strict=True)])
     train = DecoderCrops([m for group in groups for m in group], f0, speaker, table, data.crop_frames,
-                         data.epoch_items, bins=bins, weights=weights, reference_frames=data.reference_frames)
+                         data.epoch_items, bins=bins, weights=weights, reference_frames=data.reference_frames,
+                         reference_phone=data.reference_phone)
     dev = {k: v.float() for k, v in extra["dev"].items()}
     if data.reference_frames:
         dev = dev_references(dev, data.reference_frames)
@@ -212,7 +223,8 @@ def main() -> None:
         raise ValueError(f"model.reference_heads ({model.reference_heads}) and data.reference_frames "
                          f"({data.reference_frames}) go together: both 0, or both above 0")
     if data.cache == "synthetic":
-        train, dev = synthetic(mel, model.speaker_dim, data.crop_frames, data.reference_frames)
+        train, dev = synthetic(mel, model.speaker_dim, data.crop_frames, data.reference_frames,
+                               data.reference_phone)
     else:
         cache, extra = torch.load(data.cache, weights_only=True), torch.load(data.decoder_cache, weights_only=True)
         paired = torch.load(data.paired, weights_only=True) if data.paired else {}

@@ -336,6 +336,26 @@ def test_convert_picks_the_decoder_for_the_voice(files: dict[str, Path], tmp_pat
     assert not (tmp_path / "voice").exists() and not (tmp_path / "bad.wav").exists()
 
 
+def test_a_reference_from_an_8_khz_call_is_reported_as_narrowband(files: dict[str, Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """An 8 kHz recording (a call) fills the mel only up to 4 kHz: the API and the CLI's JSON say so,
+    and a wideband reference reaches the mel's top."""
+    from voicefake.audio.features import MEL_16K_80, band_bins, band_top_hz
+
+    assert band_top_hz(MEL_16K_80, 80) == pytest.approx(8000.0)
+    assert all(band_bins(MEL_16K_80, band_top_hz(MEL_16K_80, n)) == n for n in (1, 40, 62, 79))
+    with pytest.raises(ValueError, match="bands"):
+        band_top_hz(MEL_16K_80, 0)
+    wide = voice(110, 4.0, seed=1) + 0.005 * np.random.default_rng(3).standard_normal(4 * SR).astype(np.float32)
+    call = tmp_path / "call_8k.wav"
+    write_audio(call, wide[::2].copy(), 8000)  # 8 kHz: nothing above 4 kHz once resampled
+    assert api.reference_band_hz(api.voice_profile(wide)) == pytest.approx(8000.0)  # breath noise up to 8 kHz
+    band = api.reference_band_hz(api.voice_profile(str(call)))
+    assert band is not None and 3500 < band < 4300  # the last band with signal straddles 4 kHz
+    assert main(["convert", str(files["src"]), "--reference", str(call), "-o", str(tmp_path / "c.wav"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["reference_band_hz"] == band
+
+
 def test_blend_default_follows_the_voice(files: dict[str, Path], tmp_path: Path) -> None:
     """A zero-shot voice gets the kNN blend (DEFAULT_BLEND) when its reference is long enough to match
     against, a short reference or a fine-tuned voice none (their figures were measured without), unless
@@ -801,6 +821,7 @@ def test_embed_json_is_an_embedding_only_reference(files: dict[str, Path], tmp_p
     line.write_text(capsys.readouterr().out)
     profile = api.voice_profile(str(line))
     assert profile.config.frames == 0 and profile.embedding.shape == (256,)
+    assert api.reference_band_hz(profile) is None  # no frames: no band to report
     # conditioned on the raw embedding (the bundled speaker model centres the one it scores with)
     raw = api.embed(files["ref"], centre=False)
     assert not np.allclose(api.embed(files["ref"]), raw, atol=1e-3)

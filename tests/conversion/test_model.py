@@ -17,6 +17,7 @@ from voicefake.conversion.inference import (
     match_global_variance,
     match_long_term_spectrum,
     match_spectra,
+    signal_bands,
     spectral_keys,
     voiced_weight,
 )
@@ -229,6 +230,38 @@ def test_the_blend_leaves_unvoiced_stretches_to_the_decoder(features: MelSpectro
     assert quiet.sum() > 40
     assert torch.allclose(full[:, quiet], plain[:, quiet], atol=1e-5)
     assert (full[:, :80] - plain[:, :80]).abs().mean() > 0.05
+
+
+def narrowband(wav: np.ndarray) -> np.ndarray:
+    """``wav`` with nothing above 3.9 kHz (an ideal low-pass, as an 8 kHz recording has)."""
+    spectrum = np.fft.rfft(wav)
+    spectrum[int(3900 * len(wav) / SR):] = 0
+    return np.fft.irfft(spectrum, len(wav)).astype(np.float32)
+
+
+def test_a_narrowband_reference_is_compared_only_on_its_band(features: MelSpectrogram,
+                                                             content: ContentEncoder) -> None:
+    """A reference from a phone call fills the lower mel bands only: the blend, the equaliser and
+    the variance post-filter change only those bands of a conversion into it; the upper bands keep
+    the decoder's mel (matched against the floor they would be muffled)."""
+    wide = features(torch.from_numpy(voice(120, 3.0)))
+    assert signal_bands(wide) == 80
+    phone = narrowband(voice(120, 3.0))
+    bands = signal_bands(features(torch.from_numpy(phone)))
+    assert 55 <= bands <= 64  # 3.9 kHz lies near band 61 of the 16 kHz mel
+    assert signal_bands(torch.zeros(80, 0)) == 80
+    torch.manual_seed(0)
+    decoder = ConversionDecoder(TINY_DECODER, MEL_16K_80).eval()
+    embedding = torch.nn.functional.normalize(torch.randn(16), dim=0).numpy()
+    profile = build_profile([phone], features, content, embedding, k=2)
+    source = voice(200, 1.0)
+    plain = convert_mel(source, profile, features, content, decoder, blend=0.0)
+    matched = convert_mel(source, profile, features, content, decoder, blend=1.0, eq=1.0, gv=1.0)
+    assert torch.equal(matched[bands:], plain[bands:])
+    assert (matched[:bands] - plain[:bands]).abs().mean() > 0.05
+    wideband = build_profile([voice(120, 3.0)], features, content, embedding, k=2)
+    moved = convert_mel(source, wideband, features, content, decoder, blend=1.0, eq=1.0, gv=1.0)
+    assert (moved[bands:] - plain[bands:]).abs().mean() > 0.05  # a wideband reference moves them all
 
 
 def test_cepstral_content_drops_level_channel_and_long_term_timbre(features: MelSpectrogram) -> None:

@@ -124,6 +124,30 @@ def test_crops_read_only_the_speakers_other_utterances() -> None:
         DecoderCrops(mels[:2], f0[:2], torch.tensor([0, 1]), table, frames=20, items=4, reference_frames=10)
 
 
+def test_a_share_of_the_references_is_the_phone_line_copy() -> None:
+    # version 0 (clean) of utterance i holds i, version 1 (its phone-line copy) holds 10 + i
+    mels = [torch.stack([torch.full((4, 40), float(i)), torch.full((4, 40), 10.0 + i)]) for i in range(4)]
+    f0 = [torch.zeros(40) for _ in mels]
+    speaker, table = torch.tensor([0, 0, 1, 1]), torch.eye(2, 4)
+    crops = DecoderCrops(mels, f0, speaker, table, frames=20, items=400, reference_frames=30, reference_phone=0.5)
+    torch.manual_seed(0)
+    phone = 0
+    for i in range(400):
+        item = crops[i]
+        assert float(item["mel"].max()) < 10  # the target stays clean
+        values = set(item["reference"].unique().tolist())
+        assert values <= {0.0, 1.0, 2.0, 3.0} or values <= {10.0, 11.0, 12.0, 13.0}  # one channel per reference
+        phone += min(values) >= 10
+    assert 150 < phone < 250
+    never = DecoderCrops(mels, f0, speaker, table, frames=20, items=50, reference_frames=30)
+    assert all(float(never[i]["reference"].max()) < 10 for i in range(50))
+    with pytest.raises(ValueError, match="reference_phone must be"):
+        DecoderCrops(mels, f0, speaker, table, frames=20, items=4, reference_frames=30, reference_phone=1.5)
+    with pytest.raises(ValueError, match="second"):
+        DecoderCrops([m[:1] for m in mels], f0, speaker, table, frames=20, items=4, reference_frames=30,
+                     reference_phone=0.5)
+
+
 def test_a_lone_utterance_reads_its_own_rest_away_from_the_crop() -> None:
     # one speaker, one long utterance whose frame i holds the value i
     frames, margin = 20, REFERENCE_MARGIN

@@ -50,6 +50,7 @@ from voicefake.api.cloning import (
     default_finetune_steps,
     finetune_voice,
     identity_steps_for,
+    reference_band_hz,
     render_scenario,
     save_voice,
     tts_decoder,
@@ -81,7 +82,7 @@ __all__ = [
     "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "DEFAULT_TTS_BLEND", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_BLEND", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_BLEND_SECONDS", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
     "Verification", "VoiceReference", "align", "blend_for", "clone", "convert", "detect",
     "default_finetune_steps", "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for",
-    "convert_decoder", "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
+    "convert_decoder", "reference_band_hz", "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
     "save_voice", "similarity", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "tts_profile", "verify",
     "verify_embedding", "vocode", "voice_profile", "watermark_detect", "watermark_embed", "watermark_generated",
 ]

@@ -434,6 +434,28 @@ def convert_decoder(profile: Any = None) -> str:
     return "conversion-ref"
 
 
+def reference_band_hz(profile: Any) -> float | None:
+    """How high the voice's reference reaches, in Hz: the mel's top (8000 for the 16 kHz mel) for
+    wideband speech, about 4.2 kHz (the top of the band that straddles 4 kHz) for a reference taken
+    from a phone call or an 8 kHz recording
+    (``conversion.inference.signal_bands``); None for a voice known only by its embedding.
+
+    Whatever compares a conversion with the reference's frames (the kNN blend, the equaliser,
+    the variance post-filter, the identity steps) uses only this band; the output above it is the
+    decoder's. The CLI's ``convert`` / ``clone`` JSON reports it (``reference_band_hz``).
+
+    Example:
+        >>> reference_band_hz(voice_profile("ceo_call_8k.wav"))
+        4164.4
+    """
+    from voicefake.audio.features import band_top_hz
+    from voicefake.conversion.inference import signal_bands
+
+    if not profile.config.frames:
+        return None
+    return round(band_top_hz(profile.mel, signal_bands(profile.mels.T)), 1)
+
+
 def tts_profile(profile: Any, engine: str) -> Any:
     """The voice :func:`clone` speaks ``engine``'s speech with: ``profile`` itself, except that
     espeak-ng's speech sets a voice's own decoder aside (its zero-shot voice). The decoder was tuned

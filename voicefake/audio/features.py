@@ -194,6 +194,17 @@ def band_bins(mel: MelConfig, bandwidth_hz: float) -> int:
     return int((edges[2:] <= bandwidth_hz + 1e-6).sum())
 
 
+def band_top_hz(mel: MelConfig, bands: int) -> float:
+    """The upper edge in Hz of the ``bands`` lowest mel bands (``f_max`` for all of them): the
+    inverse of :func:`band_bins`."""
+    if not 1 <= bands <= mel.n_mels:
+        raise ValueError(f"bands must be in [1, {mel.n_mels}], got {bands}")
+    lo = _hz_to_mel(torch.tensor(mel.f_min, dtype=torch.float64), mel.mel_scale)
+    hi = _hz_to_mel(torch.tensor(mel.f_max, dtype=torch.float64), mel.mel_scale)
+    edges = _mel_to_hz(torch.linspace(float(lo), float(hi), mel.n_mels + 2, dtype=torch.float64), mel.mel_scale)
+    return float(edges[bands + 1])
+
+
 def stft(
     wav: torch.Tensor, n_fft: int, hop_length: int, win_length: int, center: bool = True
 ) -> torch.Tensor:

@@ -167,8 +167,8 @@ def run_clone(args: argparse.Namespace) -> int:
     duration = len(wav) / rate
     record = {"file": str(target), "output": str(target), "duration": round(duration, 3),
               "seconds": round(seconds, 3), "x_real_time": round(duration / max(seconds, 1e-9), 2),
-              "reference": args.reference, "model": model, "engine": engine,
-              "blend": blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
+              "reference": args.reference, "reference_band_hz": api.reference_band_hz(profile),
+              "model": model, "engine": engine, "blend": blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
               "adapted": args.adapt, "watermark": not args.no_watermark}
     common.emit(args, record, f"-> {target} ({duration:.2f} s of speech in {seconds:.2f} s)")
     return 0
@@ -184,6 +184,7 @@ def run_convert(args: argparse.Namespace) -> int:
     multiple = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
     steps = api.identity_steps_for(profile, args.identity_steps)
     blend = api.blend_for(profile, args.blend)
+    band = api.reference_band_hz(profile)
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
         target = common.output_path(args.output, path, ".converted.wav", multiple)
@@ -196,7 +197,7 @@ def run_convert(args: argparse.Namespace) -> int:
         duration = len(wav) / rate
         record = {"output": str(target), "duration": round(duration, 3), "seconds": round(seconds, 3),
                   "x_real_time": round(duration / max(seconds, 1e-9), 2), "model": model,
-                  "blend": blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
+                  "reference_band_hz": band, "blend": blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
                   "adapted": args.adapt, "watermark": not args.no_watermark}
         return record, f"{label} -> {target} ({duration:.2f} s in {seconds:.2f} s)"
 

@@ -204,11 +204,21 @@ class DecoderCrops(Dataset):
     the crop on each side (joined in random order, then cropped). Most LibriSpeech training
     voices have one utterance each; without the rest of it they would drop out. An utterance
     with neither (no other utterance and too short a rest) is not drawn.
+
+    ``reference_phone``: share of the items whose whole reference is taken from another version
+    of the same speech (a random one of versions 1..V-1: the phone-line copies of the caches), as
+    a reference taken from a recorded call would be; the crop's target stays clean. 0 = always
+    version 0 (clean), as before session 41.
     """
 
     def __init__(self, mels: list[torch.Tensor], log_f0: list[torch.Tensor], speaker: torch.Tensor,
                  embeddings: torch.Tensor, frames: int, items: int, bins: torch.Tensor | None = None,
-                 weights: torch.Tensor | None = None, reference_frames: int = 0) -> None:
+                 weights: torch.Tensor | None = None, reference_frames: int = 0,
+                 reference_phone: float = 0.0) -> None:
+        if not 0.0 <= reference_phone <= 1.0:
+            raise ValueError(f"reference_phone must be in [0, 1], got {reference_phone}")
+        if reference_phone and min(m.shape[0] for m in mels) < 2:
+            raise ValueError("reference_phone needs a second (phone-line) version of every utterance; some have one")
         keep = [i for i, m in enumerate(mels) if m.shape[-1] >= frames]
         if not keep:
             raise ValueError(f"no utterance has {frames} frames")
@@ -219,13 +229,13 @@ class DecoderCrops(Dataset):
         self.bins = (bins[keep] if bins is not None else torch.full((len(keep),), mels[0].shape[-2])).long()
         self.weights = (weights[keep] if weights is not None else torch.ones(len(keep))).double()
         self.frames, self.items = frames, items
-        self.reference_frames = reference_frames
+        self.reference_frames, self.reference_phone = reference_frames, reference_phone
         self.others: list[list[torch.Tensor]] = []
         if reference_frames:
             by_speaker: dict[int, list[int]] = {}
             for i, who in enumerate(speaker.tolist()):
                 by_speaker.setdefault(who, []).append(i)
-            self.others = [[mels[j][0] for j in by_speaker[int(speaker[i])] if j != i] for i in keep]
+            self.others = [[mels[j] for j in by_speaker[int(speaker[i])] if j != i] for i in keep]
             short = frames + 2 * REFERENCE_MARGIN + MIN_REST
             alone = torch.tensor([not others and m.shape[-1] < short for others, m in zip(self.others, self.mels,
                                                                                              strict=True)])
@@ -247,9 +257,12 @@ class DecoderCrops(Dataset):
                 "log_f0": self.log_f0[utt][crop].float(), "speaker": self.embeddings[self.speaker[utt]].float(),
                 "bins": self.bins[utt]}
         if self.reference_frames:
-            rest = [mel[0, :, :max(0, start - REFERENCE_MARGIN)], mel[0, :, start + self.frames + REFERENCE_MARGIN:]]
+            heard = 0
+            if self.reference_phone and float(torch.rand(())) < self.reference_phone:
+                heard = int(torch.randint(1, mel.shape[0], ()))
+            rest = [mel[heard, :, :max(0, start - REFERENCE_MARGIN)], mel[heard, :, start + self.frames + REFERENCE_MARGIN:]]
             rest = [piece for piece in rest if piece.shape[-1] >= MIN_REST] or [piece for piece in rest if piece.shape[-1]]
-            pieces = self.others[utt] + rest
+            pieces = [other[min(heard, other.shape[0] - 1)] for other in self.others[utt]] + rest
             item["reference"] = reference_crop(pieces, self.reference_frames).float()
         return item
 

@@ -13,6 +13,11 @@ The pipeline for one source utterance (16 kHz):
    ``(1 - w) * decoder + w * matched`` with ``w = blend`` where the source is voiced and 0 in its
    unvoiced stretches (:func:`voiced_weight`; since session 40).
 
+A reference taken from a phone call or an 8 kHz recording has nothing above 4 kHz. Whatever
+compares the conversion with the reference's frames (the kNN blend, the equaliser and variance
+post-filter, the identity steps below) then uses only the bands the reference fills
+(:func:`signal_bands`; since session 41), and the output keeps its own upper bands.
+
 Between 1 and 2, with ``identity_steps`` > 0 and a speaker encoder, the target embedding the
 decoder is conditioned on is adapted to this source (:func:`adapt_embedding`): a few gradient
 steps move it so that the speaker encoder hears the decoder's output as the reference's voice.
@@ -24,6 +29,8 @@ reference's directly (plain kNN-VC).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -70,10 +77,15 @@ def build_profile(wavs: list[np.ndarray], features: MelSpectrogram, content: Con
     return profile
 
 
-def match_spectra(query: torch.Tensor, profile: VoiceProfile, k: int, chunk: int = 2000) -> torch.Tensor:
-    """(M, F) query mel -> (M, F) average of the k reference mels with the nearest spectral keys."""
-    bank = spectral_keys(profile.mels.T)
-    keys = spectral_keys(query)
+def match_spectra(query: torch.Tensor, profile: VoiceProfile, k: int, chunk: int = 2000,
+                  bands: int | None = None) -> torch.Tensor:
+    """(M, F) query mel -> (M, F) average of the k reference mels with the nearest spectral keys
+    (keys from the lowest ``bands`` mel bands only, e.g. those a narrowband reference fills;
+    None = all)."""
+    bands = query.shape[0] if bands is None else bands
+    coefficients = min(30, bands - 1)
+    bank = spectral_keys(profile.mels.T[:bands], coefficients=coefficients)
+    keys = spectral_keys(query[:bands], coefficients=coefficients)
     k = min(k, len(bank))
     out = []
     for start in range(0, len(keys), chunk):
@@ -87,6 +99,41 @@ def long_term_spectrum(mel: torch.Tensor) -> torch.Tensor:
     energy = mel.mean(dim=0)
     loud = energy >= energy.median()
     return mel[:, loud].mean(dim=1)
+
+
+EMPTY_BAND_MARGIN = 1.0
+"""A reference's mel band is empty when its :func:`long_term_spectrum` lies within this many
+natural-log units of the reference's lowest value (the mel's floor)."""
+
+
+def signal_bands(reference: torch.Tensor, margin: float = EMPTY_BAND_MARGIN) -> int:
+    """How many of the lowest mel bands of ``reference`` (M, N) carry its signal: M for wideband
+    speech; fewer for a reference taken from a phone call or recorded at 8 kHz (about 62 of 80
+    for the 16 kHz mel: nothing above 4 kHz), whose upper bands hold the mel's floor.
+
+    The count stops below the lowest band from which every band up is empty (within ``margin``
+    of the reference's minimum over all its values). Statistics that compare a conversion with
+    its reference (the equaliser, the variance post-filter, the kNN blend, the identity steps)
+    use only these bands: above them a narrowband reference says nothing of the voice, and
+    matching it would muffle the output. Session 41 (docs/benchmarks/cloning.md).
+    """
+    if reference.shape[-1] == 0:
+        return reference.shape[0]
+    empty = long_term_spectrum(reference) < reference.min() + margin
+    if not empty[-1]:
+        return reference.shape[0]
+    filled = (~empty).nonzero()
+    return int(filled.max()) + 1 if len(filled) else reference.shape[0]
+
+
+def _on_bands(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor], mel: torch.Tensor,
+              reference: torch.Tensor, strength: float) -> torch.Tensor:
+    """``fn(mel, reference, strength)`` on the bands where ``reference`` has signal (:func:`signal_bands`);
+    the bands above keep ``mel`` as it is."""
+    bands = signal_bands(reference)
+    if bands == mel.shape[0] or strength == 0.0:
+        return fn(mel, reference, strength)
+    return torch.cat([fn(mel[:bands], reference[:bands], strength), mel[bands:]])
 
 
 def match_long_term_spectrum(mel: torch.Tensor, reference: torch.Tensor, strength: float,
@@ -170,7 +217,9 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
     Loss: 1 - cosine between the speaker encoder's (centred) embedding of the decoder's output
     and of the reference frames, both re-analysed into the encoder's mel by ``to_speaker_mel``
     (so that the re-analysis's offsets cancel), plus ``weight`` x the squared distance from the
-    profile's embedding. Only the embedding moves: no model's weights get a gradient. Works
+    profile's embedding. A narrowband reference (:func:`signal_bands`) is compared with the output
+    as heard through the same band: the output's bands above it take the reference's floor
+    values. Only the embedding moves: no model's weights get a gradient. Works
     under ``torch.inference_mode`` too (it leaves it for the steps).
 
     Divergence is caught: when an embedding makes the decoder's output non-finite or larger than
@@ -190,6 +239,8 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
         content, rel, mask = (t[:, lo:hi].clone() for t in (source_content, rel_log_f0, voiced))
         start = start.clone()
         reference = to_speaker_mel(profile.mels.T[None].clone())
+        bands = signal_bands(profile.mels.T)
+        empty = profile.mels.T[bands:].mean(dim=1, keepdim=True)[None]  # (1, M - bands, 1): the floor
         with torch.no_grad():
             goal = speaker.centred(speaker.embed_long(reference, centre=False))
         embedding = start.clone().requires_grad_(True)
@@ -201,6 +252,8 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
             if not _sane(out):
                 return F.normalize(good, dim=-1)
             good = embedding.detach().clone()
+            if bands < out.shape[1]:  # heard through the reference's band, as the goal was
+                out = torch.cat([out[:, :bands], empty.expand(-1, -1, out.shape[-1])], dim=1)
             heard = speaker.centred(speaker.raw_embed(to_speaker_mel(out)))
             loss = 1 - (heard * goal).sum() + weight * (embedding - start).pow(2).sum()
             (grad,) = torch.autograd.grad(loss, [embedding])
@@ -264,7 +317,9 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
     out = _convert_mel(wav, profile, features, content, decoder, blend, speaker, speaker_mel, identity_steps)
     if profile.config.frames == 0:
         return out
-    return match_long_term_spectrum(match_global_variance(out, profile.mels.T, gv), profile.mels.T, eq)
+    reference = profile.mels.T
+    out = _on_bands(match_global_variance, out, reference, gv)
+    return _on_bands(match_long_term_spectrum, out, reference, eq)
 
 
 def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
@@ -293,8 +348,10 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
         first = decoder(source_content, rel, voiced, profile.embedding[None], reference=frames_in, level=level)[0]
     if blend == 0.0 or profile.config.frames == 0:  # an embedding-only profile has no frames to match
         return first
-    weight = blend * voiced_weight(voiced[0], first.shape[-1])[None]
-    return (1 - weight) * first + weight * match_spectra(first, profile, profile.config.k)
+    bands = signal_bands(profile.mels.T)
+    weight = blend * voiced_weight(voiced[0], first.shape[-1])[None].repeat(first.shape[0], 1)
+    weight[bands:] = 0.0  # above a narrowband reference's bandwidth its frames hold no voice
+    return (1 - weight) * first + weight * match_spectra(first, profile, profile.config.k, bands=bands)
 
 
 # frames over which the voiced/unvoiced decision of the kNN blend is smoothed (50 ms)
