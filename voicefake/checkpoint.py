@@ -54,6 +54,7 @@ BUNDLED: dict[str, str] = {
     "content": "content-16k",
     "conversion": "conversion-16k",  # the decoder api.convert uses for a voice known only by its embedding
     "conversion-ref": "conversion-ref-16k",  # the decoder api.convert uses for recorded speech (reads reference frames)
+    "conversion-call": "conversion-call-16k",  # ... when those frames come from a call (narrowband reference)
     "conversion-espeak": "conversion-espeak-16k",  # the decoder api.clone uses for espeak-ng's speech
     "conversion-flite": "conversion-flite-16k",  # the decoder api.clone uses for flite's speech
     "conversion-adapt": "conversion-adapt-16k",  # the decoder api.finetune_voice adapts to one voice

@@ -250,6 +250,10 @@ def test_a_narrowband_reference_is_compared_only_on_its_band(features: MelSpectr
     bands = signal_bands(features(torch.from_numpy(phone)))
     assert 55 <= bands <= 64  # 3.9 kHz lies near band 61 of the 16 kHz mel
     assert signal_bands(torch.zeros(80, 0)) == 80
+    assert signal_bands(torch.full((80, 50), -11.5)) == 80  # silence: no band-limited voice
+    hum = torch.full((80, 50), -11.5)
+    hum[:3] = -2.0  # a low hum alone
+    assert signal_bands(hum) == 80
     torch.manual_seed(0)
     decoder = ConversionDecoder(TINY_DECODER, MEL_16K_80).eval()
     embedding = torch.nn.functional.normalize(torch.randn(16), dim=0).numpy()

@@ -28,6 +28,7 @@ from voicefake.api.analysis import (
     verify_embedding,
 )
 from voicefake.api.cloning import (
+    CALL_BAND_HZ,
     DEFAULT_BLEND,
     DEFAULT_EQ,
     DEFAULT_GV,
@@ -79,7 +80,7 @@ from voicefake.api.generation import (
 )
 
 __all__ = [
-    "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "DEFAULT_TTS_BLEND", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_BLEND", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_BLEND_SECONDS", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
+    "CALL_BAND_HZ", "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "DEFAULT_TTS_BLEND", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_BLEND", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_BLEND_SECONDS", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
     "Verification", "VoiceReference", "align", "blend_for", "clone", "convert", "detect",
     "default_finetune_steps", "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for",
     "convert_decoder", "reference_band_hz", "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",

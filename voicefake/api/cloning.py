@@ -428,10 +428,26 @@ def convert_decoder(profile: Any = None) -> str:
     14.5 -> 12.2 %, Resemblyzer similarity 0.735 -> 0.737 against ``conversion``. It needs those frames, so a
     ``profile`` without them (an embedding-only voice, e.g. ``voicefake embed --json``) gets
     ``conversion``.
+
+    A voice whose reference reaches no higher than :data:`CALL_BAND_HZ` (taken from a phone call
+    or an 8 kHz recording: :func:`reference_band_hz`) gets ``conversion-call``, the same decoder
+    trained further with half its references through a phone line. On 80 conversions with
+    references cut from simulated calls it measured 0.673 Resemblyzer similarity and 93.8 % of the
+    pairs above their source, against 0.658 / 91.2 % for ``conversion-ref`` (both band-aware) and
+    0.640 / 90 % before session 41 (docs/benchmarks/cloning.md, session 41). On clean references it
+    was not better (0.746 against 0.748), so wideband voices keep ``conversion-ref``.
     """
     if profile is not None and not profile.config.frames:
         return "conversion"
+    if profile is not None and (reference_band_hz(profile) or CALL_BAND_HZ + 1) <= CALL_BAND_HZ:
+        return "conversion-call"
     return "conversion-ref"
+
+
+CALL_BAND_HZ = 5000.0
+"""A voice whose reference reaches no higher than this (:func:`reference_band_hz`) is a call's:
+telephone speech stops near 3.4-4 kHz; wideband codecs (AMR-WB, G.722) reach 7 kHz and keep
+``conversion-ref``."""
 
 
 def reference_band_hz(profile: Any) -> float | None:

@@ -104,6 +104,9 @@ def long_term_spectrum(mel: torch.Tensor) -> torch.Tensor:
 EMPTY_BAND_MARGIN = 1.0
 """A reference's mel band is empty when its :func:`long_term_spectrum` lies within this many
 natural-log units of the reference's lowest value (the mel's floor)."""
+MIN_SIGNAL_BANDS = 16
+"""Fewer bands with signal than this (under about 1 kHz of the 16 kHz mel) is not a band-limited
+voice: :func:`signal_bands` then counts all bands."""
 
 
 def signal_bands(reference: torch.Tensor, margin: float = EMPTY_BAND_MARGIN) -> int:
@@ -112,7 +115,9 @@ def signal_bands(reference: torch.Tensor, margin: float = EMPTY_BAND_MARGIN) -> 
     for the 16 kHz mel: nothing above 4 kHz), whose upper bands hold the mel's floor.
 
     The count stops below the lowest band from which every band up is empty (within ``margin``
-    of the reference's minimum over all its values). Statistics that compare a conversion with
+    of the reference's minimum over all its values). A reference with signal in fewer than
+    :data:`MIN_SIGNAL_BANDS` bands (none, or nothing above a few hundred Hz: no speech) counts as
+    wideband, which leaves it to the old path. Statistics that compare a conversion with
     its reference (the equaliser, the variance post-filter, the kNN blend, the identity steps)
     use only these bands: above them a narrowband reference says nothing of the voice, and
     matching it would muffle the output. Session 41 (docs/benchmarks/cloning.md).
@@ -123,7 +128,8 @@ def signal_bands(reference: torch.Tensor, margin: float = EMPTY_BAND_MARGIN) -> 
     if not empty[-1]:
         return reference.shape[0]
     filled = (~empty).nonzero()
-    return int(filled.max()) + 1 if len(filled) else reference.shape[0]
+    bands = int(filled.max()) + 1 if len(filled) else 0
+    return bands if bands >= MIN_SIGNAL_BANDS else reference.shape[0]
 
 
 def _on_bands(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor], mel: torch.Tensor,
