@@ -115,6 +115,45 @@ def test_identity_steps_move_the_output_towards_the_reference(files: dict[str, P
         api.convert(files["src"], profile, identity_steps=-1)
 
 
+def test_identity_steps_hear_a_narrowband_voice_through_its_band(files: dict[str, Path], tmp_path: Path) -> None:
+    """With a reference from an 8 kHz recording, the identity steps compare the output with it as
+    heard through the reference's band: what the decoder puts above that band does not move the
+    adapted embedding (with a wideband reference it does)."""
+    import torch
+
+    from voicefake.conversion.inference import adapt_embedding, relative_pitch, signal_bands
+    from voicefake.conversion.voice import estimate_log_f0
+
+    call = tmp_path / "call_8k.wav"
+    write_audio(call, load_audio(files["ref"], 8000), 8000)
+    decoder = api.load("conversion").module
+    speaker = api.load("speaker")
+    mel_cfg = api.load("vocoder").checkpoint.mel_config
+    assert mel_cfg is not None and speaker.checkpoint.mel_config is not None
+    to_speaker = api_cloning._reanalysis(mel_cfg, speaker.checkpoint.mel_config)
+    wav = torch.from_numpy(load_audio(files["src"], SR))
+    mel = api_cloning._mel_module(mel_cfg)(wav)
+    content = decoder.encode(mel[None], api.load("content").module)
+    rel, voiced = relative_pitch(estimate_log_f0(wav, mel_cfg)[: mel.shape[-1]][None])
+
+    class Bright(torch.nn.Module):
+        """The real decoder, plus a top band that grows with the embedding's first value."""
+
+        reference = None  # reads no reference frames
+
+        def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor | None) -> torch.Tensor:
+            out = decoder(*args, **kwargs)
+            return torch.cat([out[:, :-12], out[:, -12:] + 40.0 * args[-1][0, 0]], dim=1)
+
+    narrow, wide = api.voice_profile([str(call)]), api.voice_profile([files["ref"]])
+    assert signal_bands(narrow.mels.T) < 80 - 12 and signal_bands(wide.mels.T) == 80  # Bright acts above the call's band
+    with torch.inference_mode():
+        for profile, same in ((narrow, True), (wide, False)):
+            plain = adapt_embedding(content, rel, voiced, profile, decoder, speaker.module, to_speaker, 3)
+            bright = adapt_embedding(content, rel, voiced, profile, Bright(), speaker.module, to_speaker, 3)
+            assert torch.allclose(plain, bright, atol=1e-5) == same
+
+
 def test_gv_post_filter_moves_the_output_and_is_checked(files: dict[str, Path]) -> None:
     profile = api.voice_profile([files["ref"]])
     off, _ = api.convert(files["src"], profile, gv=0.0, identity_steps=0)

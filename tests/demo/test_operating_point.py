@@ -5,17 +5,23 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
-APP = Path(__file__).resolve().parents[2] / "demo" / "app.py"
+DEMO = Path(__file__).resolve().parents[2] / "demo"
 
 
-def _app():
-    spec = importlib.util.spec_from_file_location("voicefake_demo_app", APP)
+def demo_module(name: str) -> ModuleType:
+    """``demo/<name>.py`` loaded as a module (the demo is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"voicefake_demo_{name}", DEMO / f"{name}.py")
     assert spec is not None and spec.loader is not None
-    app = importlib.util.module_from_spec(spec)
-    sys.modules["voicefake_demo_app"] = app
-    spec.loader.exec_module(app)
-    return app
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _app() -> ModuleType:
+    return demo_module("app")
 
 
 def test_slider_text_shows_false_alarm_and_miss_rates() -> None:

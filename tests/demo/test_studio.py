@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from tests.demo.test_operating_point import demo_module
 from voicefake.audio.io import load_audio, write_audio
 
-STUDIO = Path(__file__).resolve().parents[2] / "demo" / "studio.py"
 SR = 16000
-
-
-def _studio():
-    spec = importlib.util.spec_from_file_location("voicefake_demo_studio", STUDIO)
-    assert spec is not None and spec.loader is not None
-    studio = importlib.util.module_from_spec(spec)
-    sys.modules["voicefake_demo_studio"] = studio
-    spec.loader.exec_module(studio)
-    return studio
 
 
 def _voice(seconds: float, rate: int, seed: int) -> np.ndarray:
@@ -34,7 +23,7 @@ def _voice(seconds: float, rate: int, seed: int) -> np.ndarray:
 
 
 def test_a_call_reference_is_named_and_spoken_by_the_call_decoder(tmp_path: Path) -> None:
-    studio = _studio()
+    studio = demo_module("studio")
     wide, call, source = tmp_path / "wide.wav", tmp_path / "call.wav", tmp_path / "source.wav"
     write_audio(wide, _voice(4.0, SR, 1), SR)
     write_audio(call, _voice(4.0, 8000, 1), 8000)

@@ -433,13 +433,15 @@ def convert_decoder(profile: Any = None) -> str:
     or an 8 kHz recording: :func:`reference_band_hz`) gets ``conversion-call``, the same decoder
     trained further with half its references through a phone line. On 80 conversions with
     references cut from simulated calls it measured 0.673 Resemblyzer similarity and 93.8 % of the
-    pairs above their source, against 0.658 / 91.2 % for ``conversion-ref`` (both band-aware) and
+    pairs above their source, against 0.658 / 91.2 % for ``conversion-ref`` (both band-aware; that one a
+    Resemblyzer-only probe) and
     0.640 / 90 % before session 41 (docs/benchmarks/cloning.md, session 41). On clean references it
     was not better (0.746 against 0.748), so wideband voices keep ``conversion-ref``.
     """
     if profile is not None and not profile.config.frames:
         return "conversion"
-    if profile is not None and (reference_band_hz(profile) or CALL_BAND_HZ + 1) <= CALL_BAND_HZ:
+    band = None if profile is None else reference_band_hz(profile)
+    if band is not None and band <= CALL_BAND_HZ:
         return "conversion-call"
     return "conversion-ref"
 

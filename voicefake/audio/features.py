@@ -127,13 +127,18 @@ def _mel_to_hz(mels: torch.Tensor, scale: str) -> torch.Tensor:
     return torch.where(mels >= min_log_mel, log, lin)
 
 
+def band_edges_hz(mel: MelConfig) -> torch.Tensor:
+    """(n_mels + 2,) float64 edges of the triangular mel bands in Hz: band i spans edges i..i+2."""
+    lo = _hz_to_mel(torch.tensor(mel.f_min, dtype=torch.float64), mel.mel_scale)
+    hi = _hz_to_mel(torch.tensor(mel.f_max, dtype=torch.float64), mel.mel_scale)
+    return _mel_to_hz(torch.linspace(float(lo), float(hi), mel.n_mels + 2, dtype=torch.float64), mel.mel_scale)
+
+
 def mel_filterbank(mel: MelConfig) -> torch.Tensor:
     """Triangular mel filters, shape ``(M, n_fft // 2 + 1)``, float64-accurate in float32."""
     n_freqs = mel.n_fft // 2 + 1
     fft_hz = torch.linspace(0, mel.sample_rate / 2, n_freqs, dtype=torch.float64)
-    lo = _hz_to_mel(torch.tensor(mel.f_min, dtype=torch.float64), mel.mel_scale)
-    hi = _hz_to_mel(torch.tensor(mel.f_max, dtype=torch.float64), mel.mel_scale)
-    edges = _mel_to_hz(torch.linspace(float(lo), float(hi), mel.n_mels + 2, dtype=torch.float64), mel.mel_scale)
+    edges = band_edges_hz(mel)
     widths = edges[1:] - edges[:-1]
     ramps = edges[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / widths[:-1, None]
@@ -188,9 +193,7 @@ def band_bins(mel: MelConfig, bandwidth_hz: float) -> int:
     Audio recorded at a lower rate (an 8 kHz telephone prompt resampled to 16 kHz) has nothing
     above its Nyquist frequency; a loss on its upper mel bands would teach a model that silence.
     """
-    lo = _hz_to_mel(torch.tensor(mel.f_min, dtype=torch.float64), mel.mel_scale)
-    hi = _hz_to_mel(torch.tensor(mel.f_max, dtype=torch.float64), mel.mel_scale)
-    edges = _mel_to_hz(torch.linspace(float(lo), float(hi), mel.n_mels + 2, dtype=torch.float64), mel.mel_scale)
+    edges = band_edges_hz(mel)
     return int((edges[2:] <= bandwidth_hz + 1e-6).sum())
 
 
@@ -199,9 +202,7 @@ def band_top_hz(mel: MelConfig, bands: int) -> float:
     inverse of :func:`band_bins`."""
     if not 1 <= bands <= mel.n_mels:
         raise ValueError(f"bands must be in [1, {mel.n_mels}], got {bands}")
-    lo = _hz_to_mel(torch.tensor(mel.f_min, dtype=torch.float64), mel.mel_scale)
-    hi = _hz_to_mel(torch.tensor(mel.f_max, dtype=torch.float64), mel.mel_scale)
-    edges = _mel_to_hz(torch.linspace(float(lo), float(hi), mel.n_mels + 2, dtype=torch.float64), mel.mel_scale)
+    edges = band_edges_hz(mel)
     return float(edges[bands + 1])
 
 

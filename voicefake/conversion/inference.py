@@ -133,10 +133,9 @@ def signal_bands(reference: torch.Tensor, margin: float = EMPTY_BAND_MARGIN) -> 
 
 
 def _on_bands(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor], mel: torch.Tensor,
-              reference: torch.Tensor, strength: float) -> torch.Tensor:
-    """``fn(mel, reference, strength)`` on the bands where ``reference`` has signal (:func:`signal_bands`);
-    the bands above keep ``mel`` as it is."""
-    bands = signal_bands(reference)
+              reference: torch.Tensor, strength: float, bands: int) -> torch.Tensor:
+    """``fn(mel, reference, strength)`` on the lowest ``bands`` (those where ``reference`` has
+    signal: :func:`signal_bands`); the bands above keep ``mel`` as it is."""
     if bands == mel.shape[0] or strength == 0.0:
         return fn(mel, reference, strength)
     return torch.cat([fn(mel[:bands], reference[:bands], strength), mel[bands:]])
@@ -320,17 +319,21 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
         raise ValueError(f"identity_steps must be >= 0, got {identity_steps}")
     if identity_steps and profile.config.frames and (speaker is None or speaker_mel is None):
         raise ValueError("identity_steps > 0 needs the speaker encoder and its mel re-analysis")
-    out = _convert_mel(wav, profile, features, content, decoder, blend, speaker, speaker_mel, identity_steps)
+    reference = profile.mels.T
+    bands = signal_bands(reference)
+    out = _convert_mel(wav, profile, features, content, decoder, blend, speaker, speaker_mel, identity_steps,
+                       bands=bands)
     if profile.config.frames == 0:
         return out
-    reference = profile.mels.T
-    out = _on_bands(match_global_variance, out, reference, gv)
-    return _on_bands(match_long_term_spectrum, out, reference, eq)
+    out = _on_bands(match_global_variance, out, reference, gv, bands)
+    return _on_bands(match_long_term_spectrum, out, reference, eq, bands)
 
 
 def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
                  decoder: ConversionDecoder | None, blend: float, speaker: SpeakerEncoder | None = None,
-                 speaker_mel: MelReanalysis | None = None, identity_steps: int = 0) -> torch.Tensor:
+                 speaker_mel: MelReanalysis | None = None, identity_steps: int = 0, *,
+                 bands: int) -> torch.Tensor:
+    """The mel before the post-filters; ``bands``: the reference's :func:`signal_bands`."""
     tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
     mel = features(tensor)
     log_f0 = estimate_log_f0(tensor, features.config)[: mel.shape[-1]]
@@ -354,7 +357,6 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
         first = decoder(source_content, rel, voiced, profile.embedding[None], reference=frames_in, level=level)[0]
     if blend == 0.0 or profile.config.frames == 0:  # an embedding-only profile has no frames to match
         return first
-    bands = signal_bands(profile.mels.T)
     weight = blend * voiced_weight(voiced[0], first.shape[-1])[None].repeat(first.shape[0], 1)
     weight[bands:] = 0.0  # above a narrowband reference's bandwidth its frames hold no voice
     return (1 - weight) * first + weight * match_spectra(first, profile, profile.config.k, bands=bands)
