@@ -115,26 +115,37 @@ def test_identity_steps_move_the_output_towards_the_reference(files: dict[str, P
         api.convert(files["src"], profile, identity_steps=-1)
 
 
+def _adaptation_inputs(source: Path) -> tuple:
+    """What :func:`adapt_embedding` takes for ``source``, with the bundled models: the general
+    decoder, the speaker model, the re-analysis into its mel, the content, relative pitch, voicing."""
+    import torch
+
+    from voicefake.conversion.inference import relative_pitch
+    from voicefake.conversion.voice import estimate_log_f0
+
+    decoder = api.load("conversion").module
+    speaker = api.load("speaker")
+    mel_cfg = api.load("vocoder").checkpoint.mel_config
+    assert mel_cfg is not None and speaker.checkpoint.mel_config is not None
+    to_speaker = api_cloning._reanalysis(mel_cfg, speaker.checkpoint.mel_config)
+    wav = torch.from_numpy(load_audio(source, SR))
+    mel = api_cloning._mel_module(mel_cfg)(wav)
+    content = decoder.encode(mel[None], api.load("content").module)
+    rel, voiced = relative_pitch(estimate_log_f0(wav, mel_cfg)[: mel.shape[-1]][None])
+    return decoder, speaker, to_speaker, content, rel, voiced
+
+
 def test_identity_steps_hear_a_narrowband_voice_through_its_band(files: dict[str, Path], tmp_path: Path) -> None:
     """With a reference from an 8 kHz recording, the identity steps compare the output with it as
     heard through the reference's band: what the decoder puts above that band does not move the
     adapted embedding (with a wideband reference it does)."""
     import torch
 
-    from voicefake.conversion.inference import adapt_embedding, relative_pitch, signal_bands
-    from voicefake.conversion.voice import estimate_log_f0
+    from voicefake.conversion.inference import adapt_embedding, signal_bands
 
     call = tmp_path / "call_8k.wav"
     write_audio(call, load_audio(files["ref"], 8000), 8000)
-    decoder = api.load("conversion").module
-    speaker = api.load("speaker")
-    mel_cfg = api.load("vocoder").checkpoint.mel_config
-    assert mel_cfg is not None and speaker.checkpoint.mel_config is not None
-    to_speaker = api_cloning._reanalysis(mel_cfg, speaker.checkpoint.mel_config)
-    wav = torch.from_numpy(load_audio(files["src"], SR))
-    mel = api_cloning._mel_module(mel_cfg)(wav)
-    content = decoder.encode(mel[None], api.load("content").module)
-    rel, voiced = relative_pitch(estimate_log_f0(wav, mel_cfg)[: mel.shape[-1]][None])
+    decoder, speaker, to_speaker, content, rel, voiced = _adaptation_inputs(files["src"])
 
     class Bright(torch.nn.Module):
         """The real decoder, plus a top band that grows with the embedding's first value."""
@@ -170,24 +181,10 @@ def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) 
     final decode that diverges on the whole input falls back to the profile's embedding."""
     import torch
 
-    from voicefake.conversion.inference import (
-        DIVERGED_LOG_MEL,
-        adapt_embedding,
-        convert_mel,
-        relative_pitch,
-    )
-    from voicefake.conversion.voice import estimate_log_f0
+    from voicefake.conversion.inference import DIVERGED_LOG_MEL, adapt_embedding, convert_mel
 
     profile = api.voice_profile([files["ref"]])
-    decoder = api.load("conversion").module
-    speaker = api.load("speaker")
-    mel_cfg = api.load("vocoder").checkpoint.mel_config
-    assert mel_cfg is not None and speaker.checkpoint.mel_config is not None
-    to_speaker = api_cloning._reanalysis(mel_cfg, speaker.checkpoint.mel_config)
-    wav = torch.from_numpy(load_audio(files["src"], SR))
-    mel = api_cloning._mel_module(mel_cfg)(wav)
-    content = decoder.encode(mel[None], api.load("content").module)
-    rel, voiced = relative_pitch(estimate_log_f0(wav, mel_cfg)[: mel.shape[-1]][None])
+    decoder, speaker, to_speaker, content, rel, voiced = _adaptation_inputs(files["src"])
 
     class Diverging(torch.nn.Module):
         """The real decoder until the embedding leaves the profile's, then ``value`` everywhere."""
@@ -230,7 +227,7 @@ def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) 
             out = decoder(*args, **kwargs)
             return out + float("nan") if self.seen == self.calls + 1 else out
 
-    features = api_cloning._mel_module(mel_cfg)
+    features = api_cloning._mel_module(api.load("vocoder").checkpoint.mel_config)
     wave = load_audio(files["src"], SR)
     with torch.inference_mode():
         plain = convert_mel(wave, profile, features, api.load("content").module, decoder, 0.0, 0.0)
