@@ -11,6 +11,7 @@ from voicefake.checkpoint import Checkpoint
 from voicefake.conversion.decoder_training import DecoderCrops, band_l1, relative_pitch
 from voicefake.conversion.finetune import finetune_decoder, with_decoder
 from voicefake.conversion.inference import (
+    adapt_embedding,
     build_profile,
     convert_mel,
     long_term_spectrum,
@@ -266,6 +267,53 @@ def test_a_narrowband_reference_is_compared_only_on_its_band(features: MelSpectr
     wideband = build_profile([voice(120, 3.0)], features, content, embedding, k=2)
     moved = convert_mel(source, wideband, features, content, decoder, blend=1.0, eq=1.0, gv=1.0)
     assert (moved[bands:] - plain[bands:]).abs().mean() > 0.05  # a wideband reference moves them all
+
+
+def test_a_narrowband_offset_moves_only_a_narrowband_references_embedding(features: MelSpectrogram,
+                                                                        content: ContentEncoder) -> None:
+    """A decoder with ``narrowband_offset`` conditions on a call reference's embedding plus its
+    offset (renormalised); a wideband reference, and every decoder without one, keep the profile's
+    embedding. The offset is a saved buffer: it survives a checkpoint round trip."""
+    torch.manual_seed(0)
+    plain_decoder = ConversionDecoder(TINY_DECODER, MEL_16K_80).eval()
+    config = DecoderConfig(**{**TINY_DECODER.__dict__, "narrowband_offset": True})
+    decoder = ConversionDecoder(config, MEL_16K_80).eval()
+    decoder.load_state_dict({**plain_decoder.state_dict(), "narrowband_offset": torch.zeros(16)})
+    assert plain_decoder.narrowband_offset is None and "narrowband_offset" not in plain_decoder.state_dict()
+    embedding = torch.nn.functional.normalize(torch.randn(16), dim=0)
+    assert torch.equal(decoder.voice_embedding(embedding, narrowband=True), embedding)  # a zero offset
+    decoder.narrowband_offset.copy_(torch.nn.functional.normalize(torch.randn(16), dim=0))
+    shifted = decoder.voice_embedding(embedding, narrowband=True)
+    assert torch.allclose(shifted, torch.nn.functional.normalize(embedding + decoder.narrowband_offset, dim=0))
+    assert torch.equal(decoder.voice_embedding(embedding, narrowband=False), embedding)
+    assert torch.equal(plain_decoder.voice_embedding(embedding, narrowband=True), embedding)
+    restored = Checkpoint.from_module(decoder, "conversion", MEL_16K_80).build()
+    assert torch.equal(restored.narrowband_offset, decoder.narrowband_offset)
+
+    # in a conversion: the call reference's output moves, the wideband one's does not
+    source = voice(200, 1.0)
+    for wav, moves in ((narrowband(voice(120, 3.0)), True), (voice(120, 3.0), False)):
+        profile = build_profile([wav], features, content, embedding.numpy(), k=2)
+        before = convert_mel(source, profile, features, content, plain_decoder, blend=0.0)
+        after = convert_mel(source, profile, features, content, decoder, blend=0.0)
+        assert (after - before).abs().mean() > 1e-3 if moves else torch.equal(after, before)
+        # the decoder is conditioned on the shifted embedding, and the identity steps start from it
+        start = decoder.voice_embedding(profile.embedding, narrowband=moves)
+        assert torch.equal(adapt_embedding(torch.zeros(1, 5, 12), torch.zeros(1, 5), torch.zeros(1, 5), profile,
+                                           decoder, None, None, 0, start=start), start)  # type: ignore[arg-type]
+        seen = []
+        real = decoder.forward
+
+        def spy(*args, _real=real, _seen=seen, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            _seen.append(args[3].detach().clone())
+            return _real(*args, **kwargs)
+
+        decoder.forward = spy  # type: ignore[method-assign]
+        try:
+            convert_mel(source, profile, features, content, decoder, blend=0.0, identity_steps=0)
+        finally:
+            del decoder.forward
+        assert torch.equal(seen[0][0], start)
 
 
 def test_cepstral_content_drops_level_channel_and_long_term_timbre(features: MelSpectrogram) -> None:

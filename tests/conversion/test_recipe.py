@@ -147,3 +147,51 @@ def test_every_decoder_config_loads() -> None:
     flite, _ = load_sections(str(RECIPE / "configs" / "decoder_flite_content.yaml"), [], train_decoder.SECTIONS)
     assert flite["model"].reference_heads > 0 and flite["train"].speaker_dropout > 0  # the attention decoder's own settings
     assert flite["train"].content_loss > 0 and flite["data"].reference_frames > 0
+
+
+def _narrowband_recipe():  # noqa: ANN202
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_recipe_narrowband_offset", RECIPE / "narrowband_offset.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_narrowband_offset_is_the_mean_difference_and_ships_inside_the_decoder(tmp_path: Path) -> None:
+    """The recipe's offset is the mean clean-minus-call embedding difference; written into a
+    decoder checkpoint it reloads strictly with its weights untouched, and bad input is refused."""
+    from voicefake.audio.features import MEL_16K_80
+    from voicefake.conversion.model import ConversionDecoder, DecoderConfig
+
+    recipe = _narrowband_recipe()
+    rng = np.random.default_rng(0)
+    clean = rng.standard_normal((12, 16)).astype(np.float32)
+    shift = rng.standard_normal(16).astype(np.float32)
+    narrow = clean - shift + 0.01 * rng.standard_normal((12, 16)).astype(np.float32)
+    assert np.allclose(recipe.estimate_offset(clean, narrow), shift, atol=0.02)
+    with pytest.raises(ValueError, match="paired embeddings"):
+        recipe.estimate_offset(clean, narrow[:5])
+
+    torch.manual_seed(0)
+    decoder = ConversionDecoder(DecoderConfig(content_dim=8, speaker_dim=16, channels=16, dilations=(1, 2),
+                                              bottleneck=4), MEL_16K_80)
+    source = Checkpoint.from_module(decoder, "conversion", MEL_16K_80, {"name": "conversion-call", "version": "0.1.0"})
+    out = recipe.with_offset(source, shift, {"version": "0.2.0", "narrowband_offset": {"scale": 1.0}})
+    out.save(tmp_path / "call")
+    loaded = Checkpoint.load(tmp_path / "call")
+    assert loaded.model["narrowband_offset"] is True and loaded.metadata["version"] == "0.2.0"
+    rebuilt = loaded.build()
+    assert torch.equal(rebuilt.narrowband_offset, torch.from_numpy(shift))
+    for key, tensor in decoder.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], tensor), key
+    with pytest.raises(ValueError, match="8-d offset"):
+        recipe.with_offset(source, shift[:8], {})
+    speaker = Checkpoint.load("speaker")
+    with pytest.raises(ValueError, match="give a conversion decoder"):
+        recipe.with_offset(speaker, shift, {})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.csv").write_text("path,label,speaker,folder\n")
+    with pytest.raises(FileNotFoundError, match="train-clean-100"):
+        recipe.offset_speakers(tmp_path / "data")

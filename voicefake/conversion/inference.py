@@ -16,7 +16,11 @@ The pipeline for one source utterance (16 kHz):
 A reference taken from a phone call or an 8 kHz recording has nothing above 4 kHz. Whatever
 compares the conversion with the reference's frames (the kNN blend, the equaliser and variance
 post-filter, the identity steps below) then uses only the bands the reference fills
-(:func:`signal_bands`; since session 41), and the output keeps its own upper bands.
+(:func:`signal_bands`; since session 41), and the output keeps its own upper bands. A decoder
+with a narrowband offset (``DecoderConfig.narrowband_offset``, conversion-call-16k since session
+42) is also conditioned on such a reference's speaker embedding moved towards where its clean
+recording's would lie (:meth:`ConversionDecoder.voice_embedding`); the identity steps start from
+that embedding.
 
 Between 1 and 2, with ``identity_steps`` > 0 and a speaker encoder, the target embedding the
 decoder is conditioned on is adapted to this source (:func:`adapt_embedding`): a few gradient
@@ -214,7 +218,8 @@ did so after one step (a log-mel of 251, then NaN) on one of 24 sources (session
 def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voiced: torch.Tensor,
                     profile: VoiceProfile, decoder: ConversionDecoder, speaker: SpeakerEncoder,
                     to_speaker_mel: MelReanalysis, steps: int, weight: float = IDENTITY_WEIGHT,
-                    lr: float = IDENTITY_LR, level: torch.Tensor | None = None) -> torch.Tensor:
+                    lr: float = IDENTITY_LR, level: torch.Tensor | None = None,
+                    start: torch.Tensor | None = None) -> torch.Tensor:
     """The profile's embedding moved, in ``steps`` Adam steps, so that ``speaker`` (a
     :class:`voicefake.speaker.model.SpeakerEncoder`) hears the decoder's output for this source
     as the reference's voice; returns the (D,) unit-norm embedding to condition on.
@@ -232,8 +237,10 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
     embedding), the steps stop and the last embedding that decoded sanely is returned (at worst
     the profile's own). :func:`convert_mel` checks the final embedding on the whole input.
     ``level``: (1,) the pitch level a ``pitch_level`` decoder is given (:func:`profile_level`).
+    ``start``: the embedding to start from and stay near (default: the profile's; a narrowband
+    reference's is first shifted by :meth:`ConversionDecoder.voice_embedding`).
     """
-    start = profile.embedding.detach().clone()
+    start = (profile.embedding if start is None else start).detach().clone()
     frames = source_content.shape[1]
     if steps <= 0 or profile.config.frames == 0 or frames == 0:
         return start
@@ -346,15 +353,17 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
                          f"the decoder needs {decoder.config.speaker_dim}-d (rebuild the profile)")
     rel, voiced = relative_pitch(log_f0[None])
     level = profile_level(decoder, profile)
-    embedding = profile.embedding
+    # a narrowband reference's embedding, moved towards where its clean recording's would be
+    base = decoder.voice_embedding(profile.embedding, narrowband=bands < mel.shape[0])
+    embedding = base
     if identity_steps and speaker is not None and speaker_mel is not None:
         embedding = adapt_embedding(source_content, rel, voiced, profile, decoder, speaker, speaker_mel,
-                                    identity_steps, level=level)
+                                    identity_steps, level=level, start=base)
     frames_in = _reference_input(decoder, profile)
     first = decoder(source_content, rel, voiced, embedding[None], reference=frames_in, level=level)[0]
-    if embedding is not profile.embedding and not _sane(first):
+    if embedding is not base and not _sane(first):
         # the adapted embedding decoded sanely on the adaptation's window but not on the whole input
-        first = decoder(source_content, rel, voiced, profile.embedding[None], reference=frames_in, level=level)[0]
+        first = decoder(source_content, rel, voiced, base[None], reference=frames_in, level=level)[0]
     if blend == 0.0 or profile.config.frames == 0:  # an embedding-only profile has no frames to match
         return first
     weight = blend * voiced_weight(voiced[0], first.shape[-1])[None].repeat(first.shape[0], 1)

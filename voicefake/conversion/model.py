@@ -136,6 +136,14 @@ class DecoderConfig:
             absolute pitch comes from the speaker embedding alone, which for a voice it never
             saw lands up to several semitones off (every decoder before session 37). A row
             without a level (0: unknown, e.g. an embedding-only profile) reads zeros there.
+        narrowband_offset: the decoder carries a (speaker_dim,) shift (the buffer
+            ``narrowband_offset``) that :meth:`ConversionDecoder.voice_embedding` adds to the
+            speaker embedding of a narrowband reference (a call, an 8 kHz recording) before it
+            conditions the decoder. The speaker encoder hears a voice through a phone line a little
+            off its clean embedding (cosine 0.93 on average), and decoders learn their voices from
+            clean embeddings; the shift is the mean clean-minus-phone-line difference over
+            speakers it was estimated on (``recipes/conversion/narrowband_offset.py``; since session
+            42). False: no shift (every decoder before).
     """
 
     content_dim: int = 192
@@ -149,6 +157,7 @@ class DecoderConfig:
     reference_heads: int = 0
     reference_dim: int = 64
     pitch_level: bool = False
+    narrowband_offset: bool = False
 
     def __post_init__(self) -> None:
         if self.content_input not in CONTENT_INPUTS:
@@ -273,6 +282,19 @@ class ConversionDecoder(nn.Module):
         self.out = nn.Conv1d(config.channels, mel.n_mels, 5, padding=2)
         self.reference = (ReferenceAttention(config.content_dim, mel.n_mels, config.channels, config.reference_heads,
                                              config.reference_dim) if config.reference_heads else None)
+        self.narrowband_offset: torch.Tensor | None
+        if config.narrowband_offset:  # set by recipes/conversion/narrowband_offset.py, never trained
+            self.register_buffer("narrowband_offset", torch.zeros(config.speaker_dim))
+        else:
+            self.narrowband_offset = None
+
+    def voice_embedding(self, embedding: torch.Tensor, narrowband: bool) -> torch.Tensor:
+        """(..., speaker_dim) unit-norm speaker embedding of a reference -> the one to condition on:
+        for a narrowband reference (``narrowband``) and a decoder with ``narrowband_offset``, the
+        embedding plus that shift, renormalised; otherwise the embedding as it is."""
+        if not narrowband or self.narrowband_offset is None or not bool(self.narrowband_offset.any()):
+            return embedding
+        return F.normalize(embedding + self.narrowband_offset.to(embedding), dim=-1)
 
     def encode(self, mel: torch.Tensor, content: nn.Module | None) -> torch.Tensor:
         """(B, M, F) source log-mel -> (B, F, content_dim) content input, as ``content_input`` says.
