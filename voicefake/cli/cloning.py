@@ -22,7 +22,8 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blend", type=common.unit_interval, default=None,
                    help="0 = decoder only (most intelligible), 1 = only the target's matched frames in voiced speech "
                         "(most similar); "
-                        f"default for a zero-shot voice {api.DEFAULT_BLEND} (convert) / {api.DEFAULT_TTS_BLEND} (clone), "
+                        f"default for a zero-shot voice {api.DEFAULT_BLEND} (convert) / {api.DEFAULT_TTS_BLEND} (clone) "
+                        f"from {api.MIN_BLEND_SECONDS:g} s of reference (0 under it), "
                         f"{api.FINETUNED_BLEND} for a fine-tuned one")
     p.add_argument("--eq", type=common.unit_interval, default=api.DEFAULT_EQ,
                    help="0-1: equalise the output towards the reference's long-term spectrum (its timbre and "
