@@ -15,6 +15,8 @@ Usage (the shipped conversion-call-16k 0.2.0; about 2 min on one thread):
         --out voicefake/models/conversion-call-16k --version 0.2.0
 
 ``--scale 0`` writes the decoder with a zero offset (a control that converts exactly as the input).
+A decoder trained further from such a checkpoint (``train_decoder.py --init``) leaves the offset
+behind, since it fits the weights it was estimated for: run this again on the new weights.
 """
 
 from __future__ import annotations

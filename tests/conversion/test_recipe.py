@@ -48,6 +48,13 @@ def test_cepstrum_decoder_tiny_recipe(tmp_path: Path) -> None:
     assert decoder.metadata["content"] == "cepstrum"
     _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "bad", "data.content=content",
            "model.content_input=phones", ok=False)
+    # a decoder given a narrowband offset can be trained on; the offset is left behind (it fits the old weights)
+    with_offset = _narrowband_recipe().with_offset(decoder, np.ones(decoder.model["speaker_dim"], np.float32), {})
+    with_offset.save(tmp_path / "offset")
+    _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "again", f"data.content={tmp_path / 'none'}",
+           "model.content_input=cepstrum", "model.content_dim=12", "--init", str(tmp_path / "offset"))
+    again = Checkpoint.load(tmp_path / "again" / "best" / "decoder")
+    assert not again.model["narrowband_offset"] and "narrowband_offset" not in again.state_dict
 
 
 def test_content_init_fine_tunes_and_refuses_a_size_mismatch(tmp_path: Path) -> None:
