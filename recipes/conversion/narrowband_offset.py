@@ -32,6 +32,7 @@ from voicefake.audio.io import load_audio
 from voicefake.channel import phone_call
 from voicefake.checkpoint import Checkpoint
 from voicefake.config import run_recipe
+from voicefake.conversion.model import with_narrowband_offset
 from voicefake.data.manifests import data_root, read_manifest
 
 SR = 16000
@@ -66,23 +67,6 @@ def estimate_offset(clean: np.ndarray, narrow: np.ndarray) -> np.ndarray:
     return (clean - narrow).mean(axis=0)
 
 
-def with_offset(checkpoint: Checkpoint, offset: np.ndarray, metadata: dict) -> Checkpoint:
-    """A copy of a conversion checkpoint whose decoder adds ``offset`` to narrowband references'
-    embeddings (its weights unchanged; a decoder that had an offset gets the new one)."""
-    if checkpoint.kind != "conversion":
-        raise ValueError(f"{checkpoint.source or 'the checkpoint'} is a {checkpoint.kind!r} checkpoint; "
-                         "give a conversion decoder")
-    model = dict(checkpoint.model, narrowband_offset=True)
-    state = dict(checkpoint.state_dict)
-    if len(offset) != model.get("speaker_dim", 256):
-        raise ValueError(f"a {len(offset)}-d offset for a decoder of {model.get('speaker_dim')}-d speakers")
-    state["narrowband_offset"] = torch.from_numpy(np.asarray(offset, np.float32))
-    out = Checkpoint(kind="conversion", model=model, mel=checkpoint.mel,
-                     metadata={**checkpoint.metadata, **metadata}, state_dict=state)
-    out.build()  # loads strictly: the offset fits the decoder
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--init", default="conversion-call", help="the decoder to give the offset (name or folder)")
@@ -97,6 +81,8 @@ def main() -> None:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     torch.set_num_threads(args.threads)
     source = Checkpoint.load(args.init)
+    # refuse a checkpoint that cannot take an offset before the minute of embeddings
+    with_narrowband_offset(source, torch.zeros(int(source.model.get("speaker_dim", 0))), {})
     files = offset_speakers(data_root())
     clean, narrow = paired_embeddings([load_audio(f, SR) for f in files], args.seeds, args.speaker)
     mean = estimate_offset(clean, narrow)
@@ -109,7 +95,7 @@ def main() -> None:
                                   "estimated_on": "LibriSpeech train-clean-100 (shared data), never a benchmark target"}}
     if args.version:
         info["version"] = args.version
-    with_offset(source, args.scale * mean, info).save(args.out, half=True)
+    with_narrowband_offset(source, args.scale * mean, info).save(args.out, half=True)
     print(f"{args.out}: offset |{args.scale} x mean| = {args.scale * np.linalg.norm(mean):.3f} from {len(files)} "
           f"utterances x {args.seeds} calls; cosine to the clean embedding {before:.4f} -> {after:.4f}")
 

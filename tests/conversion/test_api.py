@@ -777,6 +777,13 @@ def test_identity_steps_raise_an_independent_judges_similarity(data_root: Path) 
     assert np.mean(gains) > 0.01 and np.sum(np.array(gains) > 0) >= 5, gains
 
 
+def _called_profile(reference: list[np.ndarray]) -> object:
+    """The voice profile of ``reference`` with every clip through a seeded simulated phone call."""
+    from voicefake.channel import phone_call
+
+    return api.voice_profile([phone_call(clip, SR, seed=i)[0] for i, clip in enumerate(reference)])
+
+
 @pytest.mark.data
 def test_a_reference_from_a_call_is_read_better_by_the_call_decoder(data_root: Path) -> None:
     """A reference cut from simulated phone calls (each clip through ``phone_call``; 30 s and 17 s):
@@ -785,11 +792,8 @@ def test_a_reference_from_a_call_is_read_better_by_the_call_decoder(data_root: P
     path. Measured (session 41, one thread): mean gain +0.024, 7 of 8 higher; against the sources
     themselves +0.044 (3 of the 8 within 0.05 of their source: such a reference carries less voice).
     With 0.2.0's narrowband offset (session 42): +0.060, 8 of 8 higher."""
-    from voicefake.channel import phone_call
-
     def pair(speaker: str, reference: list[np.ndarray]) -> Callable[[Path], tuple]:
-        called = [phone_call(clip, SR, seed=i)[0] for i, clip in enumerate(reference)]
-        profile = api.voice_profile(called)
+        profile = _called_profile(reference)
         assert api.convert_decoder(profile) == "conversion-call"
         return lambda source: (api.convert(source, profile, checkpoint="conversion-ref")[0],
                                api.convert(source, profile)[0])
@@ -806,21 +810,15 @@ def test_the_call_decoders_narrowband_offset_raises_an_independent_judges_simila
     targets (the benchmark's first five; these two are 1688, one of them, and 3005, a confirmation
     target). Measured (session 42, one thread): mean gain +0.036, 8 of 8 higher (the benchmark's 80 pairs:
     +0.013, 79 % higher). The bound asks for +0.01 and 6 of 8; a zero or useless offset fails it."""
-    import importlib.util
-
-    from voicefake.channel import phone_call
     from voicefake.checkpoint import Checkpoint
+    from voicefake.conversion.model import with_narrowband_offset
 
-    spec = importlib.util.spec_from_file_location("_recipe_offset", Path(__file__).resolve().parents[2] / "recipes/conversion/narrowband_offset.py")
-    assert spec is not None and spec.loader is not None
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
     shipped = Checkpoint.load("conversion-call")
     assert shipped.model["narrowband_offset"] and float(shipped.state_dict["narrowband_offset"].norm()) > 0.1
-    recipe.with_offset(shipped, np.zeros(shipped.model["speaker_dim"], np.float32), {}).save(tmp_path / "zero")
+    with_narrowband_offset(shipped, np.zeros(shipped.model["speaker_dim"], np.float32), {}).save(tmp_path / "zero")
 
     def pair(speaker: str, reference: list[np.ndarray]) -> Callable[[Path], tuple]:
-        profile = api.voice_profile([phone_call(clip, SR, seed=i)[0] for i, clip in enumerate(reference)])
+        profile = _called_profile(reference)
         return lambda source: (api.convert(source, profile, checkpoint=str(tmp_path / "zero"))[0],
                                api.convert(source, profile)[0])
 

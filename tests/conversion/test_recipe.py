@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from voicefake.checkpoint import Checkpoint
+from voicefake.conversion.model import with_narrowband_offset
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "conversion"
@@ -49,7 +50,7 @@ def test_cepstrum_decoder_tiny_recipe(tmp_path: Path) -> None:
     _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "bad", "data.content=content",
            "model.content_input=phones", ok=False)
     # a decoder given a narrowband offset can be trained on; the offset is left behind (it fits the old weights)
-    with_offset = _narrowband_recipe().with_offset(decoder, np.ones(decoder.model["speaker_dim"], np.float32), {})
+    with_offset = with_narrowband_offset(decoder, np.ones(decoder.model["speaker_dim"], np.float32), {})
     with_offset.save(tmp_path / "offset")
     _train("train_decoder.py", "decoder_tiny.yaml", tmp_path / "again", f"data.content={tmp_path / 'none'}",
            "model.content_input=cepstrum", "model.content_dim=12", "--init", str(tmp_path / "offset"))
@@ -185,7 +186,7 @@ def test_narrowband_offset_is_the_mean_difference_and_ships_inside_the_decoder(t
     decoder = ConversionDecoder(DecoderConfig(content_dim=8, speaker_dim=16, channels=16, dilations=(1, 2),
                                               bottleneck=4), MEL_16K_80)
     source = Checkpoint.from_module(decoder, "conversion", MEL_16K_80, {"name": "conversion-call", "version": "0.1.0"})
-    out = recipe.with_offset(source, shift, {"version": "0.2.0", "narrowband_offset": {"scale": 1.0}})
+    out = with_narrowband_offset(source, shift, {"version": "0.2.0", "narrowband_offset": {"scale": 1.0}})
     out.save(tmp_path / "call")
     loaded = Checkpoint.load(tmp_path / "call")
     assert loaded.model["narrowband_offset"] is True and loaded.metadata["version"] == "0.2.0"
@@ -194,10 +195,10 @@ def test_narrowband_offset_is_the_mean_difference_and_ships_inside_the_decoder(t
     for key, tensor in decoder.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[key], tensor), key
     with pytest.raises(ValueError, match="8-d offset"):
-        recipe.with_offset(source, shift[:8], {})
+        with_narrowband_offset(source, shift[:8], {})
     speaker = Checkpoint.load("speaker")
     with pytest.raises(ValueError, match="give a conversion decoder"):
-        recipe.with_offset(speaker, shift, {})
+        with_narrowband_offset(speaker, shift, {})
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "manifest.csv").write_text("path,label,speaker,folder\n")
     with pytest.raises(FileNotFoundError, match="train-clean-100"):

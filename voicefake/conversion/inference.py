@@ -235,7 +235,7 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
     Divergence is caught: when an embedding makes the decoder's output non-finite or larger than
     :data:`DIVERGED_LOG_MEL` (a decoder fine-tuned on one voice can do that a step away from its
     embedding), the steps stop and the last embedding that decoded sanely is returned (at worst
-    the profile's own). :func:`convert_mel` checks the final embedding on the whole input.
+    the start). :func:`convert_mel` checks the final embedding on the whole input.
     ``level``: (1,) the pitch level a ``pitch_level`` decoder is given (:func:`profile_level`).
     ``start``: the embedding to start from and stay near (default: the profile's; a narrowband
     reference's is first shifted by :meth:`ConversionDecoder.voice_embedding`).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torchaudio
@@ -21,6 +22,11 @@ from torch.nn import functional as F
 
 from voicefake.audio.features import MelConfig
 from voicefake.vocoder.discriminators import conv_stack
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from voicefake.checkpoint import Checkpoint
 
 CONTENT_INPUTS = ("encoder", "cepstrum")
 PITCH_CENTRE = math.log(150.0)
@@ -343,6 +349,28 @@ class ConversionDecoder(nn.Module):
         for block, gain in zip(self.blocks, self.speaker_gain, strict=True):
             x = block(x) * (1 + torch.tanh(gain(speaker)))[..., None]
         return self.out(x)
+
+
+def with_narrowband_offset(checkpoint: Checkpoint, offset: np.ndarray | torch.Tensor,
+                           metadata: dict[str, Any]) -> Checkpoint:
+    """A copy of a conversion :class:`voicefake.checkpoint.Checkpoint` whose decoder adds ``offset``
+    ((speaker_dim,) array or tensor) to narrowband references' embedding
+    (:meth:`ConversionDecoder.voice_embedding`); its weights are unchanged, a decoder that had an
+    offset gets the new one, and ``metadata`` is merged into its own. A zero offset converts exactly
+    as the decoder without one. ``recipes/conversion/narrowband_offset.py`` estimates the offset."""
+    from voicefake.checkpoint import Checkpoint
+
+    if checkpoint.kind != "conversion":
+        raise ValueError(f"{checkpoint.source or 'the checkpoint'} is a {checkpoint.kind!r} checkpoint; "
+                         "give a conversion decoder")
+    model = dict(checkpoint.model, narrowband_offset=True)
+    shift = torch.as_tensor(offset, dtype=torch.float32).flatten()
+    if len(shift) != model.get("speaker_dim", DecoderConfig.speaker_dim):
+        raise ValueError(f"a {len(shift)}-d offset for a decoder of {model.get('speaker_dim')}-d speakers")
+    out = Checkpoint(kind="conversion", model=model, mel=checkpoint.mel, metadata={**checkpoint.metadata, **metadata},
+                     state_dict={**checkpoint.state_dict, "narrowband_offset": shift})
+    out.build()  # loads strictly: the offset fits the decoder
+    return out
 
 
 def absolute_pitch(rel_log_f0: torch.Tensor, voiced: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
