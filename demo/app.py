@@ -255,11 +255,11 @@ def lipsync(video: Any, speech: Any) -> tuple[str, str]:
 
 def _clone(references: Any, microphone: Any, saved: Any, mode: str, text: str, source: Any, consent: bool,
            blend: float, eq: float, gv: float, identity_steps: float, save_as: str, adapt: bool = False,
-           progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+           contrast: float = studio.CONTRAST_SLIDER_DEFAULT, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
     """Clone tab (see studio.clone_voice), with a per-sentence progress bar."""
     return studio.clone_voice(references, microphone, saved, mode, text, source, consent, blend, save_as,
                               load=_load, progress=lambda done, total: progress(done / total, desc="sentences"), eq=eq,
-                              identity_steps=int(identity_steps or 0), gv=gv, adapt=bool(adapt))
+                              identity_steps=int(identity_steps or 0), gv=gv, adapt=bool(adapt), contrast=contrast)
 
 
 def build_app() -> gr.Blocks:
@@ -328,7 +328,8 @@ def build_app() -> gr.Blocks:
             with gr.Row():
                 blend = gr.Slider(0.0, 1.0, value=api.DEFAULT_BLEND, step=0.05,
                                   label="Blend: 0 = decoder (clearest words), 1 = the reference's own frames in voiced speech (closest voice); "
-                                        f"left at its default: {api.DEFAULT_BLEND} for Convert, {api.DEFAULT_TTS_BLEND} for text, "
+                                        f"left at its default: {api.DEFAULT_BLEND} for Convert ({api.CALL_BLEND} from a call's reference), "
+                                        f"{api.DEFAULT_TTS_BLEND} for text, "
                                         f"{api.FINETUNED_BLEND} for an adapted voice")
                 eq = gr.Slider(0.0, 1.0, value=api.DEFAULT_EQ, step=0.05,
                                label="EQ: match the reference's overall timbre and recording channel (0 = off)")
@@ -337,6 +338,11 @@ def build_app() -> gr.Blocks:
                 identity = gr.Slider(0, 20, value=api.DEFAULT_IDENTITY_STEPS, step=1,
                                      label="Identity steps: adapt the voice to each sentence (closer voice; "
                                            "0 = off, faster)")
+                contrast = gr.Slider(0.0, 2.0, value=studio.CONTRAST_SLIDER_DEFAULT, step=0.1,
+                                     label="Contrast: push the voice away from the average voice (a caricature: "
+                                           "closer by the judges, a few more lost words; 0 = off); left at "
+                                           f"{studio.CONTRAST_SLIDER_DEFAULT:g}: each decoder's own (1 for Convert, "
+                                           "0 for text and adapted voices)")
                 save_as = gr.Textbox(label="Save this voice as (optional name)")
                 adapt = gr.Checkbox(label="Adapt to the reference first (~20-30 s once; closer voice, no identity "
                                           "steps needed; save it to reuse)", elem_id="clone-adapt")
@@ -344,7 +350,7 @@ def build_app() -> gr.Blocks:
             cloned = gr.Audio(label="Output (SYNTHETIC)", type="numpy")
             clone_info = gr.Markdown()
             gr.Button("Generate", variant="primary", elem_id="clone-run").click(
-                _clone, [refs, mic, saved, mode, text, src, consent, blend, eq, gv, identity, save_as, adapt],
+                _clone, [refs, mic, saved, mode, text, src, consent, blend, eq, gv, identity, save_as, adapt, contrast],
                 [cloned, clone_info, saved], api_name="clone")
         with gr.Tab("Call scenario"):
             gr.Markdown("A call script (YAML, see recipes/scenarios/README.md): who speaks, cloned lines and real "

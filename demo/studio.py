@@ -43,11 +43,19 @@ def _profile(paths: list[str], load: Any, adapt: bool = False) -> Any:
     return _PROFILES[key]
 
 
+# the Clone tab's contrast slider starts here; left there, each decoder runs at its own default
+# (api.contrast_for: 1 for conversion-ref, what Convert uses; 0 for text to speech and adapted voices)
+CONTRAST_SLIDER_DEFAULT = 1.0
+
+
 def clone_voice(references: list[Any] | None, microphone: str | None, saved: str | None, mode: str, text: str,
                 source: Any, consent: bool, blend: float, save_as: str, load: Any, progress: Any = None,
                 eq: float = api.DEFAULT_EQ, identity_steps: int | None = None, gv: float = api.DEFAULT_GV,
-                adapt: bool = False) -> tuple:
+                adapt: bool = False, contrast: float | None = None) -> tuple:
     """Clone tab: returns ((rate, wav), info markdown, saved-voices dropdown update).
+
+    ``contrast``: the speaker contrast (``api.contrast_for``); None or the slider's default
+    (:data:`CONTRAST_SLIDER_DEFAULT`): the decoder's own.
 
     ``adapt``: fine-tune a copy of the decoder on the uploaded reference first (the API's defaults,
     session 27: similarity 0.756 and WER 12.5 % against 0.724 and 16.5 % zero-shot on 10 unseen voices). An adapted voice runs without identity
@@ -70,16 +78,17 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
             identity_steps = api.FINETUNED_IDENTITY_STEPS
         # the slider left at its default: the API's own choice for this voice and mode (api.blend_for)
         chosen: float | None = None if abs(blend - api.DEFAULT_BLEND) < 1e-6 else blend
+        pushed = None if contrast is None or abs(contrast - CONTRAST_SLIDER_DEFAULT) < 1e-6 else contrast
         if mode == MODES[0]:
             if not (text or "").strip():
                 raise gr.Error("Type the text the cloned voice should say.")
             wav, rate = api.clone(text, profile, blend=chosen, progress=progress, eq=eq, identity_steps=identity_steps,
-                                  gv=gv)
+                                  gv=gv, contrast=pushed)
         else:
             if source is None:
                 raise gr.Error("Upload the recording to convert into the target voice.")
             wav, rate = api.convert(load(source if isinstance(source, str) else source.name), profile, blend=chosen, eq=eq,
-                                    identity_steps=identity_steps, gv=gv)
+                                    identity_steps=identity_steps, gv=gv, contrast=pushed)
     except (AudioError, ValueError, RuntimeError, KeyError) as err:
         raise gr.Error(str(err)) from None
     if save_as and save_as.strip():

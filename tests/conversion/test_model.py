@@ -13,6 +13,7 @@ from voicefake.conversion.finetune import finetune_decoder, with_decoder
 from voicefake.conversion.inference import (
     adapt_embedding,
     build_profile,
+    contrast_embedding,
     convert_mel,
     long_term_spectrum,
     match_global_variance,
@@ -314,6 +315,51 @@ def test_a_narrowband_offset_moves_only_a_narrowband_references_embedding(featur
         finally:
             del decoder.forward
         assert torch.equal(seen[0][0], start)
+
+
+def test_a_speaker_contrast_pushes_the_voice_away_from_the_average_voice(features: MelSpectrogram,
+                                                                         content: ContentEncoder) -> None:
+    """``contrast_embedding`` moves a unit embedding away from the centre along its own difference
+    from it (cosine to the centre falls, the result stays unit-norm), 0 is the embedding itself, a
+    negative contrast is refused. In a conversion it changes what the decoder is conditioned on,
+    before the identity steps start, and needs a centre."""
+    torch.manual_seed(1)
+    centre = 0.7 * torch.nn.functional.normalize(torch.randn(16), dim=0)
+    embedding = torch.nn.functional.normalize(centre + 0.6 * torch.randn(16), dim=0)
+    assert contrast_embedding(embedding, centre, 0.0) is embedding
+    unit = torch.nn.functional.normalize(centre, dim=0)
+    cosines = [float(contrast_embedding(embedding, centre, c) @ unit) for c in (0.0, 0.5, 1.0, 2.0)]
+    assert all(a > b for a, b in zip(cosines[:-1], cosines[1:], strict=True)), cosines
+    moved = contrast_embedding(embedding, centre, 1.0)
+    assert torch.allclose(moved, torch.nn.functional.normalize(2 * embedding - centre, dim=0))
+    assert moved.norm() == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="contrast must be >= 0"):
+        contrast_embedding(embedding, centre, -0.5)
+    with pytest.raises(ValueError, match="speaker_contrast must be >= 0"):
+        DecoderConfig(**{**TINY_DECODER.__dict__, "speaker_contrast": -1.0})
+
+    torch.manual_seed(0)
+    decoder = ConversionDecoder(TINY_DECODER, MEL_16K_80).eval()
+    profile = build_profile([voice(120, 3.0)], features, content, embedding.numpy(), k=2)
+    source = voice(200, 1.0)
+    seen = []
+    real = decoder.forward
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(args[3].detach().clone())
+        return real(*args, **kwargs)
+
+    decoder.forward = spy  # type: ignore[method-assign]
+    try:
+        plain = convert_mel(source, profile, features, content, decoder, blend=0.0)
+        zero = convert_mel(source, profile, features, content, decoder, blend=0.0, contrast=0.0, centre=centre)
+        pushed = convert_mel(source, profile, features, content, decoder, blend=0.0, contrast=1.0, centre=centre)
+    finally:
+        del decoder.forward
+    assert torch.equal(plain, zero) and (pushed - plain).abs().mean() > 1e-3
+    assert torch.equal(seen[0][0], profile.embedding) and torch.allclose(seen[2][0], moved)
+    with pytest.raises(ValueError, match="centre"):
+        convert_mel(source, profile, features, content, decoder, blend=0.0, contrast=1.0)
 
 
 def test_cepstral_content_drops_level_channel_and_long_term_timbre(features: MelSpectrogram) -> None:

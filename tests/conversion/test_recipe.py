@@ -203,3 +203,42 @@ def test_narrowband_offset_is_the_mean_difference_and_ships_inside_the_decoder(t
     (tmp_path / "data" / "manifest.csv").write_text("path,label,speaker,folder\n")
     with pytest.raises(FileNotFoundError, match="train-clean-100"):
         recipe.offset_speakers(tmp_path / "data")
+
+
+def test_speaker_contrast_recipe_writes_the_default_and_keeps_the_weights(tmp_path: Path) -> None:
+    """recipes/conversion/speaker_contrast.py writes a copy of a decoder whose default contrast is the
+    one asked for, with every weight as it was; a contrast of 0 is the plain decoder, and a negative
+    contrast or a checkpoint that is no conversion decoder is one line on stderr, with nothing written."""
+    from voicefake.audio.features import MEL_16K_80
+    from voicefake.conversion.model import ConversionDecoder, DecoderConfig, with_speaker_contrast
+
+    torch.manual_seed(0)
+    decoder = ConversionDecoder(DecoderConfig(content_dim=8, speaker_dim=16, channels=16, dilations=(1, 2),
+                                              bottleneck=4), MEL_16K_80)
+    Checkpoint.from_module(decoder, "conversion", MEL_16K_80, {"name": "conversion-ref", "version": "0.1.0"}
+                           ).save(tmp_path / "plain")
+    script = str(RECIPE / "speaker_contrast.py")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, script, "--measure", "0", *args], capture_output=True, text=True,
+                              cwd=ROOT, timeout=300, env=env)
+
+    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+
+    init = ("--init", str(tmp_path / "plain"))
+    done = run(*init, "--contrast", "1.5", "--version", "0.2.0", "--out", str(tmp_path / "pushed"))
+    assert done.returncode == 0, done.stderr
+    loaded = Checkpoint.load(tmp_path / "pushed")
+    assert loaded.model["speaker_contrast"] == 1.5 and loaded.metadata["version"] == "0.2.0"
+    assert loaded.metadata["speaker_contrast"]["contrast"] == 1.5
+    plain = Checkpoint.load(tmp_path / "plain")
+    assert plain.state_dict.keys() == loaded.state_dict.keys()
+    for key, tensor in plain.state_dict.items():
+        assert torch.equal(loaded.state_dict[key], tensor), key
+    assert loaded.build().config.speaker_contrast == 1.5
+    assert with_speaker_contrast(loaded, 0.0, {}).build().config.speaker_contrast == 0.0
+    bad = run(*init, "--contrast", "-1", "--out", str(tmp_path / "negative"))
+    assert bad.returncode == 1 and "--contrast must be >= 0" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "negative").exists()
+    wrong = run("--init", "speaker", "--out", str(tmp_path / "w"))
+    assert wrong.returncode == 1 and "give a conversion decoder" in wrong.stderr and not (tmp_path / "w").exists()

@@ -68,7 +68,7 @@ def test_clone_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> Non
                            api_name="/clone")
         # the voice saved as "ceo" is reused without uploading the reference again
         converted, label, _ = client.predict(None, None, "ceo", "Convert a recording", "",
-                                             handle(str(data_root / OTHER)), True, 0.5, 1.0, 0.0, 2, "", False,
+                                             handle(str(data_root / OTHER)), True, 0.5, 1.0, 0.0, 2, "", False, 0.5,
                                              api_name="/clone")
         assert Path(converted).exists() and "SYNTHETIC" in label
         # adapting to the uploaded reference first (a decoder fine-tuned on it; no identity steps)

@@ -29,6 +29,7 @@ from voicefake.api.analysis import (
 )
 from voicefake.api.cloning import (
     CALL_BAND_HZ,
+    CALL_BLEND,
     DEFAULT_BLEND,
     DEFAULT_EQ,
     DEFAULT_GV,
@@ -46,6 +47,7 @@ from voicefake.api.cloning import (
     VoiceReference,
     blend_for,
     clone,
+    contrast_for,
     convert,
     convert_decoder,
     default_finetune_steps,
@@ -54,6 +56,7 @@ from voicefake.api.cloning import (
     reference_band_hz,
     render_scenario,
     save_voice,
+    speaker_centre,
     tts_decoder,
     tts_engine,
     tts_engine_note,
@@ -80,10 +83,10 @@ from voicefake.api.generation import (
 )
 
 __all__ = [
-    "CALL_BAND_HZ", "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "DEFAULT_TTS_BLEND", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_BLEND", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_BLEND_SECONDS", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
-    "Verification", "VoiceReference", "align", "blend_for", "clone", "convert", "detect",
+    "CALL_BAND_HZ", "CALL_BLEND", "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "DEFAULT_TTS_BLEND", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_BLEND", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_BLEND_SECONDS", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
+    "Verification", "VoiceReference", "align", "blend_for", "clone", "contrast_for", "convert", "detect",
     "default_finetune_steps", "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for",
     "convert_decoder", "reference_band_hz", "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
-    "save_voice", "similarity", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "tts_profile", "verify",
+    "save_voice", "similarity", "speaker_centre", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "tts_profile", "verify",
     "verify_embedding", "vocode", "voice_profile", "watermark_detect", "watermark_embed", "watermark_generated",
 ]

@@ -30,9 +30,15 @@ MIN_REFERENCE_S = 3.0
 # (docs/benchmarks/cloning.md, session 18), so it was 0 until session 40. conversion-ref-16k keeps
 # enough words to spend some. Session 40, 10 unseen targets, one thread: conversion 0.738 / 12.9 % WER
 # at 0; blending every frame, 0.746 / 14.3 % at 0.1 and 0.750 / 16.7 % at 0.15; blending voiced frames
-# only, 0.748 / 14.2 % at 0.15, the default (two threads: the same; docs/benchmarks/cloning.md, session 40).
+# only, 0.748 / 14.2 % at 0.15 (two threads: the same; docs/benchmarks/cloning.md, session 40). Session
+# 43: with conversion-ref-16k's speaker contrast (contrast_for), 0.15 lost more words (0.752 / 16.3 % at
+# contrast 0.6) and 0.1 measured 0.751 / 14.9 % at contrast 1, the default now.
 # For a zero-shot voice; a fine-tuned one keeps FINETUNED_BLEND (see blend_for).
-DEFAULT_BLEND = 0.15
+DEFAULT_BLEND = 0.1
+# ... and for a voice whose reference is a call's (conversion-call-16k, no contrast): 0.15, the setting
+# its figures were measured at (0.686 / 13.6 % WER, 95 % above source; 0.679 / 11.7 % at 0;
+# docs/benchmarks/cloning.md, session 42)
+CALL_BLEND = 0.15
 # ... and for text to speech (clone): flite's clones lose words faster to the blend. Session 40, two
 # threads, 40 clips: 0.697 / 8.9 % WER at 0, 0.709 / 14.6 % at 0.15 on voiced frames (at the edge of the
 # 15 % target), 0.704 / 12.2 % at 0.1 (docs/benchmarks/cloning.md, session 40)
@@ -88,6 +94,41 @@ def _check_phase_iterations(phase_iterations: int | None) -> None:
         raise ValueError(f"phase_iterations must be >= 0 (0: the vocoder network alone), got {phase_iterations}")
 
 
+def _check_contrast(contrast: float | None) -> None:
+    if contrast is not None and not contrast >= 0.0:
+        raise ValueError(f"contrast must be >= 0 (0: the reference's own embedding), got {contrast}")
+
+
+def contrast_for(profile: Any, decoder: Any, contrast: float | None = None) -> float:
+    """The speaker contrast (:func:`voicefake.conversion.inference.contrast_embedding`) that runs
+    for ``profile`` through ``decoder`` (a :class:`ConversionDecoder`): ``contrast`` when given,
+    otherwise the decoder's own ``speaker_contrast`` (the value its figures were measured at: 1 for
+    conversion-ref-16k since session 43, 0 for the other bundled decoders), and 0 for a fine-tuned
+    voice (its own decoder learnt the voice at its plain embedding).
+
+    Example:
+        >>> contrast_for(voice_profile("ceo.wav"), load("conversion-ref").module)
+        1.0
+    """
+    _check_contrast(contrast)
+    if contrast is not None:
+        return float(contrast)
+    if getattr(profile, "decoder", None) is not None:
+        return 0.0
+    return float(getattr(decoder.config, "speaker_contrast", 0.0))
+
+
+def speaker_centre(speaker: PathLike = "speaker", device: str = "cpu") -> Any:
+    """(D,) the speaker encoder's centre (the mean raw embedding of its training crops: its
+    average voice), which :func:`contrast_for`'s contrast pushes a voice away from. One clear error
+    for an encoder that has none."""
+    model = load(speaker, device, kind="speaker")
+    if not model.module.config.center_embeddings:
+        raise ValueError(f"{model.name} has no embedding centre, which a speaker contrast needs: "
+                         "give a centred speaker encoder (speaker-16k) or contrast=0")
+    return model.module.get_buffer("center")
+
+
 def identity_steps_for(profile: Any, identity_steps: int | None = None) -> int:
     """The embedding-adaptation steps that run for ``profile``: ``identity_steps`` when given,
     otherwise :data:`DEFAULT_IDENTITY_STEPS` for a zero-shot voice and
@@ -106,13 +147,15 @@ def identity_steps_for(profile: Any, identity_steps: int | None = None) -> int:
 
 def blend_for(profile: Any, blend: float | None = None, text: bool = False) -> float:
     """The kNN blend that runs for ``profile``: ``blend`` when given (0-1), otherwise
-    :data:`DEFAULT_BLEND` for a zero-shot voice (:data:`DEFAULT_TTS_BLEND` for text to speech,
-    ``text=True``: :func:`clone`), 0 for a zero-shot voice with less than :data:`MIN_BLEND_SECONDS`
-    of reference, and :data:`FINETUNED_BLEND` for a fine-tuned one (a profile with its own decoder).
+    :data:`DEFAULT_BLEND` for a zero-shot voice (:data:`CALL_BLEND` when its reference is a call's:
+    :func:`reference_band_hz` up to :data:`CALL_BAND_HZ`; :data:`DEFAULT_TTS_BLEND` for text to
+    speech, ``text=True``: :func:`clone`), 0 for a zero-shot voice with less than
+    :data:`MIN_BLEND_SECONDS` of reference, and :data:`FINETUNED_BLEND` for a fine-tuned one (a
+    profile with its own decoder).
 
     Example:
         >>> blend_for(voice_profile("ceo.wav"))
-        0.15
+        0.1
     """
     if blend is not None:
         if not 0.0 <= blend <= 1.0:
@@ -122,7 +165,10 @@ def blend_for(profile: Any, blend: float | None = None, text: bool = False) -> f
         return FINETUNED_BLEND
     if profile is not None and getattr(profile, "seconds", MIN_BLEND_SECONDS) < MIN_BLEND_SECONDS:
         return 0.0
-    return DEFAULT_TTS_BLEND if text else DEFAULT_BLEND
+    if text:
+        return DEFAULT_TTS_BLEND
+    band = None if profile is None else reference_band_hz(profile)
+    return CALL_BLEND if band is not None and band <= CALL_BAND_HZ else DEFAULT_BLEND
 
 
 def _one_voice(audio: AudioInput, sample_rate: int, name: str | None = None) -> np.ndarray:
@@ -272,7 +318,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
             content: PathLike = "content", vocoder: PathLike = "vocoder", device: str = "cpu",
             name: str | None = None, eq: float = DEFAULT_EQ, identity_steps: int | None = None,
             speaker: PathLike = "speaker", gv: float = DEFAULT_GV,
-            phase_iterations: int | None = PHASE_ITERATIONS) -> tuple[np.ndarray, int]:
+            phase_iterations: int | None = PHASE_ITERATIONS, contrast: float | None = None) -> tuple[np.ndarray, int]:
     """Voice conversion: the source's words, timing and intonation in the reference's voice.
 
     Args:
@@ -294,6 +340,10 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
             (6-9x faster); None: :func:`identity_steps_for` the profile (10 for a zero-shot
             voice, 0 for a fine-tuned one). Needs a profile with reference frames, otherwise it
             does nothing.
+        contrast: >= 0, how far the reference's speaker embedding is pushed away from the speaker
+            encoder's average voice before it conditions the decoder (a caricature: 0 = off, 1 =
+            twice its distance); None: :func:`contrast_for` the decoder (its own default: 1 for
+            ``conversion-ref``, 0 for the others and for a fine-tuned voice).
         phase_iterations: the vocoder's phase refinement (:func:`vocode`); default
             :data:`PHASE_ITERATIONS`, None: the vocoder checkpoint's own default.
         checkpoint: the conversion decoder; default (None): :func:`convert_decoder` of the
@@ -311,6 +361,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
     if identity_steps is not None and identity_steps < 0:
         raise ValueError(f"identity_steps must be >= 0, got {identity_steps}")
     _check_phase_iterations(phase_iterations)
+    _check_contrast(contrast)
 
     if blend is not None:
         blend_for(None, blend)  # a bad value is refused before the reference is processed
@@ -327,14 +378,18 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
     mel_cfg = voc.checkpoint.mel_config
     assert mel_cfg is not None
     wav = _one_voice(source, mel_cfg.sample_rate, name)
-    judge, to_judge = None, None
+    contrast = contrast_for(profile, decoder.module, contrast)
+    judge, to_judge, centre = None, None, None
     if identity_steps and profile.config.frames:
         judge = load(speaker, device, kind="speaker")
         assert judge.checkpoint.mel_config is not None
         to_judge = _reanalysis(mel_cfg, judge.checkpoint.mel_config).to(judge.device)
+    if contrast:
+        centre = speaker_centre(speaker, device)
     with torch.inference_mode():
         mel = convert_mel(wav, profile, _mel_module(mel_cfg), encoder.module, decoder.module, blend, eq,
-                          None if judge is None else judge.module, to_judge, identity_steps, gv=gv)
+                          None if judge is None else judge.module, to_judge, identity_steps, gv=gv,
+                          contrast=contrast, centre=centre)
     return vocode(mel, vocoder, device, phase_iterations=phase_iterations).numpy(), mel_cfg.sample_rate
 
 
@@ -351,7 +406,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
           vocoder: PathLike = "vocoder", engine: str = "auto", tts_voice: str | None = None,
           eq: float = DEFAULT_EQ, identity_steps: int | None = None,
           speaker: PathLike = "speaker", gv: float = DEFAULT_GV,
-          phase_iterations: int | None = PHASE_ITERATIONS) -> tuple[np.ndarray, int]:
+          phase_iterations: int | None = PHASE_ITERATIONS, contrast: float | None = None) -> tuple[np.ndarray, int]:
     """Text to speech in the reference's voice: a rule-based front end speaks each sentence,
     then :func:`convert` moves it into the target voice; sentences are joined with short pauses.
 
@@ -367,7 +422,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
             or ``"auto"``: flite for English when it is installed, espeak-ng otherwise
             (:func:`tts_engine` says which).
         tts_voice: the flite voice (rms, slt, awb, kal16, kal; default rms); unused by espeak-ng.
-        blend / eq / gv / identity_steps / speaker / phase_iterations: as in :func:`convert` (the steps
+        blend / eq / gv / identity_steps / speaker / phase_iterations / contrast: as in :func:`convert` (the steps
             run for each sentence); blend None: :func:`blend_for` with ``text=True``
             (:data:`DEFAULT_TTS_BLEND` for a zero-shot voice).
         progress: optional ``callable(done, total)`` called after each sentence.
@@ -385,6 +440,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     from voicefake.synthesis.text import split_sentences
 
     _check_phase_iterations(phase_iterations)  # before any sentence is spoken
+    _check_contrast(contrast)
     if blend is not None:
         blend_for(None, blend)
     engine = tts_engine(engine, language)
@@ -410,7 +466,7 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
         wav, sample_rate = convert(resample(spoken, spoken_rate, 16000), profile, blend=blend, checkpoint=checkpoint,
                                    content=content, vocoder=vocoder, device=device, eq=eq,
                                    identity_steps=identity_steps, speaker=speaker, gv=gv,
-                                   phase_iterations=phase_iterations)
+                                   phase_iterations=phase_iterations, contrast=contrast)
         pieces.append(_fade(wav, sample_rate))
         if progress is not None:
             progress(done, len(sentences))

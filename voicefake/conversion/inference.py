@@ -22,6 +22,11 @@ with a narrowband offset (``DecoderConfig.narrowband_offset``, conversion-call-1
 recording's would lie (:meth:`ConversionDecoder.voice_embedding`); the identity steps start from
 that embedding.
 
+Before that, a reference's embedding may be pushed away from the speaker encoder's centre, its
+average voice (``contrast``: :func:`contrast_embedding`, a caricature; the decoder's
+``DecoderConfig.speaker_contrast`` by default, 1 for conversion-ref-16k since session 43): the
+decoders speak a voice a little closer to the average than its reference is.
+
 Between 1 and 2, with ``identity_steps`` > 0 and a speaker encoder, the target embedding the
 decoder is conditioned on is adapted to this source (:func:`adapt_embedding`): a few gradient
 steps move it so that the speaker encoder hears the decoder's output as the reference's voice.
@@ -302,10 +307,29 @@ def _sane(log_mel: torch.Tensor) -> bool:
     return bool(torch.isfinite(log_mel).all() and log_mel.max() < DIVERGED_LOG_MEL)
 
 
+def contrast_embedding(embedding: torch.Tensor, centre: torch.Tensor, contrast: float) -> torch.Tensor:
+    """(..., D) unit-norm speaker embedding -> the same pushed ``contrast`` times its own distance
+    away from ``centre`` (the speaker encoder's average voice, in the same raw space), renormalised:
+    ``normalize(e + contrast (e - centre))``. ``contrast=0`` returns ``embedding`` itself.
+
+    A caricature: what sets the voice apart from the average voice, made larger. Session 43
+    (docs/benchmarks/cloning.md; 80 conversions into 10 unseen voices, 30 s references): at 1, with
+    blend 0.1, Resemblyzer similarity 0.748 -> 0.751 (60 % of pairs higher) and the independent MFCC
+    judge 0.436 -> 0.476 (80 %), WER 14.2 -> 14.9 %, DNSMOS 2.683 -> 2.581, against no contrast at
+    blend 0.15.
+    """
+    if not contrast >= 0.0:
+        raise ValueError(f"contrast must be >= 0, got {contrast}")
+    if contrast == 0.0:
+        return embedding
+    return F.normalize(embedding + contrast * (embedding - centre.to(embedding)), dim=-1)
+
+
 def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
                 decoder: ConversionDecoder | None, blend: float = 0.25, eq: float = 0.0,
                 speaker: SpeakerEncoder | None = None, speaker_mel: MelReanalysis | None = None,
-                identity_steps: int = 0, gv: float = 0.0) -> torch.Tensor:
+                identity_steps: int = 0, gv: float = 0.0, contrast: float = 0.0,
+                centre: torch.Tensor | None = None) -> torch.Tensor:
     """16 kHz source waveform -> (M, F) log-mel in the profile's voice (see the module docstring).
 
     A profile with its own fine-tuned decoder uses it instead of ``decoder``. ``gv`` in [0, 1]
@@ -315,7 +339,15 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
     ``identity_steps`` > 0 adapts the target embedding to this source first
     (:func:`adapt_embedding`; needs ``speaker`` and ``speaker_mel``, and a profile with
     reference frames: an embedding-only profile is used as it is).
+    ``contrast`` >= 0 pushes the profile's embedding away from ``centre`` first
+    (:func:`contrast_embedding`; ``centre`` defaults to ``speaker``'s, one of them is needed).
     """
+    if not contrast >= 0.0:
+        raise ValueError(f"contrast must be >= 0, got {contrast}")
+    if contrast and centre is None:
+        if speaker is None or not speaker.config.center_embeddings:
+            raise ValueError("contrast > 0 needs the speaker encoder's centre (a centred speaker encoder)")
+        centre = speaker.get_buffer("center")
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"blend must be in [0, 1], got {blend}")
     if not 0.0 <= eq <= 1.0:
@@ -329,7 +361,7 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
     reference = profile.mels.T
     bands = signal_bands(reference)
     out = _convert_mel(wav, profile, features, content, decoder, blend, speaker, speaker_mel, identity_steps,
-                       bands=bands)
+                       bands=bands, contrast=contrast, centre=centre)
     if profile.config.frames == 0:
         return out
     out = _on_bands(match_global_variance, out, reference, gv, bands)
@@ -339,7 +371,7 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
 def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
                  decoder: ConversionDecoder | None, blend: float, speaker: SpeakerEncoder | None = None,
                  speaker_mel: MelReanalysis | None = None, identity_steps: int = 0, *,
-                 bands: int) -> torch.Tensor:
+                 bands: int, contrast: float = 0.0, centre: torch.Tensor | None = None) -> torch.Tensor:
     """The mel before the post-filters; ``bands``: the reference's :func:`signal_bands`."""
     tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
     mel = features(tensor)
@@ -353,8 +385,10 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
                          f"the decoder needs {decoder.config.speaker_dim}-d (rebuild the profile)")
     rel, voiced = relative_pitch(log_f0[None])
     level = profile_level(decoder, profile)
-    # a narrowband reference's embedding, moved towards where its clean recording's would be
-    base = decoder.voice_embedding(profile.embedding, narrowband=bands < mel.shape[0])
+    # the caricature first; then a narrowband reference's embedding, moved towards where its clean
+    # recording's would be
+    embedding = profile.embedding if centre is None else contrast_embedding(profile.embedding, centre, contrast)
+    base = decoder.voice_embedding(embedding, narrowband=bands < mel.shape[0])
     embedding = base
     if identity_steps and speaker is not None and speaker_mel is not None:
         embedding = adapt_embedding(source_content, rel, voiced, profile, decoder, speaker, speaker_mel,

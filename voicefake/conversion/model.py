@@ -150,6 +150,13 @@ class DecoderConfig:
             clean embeddings; the shift is the mean clean-minus-phone-line difference over
             speakers it was estimated on (``recipes/conversion/narrowband_offset.py``; since session
             42). False: no shift (every decoder before).
+        speaker_contrast: how far a reference's embedding is pushed away from the speaker
+            encoder's centre (its average voice) before it conditions the decoder, by default:
+            ``normalize(e + c (e - centre))`` (:func:`voicefake.conversion.inference.contrast_embedding`;
+            a caricature). Decoders speak their voices a little too close to the average voice;
+            the default is the value its figures were measured at (``conversion.inference``,
+            ``recipes/conversion/speaker_contrast.py``; since session 43). 0: none (every decoder
+            before). Inference only; ``convert(contrast=...)`` overrides it.
     """
 
     content_dim: int = 192
@@ -164,8 +171,11 @@ class DecoderConfig:
     reference_dim: int = 64
     pitch_level: bool = False
     narrowband_offset: bool = False
+    speaker_contrast: float = 0.0
 
     def __post_init__(self) -> None:
+        if not self.speaker_contrast >= 0.0:
+            raise ValueError(f"speaker_contrast must be >= 0, got {self.speaker_contrast}")
         if self.content_input not in CONTENT_INPUTS:
             raise ValueError(f"content_input must be one of {CONTENT_INPUTS}, got {self.content_input!r}")
         if self.reference_heads < 0:
@@ -432,3 +442,20 @@ class PitchJudge(nn.Module):
         for conv in self.convs:
             x = F.gelu(conv(x))
         return self.out(x)[:, 0]
+
+
+def with_speaker_contrast(checkpoint: Checkpoint, contrast: float, metadata: dict[str, Any]) -> Checkpoint:
+    """A copy of a conversion :class:`voicefake.checkpoint.Checkpoint` whose default
+    ``speaker_contrast`` (:class:`DecoderConfig`) is ``contrast``; its weights (and any narrowband
+    offset) are unchanged, and ``metadata`` is merged into its own. ``contrast=0`` converts exactly
+    as the decoder without one. ``recipes/conversion/speaker_contrast.py`` writes it."""
+    from voicefake.checkpoint import Checkpoint
+
+    if checkpoint.kind != "conversion":
+        raise ValueError(f"{checkpoint.source or 'the checkpoint'} is a {checkpoint.kind!r} checkpoint; "
+                         "give a conversion decoder")
+    out = Checkpoint(kind="conversion", model=dict(checkpoint.model, speaker_contrast=float(contrast)),
+                     mel=checkpoint.mel, metadata={**checkpoint.metadata, **metadata},
+                     state_dict=dict(checkpoint.state_dict))
+    out.build()  # the config is checked (a negative contrast is refused) and the weights load strictly
+    return out
