@@ -103,8 +103,15 @@ def contrast_for(profile: Any, decoder: Any, contrast: float | None = None) -> f
     """The speaker contrast (:func:`voicefake.conversion.inference.contrast_embedding`) that runs
     for ``profile`` through ``decoder`` (a :class:`ConversionDecoder`): ``contrast`` when given,
     otherwise the decoder's own ``speaker_contrast`` (the value its figures were measured at: 1 for
-    conversion-ref-16k since session 43, 0 for the other bundled decoders), and 0 for a fine-tuned
-    voice (its own decoder learnt the voice at its plain embedding).
+    conversion-ref-16k since session 43, 0 for the other bundled decoders); 0 for a zero-shot voice
+    with less than :data:`MIN_BLEND_SECONDS` of reference, and for a fine-tuned voice (its own
+    decoder learnt the voice at its plain embedding).
+
+    The contrast takes the place of part of the kNN blend, so it waits for the same length of
+    reference. Session 43 (docs/benchmarks/cloning.md; 80 conversions, one thread): with 30 s
+    references, contrast 1 at blend 0.1 measured 0.751 / 14.9 % WER against 0.748 / 14.2 % for
+    blend 0.15 alone; with 10 s references (blend 0), 0.739 / 17.1 % against 0.735 / 14.5 %: over
+    the 15 % word target.
 
     Example:
         >>> contrast_for(voice_profile("ceo.wav"), load("conversion-ref").module)
@@ -114,6 +121,8 @@ def contrast_for(profile: Any, decoder: Any, contrast: float | None = None) -> f
     if contrast is not None:
         return float(contrast)
     if getattr(profile, "decoder", None) is not None:
+        return 0.0
+    if profile is not None and getattr(profile, "seconds", MIN_BLEND_SECONDS) < MIN_BLEND_SECONDS:
         return 0.0
     return float(getattr(decoder.config, "speaker_contrast", 0.0))
 
@@ -343,7 +352,8 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
         contrast: >= 0, how far the reference's speaker embedding is pushed away from the speaker
             encoder's average voice before it conditions the decoder (a caricature: 0 = off, 1 =
             twice its distance); None: :func:`contrast_for` the decoder (its own default: 1 for
-            ``conversion-ref``, 0 for the others and for a fine-tuned voice).
+            ``conversion-ref`` from :data:`MIN_BLEND_SECONDS` of reference; 0 for the others, for
+            shorter references and for a fine-tuned voice).
         phase_iterations: the vocoder's phase refinement (:func:`vocode`); default
             :data:`PHASE_ITERATIONS`, None: the vocoder checkpoint's own default.
         checkpoint: the conversion decoder; default (None): :func:`convert_decoder` of the

@@ -22,7 +22,8 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blend", type=common.unit_interval, default=None,
                    help="0 = decoder only (most intelligible), 1 = only the target's matched frames in voiced speech "
                         "(most similar); "
-                        f"default for a zero-shot voice {api.DEFAULT_BLEND} (convert) / {api.DEFAULT_TTS_BLEND} (clone) "
+                        f"default for a zero-shot voice {api.DEFAULT_BLEND} (convert; {api.CALL_BLEND} from a call's "
+                        f"reference) / {api.DEFAULT_TTS_BLEND} (clone) "
                         f"from {api.MIN_BLEND_SECONDS:g} s of reference (0 under it), "
                         f"{api.FINETUNED_BLEND} for a fine-tuned one")
     p.add_argument("--eq", type=common.unit_interval, default=api.DEFAULT_EQ,
@@ -34,8 +35,9 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contrast", type=_contrast, default=None, metavar="C",
                    help="push the reference's speaker embedding away from the average voice before it conditions "
                         "the decoder (a caricature: a closer voice by the judges, a few more lost words and a lower "
-                        "DNSMOS; 0 = off); default: the decoder's own (1 for conversion-ref, 0 for the others "
-                        "and for a fine-tuned voice)")
+                        "DNSMOS; 0 = off); default: the decoder's own (1 for conversion-ref from "
+                        f"{api.MIN_BLEND_SECONDS:g} s of reference; 0 for the others, shorter references and a "
+                        "fine-tuned voice)")
     p.add_argument("--identity-steps", type=_steps, default=None, metavar="N",
                    help="gradient steps that adapt the target embedding to each input so that the speaker "
                         "encoder hears the reference's voice (a closer voice; 0 = off, 6-9x faster); default "
