@@ -114,8 +114,10 @@ def contrast_for(profile: Any, decoder: Any, contrast: float | None = None) -> f
     the 15 % word target.
 
     Example:
-        >>> contrast_for(voice_profile("ceo.wav"), load("conversion-ref").module)
+        >>> contrast_for(voice_profile("ceo_30s.wav"), load("conversion-ref").module)
         1.0
+        >>> contrast_for(voice_profile("ceo_10s.wav"), load("conversion-ref").module)
+        0.0
     """
     _check_contrast(contrast)
     if contrast is not None:
