@@ -186,9 +186,17 @@ def targets(root: Path, reference_seconds: float, reference_channel: str = "clea
     return out
 
 
-def sources(root: Path) -> list[dict]:
+SOURCE_UTTERANCES = ("023", "024")
+"""The VCTK utterances (of p225-p228) converted: the benchmark's sources, held out of every decoder's
+training. ``--source-utterances`` picks others for a confirmation on other sentences (021 / 022 exist for
+all four speakers; they may have been trained on, as sources, not as targets)."""
+
+
+def sources(root: Path, utterances: tuple[str, ...] = SOURCE_UTTERANCES) -> list[dict]:
     rows = [r for r in read_manifest(root / "manifest.csv")
-            if r.folder == "vctk_autovc" and Path(r.path).stem.split("_")[1] in {"023", "024"}]
+            if r.folder == "vctk_autovc" and Path(r.path).stem.split("_")[1] in set(utterances)]
+    if not rows:
+        raise SystemExit(f"{root / 'manifest.csv'}: no VCTK utterances {', '.join(utterances)} to convert")
     return [{"name": Path(r.path).stem, "wav": load_audio(root / r.path, SR), "text": r.transcript} for r in rows]
 
 
@@ -246,7 +254,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     root = data_root()
     assert root is not None
-    judges, tgts, srcs = Judges(args.detect), targets(root, args.reference_seconds, args.reference_channel), sources(root)
+    judges, tgts, srcs = Judges(args.detect), targets(root, args.reference_seconds, args.reference_channel), sources(root, tuple(args.source_utterances))
     if args.targets is not None:
         if args.targets < 1:
             raise SystemExit(f"--targets must be at least 1, got {args.targets}")
@@ -254,6 +262,7 @@ def run(args: argparse.Namespace) -> dict:
     report: dict = {"reference_seconds": args.reference_seconds, "reference_channel": args.reference_channel,
                     "threads": args.threads, "targets": len(tgts),
                     "contrast": "each decoder's own (api.contrast_for)" if args.contrast is None else args.contrast,
+                    "source_utterances": list(args.source_utterances),
                     "texts": args.texts, "conversion": args.conversion or "bundled (api.convert_decoder for conversion, "
                                                                  "api.tts_decoder for text to speech, api.FINETUNE_BASE for --finetune)"}
     judges.set_population([w for t in tgts for w in t["all_but_held"] + [t["held"]]] + [s["wav"] for s in srcs])
@@ -479,6 +488,9 @@ def main() -> None:
                              "every blend and engine; default: the shipped %(default)s")
     parser.add_argument("--gv", type=float, nargs="+", default=[api.DEFAULT_GV],
                         help="global-variance post-filter strengths (api.convert gv=)")
+    parser.add_argument("--source-utterances", nargs="+", default=list(SOURCE_UTTERANCES), metavar="NNN",
+                        help="the VCTK utterance numbers of p225-p228 to convert (default: %(default)s, held out of "
+                             "training; 021 022: a confirmation on other sentences)")
     parser.add_argument("--contrast", type=float, default=None,
                         help="speaker contrast of the zero-shot rows (api.convert contrast=; default: each "
                              "decoder's own, api.contrast_for)")

@@ -90,3 +90,17 @@ def test_phone_references_are_narrowband_and_the_held_out_utterance_stays_clean(
             spectrum = np.abs(np.fft.rfft(wav_p)) ** 2
             high = spectrum[int(len(spectrum) * 4300 / 8000):].sum() / spectrum.sum()
             assert high < 1e-3 and not np.allclose(wav_c, wav_p)
+
+
+@pytest.mark.data
+def test_sources_default_to_the_held_out_sentences_and_can_be_others(data_root) -> None:  # noqa: ANN001
+    """The benchmark converts VCTK 023/024 of four speakers by default; --source-utterances 021 022 gives eight
+    other clips with their own transcripts (a confirmation set), and numbers that do not exist are one clear exit."""
+    held = cloning.sources(data_root)
+    other = cloning.sources(data_root, ("021", "022"))
+    assert len(held) == len(other) == 8
+    assert {s["name"].split("_")[1] for s in held} == {"023", "024"}
+    assert {s["name"].split("_")[1] for s in other} == {"021", "022"}
+    assert all(s["text"] for s in other) and {s["text"] for s in other}.isdisjoint({s["text"] for s in held})
+    with pytest.raises(SystemExit, match="no VCTK utterances 999"):
+        cloning.sources(data_root, ("999",))
