@@ -342,7 +342,7 @@ def build_app() -> gr.Blocks:
                                      label="Contrast: push the voice away from the average voice (a caricature: "
                                            "closer by the judges, a few more lost words; 0 = off); left at "
                                            f"{studio.CONTRAST_SLIDER_DEFAULT:g}: each decoder's own (1 for Convert, "
-                                           "with 30 s of reference, 0 for text, shorter references and adapted voices)")
+                                           "0.5 for text, from 30 s of reference; 0 for shorter references and adapted voices)")
                 save_as = gr.Textbox(label="Save this voice as (optional name)")
                 adapt = gr.Checkbox(label="Adapt to the reference first (~20-30 s once; closer voice, no identity "
                                           "steps needed; save it to reuse)", elem_id="clone-adapt")

@@ -44,8 +44,8 @@ def _profile(paths: list[str], load: Any, adapt: bool = False) -> Any:
 
 
 # the Clone tab's contrast slider starts here; left there, each decoder runs at its own default
-# (api.contrast_for: 1 for conversion-ref, what Convert uses, from 30 s of reference; 0 for text to speech,
-# shorter references and adapted voices)
+# (api.contrast_for: 1 for conversion-ref, what Convert uses, and 0.5 for conversion-flite, what text uses,
+# from 30 s of reference; 0 for shorter references and adapted voices)
 CONTRAST_SLIDER_DEFAULT = 1.0
 
 

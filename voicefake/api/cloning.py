@@ -103,7 +103,8 @@ def contrast_for(profile: Any, decoder: Any, contrast: float | None = None) -> f
     """The speaker contrast (:func:`voicefake.conversion.inference.contrast_embedding`) that runs
     for ``profile`` through ``decoder`` (a :class:`ConversionDecoder`): ``contrast`` when given,
     otherwise the decoder's own ``speaker_contrast`` (the value its figures were measured at: 1 for
-    conversion-ref-16k since session 43, 0 for the other bundled decoders); 0 for a zero-shot voice
+    conversion-ref-16k and 0.5 for conversion-flite-16k since session 43, 0 for the other bundled
+    decoders); 0 for a zero-shot voice
     with less than :data:`MIN_BLEND_SECONDS` of reference, and for a fine-tuned voice (its own
     decoder learnt the voice at its plain embedding).
 
@@ -354,8 +355,9 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
         contrast: >= 0, how far the reference's speaker embedding is pushed away from the speaker
             encoder's average voice before it conditions the decoder (a caricature: 0 = off, 1 =
             twice its distance); None: :func:`contrast_for` the decoder (its own default: 1 for
-            ``conversion-ref`` from :data:`MIN_BLEND_SECONDS` of reference; 0 for the others, for
-            shorter references and for a fine-tuned voice).
+            ``conversion-ref`` and 0.5 for ``conversion-flite`` (clone's flite speech) from
+            :data:`MIN_BLEND_SECONDS` of reference; 0 for the others, for shorter references and for
+            a fine-tuned voice).
         phase_iterations: the vocoder's phase refinement (:func:`vocode`); default
             :data:`PHASE_ITERATIONS`, None: the vocoder checkpoint's own default.
         checkpoint: the conversion decoder; default (None): :func:`convert_decoder` of the

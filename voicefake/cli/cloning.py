@@ -36,7 +36,8 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
                    help="push the reference's speaker embedding away from the average voice before it conditions "
                         "the decoder (a caricature: a closer voice by the judges, a few more lost words and a lower "
                         "DNSMOS; 0 = off); default: the decoder's own (1 for conversion-ref from "
-                        f"{api.MIN_BLEND_SECONDS:g} s of reference; 0 for the others, shorter references and a "
+                        f"{api.MIN_BLEND_SECONDS:g} s of reference, 0.5 for conversion-flite (clone); 0 for the others, "
+                        "shorter references and a "
                         "fine-tuned voice)")
     p.add_argument("--identity-steps", type=_steps, default=None, metavar="N",
                    help="gradient steps that adapt the target embedding to each input so that the speaker "

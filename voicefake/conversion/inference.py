@@ -24,7 +24,8 @@ that embedding.
 
 Before that, a reference's embedding may be pushed away from the speaker encoder's centre, its
 average voice (``contrast``: :func:`contrast_embedding`, a caricature; the decoder's
-``DecoderConfig.speaker_contrast`` by default, 1 for conversion-ref-16k since session 43): the
+``DecoderConfig.speaker_contrast`` by default: 1 for conversion-ref-16k, 0.5 for conversion-flite-16k since
+session 43): the
 decoders speak a voice a little closer to the average than its reference is.
 
 Between 1 and 2, with ``identity_steps`` > 0 and a speaker encoder, the target embedding the
