@@ -3,7 +3,7 @@
 A decoder speaks a voice a little closer to the average voice than its reference is. The contrast
 pushes a reference's speaker embedding away from the speaker encoder's centre (its average voice)
 before it conditions the decoder: ``normalize(e + contrast (e - centre))``
-(``voicefake.conversion.inference.contrast_embedding``). This writes a copy of the decoder whose
+(``voicefake.conversion.model.contrast_embedding``). This writes a copy of the decoder whose
 default is ``--contrast``; its weights (and any narrowband offset) are not touched, and
 ``convert(contrast=...)`` still overrides it. It also reports how far the move takes voices from
 the centre: the mean cosine to the centre of ``--measure`` utterances' embeddings (real
@@ -32,8 +32,7 @@ from voicefake import api
 from voicefake.audio.io import load_audio
 from voicefake.checkpoint import Checkpoint
 from voicefake.config import run_recipe
-from voicefake.conversion.inference import contrast_embedding
-from voicefake.conversion.model import with_speaker_contrast
+from voicefake.conversion.model import contrast_embedding, with_speaker_contrast
 from voicefake.data.manifests import data_root, read_manifest
 
 SR = 16000
@@ -82,7 +81,8 @@ def main() -> None:
         info["version"] = args.version
     # stored as the input was (the bundled decoders are float16), so every weight stays bit for bit
     half = any(t.dtype == torch.float16 for t in out.state_dict.values())
-    with_speaker_contrast(out, args.contrast, info).save(args.out, half=half)
+    out.metadata.update(info)  # the measurement, taken after the early refusal of a bad --init
+    out.save(args.out, half=half)
     print(f"{args.out}: speaker contrast {args.contrast}{note}")
 
 

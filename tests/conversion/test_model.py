@@ -13,7 +13,6 @@ from voicefake.conversion.finetune import finetune_decoder, with_decoder
 from voicefake.conversion.inference import (
     adapt_embedding,
     build_profile,
-    contrast_embedding,
     convert_mel,
     long_term_spectrum,
     match_global_variance,
@@ -29,6 +28,7 @@ from voicefake.conversion.model import (
     ConversionDecoder,
     DecoderConfig,
     cepstral_content,
+    contrast_embedding,
 )
 from voicefake.conversion.training import (
     collate,
@@ -340,6 +340,11 @@ def test_a_speaker_contrast_pushes_the_voice_away_from_the_average_voice(feature
 
     torch.manual_seed(0)
     decoder = ConversionDecoder(TINY_DECODER, MEL_16K_80).eval()
+    # the decoder's conditioning applies it (the narrowband offset, if any, comes after)
+    assert torch.allclose(decoder.voice_embedding(embedding, narrowband=False, contrast=1.0, centre=centre), moved)
+    assert decoder.voice_embedding(embedding, narrowband=False, contrast=0.0) is embedding
+    with pytest.raises(ValueError, match="centre"):
+        decoder.voice_embedding(embedding, narrowband=False, contrast=1.0)
     profile = build_profile([voice(120, 3.0)], features, content, embedding.numpy(), k=2)
     source = voice(200, 1.0)
     seen = []

@@ -100,7 +100,7 @@ def _check_contrast(contrast: float | None) -> None:
 
 
 def contrast_for(profile: Any, decoder: Any, contrast: float | None = None) -> float:
-    """The speaker contrast (:func:`voicefake.conversion.inference.contrast_embedding`) that runs
+    """The speaker contrast (:func:`voicefake.conversion.model.contrast_embedding`) that runs
     for ``profile`` through ``decoder`` (a :class:`ConversionDecoder`): ``contrast`` when given,
     otherwise the decoder's own ``speaker_contrast`` (the value its figures were measured at: 1 for
     conversion-ref-16k and 0.5 for conversion-flite-16k since session 43, 0 for the other bundled

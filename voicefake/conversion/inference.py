@@ -23,7 +23,7 @@ recording's would lie (:meth:`ConversionDecoder.voice_embedding`); the identity 
 that embedding.
 
 Before that, a reference's embedding may be pushed away from the speaker encoder's centre, its
-average voice (``contrast``: :func:`contrast_embedding`, a caricature; the decoder's
+average voice (``contrast``: :func:`voicefake.conversion.model.contrast_embedding`, a caricature; the decoder's
 ``DecoderConfig.speaker_contrast`` by default: 1 for conversion-ref-16k, 0.5 for conversion-flite-16k since
 session 43): the
 decoders speak a voice a little closer to the average than its reference is.
@@ -308,24 +308,6 @@ def _sane(log_mel: torch.Tensor) -> bool:
     return bool(torch.isfinite(log_mel).all() and log_mel.max() < DIVERGED_LOG_MEL)
 
 
-def contrast_embedding(embedding: torch.Tensor, centre: torch.Tensor, contrast: float) -> torch.Tensor:
-    """(..., D) unit-norm speaker embedding -> the same pushed ``contrast`` times its own distance
-    away from ``centre`` (the speaker encoder's average voice, in the same raw space), renormalised:
-    ``normalize(e + contrast (e - centre))``. ``contrast=0`` returns ``embedding`` itself.
-
-    A caricature: what sets the voice apart from the average voice, made larger. Session 43
-    (docs/benchmarks/cloning.md; 80 conversions into 10 unseen voices, 30 s references): at 1, with
-    blend 0.1, Resemblyzer similarity 0.748 -> 0.751 (60 % of pairs higher) and the independent MFCC
-    judge 0.436 -> 0.476 (80 %), WER 14.2 -> 14.9 %, DNSMOS 2.683 -> 2.581, against no contrast at
-    blend 0.15.
-    """
-    if not contrast >= 0.0:
-        raise ValueError(f"contrast must be >= 0, got {contrast}")
-    if contrast == 0.0:
-        return embedding
-    return F.normalize(embedding + contrast * (embedding - centre.to(embedding)), dim=-1)
-
-
 def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
                 decoder: ConversionDecoder | None, blend: float = 0.25, eq: float = 0.0,
                 speaker: SpeakerEncoder | None = None, speaker_mel: MelReanalysis | None = None,
@@ -341,7 +323,7 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
     (:func:`adapt_embedding`; needs ``speaker`` and ``speaker_mel``, and a profile with
     reference frames: an embedding-only profile is used as it is).
     ``contrast`` >= 0 pushes the profile's embedding away from ``centre`` first
-    (:func:`contrast_embedding`; ``centre`` defaults to ``speaker``'s, one of them is needed).
+    (:meth:`ConversionDecoder.voice_embedding`; ``centre`` defaults to ``speaker``'s, one of them is needed).
     """
     if not contrast >= 0.0:
         raise ValueError(f"contrast must be >= 0, got {contrast}")
@@ -386,10 +368,8 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
                          f"the decoder needs {decoder.config.speaker_dim}-d (rebuild the profile)")
     rel, voiced = relative_pitch(log_f0[None])
     level = profile_level(decoder, profile)
-    # the caricature first; then a narrowband reference's embedding, moved towards where its clean
-    # recording's would be
-    embedding = profile.embedding if centre is None else contrast_embedding(profile.embedding, centre, contrast)
-    base = decoder.voice_embedding(embedding, narrowband=bands < mel.shape[0])
+    # the caricature, and a narrowband reference's embedding moved towards where its clean recording's would be
+    base = decoder.voice_embedding(profile.embedding, narrowband=bands < mel.shape[0], contrast=contrast, centre=centre)
     embedding = base
     if identity_steps and speaker is not None and speaker_mel is not None:
         embedding = adapt_embedding(source_content, rel, voiced, profile, decoder, speaker, speaker_mel,

@@ -152,7 +152,7 @@ class DecoderConfig:
             42). False: no shift (every decoder before).
         speaker_contrast: how far a reference's embedding is pushed away from the speaker
             encoder's centre (its average voice) before it conditions the decoder, by default:
-            ``normalize(e + c (e - centre))`` (:func:`voicefake.conversion.inference.contrast_embedding`;
+            ``normalize(e + c (e - centre))`` (:func:`contrast_embedding`;
             a caricature). Decoders speak their voices a little too close to the average voice;
             the default is the value its figures were measured at (``conversion.inference``,
             ``recipes/conversion/speaker_contrast.py``; since session 43). 0: none (every decoder
@@ -275,6 +275,24 @@ class ReferenceAttention(nn.Module):
         return self.out(read.transpose(2, 3).flatten(1, 2))
 
 
+def contrast_embedding(embedding: torch.Tensor, centre: torch.Tensor, contrast: float) -> torch.Tensor:
+    """(..., D) unit-norm speaker embedding -> the same pushed ``contrast`` times its own distance
+    away from ``centre`` (the speaker encoder's average voice, in the same raw space), renormalised:
+    ``normalize(e + contrast (e - centre))``. ``contrast=0`` returns ``embedding`` itself.
+
+    A caricature: what sets the voice apart from the average voice, made larger. Session 43
+    (docs/benchmarks/cloning.md; 80 conversions into 10 unseen voices, 30 s references): at 1, with
+    blend 0.1, Resemblyzer similarity 0.748 -> 0.751 (60 % of pairs higher) and the independent MFCC
+    judge 0.436 -> 0.476 (80 %), WER 14.2 -> 14.9 %, DNSMOS 2.683 -> 2.581, against no contrast at
+    blend 0.15.
+    """
+    if not contrast >= 0.0:
+        raise ValueError(f"contrast must be >= 0, got {contrast}")
+    if contrast == 0.0:
+        return embedding
+    return F.normalize(embedding + contrast * (embedding - centre.to(embedding)), dim=-1)
+
+
 class ConversionDecoder(nn.Module):
     """(B, F, content_dim) content, (B, F) relative log-F0, (B, speaker_dim) voice -> (B, M, F) log-mel.
 
@@ -304,10 +322,17 @@ class ConversionDecoder(nn.Module):
         else:
             self.narrowband_offset = None
 
-    def voice_embedding(self, embedding: torch.Tensor, narrowband: bool) -> torch.Tensor:
+    def voice_embedding(self, embedding: torch.Tensor, narrowband: bool, contrast: float = 0.0,
+                        centre: torch.Tensor | None = None) -> torch.Tensor:
         """(..., speaker_dim) unit-norm speaker embedding of a reference -> the one to condition on:
-        for a narrowband reference (``narrowband``) and a decoder with ``narrowband_offset``, the
-        embedding plus that shift, renormalised; otherwise the embedding as it is."""
+        first pushed ``contrast`` away from the speaker encoder's ``centre`` (:func:`contrast_embedding`;
+        a contrast > 0 needs the centre); then, for a narrowband reference (``narrowband``) and a
+        decoder with ``narrowband_offset``, plus that shift, renormalised. With neither, the
+        embedding as it is."""
+        if contrast:
+            if centre is None:
+                raise ValueError("a speaker contrast > 0 needs the speaker encoder's centre")
+            embedding = contrast_embedding(embedding, centre, contrast)
         if not narrowband or self.narrowband_offset is None or not bool(self.narrowband_offset.any()):
             return embedding
         return F.normalize(embedding + self.narrowband_offset.to(embedding), dim=-1)
