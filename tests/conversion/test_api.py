@@ -222,8 +222,9 @@ def test_identity_steps_stop_where_the_decoder_diverges(files: dict[str, Path]) 
         def encode(self, *args: torch.Tensor) -> torch.Tensor:
             return decoder.encode(*args)
 
-        def voice_embedding(self, embedding: torch.Tensor, narrowband: bool) -> torch.Tensor:
-            return decoder.voice_embedding(embedding, narrowband)
+        def voice_embedding(self, embedding: torch.Tensor, narrowband: bool, contrast: float = 0.0,
+                            centre: torch.Tensor | None = None) -> torch.Tensor:
+            return decoder.voice_embedding(embedding, narrowband, contrast, centre)
 
         def forward(self, *args: torch.Tensor, **kwargs: torch.Tensor | None) -> torch.Tensor:
             self.seen += 1
