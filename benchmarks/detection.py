@@ -489,6 +489,9 @@ def to_markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("runs/detection/data"))
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="the manifest to score (default: DATA/manifest.csv), e.g. the merged stage-aux one "
+                             "that LOGO folds trained with data.manifest=... read")
     parser.add_argument("--folds", type=Path, default=Path("runs/detection/logo"))
     parser.add_argument("--out", type=Path, default=Path("runs/detection/benchmark.json"))
     parser.add_argument("--chain-folds", type=Path, default=None,
@@ -526,7 +529,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # one intra-op thread: on a shared, oversubscribed 2-core machine two threads stall each other
     torch.set_num_threads(1)
-    rows = read_manifest(args.data / "manifest.csv")[:: args.subsample]
+    manifest = args.manifest or args.data / "manifest.csv"
+    if not manifest.is_file():
+        parser.error(f"--manifest {manifest}: no such file; make it with recipes/detection/prepare_shared.py")
+    rows = read_manifest(manifest)[:: args.subsample]
     cache = Cache(args.data)
     result: dict = {}
     dev_points: list = []

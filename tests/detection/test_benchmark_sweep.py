@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from voicefake import api
@@ -137,3 +139,14 @@ def test_pooled_folds_keep_the_records_asked_for() -> None:
     assert detection_benchmark.pooled(folds, dev_only=True)["clean"]["eer"] == 0.0
     assert detection_benchmark.pooled(folds)["clean"]["eer"] > 0.3
     assert detection_benchmark.pooled(folds, dev_split=True)["clean"]["eer"] > 0.0  # the train real at 0.9 stays
+
+
+def test_a_missing_manifest_is_one_clear_error_before_any_work(tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "bench.json"
+    monkeypatch.setattr(sys, "argv", ["detection.py", "--data", str(tmp_path), "--manifest", str(tmp_path / "aux.csv"),
+                                      "--skip", "bundled", "unseen", "reliability", "speed", "--out", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        detection_benchmark.main()
+    assert exit_info.value.code == 2
+    assert "aux.csv: no such file" in capsys.readouterr().err
+    assert not out.exists()

@@ -80,6 +80,13 @@ class TrainConfig:
             are drawn apart, as without pairing.
         pair_margin / pair_weight: the paired crops' margin loss
             (:func:`~voicefake.detection.losses.pair_margin_loss`) and its weight.
+        sam_rho: when > 0, sharpness-aware minimisation (SAM, Foret et al. 2021; for speech
+            deepfake detection: Shim et al. 2023, Huang et al. 2025): each step first moves the
+            weights ``sam_rho`` up the batch's gradient (:func:`sam_ascent`), takes the gradient
+            there, and applies it at the original weights, so training prefers minima whose
+            loss stays low around them. It costs a second forward and backward pass per step.
+        sam_adaptive: ASAM (Kwon et al. 2021): the ascent is scaled by each weight's magnitude, so
+            that ``sam_rho`` means the same for large and small weights (typical rho: 0.5-2).
     """
 
     lr: float = 2e-3
@@ -102,6 +109,8 @@ class TrainConfig:
     p_pair: float = 0.0
     pair_margin: float = 2.0
     pair_weight: float = 1.0
+    sam_rho: float = 0.0
+    sam_adaptive: bool = False
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.oc_margins[1] < self.oc_margins[0] <= 1.0:
@@ -109,6 +118,8 @@ class TrainConfig:
                              f"got {self.oc_margins}")
         if not 0.0 <= self.p_pair <= 1.0:
             raise ValueError(f"TrainConfig.p_pair must be a probability in [0, 1], got {self.p_pair}")
+        if not math.isfinite(self.sam_rho) or self.sam_rho < 0:
+            raise ValueError(f"TrainConfig.sam_rho must be a finite number >= 0 (0 turns SAM off), got {self.sam_rho}")
 
 
 def copy_sources(rows: Sequence[ManifestRow]) -> list[int]:
@@ -321,6 +332,47 @@ def decision_logit(model: DetectorConfig, cfg: TrainConfig) -> float:
     return 0.0
 
 
+def sam_ascent(params: Sequence[nn.Parameter], rho: float, adaptive: bool = False) -> list[torch.Tensor]:
+    """Moves ``params`` (in place) to the sharpness-aware point: ``rho`` along their gradients,
+    normalised over all of them (ASAM when ``adaptive``: each gradient scaled by its weight's
+    magnitude, twice). Returns the steps taken, for :func:`sam_descent` to undo."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    scaled = [g * p.detach().abs() if adaptive else g for g, p in zip(grads, params, strict=True)]
+    norm = torch.stack([(g.double() ** 2).sum() for g in scaled]).sum().sqrt().float()
+    steps = []
+    with torch.no_grad():
+        for p, g in zip(params, scaled, strict=True):  # ASAM: T^2 g / |T g|, T = |w|
+            e = (g * p.abs() if adaptive else g) * (rho / (norm + 1e-12))
+            p.add_(e)
+            steps.append(e)
+    return steps
+
+
+def sam_descent(params: Sequence[nn.Parameter], steps: Sequence[torch.Tensor]) -> None:
+    """Undoes :func:`sam_ascent`: the weights return to where the step started."""
+    with torch.no_grad():
+        for p, e in zip(params, steps, strict=True):
+            p.sub_(e)
+
+
+class _FrozenNormStatistics:
+    """Inside: batch-norm layers still normalise by the batch, but their running statistics stay
+    as they are (SAM's second pass sees the same batch; it must not count it twice)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.momenta: list[float | None] = []
+
+    def __enter__(self) -> None:
+        self.momenta = [m.momentum for m in self.norms]
+        for m in self.norms:
+            m.momentum = 0.0
+
+    def __exit__(self, *exc: object) -> None:
+        for m, momentum in zip(self.norms, self.momenta, strict=True):
+            m.momentum = momentum
+
+
 def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                batch: tuple[torch.Tensor, ...], cfg: TrainConfig, sample_rate: int) -> dict[str, float]:
     """One step (the head's loss: :func:`loss_for`) on a batch cut to a random length.
@@ -331,6 +383,10 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
             (:func:`pair_collate`: rows 2i and 2i + 1, real then fake, flagged when they are a
             fake and its source). Items with per-sample targets are trained on their frame
             logits, the others on their utterance logit; flagged pairs add the margin loss.
+
+    With ``cfg.sam_rho`` > 0 the update is SAM's (see :class:`TrainConfig`): the same crops are
+    scored again at the ascended weights, and that gradient is applied. The metrics report the
+    loss at the weights the step started from.
     """
     wav, labels = batch[0], batch[1]
     low = int(cfg.min_seconds * sample_rate)
@@ -339,31 +395,47 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     detector = modules["detector"]
     model = cast(Detector, unwrap(detector)).config  # unwrap: DistributedDataParallel under torchrun
     hop = model.hop_length
-    out = detector(wav[:, start : start + length])
+    crop = wav[:, start : start + length]
     target = batch[2][:, start : start + length] if len(batch) > 2 else None
     framed = torch.zeros_like(labels, dtype=torch.bool) if target is None else target[:, 0] >= 0
     whole = ~framed
-    loss = out.logits.new_zeros(())
-    if whole.any():
-        loss = loss + loss_for(model, cfg, out.logits[whole], labels[whole]) * whole.float().mean()
-    if target is not None and framed.any():
-        frames = frame_targets(target[framed], out.frame_logits.shape[-1], 4 * hop)
-        loss = loss + loss_for(model, cfg, out.frame_logits[framed].flatten(), frames.flatten()) * framed.float().mean()
     paired = batch[3][0::2] if len(batch) > 3 else torch.zeros(0, dtype=torch.bool)
-    if paired.any():
-        real, fake = out.logits[0::2][paired], out.logits[1::2][paired]
-        loss = loss + cfg.pair_weight * pair_margin_loss(real, fake, cfg.pair_margin) * paired.float().mean()
+
+    def scored() -> tuple[torch.Tensor, torch.Tensor]:
+        out = detector(crop)
+        loss = out.logits.new_zeros(())
+        if whole.any():
+            loss = loss + loss_for(model, cfg, out.logits[whole], labels[whole]) * whole.float().mean()
+        if target is not None and framed.any():
+            frames = frame_targets(target[framed], out.frame_logits.shape[-1], 4 * hop)
+            loss = loss + loss_for(model, cfg, out.frame_logits[framed].flatten(), frames.flatten()) * framed.float().mean()
+        if paired.any():
+            real, fake = out.logits[0::2][paired], out.logits[1::2][paired]
+            loss = loss + cfg.pair_weight * pair_margin_loss(real, fake, cfg.pair_margin) * paired.float().mean()
+        return out.logits, loss
+
+    logits, loss = scored()
     optimizer = optimizers["detector"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    grad = float(torch.nn.utils.clip_grad_norm_(modules["detector"].parameters(), cfg.grad_clip or float("inf")))
+    out_metrics: dict[str, float] = {}
+    if cfg.sam_rho > 0:
+        params = [p for p in detector.parameters() if p.requires_grad]
+        steps = sam_ascent(params, cfg.sam_rho, cfg.sam_adaptive)
+        optimizer.zero_grad(set_to_none=True)
+        with _FrozenNormStatistics(detector):
+            _, ascended = scored()
+        ascended.backward()
+        sam_descent(params, steps)
+        out_metrics["loss_sam/detector"] = ascended.item()
+    grad = float(torch.nn.utils.clip_grad_norm_(detector.parameters(), cfg.grad_clip or float("inf")))
     optimizer.step()
-    out_metrics = {"loss/detector": loss.item(), "grad_norm/detector": grad, "lr": optimizer.param_groups[0]["lr"],
-                   "spliced/train": float(framed.float().mean())}
+    out_metrics.update({"loss/detector": loss.item(), "grad_norm/detector": grad,
+                        "lr": optimizer.param_groups[0]["lr"], "spliced/train": float(framed.float().mean())})
     if paired.any():
-        out_metrics["pair_order/train"] = float((out.logits[1::2][paired] > out.logits[0::2][paired]).float().mean())
+        out_metrics["pair_order/train"] = float((logits[1::2][paired] > logits[0::2][paired]).float().mean())
     if whole.any():
-        decided = (out.logits[whole] > decision_logit(model, cfg)).float()
+        decided = (logits[whole] > decision_logit(model, cfg)).float()
         out_metrics["acc/train"] = float((decided == labels[whole]).float().mean())
     return out_metrics
 
