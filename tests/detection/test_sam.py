@@ -19,6 +19,7 @@ from voicefake.detection.training import (
     loss_for,
     sam_ascent,
     sam_descent,
+    sam_radius,
     train_step,
 )
 
@@ -111,10 +112,32 @@ def test_a_sam_step_applies_the_ascended_gradient_at_the_start_weights_and_count
     assert any(not torch.allclose(results[0][k].float(), after_sam[k].float()) for k in start if "running" not in k)
 
 
+def test_the_ascent_ramps_in_over_the_optimisers_own_steps() -> None:
+    """sam_warmup_steps: no ascent at the first step (a plain step), then rho * k / N, then rho;
+    counted by the optimiser, so a resumed run (its optimiser state restored) goes on where it was."""
+    torch.manual_seed(0)
+    cfg = TrainConfig(segment_seconds=0.5, min_seconds=0.5, sam_rho=0.05, sam_warmup_steps=4)
+    modules = build_modules(DetectorConfig.tiny())
+    optimizers = build_optimizers(modules, cfg)
+    radii = []
+    for _ in range(6):
+        radii.append(sam_radius(cfg, optimizers["detector"]))
+        scalars = train_step(modules, optimizers, _batch(), cfg, 16000)
+        assert scalars.get("sam_rho", 0.0) == pytest.approx(radii[-1])
+        assert ("loss_sam/detector" in scalars) == (radii[-1] > 0)
+    assert radii == pytest.approx([0.0, 0.0125, 0.025, 0.0375, 0.05, 0.05])
+    resumed = build_optimizers(modules, cfg)["detector"]
+    resumed.load_state_dict(optimizers["detector"].state_dict())
+    assert sam_radius(cfg, resumed) == pytest.approx(0.05)
+    assert sam_radius(TrainConfig(sam_rho=0.05), resumed) == 0.05  # no ramp: full from the start
+
+
 @pytest.mark.parametrize("rho", [-0.05, float("nan"), float("inf")])
 def test_a_bad_rho_is_refused(rho: float) -> None:
     with pytest.raises(ValueError, match="sam_rho"):
         TrainConfig(sam_rho=rho)
+    with pytest.raises(ValueError, match="sam_warmup_steps"):
+        TrainConfig(sam_rho=0.05, sam_warmup_steps=-1)
 
 
 def test_tiny_recipe_trains_with_sam(tmp_path, monkeypatch) -> None:

@@ -87,6 +87,10 @@ class TrainConfig:
             loss stays low around them. It costs a second forward and backward pass per step.
         sam_adaptive: ASAM (Kwon et al. 2021): the ascent is scaled by each weight's magnitude, so
             that ``sam_rho`` means the same for large and small weights (typical rho: 0.5-2).
+        sam_warmup_steps: the ascent grows linearly from 0 to ``sam_rho`` over this many optimiser
+            steps (counted by the optimiser, so a resumed run continues the ramp). From a random
+            start the detector's gradients are small at first; with the full ascent from step 0
+            one LOGO fold in two sat in that flat start for good (session 44).
     """
 
     lr: float = 2e-3
@@ -111,6 +115,7 @@ class TrainConfig:
     pair_weight: float = 1.0
     sam_rho: float = 0.0
     sam_adaptive: bool = False
+    sam_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.oc_margins[1] < self.oc_margins[0] <= 1.0:
@@ -120,6 +125,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.p_pair must be a probability in [0, 1], got {self.p_pair}")
         if not math.isfinite(self.sam_rho) or self.sam_rho < 0:
             raise ValueError(f"TrainConfig.sam_rho must be a finite number >= 0 (0 turns SAM off), got {self.sam_rho}")
+        if self.sam_warmup_steps < 0:
+            raise ValueError(f"TrainConfig.sam_warmup_steps must be >= 0, got {self.sam_warmup_steps}")
 
 
 def copy_sources(rows: Sequence[ManifestRow]) -> list[int]:
@@ -348,6 +355,16 @@ def sam_ascent(params: Sequence[nn.Parameter], rho: float, adaptive: bool = Fals
     return steps
 
 
+def sam_radius(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> float:
+    """This step's ascent radius: ``cfg.sam_rho``, ramped in over ``cfg.sam_warmup_steps``
+    optimiser steps (the optimiser's own count, so it survives a resume)."""
+    if cfg.sam_rho <= 0 or cfg.sam_warmup_steps <= 0:
+        return cfg.sam_rho
+    states = [optimizer.state[p] for group in optimizer.param_groups for p in group["params"] if p in optimizer.state]
+    done = int(states[0]["step"]) if states and "step" in states[0] else 0
+    return cfg.sam_rho * min(1.0, done / cfg.sam_warmup_steps)
+
+
 def sam_descent(params: Sequence[nn.Parameter], steps: Sequence[torch.Tensor]) -> None:
     """Undoes :func:`sam_ascent`: the weights return to where the step started."""
     with torch.no_grad():
@@ -419,15 +436,17 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     out_metrics: dict[str, float] = {}
-    if cfg.sam_rho > 0:
+    rho = sam_radius(cfg, optimizer)
+    if rho > 0:
         params = [p for p in detector.parameters() if p.requires_grad]
-        steps = sam_ascent(params, cfg.sam_rho, cfg.sam_adaptive)
+        steps = sam_ascent(params, rho, cfg.sam_adaptive)
         optimizer.zero_grad(set_to_none=True)
         with _FrozenNormStatistics(detector):
             _, ascended = scored()
         ascended.backward()
         sam_descent(params, steps)
         out_metrics["loss_sam/detector"] = ascended.item()
+        out_metrics["sam_rho"] = rho
     grad = float(torch.nn.utils.clip_grad_norm_(detector.parameters(), cfg.grad_clip or float("inf")))
     optimizer.step()
     out_metrics.update({"loss/detector": loss.item(), "grad_norm/detector": grad,
