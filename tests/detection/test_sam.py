@@ -130,6 +130,11 @@ def test_the_ascent_ramps_in_over_the_optimisers_own_steps() -> None:
     resumed.load_state_dict(optimizers["detector"].state_dict())
     assert sam_radius(cfg, resumed) == pytest.approx(0.05)
     assert sam_radius(TrainConfig(sam_rho=0.05), resumed) == 0.05  # no ramp: full from the start
+    sgd = torch.optim.SGD(modules["detector"].parameters(), lr=0.01, momentum=0.9)  # keeps no step count
+    assert sam_radius(cfg, sgd) == 0.0
+    modules["detector"](_batch()[0]).logits.sum().backward()
+    sgd.step()
+    assert sam_radius(cfg, sgd) == 0.05
 
 
 @pytest.mark.parametrize("rho", [-0.05, float("nan"), float("inf")])

@@ -357,11 +357,14 @@ def sam_ascent(params: Sequence[nn.Parameter], rho: float, adaptive: bool = Fals
 
 def sam_radius(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> float:
     """This step's ascent radius: ``cfg.sam_rho``, ramped in over ``cfg.sam_warmup_steps``
-    optimiser steps (the optimiser's own count, so it survives a resume)."""
+    optimiser steps (the optimiser's own count, so it survives a resume; an optimiser that keeps
+    no count gets the full radius from its second step)."""
     if cfg.sam_rho <= 0 or cfg.sam_warmup_steps <= 0:
         return cfg.sam_rho
     states = [optimizer.state[p] for group in optimizer.param_groups for p in group["params"] if p in optimizer.state]
-    done = int(states[0]["step"]) if states and "step" in states[0] else 0
+    if states and "step" not in states[0]:
+        return cfg.sam_rho  # an optimiser that keeps no step count (e.g. SGD): no ramp
+    done = int(states[0]["step"]) if states else 0
     return cfg.sam_rho * min(1.0, done / cfg.sam_warmup_steps)
 
 
