@@ -136,14 +136,6 @@ def test_paired_batches_train_the_pairs_order() -> None:
     assert "pair_order/train" not in unflagged
 
 
-def test_tiny_recipe_trains_on_pairs(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(RECIPE / "configs" / "tiny.yaml"),
-                                      "--run", str(tmp_path / "run"), "train.p_pair=0.5"])
-    runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
-    log = (tmp_path / "run" / "logs" / "scalars.jsonl").read_text()
-    assert "pair_order/train" in log
-
-
 def test_tagged_channel_pairs_pair_by_their_tag_and_never_by_name() -> None:
     """Stage ``pairs`` rows: a fake and its source through one channel, tagged ``pair=<id>``."""
     def tagged(path: str, label: str, pair: str, speaker: str = "vctk-p225") -> ManifestRow:

@@ -57,6 +57,17 @@ def test_tiny_recipe_trains(tmp_path, monkeypatch) -> None:
     assert ckpt.kind == "detection" and ckpt.metadata["step"] == 4
 
 
+@pytest.mark.parametrize(("override", "scalar"), [("train.p_pair=0.5", "pair_order/train"),
+                                                  ("train.sam_rho=0.05", "loss_sam/detector")])
+def test_tiny_recipe_trains_with_an_option(override: str, scalar: str, tmp_path, monkeypatch) -> None:
+    """Paired crops (session 31) and sharpness-aware minimisation (session 44) reach the training
+    step from the command line: the scalar only that option logs is in the run's log."""
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(RECIPE / "configs" / "tiny.yaml"),
+                                      "--run", str(tmp_path / "run"), override])
+    runpy.run_path(str(RECIPE / "train.py"), run_name="__main__")
+    assert scalar in (tmp_path / "run" / "logs" / "scalars.jsonl").read_text()
+
+
 def test_tiny_recipe_fine_tunes_from_a_checkpoint(tmp_path, monkeypatch) -> None:
     """``--init`` starts from a checkpoint's weights; weights of another size are a clear error."""
     tiny = str(RECIPE / "configs" / "tiny.yaml")

@@ -25,7 +25,8 @@ pairs, so they add the channel to the pairs without changing what the single cro
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import PurePosixPath
@@ -361,10 +362,11 @@ def sam_radius(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> float:
     no count gets the full radius from its second step)."""
     if cfg.sam_rho <= 0 or cfg.sam_warmup_steps <= 0:
         return cfg.sam_rho
-    states = [optimizer.state[p] for group in optimizer.param_groups for p in group["params"] if p in optimizer.state]
-    if states and "step" not in states[0]:
+    state = next((optimizer.state[p] for group in optimizer.param_groups for p in group["params"]
+                  if p in optimizer.state), None)
+    if state is not None and "step" not in state:
         return cfg.sam_rho  # an optimiser that keeps no step count (e.g. SGD): no ramp
-    done = int(states[0]["step"]) if states else 0
+    done = int(state["step"]) if state is not None else 0
     return cfg.sam_rho * min(1.0, done / cfg.sam_warmup_steps)
 
 
@@ -375,21 +377,18 @@ def sam_descent(params: Sequence[nn.Parameter], steps: Sequence[torch.Tensor]) -
             p.sub_(e)
 
 
-class _FrozenNormStatistics:
+@contextmanager
+def _frozen_norm_statistics(module: nn.Module) -> Iterator[None]:
     """Inside: batch-norm layers still normalise by the batch, but their running statistics stay
     as they are (SAM's second pass sees the same batch; it must not count it twice)."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        self.momenta: list[float | None] = []
-
-    def __enter__(self) -> None:
-        self.momenta = [m.momentum for m in self.norms]
-        for m in self.norms:
-            m.momentum = 0.0
-
-    def __exit__(self, *exc: object) -> None:
-        for m, momentum in zip(self.norms, self.momenta, strict=True):
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
 
 
@@ -444,7 +443,7 @@ def train_step(modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.
         params = [p for p in detector.parameters() if p.requires_grad]
         steps = sam_ascent(params, rho, cfg.sam_adaptive)
         optimizer.zero_grad(set_to_none=True)
-        with _FrozenNormStatistics(detector):
+        with _frozen_norm_statistics(detector):
             _, ascended = scored()
         ascended.backward()
         sam_descent(params, steps)
