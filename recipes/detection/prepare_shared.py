@@ -448,6 +448,35 @@ def add_klettres(writer: Writer, folder: Path, vocoder_name: str) -> None:
     log.info("klettres: %d real recordings of %d voices", len(reals), len({r.speaker for _, r, _ in reals}))
 
 
+KTUBERLING_UNSEEN = ("ktuberling-el", "ktuberling-ga", "ktuberling-gl", "ktuberling-lt", "ktuberling-ru",
+                     "ktuberling-sv")  # kept out of stage ktuberling: the benchmark's fourth unseen-voice set
+
+
+def add_ktuberling(writer: Writer, folder: Path, per_voice: int) -> None:
+    """Stage ``ktuberling`` (from ``prepare_ktuberling.py``): real words from many recording
+    chains, up to ``per_voice`` (drawn with a fixed seed) of each language's voice outside
+    :data:`KTUBERLING_UNSEEN`, each clean and through a drawn channel like every other clip. Reals
+    only: no fakes are made from these recordings (session 10: copy-synthesis fakes of a new
+    chain taught the network that the chain can be fake). All go to train."""
+    if not (folder / "manifest.csv").is_file():
+        raise SystemExit(f"{folder / 'manifest.csv'}: not found; run recipes/detection/prepare_ktuberling.py "
+                         f"--out {folder} first (or pass --ktuberling DIR)")
+    by_voice: dict[str, list[ManifestRow]] = {}
+    for row in read_manifest(folder / "manifest.csv"):
+        if row.speaker not in KTUBERLING_UNSEEN:
+            by_voice.setdefault(row.speaker, []).append(row)
+    rng, count = np.random.default_rng(800), 0
+    for speaker in sorted(by_voice):
+        rows = by_voice[speaker]
+        for index in sorted(rng.permutation(len(rows))[:per_voice].tolist()):
+            row = rows[index]
+            wav = load_audio(folder / row.path, SAMPLE_RATE, allow_silence=True)
+            writer.add(wav, replace(row, path="ktuberling/" + str(Path(row.path).with_suffix("")), folder="human"),
+                       "train")
+            count += 1
+    log.info("ktuberling: %d real words of %d voices", count, len(by_voice))
+
+
 FILLETS_TRAIN = ("fillets-cs-m", "fillets-cs-v")  # the Dutch pair stays unseen
 
 
@@ -649,7 +678,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
     parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "clones2", "asterisk",
-                                            "klettres", "aux", "fillets", "fillets-probe", "pairs", "all"],
+                                            "klettres", "ktuberling", "aux", "fillets", "fillets-probe", "pairs",
+                                            "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -680,6 +710,12 @@ def main() -> None:
     parser.add_argument("--merge-klettres", action="store_true",
                         help="put stage klettres into manifest.csv (off by default: it raised false alarms on "
                              "unseen voices in session 10, docs/benchmarks/detection.md)")
+    parser.add_argument("--ktuberling", type=Path, default=Path("runs/data/ktuberling"),
+                        help="stage ktuberling: the output folder of prepare_ktuberling.py")
+    parser.add_argument("--ktuberling-per-voice", type=int, default=60,
+                        help="stage ktuberling: real words per language's voice at most")
+    parser.add_argument("--merge-ktuberling", action="store_true",
+                        help="put stage ktuberling (real words from many recording chains) into manifest.csv")
     parser.add_argument("--fillets", type=Path, default=Path("runs/data/fillets"),
                         help="stage fillets: the output folder of prepare_fillets.py")
     parser.add_argument("--fillets-train", type=int, default=400, help="stage fillets: real lines (train)")
@@ -701,6 +737,8 @@ def main() -> None:
             add_asterisk(writer, args.asterisk, {"train": args.asterisk_train, "dev": args.asterisk_dev}, args.vocoder)
         elif stage == "klettres":
             add_klettres(writer, args.klettres, args.vocoder)
+        elif stage == "ktuberling":
+            add_ktuberling(writer, args.ktuberling, args.ktuberling_per_voice)
         elif stage == "fillets":
             add_fillets(writer, args.fillets, args.fillets_train, args.fillets_fakes, args.vocoder)
         elif stage == "fillets-probe":
@@ -731,7 +769,7 @@ def main() -> None:
     if args.stage != "pairs" and all(p.exists() for p in parts):  # stage pairs reads manifest.csv as it is
         extra = ("clones", "copy2", "asterisk") + (("clones2",) if args.merge_clones2 else ()) \
             + (("klettres",) if args.merge_klettres else ()) + (("aux",) if args.merge_aux else ()) \
-            + (("fillets",) if args.merge_fillets else ())
+            + (("fillets",) if args.merge_fillets else ()) + (("ktuberling",) if args.merge_ktuberling else ())
         parts += [p for p in [args.out / f"manifest_{s}.csv" for s in extra] if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")

@@ -368,3 +368,24 @@ def test_folds_leave_out_a_family_or_a_corpus(tmp_path) -> None:
     dev, test = detection_benchmark.fold_rows(rows, family="world")
     assert {r.path for r in test} == {"1.flac", "7.flac", "2.flac", "6.flac"}  # its fakes + dev reals
     assert {r.path for r in dev} == {"2.flac", "3.flac", "6.flac", "8.flac"}
+
+
+def test_ktuberling_stage_trains_on_real_words_of_the_trained_languages_only(tmp_path) -> None:
+    """Stage ktuberling: at most ``per_voice`` words (0.5 s ones too) of each voice outside
+    KTUBERLING_UNSEEN, as reals only, all in train, each clean and through one channel; a missing
+    folder is one error naming the prepare recipe."""
+    mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
+    unseen = mod["KTUBERLING_UNSEEN"][0]
+    folder = voice_folder(tmp_path / "kt", ("ktuberling-ca", "ktuberling-fr", unseen), 4)
+    writer = mod["Writer"](tmp_path / "out")
+    mod["add_ktuberling"](writer, folder, 3)
+    words = {row.path.split("/", 2)[2] for row in writer.rows}
+    assert len(words) == 6 and {w.split("/")[2] for w in words} == {"ktuberling-ca", "ktuberling-fr"}
+    assert len(writer.rows) == 12 and {r.label for r in writer.rows} == {"real"}
+    assert all("split=train" in row.notes for row in writer.rows)
+    assert sorted(r.notes.split("channel=")[1] == "clean" for r in writer.rows) == [False] * 6 + [True] * 6
+    again = mod["Writer"](tmp_path / "out2")
+    mod["add_ktuberling"](again, folder, 100)             # asks for more than there are: all, the short ones too
+    assert len({row.path.split("/", 2)[2] for row in again.rows}) == 8
+    with pytest.raises(SystemExit, match="prepare_ktuberling.py"):
+        mod["add_ktuberling"](mod["Writer"](tmp_path / "out3"), tmp_path / "missing", 3)
