@@ -448,16 +448,18 @@ def add_klettres(writer: Writer, folder: Path, vocoder_name: str) -> None:
     log.info("klettres: %d real recordings of %d voices", len(reals), len({r.speaker for _, r, _ in reals}))
 
 
-KTUBERLING_UNSEEN = ("ktuberling-el", "ktuberling-ga", "ktuberling-gl", "ktuberling-lt", "ktuberling-ru",
-                     "ktuberling-sv")  # kept out of stage ktuberling: the benchmark's fourth unseen-voice set
+KTUBERLING_DEV = ("ktuberling-el", "ktuberling-ga", "ktuberling-gl", "ktuberling-ru", "ktuberling-sv")
+KTUBERLING_UNSEEN = ("ktuberling-lt",)  # in no split: the benchmark's fourth unseen-voice set
 
 
-def add_ktuberling(writer: Writer, folder: Path, per_voice: int) -> None:
+def add_ktuberling(writer: Writer, folder: Path, per_voice: int, dev_per_voice: int = 0) -> None:
     """Stage ``ktuberling`` (from ``prepare_ktuberling.py``): real words from many recording
-    chains, up to ``per_voice`` (drawn with a fixed seed) of each language's voice outside
-    :data:`KTUBERLING_UNSEEN`, each clean and through a drawn channel like every other clip. Reals
-    only: no fakes are made from these recordings (session 10: copy-synthesis fakes of a new
-    chain taught the network that the chain can be fake). All go to train."""
+    chains, each clean and through a drawn channel like every other clip. Up to ``per_voice`` words
+    (drawn with a fixed seed) of each language's voice outside :data:`KTUBERLING_DEV` and
+    :data:`KTUBERLING_UNSEEN` go to train, as reals only: no fakes are made from these recordings
+    (session 10: copy-synthesis fakes of a new chain taught the network that the chain can be fake).
+    Up to ``dev_per_voice`` words of each :data:`KTUBERLING_DEV` voice go to dev, so that the
+    calibration's thresholds also hold on recording chains the network never trained on (session 45)."""
     if not (folder / "manifest.csv").is_file():
         raise SystemExit(f"{folder / 'manifest.csv'}: not found; run recipes/detection/prepare_ktuberling.py "
                          f"--out {folder} first (or pass --ktuberling DIR)")
@@ -465,16 +467,19 @@ def add_ktuberling(writer: Writer, folder: Path, per_voice: int) -> None:
     for row in read_manifest(folder / "manifest.csv"):
         if row.speaker not in KTUBERLING_UNSEEN:
             by_voice.setdefault(row.speaker, []).append(row)
-    rng, count = np.random.default_rng(800), 0
-    for speaker in sorted(by_voice):
-        rows = by_voice[speaker]
-        for index in sorted(rng.permutation(len(rows))[:per_voice].tolist()):
-            row = rows[index]
-            wav = load_audio(folder / row.path, SAMPLE_RATE, allow_silence=True)
-            writer.add(wav, replace(row, path="ktuberling/" + str(Path(row.path).with_suffix("")), folder="human"),
-                       "train")
-            count += 1
-    log.info("ktuberling: %d real words of %d voices", count, len(by_voice))
+    counts = {"train": 0, "dev": 0}
+    for split, seed, cap in (("train", 800, per_voice), ("dev", 801, dev_per_voice)):
+        rng = np.random.default_rng(seed)
+        for speaker in sorted(s for s in by_voice if (s in KTUBERLING_DEV) == (split == "dev")):
+            rows = by_voice[speaker]
+            for index in sorted(rng.permutation(len(rows))[:cap].tolist()):
+                row = rows[index]
+                wav = load_audio(folder / row.path, SAMPLE_RATE, allow_silence=True)
+                writer.add(wav, replace(row, path="ktuberling/" + str(Path(row.path).with_suffix("")),
+                                        folder="human"), split)
+                counts[split] += 1
+    log.info("ktuberling: %d real words in train, %d in dev, of %d voices", counts["train"], counts["dev"],
+             len(by_voice))
 
 
 FILLETS_TRAIN = ("fillets-cs-m", "fillets-cs-v")  # the Dutch pair stays unseen
@@ -713,7 +718,9 @@ def main() -> None:
     parser.add_argument("--ktuberling", type=Path, default=Path("runs/data/ktuberling"),
                         help="stage ktuberling: the output folder of prepare_ktuberling.py")
     parser.add_argument("--ktuberling-per-voice", type=int, default=60,
-                        help="stage ktuberling: real words per language's voice at most")
+                        help="stage ktuberling: real train words per language's voice at most")
+    parser.add_argument("--ktuberling-dev-per-voice", type=int, default=40,
+                        help="stage ktuberling: real dev (calibration) words per KTUBERLING_DEV voice at most")
     parser.add_argument("--merge-ktuberling", action="store_true",
                         help="put stage ktuberling (real words from many recording chains) into manifest.csv")
     parser.add_argument("--fillets", type=Path, default=Path("runs/data/fillets"),
@@ -738,7 +745,7 @@ def main() -> None:
         elif stage == "klettres":
             add_klettres(writer, args.klettres, args.vocoder)
         elif stage == "ktuberling":
-            add_ktuberling(writer, args.ktuberling, args.ktuberling_per_voice)
+            add_ktuberling(writer, args.ktuberling, args.ktuberling_per_voice, args.ktuberling_dev_per_voice)
         elif stage == "fillets":
             add_fillets(writer, args.fillets, args.fillets_train, args.fillets_fakes, args.vocoder)
         elif stage == "fillets-probe":
