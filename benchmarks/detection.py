@@ -191,6 +191,12 @@ def decide(module: torch.nn.Module, cal: Any, wav: np.ndarray) -> tuple[float, b
     return p, bool(p >= cal.thresholds(band)[0]), band < NARROWBAND_BELOW_DB
 
 
+def voices_in(rows: list[ManifestRow]) -> frozenset[str]:
+    """The speakers of a data manifest's real recordings: voices the detector was trained or
+    calibrated on, which an unseen-voice check must leave out (e.g. stage ktuberling's)."""
+    return frozenset(row.speaker for row in rows if not row.is_fake and row.speaker)
+
+
 def unseen_rows(folder: Path, trained: frozenset[str] = frozenset()) -> list:
     """(index, row) of the recordings of at least 1 s of the voices ``folder``'s manifest marks
     ``new_voice=1``, less the voices in ``trained`` (those a candidate was trained on)."""
@@ -507,7 +513,8 @@ def main() -> None:
                              "unseen-voice false alarms")
     parser.add_argument("--trained-voices", nargs="*", default=[], metavar="SPEAKER",
                         help="voices of the --unseen folders that the checkpoint was trained on (e.g. the "
-                             "fillets stage's fillets-cs-m fillets-cs-v): left out of the unseen check")
+                             "fillets stage's fillets-cs-m fillets-cs-v): left out of the unseen check. Voices "
+                             "in the --manifest (training or calibration data) are always left out")
     parser.add_argument("--subsample", type=int, default=1, help="keep every N-th manifest row (quick checks)")
     parser.add_argument("--sweep", type=float, nargs="+", default=[], metavar="T",
                         help="narrowband thresholds to compare on dev and on the unseen voices (needs the "
@@ -547,7 +554,7 @@ def main() -> None:
         result["reliability"] = reliability(rows, cache, args.checkpoint, args.far)
         log.info("reliability: %s", {k: v for k, v in result["reliability"].items() if isinstance(v, dict)})
     folders = [f for f in args.unseen if (f / "manifest.csv").exists()]
-    trained = frozenset(args.trained_voices)
+    trained = frozenset(args.trained_voices) | voices_in(rows)
     for missing in sorted(set(args.unseen) - set(folders)):
         log.warning("%s: no manifest.csv, skipped; make it with recipes/detection/prepare_asterisk.py or "
                     "prepare_klettres.py --out %s", missing, missing)

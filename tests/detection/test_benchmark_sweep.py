@@ -88,6 +88,18 @@ def test_unseen_check_leaves_out_voices_the_candidate_trained_on(tmp_path) -> No
     assert joined["1"]["recordings"] == 2
 
 
+def test_voices_of_the_data_manifest_are_never_unseen() -> None:
+    """The benchmark leaves out of the unseen check every voice with a real recording in its data
+    manifest (training or calibration: stage ktuberling's dev voices), not the fakes' speakers."""
+    from voicefake.data.manifests import ManifestRow
+
+    rows = [ManifestRow(path="a.flac", speaker="ktuberling-el", label="real", notes="split=dev;channel=clean"),
+            ManifestRow(path="b.flac", speaker="ktuberling-ca", label="real", notes="split=train;channel=phone"),
+            ManifestRow(path="c.flac", speaker="flite_kal16", label="fake", notes="split=train;channel=clean"),
+            ManifestRow(path="d.flac", speaker="", label="real", notes="split=train;channel=clean")]
+    assert detection_benchmark.voices_in(rows) == frozenset({"ktuberling-el", "ktuberling-ca"})
+
+
 def test_flagged_by_system_groups_settings_and_decides_like_detect(tmp_path) -> None:
     """benchmarks/detection_by_system.py: one split, systems grouped by their first parts, each
     recording decided as ``api.detect`` decides it (same p_fake, same label)."""

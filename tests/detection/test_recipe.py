@@ -370,22 +370,25 @@ def test_folds_leave_out_a_family_or_a_corpus(tmp_path) -> None:
     assert {r.path for r in dev} == {"2.flac", "3.flac", "6.flac", "8.flac"}
 
 
-def test_ktuberling_stage_trains_on_real_words_of_the_trained_languages_only(tmp_path) -> None:
+def test_ktuberling_stage_splits_voices_into_train_dev_and_unseen(tmp_path) -> None:
     """Stage ktuberling: at most ``per_voice`` words (0.5 s ones too) of each voice outside
-    KTUBERLING_UNSEEN, as reals only, all in train, each clean and through one channel; a missing
-    folder is one error naming the prepare recipe."""
+    KTUBERLING_DEV and KTUBERLING_UNSEEN go to train and at most ``dev_per_voice`` of each
+    KTUBERLING_DEV voice to dev, as reals only, each clean and through one channel; the unseen voice
+    is in neither. A missing folder is one error naming the prepare recipe."""
     mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
-    unseen = mod["KTUBERLING_UNSEEN"][0]
-    folder = voice_folder(tmp_path / "kt", ("ktuberling-ca", "ktuberling-fr", unseen), 4)
+    dev_voice, unseen = mod["KTUBERLING_DEV"][0], mod["KTUBERLING_UNSEEN"][0]
+    folder = voice_folder(tmp_path / "kt", ("ktuberling-ca", "ktuberling-fr", dev_voice, unseen), 4)
     writer = mod["Writer"](tmp_path / "out")
-    mod["add_ktuberling"](writer, folder, 3)
-    words = {row.path.split("/", 2)[2] for row in writer.rows}
-    assert len(words) == 6 and {w.split("/")[2] for w in words} == {"ktuberling-ca", "ktuberling-fr"}
-    assert len(writer.rows) == 12 and {r.label for r in writer.rows} == {"real"}
-    assert all("split=train" in row.notes for row in writer.rows)
-    assert sorted(r.notes.split("channel=")[1] == "clean" for r in writer.rows) == [False] * 6 + [True] * 6
+    mod["add_ktuberling"](writer, folder, 3, 2)
+    words = {row.path.split("/", 2)[2]: row.notes.split(";")[0] for row in writer.rows}
+    voices = {w.split("/")[2]: split for w, split in words.items()}
+    assert voices == {"ktuberling-ca": "split=train", "ktuberling-fr": "split=train", dev_voice: "split=dev"}
+    assert sorted(words.values()).count("split=train") == 6 and sorted(words.values()).count("split=dev") == 2
+    assert len(writer.rows) == 16 and {r.label for r in writer.rows} == {"real"}
+    assert sorted(r.notes.split("channel=")[1] == "clean" for r in writer.rows) == [False] * 8 + [True] * 8
     again = mod["Writer"](tmp_path / "out2")
     mod["add_ktuberling"](again, folder, 100)             # asks for more than there are: all, the short ones too
-    assert len({row.path.split("/", 2)[2] for row in again.rows}) == 8
+    assert len({row.path.split("/", 2)[2] for row in again.rows if "split=train" in row.notes}) == 8
+    assert not any("split=dev" in row.notes for row in again.rows)  # dev_per_voice 0: none
     with pytest.raises(SystemExit, match="prepare_ktuberling.py"):
         mod["add_ktuberling"](mod["Writer"](tmp_path / "out3"), tmp_path / "missing", 3)
