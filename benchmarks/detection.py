@@ -282,6 +282,22 @@ def unseen_by_length(folder: Path, counts: list[int], checkpoint: str = "detecti
     return out
 
 
+def dev_operating_point(dev_points: list, narrowband_threshold: float, wideband_threshold: float) -> dict:
+    """False alarms, misses and EER of ``(p_fake, is_fake, narrowband)`` dev points at one
+    threshold per band (a checkpoint's own), for all inputs and per band: the figures that compare
+    checkpoints calibrated on different dev lists when scored on one."""
+    out: dict = {}
+    for name, keep in (("all", lambda nb: True), ("narrowband", lambda nb: nb), ("wideband", lambda nb: not nb)):
+        points = [(p, fake, nb) for p, fake, nb in dev_points if keep(nb)]
+        alarms = [p >= (narrowband_threshold if nb else wideband_threshold) for p, fake, nb in points if not fake]
+        misses = [p < (narrowband_threshold if nb else wideband_threshold) for p, fake, nb in points if fake]
+        out[name] = {"reals": len(alarms), "fakes": len(misses),
+                     "false_alarm_rate": round(float(np.mean(alarms)), 4) if alarms else None,
+                     "miss_rate": round(float(np.mean(misses)), 4) if misses else None}
+    out["all"]["eer"] = eer_or_none([p for p, _, _ in dev_points], [int(fake) for _, fake, _ in dev_points])
+    return out
+
+
 def threshold_sweep(dev_points: list, unseen_points: list, thresholds: list[float],
                     checkpoint: str = "detection", band: str = "narrowband") -> list[dict]:
     """What a stricter decision point costs and buys, for one band's inputs: for each threshold
@@ -449,6 +465,11 @@ def to_markdown(result: dict) -> str:
         lines += ["", "| dev real corpus | channel | recordings | false alarms at the default threshold |", "|---|---|---|---|"]
         for corpus, chans in result["false_alarms_dev_real"].items():
             lines += [f"| {corpus} | {ch} | {v['n']} | {pct(v['false_alarm_rate'])} |" for ch, v in chans.items()]
+        if "dev_at_thresholds" in result:
+            lines += ["", "| dev recordings of this manifest | reals | fakes | false alarms at the thresholds | misses |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {name} | {v['reals']} | {v['fakes']} | {pct(v['false_alarm_rate'])} | {pct(v['miss_rate'])} |"
+                      for name, v in result["dev_at_thresholds"].items()]
         lines += ["", "| family (bundled model, dev split) | EER clean | EER phone | EER wideband |", "|---|---|---|---|"]
         for family, chans in result["bundled_dev_eer_by_family"].items():
             lines.append(f"| {family} | {pct(chans.get('clean'))} | {pct(chans.get('phone'))} | {pct(chans.get('wideband'))} |")
@@ -549,6 +570,11 @@ def main() -> None:
             rows, cache, args.checkpoint, dev_points)
         result["localisation_spliced"] = localisation(args.data / "spliced", args.checkpoint)
         result["bundled_metadata"] = api.load(args.checkpoint).checkpoint.metadata.get("dev")
+        from voicefake.detection.inference import Calibration
+
+        own = Calibration.from_metadata(api.load(args.checkpoint).checkpoint.metadata)
+        result["dev_at_thresholds"] = dev_operating_point(
+            dev_points, own.narrowband_threshold if own.narrowband_threshold is not None else own.threshold, own.threshold)
         log.info("bundled: %s", {k: result[k] for k in ("false_alarms_dev_real", "localisation_spliced")})
     if "reliability" not in args.skip:
         result["reliability"] = reliability(rows, cache, args.checkpoint, args.far)

@@ -162,3 +162,19 @@ def test_a_missing_manifest_is_one_clear_error_before_any_work(tmp_path, monkeyp
     assert exit_info.value.code == 2
     assert "aux.csv: no such file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_dev_operating_point_uses_each_bands_threshold() -> None:
+    """dev_operating_point: a narrowband point is decided at the narrowband threshold and a
+    wideband one at the wideband threshold; misses count fakes, false alarms count reals."""
+    points = [(0.93, False, True),   # narrowband real under 0.95: not an alarm (at 0.9 it would be)
+              (0.96, False, True),   # narrowband real over 0.95: an alarm
+              (0.93, True, False),   # wideband fake over 0.9: found
+              (0.85, True, False),   # wideband fake under 0.9: missed
+              (0.1, False, False)]
+    out = detection_benchmark.dev_operating_point(points, 0.95, 0.9)
+    assert out["narrowband"] == {"reals": 2, "fakes": 0, "false_alarm_rate": 0.5, "miss_rate": None}
+    assert out["wideband"] == {"reals": 1, "fakes": 2, "false_alarm_rate": 0.0, "miss_rate": 0.5}
+    assert out["all"]["false_alarm_rate"] == pytest.approx(1 / 3, abs=1e-4) and out["all"]["miss_rate"] == 0.5
+    assert out["all"]["eer"] is not None
+    assert detection_benchmark.dev_operating_point(points, 0.9, 0.9)["narrowband"]["false_alarm_rate"] == 1.0
