@@ -521,6 +521,17 @@ def add_fillets(writer: Writer, folder: Path, count: int, fakes: int = 0, vocode
     log.info("fillets: %d real lines of %d voices", len(chosen), len({r.speaker for _, r, _ in clips}))
 
 
+def add_fillets_dev(writer: Writer, folder: Path, count: int) -> None:
+    """Stage ``fillets-dev`` (merged only with ``--merge-fillets-dev``): ``count`` lines (drawn with
+    a fixed seed) of the Czech pair as dev reals, each clean and through a drawn channel, so that a
+    calibration holds on an acted studio chain that no training recording shares (session 45). The
+    Dutch pair stays unseen. Not to be merged together with stage ``fillets`` (the same voices)."""
+    clips = fillets_lines(folder, lambda speaker: speaker in FILLETS_TRAIN, "dev")
+    for index in sorted(np.random.default_rng(501).permutation(len(clips))[:count].tolist()):
+        writer.add(*clips[index])
+    log.info("fillets-dev: %d real lines of %d voices", min(count, len(clips)), len({r.speaker for _, r, _ in clips}))
+
+
 def add_fillets_probe(writer: Writer, folder: Path, count: int, vocoder_name: str) -> None:
     """Stage ``fillets-probe`` (never merged into manifest.csv): does a recording chain learned as
     real hide fakes made from it? Lines of the unseen Dutch pair, ``3 * count`` as reals (a
@@ -683,8 +694,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
     parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "clones2", "asterisk",
-                                            "klettres", "ktuberling", "aux", "fillets", "fillets-probe", "pairs",
-                                            "all"],
+                                            "klettres", "ktuberling", "aux", "fillets", "fillets-dev", "fillets-probe",
+                                            "pairs", "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -730,6 +741,9 @@ def main() -> None:
                         help="stage fillets: copy-synthesis fakes per family (nine) from other lines of the same voices")
     parser.add_argument("--fillets-probe", type=int, default=40,
                         help="stage fillets-probe: fakes per family (and three times as many Dutch real lines)")
+    parser.add_argument("--fillets-dev", type=int, default=150, help="stage fillets-dev: Czech real lines (dev)")
+    parser.add_argument("--merge-fillets-dev", action="store_true",
+                        help="put stage fillets-dev (the Czech pair as calibration reals) into manifest.csv")
     parser.add_argument("--merge-fillets", action="store_true",
                         help="put stage fillets (two more real voices) into manifest.csv")
     args = parser.parse_args()
@@ -748,6 +762,8 @@ def main() -> None:
             add_ktuberling(writer, args.ktuberling, args.ktuberling_per_voice, args.ktuberling_dev_per_voice)
         elif stage == "fillets":
             add_fillets(writer, args.fillets, args.fillets_train, args.fillets_fakes, args.vocoder)
+        elif stage == "fillets-dev":
+            add_fillets_dev(writer, args.fillets, args.fillets_dev)
         elif stage == "fillets-probe":
             add_fillets_probe(writer, args.fillets, args.fillets_probe, args.vocoder)
         elif stage == "pairs":
@@ -776,7 +792,8 @@ def main() -> None:
     if args.stage != "pairs" and all(p.exists() for p in parts):  # stage pairs reads manifest.csv as it is
         extra = ("clones", "copy2", "asterisk") + (("clones2",) if args.merge_clones2 else ()) \
             + (("klettres",) if args.merge_klettres else ()) + (("aux",) if args.merge_aux else ()) \
-            + (("fillets",) if args.merge_fillets else ()) + (("ktuberling",) if args.merge_ktuberling else ())
+            + (("fillets",) if args.merge_fillets else ()) + (("ktuberling",) if args.merge_ktuberling else ()) \
+            + (("fillets-dev",) if args.merge_fillets_dev else ())
         parts += [p for p in [args.out / f"manifest_{s}.csv" for s in extra] if p.exists()]
         rows = [row for p in parts for row in read_manifest(p)]
         write_manifest(rows, args.out / "manifest.csv")

@@ -392,3 +392,15 @@ def test_ktuberling_stage_splits_voices_into_train_dev_and_unseen(tmp_path) -> N
     assert not any("split=dev" in row.notes for row in again.rows)  # dev_per_voice 0: none
     with pytest.raises(SystemExit, match="prepare_ktuberling.py"):
         mod["add_ktuberling"](mod["Writer"](tmp_path / "out3"), tmp_path / "missing", 3)
+
+
+def test_fillets_dev_stage_puts_czech_lines_in_dev_only(tmp_path) -> None:
+    """Stage fillets-dev: ``count`` lines (>= 1 s) of the Czech pair as dev reals, each clean and
+    through one channel; the Dutch pair never enters the data."""
+    mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
+    folder = voice_folder(tmp_path / "fillets", ("fillets-cs-m", "fillets-cs-v", "fillets-nl-m"), 4)
+    writer = mod["Writer"](tmp_path / "out")
+    mod["add_fillets_dev"](writer, folder, 5)
+    lines = {row.path.split("/", 2)[2] for row in writer.rows}
+    assert len(lines) == 5 and all("/fillets-cs-" in p and not p.endswith("/0.flac") for p in lines)
+    assert len(writer.rows) == 10 and all("split=dev" in row.notes and row.label == "real" for row in writer.rows)
