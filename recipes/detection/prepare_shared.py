@@ -747,6 +747,9 @@ def main() -> None:
     parser.add_argument("--merge-fillets", action="store_true",
                         help="put stage fillets (two more real voices) into manifest.csv")
     args = parser.parse_args()
+    if args.merge_fillets and args.merge_fillets_dev:
+        parser.error("--merge-fillets and --merge-fillets-dev put the same Czech voices in train and in dev; "
+                     "give one of them")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     root = data_root()
     stages = ["shared", "tts", "copy", "spliced"] if args.stage == "all" else [args.stage]

@@ -404,3 +404,11 @@ def test_fillets_dev_stage_puts_czech_lines_in_dev_only(tmp_path) -> None:
     lines = {row.path.split("/", 2)[2] for row in writer.rows}
     assert len(lines) == 5 and all("/fillets-cs-" in p and not p.endswith("/0.flac") for p in lines)
     assert len(writer.rows) == 10 and all("split=dev" in row.notes and row.label == "real" for row in writer.rows)
+
+
+def test_prepare_shared_refuses_the_czech_pair_in_train_and_dev(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["prepare_shared.py", "--out", str(tmp_path), "--stage", "fillets-dev",
+                                      "--merge-fillets", "--merge-fillets-dev"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(RECIPE / "prepare_shared.py"), run_name="__main__")
+    assert "same Czech voices" in capsys.readouterr().err and not list(tmp_path.iterdir())
