@@ -137,6 +137,17 @@ def main() -> None:
     finish(*collect(roots, args.out, shared_keys()), args.out, "prompts")
 
 
+def debian_voices_main(doc: str, packages: list[str], name: str, collect, noun: str) -> None:
+    """The command line of a recipe that turns Debian packages' recordings into a manifest
+    (prepare_klettres / prepare_fillets / prepare_ktuberling): ``--out`` (default
+    ``runs/data/<name>``) and ``--cache``; ``collect(roots, out)`` gets package -> unpacked root."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/data") / name)
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/voicefake" / name)
+    args = parser.parse_args()
+    finish(*collect(fetch(packages, args.cache), args.out), args.out, noun)
+
+
 def finish(rows: list[ManifestRow], unreadable: list[str], out: Path, noun: str) -> None:
     """Writes ``out/manifest.csv`` and prints what was skipped and what was written."""
     write_manifest(rows, out / "manifest.csv")

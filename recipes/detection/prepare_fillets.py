@@ -17,7 +17,6 @@ pair unseen (``benchmarks/detection.py --unseen ... runs/data/fillets``). Licenc
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prepare_asterisk import convert, fetch, finish  # noqa: E402  (the same download cache and conversion)
+from prepare_asterisk import convert, debian_voices_main  # noqa: E402  (the same download cache and conversion)
 
 PACKAGES = ("fillets-ng-data", "fillets-ng-data-cs", "fillets-ng-data-nl")
 SAMPLE_RATE = 16000
@@ -69,11 +68,7 @@ def collect(roots: dict[str, Path], out_dir: Path) -> tuple[list[ManifestRow], l
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/data/fillets"))
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/voicefake/fillets")
-    args = parser.parse_args()
-    finish(*collect(fetch(list(PACKAGES), args.cache), args.out), args.out, "lines")
+    debian_voices_main(__doc__, list(PACKAGES), "fillets", collect, "lines")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Licence: GPL-2+ (the KLettres package).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prepare_asterisk import convert, fetch, finish  # noqa: E402  (the same download cache and conversion)
+from prepare_asterisk import convert, debian_voices_main  # noqa: E402  (the same download cache and conversion)
 
 PACKAGE = "klettres-data"
 SAMPLE_RATE = 16000
@@ -55,12 +54,7 @@ def collect(root: Path, out_dir: Path) -> tuple[list[ManifestRow], list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/data/klettres"))
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/voicefake/klettres")
-    args = parser.parse_args()
-    root = fetch([PACKAGE], args.cache)[PACKAGE]
-    finish(*collect(root, args.out), args.out, "recordings")
+    debian_voices_main(__doc__, [PACKAGE], "klettres", lambda roots, out: collect(roots[PACKAGE], out), "recordings")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Real voices from many recording chains: the spoken words of Debian's KTuberling ("Potato
-Guy"), ~35 min in 22 languages, each language recorded by its own volunteers on their own
+Guy"), 28 min in 22 languages, each language recorded by its own volunteers on their own
 equipment (8-48 kHz, mono and stereo, WAV and Ogg Vorbis).
 
     python recipes/detection/prepare_ktuberling.py --out runs/data/ktuberling
@@ -17,7 +17,6 @@ Licence: GPL-2+ (the KTuberling package).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prepare_asterisk import convert, fetch, finish  # noqa: E402  (the same download cache and conversion)
+from prepare_asterisk import convert, debian_voices_main  # noqa: E402  (the same download cache and conversion)
 
 PACKAGE = "ktuberling-data"
 SAMPLE_RATE = 16000
@@ -56,12 +55,7 @@ def collect(root: Path, out_dir: Path) -> tuple[list[ManifestRow], list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/data/ktuberling"))
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/voicefake/ktuberling")
-    args = parser.parse_args()
-    root = fetch([PACKAGE], args.cache)[PACKAGE]
-    finish(*collect(root, args.out), args.out, "words")
+    debian_voices_main(__doc__, [PACKAGE], "ktuberling", lambda roots, out: collect(roots[PACKAGE], out), "words")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,33 @@ def test_voices_of_the_data_manifest_are_never_unseen() -> None:
     assert detection_benchmark.voices_in(rows) == frozenset({"ktuberling-el", "ktuberling-ca"})
 
 
+def test_the_benchmark_leaves_the_manifests_voices_out_of_the_unseen_check(tmp_path, monkeypatch) -> None:
+    """End to end: a voice of an --unseen folder that the data manifest calibrates on (cs) gets no
+    unseen row; the other voice (nl) does."""
+    import json
+
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+
+    header = "path,speaker,label,system,transcript,media,sample_rate,channels,duration_s,folder,license,notes\n"
+    unseen, data = tmp_path / "voices", tmp_path / "data"
+    unseen.mkdir()
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        write_audio(unseen / f"{index}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    (unseen / "manifest.csv").write_text(header + "".join(
+        f"{i}.wav,{v},real,human,,audio,16000,1,1.0,x,x,new_voice=1\n" for i, v in enumerate(["cs", "nl"])))
+    (data / "manifest.csv").write_text(header + "a.flac,cs,real,human,,audio,16000,1,1.0,human,x,split=dev;channel=clean\n")
+    out = tmp_path / "bench.json"
+    monkeypatch.setattr(sys, "argv", ["detection.py", "--data", str(data), "--unseen", str(unseen),
+                                      "--skip", "logo", "bundled", "reliability", "speed", "--out", str(out)])
+    detection_benchmark.main()
+    voices = json.loads(out.read_text())["false_alarms_unseen_voices"]
+    assert "nl" in voices and "cs" not in voices
+
+
 def test_flagged_by_system_groups_settings_and_decides_like_detect(tmp_path) -> None:
     """benchmarks/detection_by_system.py: one split, systems grouped by their first parts, each
     recording decided as ``api.detect`` decides it (same p_fake, same label)."""
