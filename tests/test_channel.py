@@ -9,12 +9,20 @@ import pytest
 from scipy import signal
 
 from voicefake import channel
-from voicefake.channel import CHANNELS, ChannelStep, apply_chain, compose, phone_call
+from voicefake.channel import (
+    CHANNELS,
+    ChannelStep,
+    apply_chain,
+    compose,
+    phone_call,
+    recording_chain,
+)
 
 SAMPLE_RATE = 16000
 # Arguments a channel needs besides wav and sample_rate.
 REQUIRED = {
     "add_noise": {"snr_db": 20.0},
+    "equalize": {"freqs_hz": [200.0, 2000.0], "gains_db": [3.0, -6.0]},
     "speed": {"factor": 1.25},
     "pitch_shift": {"semitones": 2.0},
 }
@@ -262,6 +270,52 @@ def test_phone_call_draws_varied_chains() -> None:
     assert not np.array_equal(outputs[0], outputs[1])
 
 
+def tone_gain_db(name: str, freq_hz: float, **params) -> float:
+    wav = sine(freq_hz, seconds=1.0, amp=0.1)
+    out = run(name, wav, **params)
+    return 20 * np.log10(np.std(out[4000:-4000]) / np.std(wav[4000:-4000]))
+
+
+def test_equalize_follows_its_control_points_and_high_pass() -> None:
+    params = {"freqs_hz": [500.0, 4000.0], "gains_db": [0.0, -12.0]}
+    assert tone_gain_db("equalize", 300.0, **params) == pytest.approx(0.0, abs=0.2)  # flat below the first point
+    assert tone_gain_db("equalize", 2000.0, **params) == pytest.approx(-8.0, abs=0.2)  # 2/3 of the way in log f
+    assert tone_gain_db("equalize", 6000.0, **params) == pytest.approx(-12.0, abs=0.2)  # flat above the last
+    assert tone_gain_db("equalize", 50.0, freqs_hz=[1000.0], gains_db=[0.0], highpass_hz=300.0) < -25.0
+    assert tone_gain_db("equalize", 3000.0, freqs_hz=[1000.0], gains_db=[0.0], highpass_hz=300.0) == pytest.approx(0.0, abs=0.2)
+
+
+def test_level_sets_the_peak_and_drive_compresses() -> None:
+    wav = speech_like()
+    out = channel.level(wav, SAMPLE_RATE, peak_db=-12.0)
+    assert 20 * np.log10(np.abs(out).max()) == pytest.approx(-12.0, abs=1e-3)
+    assert correlation(out, wav) == pytest.approx(1.0, abs=1e-6)
+    driven = channel.level(wav, SAMPLE_RATE, peak_db=-1.0, drive=4.0)
+    crest = lambda x: np.abs(x).max() / np.sqrt(np.mean(x**2))  # noqa: E731
+    assert crest(driven) < 0.8 * crest(wav)
+    assert not np.any(channel.level(np.zeros(800, np.float32), SAMPLE_RATE, peak_db=-6.0))
+
+
+def test_recording_chain_replayable_varied_and_wideband_or_not() -> None:
+    wav = speech_like(seconds=0.5)
+    names, bands = set(), []
+    for seed in range(40):
+        out, steps = recording_chain(wav, SAMPLE_RATE, seed=seed)
+        assert out.shape == wav.shape and out.dtype == np.float32 and np.all(np.isfinite(out))
+        assert steps[0].name == "equalize" and not any(s.name in {"g711", "gsm", "amr_nb", "reverb"} for s in steps)
+        restored = [ChannelStep.from_dict(item) for item in json.loads(json.dumps([s.to_dict() for s in steps]))]
+        assert np.array_equal(apply_chain(wav, SAMPLE_RATE, restored), out)
+        assert np.array_equal(recording_chain(wav, SAMPLE_RATE, seed=seed)[0], out)
+        names.update(s.name for s in steps)
+        if any(s.name == "narrowband" and s.params["rate"] == 8000 for s in steps) and \
+                {s.name for s in steps} == {"equalize", "narrowband", "level"}:  # noise and codecs come after it
+            bands.append(high_band_db(out, SAMPLE_RATE))
+    assert {"narrowband", "level", "add_noise", "mp3", "opus"} <= names
+    assert bands and all(b < -40.0 for b in bands)
+    with pytest.raises(ValueError, match="16000"):
+        recording_chain(speech_like(8000, seconds=0.1), 8000)
+
+
 def test_compose_chain_roundtrip() -> None:
     wav = speech_like(seconds=0.5)
     chain = compose(
@@ -300,6 +354,13 @@ def test_bad_input_raises(name: str, wav: np.ndarray, sample_rate: int, match: s
         ("opus", {"rate": 44100}, "rate"),
         ("packet_loss", {"loss_rate": 1.5}, "loss_rate"),
         ("add_noise", {"snr_db": 10.0, "kind": "brown"}, "kind"),
+        ("equalize", {"freqs_hz": [100.0, 1000.0], "gains_db": [0.0]}, "as many gains"),
+        ("equalize", {"freqs_hz": [1000.0, 100.0], "gains_db": [0.0, 0.0]}, "increase"),
+        ("equalize", {"freqs_hz": [100.0, 9000.0], "gains_db": [0.0, 0.0]}, "increase"),
+        ("equalize", {"freqs_hz": [100.0], "gains_db": [60.0]}, "40 dB"),
+        ("equalize", {"freqs_hz": [100.0], "gains_db": [0.0], "highpass_hz": 2000.0}, "highpass_hz"),
+        ("level", {"peak_db": 3.0}, "peak_db"),
+        ("level", {"drive": -1.0}, "drive"),
     ],
 )
 def test_bad_params_raise(name: str, params: dict, match: str) -> None:

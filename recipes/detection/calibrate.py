@@ -8,6 +8,14 @@ latest detector, fits :func:`voicefake.detection.inference.fit_calibration` (thr
 ``--far`` false alarms on dev real speech) and writes a release checkpoint (float16) whose
 metadata holds the calibration and the dev figures. ``--exclude-family`` drops that
 generator family from the dev fakes (leave-one-generator-out folds).
+
+``--chain-reals K`` adds a check (detector 0.4.0): every clean dev real recording is
+re-recorded K times through a random recording chain (:func:`voicefake.channel.recording_chain`:
+microphone response, original rate, level, noise floor, file format) and then a simulated
+phone line (:func:`voicefake.channel.phone_call`), and each threshold is raised, where needed,
+until at most ``--far`` of these recordings (or their windows) of its band are flagged too. They
+stand in for the recording chains of real callers, which no dev corpus has; they take no part in
+the fusion or the Platt scaling.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from voicefake.audio.io import load_audio
+from voicefake.channel import phone_call, recording_chain
 from voicefake.checkpoint import Checkpoint, resolve
 from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, read_manifest
@@ -29,6 +38,7 @@ from voicefake.detection.inference import (
     Scored,
     calibrate_scored,
     score_recording,
+    threshold_for_far,
 )
 from voicefake.metrics import compute_eer, expected_calibration_error
 from voicefake.train import state as run_state
@@ -40,6 +50,21 @@ log = logging.getLogger("calibrate")
 def score_rows(module, rows: list[ManifestRow], root: Path) -> list[Scored]:
     return [score_recording(module, load_audio(root / row.path, module.config.sample_rate, allow_silence=True))
             for row in rows]
+
+
+def chain_reals(module, rows: list[ManifestRow], root: Path, per_row: int) -> list[Scored]:
+    """``per_row`` re-recordings of each clean dev real row: a drawn recording chain, then a
+    drawn phone line (seeded by the row's position and the copy's number: reproducible)."""
+    rate = module.config.sample_rate
+    clean = [r for r in rows if not r.is_fake and r.tags.get("channel") == "clean"]
+    out = []
+    for i, row in enumerate(clean):
+        wav = load_audio(root / row.path, rate, allow_silence=True)
+        for k in range(per_row):
+            rng = np.random.default_rng([46, i, k])
+            out.append(score_recording(module, phone_call(recording_chain(wav, rate, rng)[0], rate, rng)[0]))
+    log.info("scored %d chain re-recordings of %d clean dev real recordings", len(out), len(clean))
+    return out
 
 
 def roc_table(probs: np.ndarray, labels: np.ndarray, points: int = 101) -> dict[str, list[float]]:
@@ -82,6 +107,9 @@ def main() -> None:
     parser.add_argument("--one-threshold", action="store_true",
                         help="one pair of thresholds for every input (as before detector 0.3.1)")
     parser.add_argument("--exclude-family", default="")
+    parser.add_argument("--chain-reals", type=int, default=0, metavar="K",
+                        help="re-record each clean dev real K times through a random recording chain and a phone "
+                             "line; every threshold then also holds --far on them (0: off, as before 0.4.0)")
     parser.add_argument("--version", default="0.1.0")
     parser.add_argument("--roc-only", action="store_true",
                         help="only add the dev operating-point table to the existing checkpoint at --out")
@@ -96,8 +124,12 @@ def main() -> None:
             if r.tags.get("split") == "dev" and r.folder != args.exclude_family]
     scored = score_rows(module, rows, args.manifest.parent)
     labels = np.array([int(r.is_fake) for r in rows])
+    if args.chain_reals < 0:
+        parser.error(f"--chain-reals must be 0 or more, got {args.chain_reals}")
+    check = chain_reals(module, rows, args.manifest.parent, args.chain_reals) if args.chain_reals else None
     calibration = calibrate_scored(module, scored, labels, args.far,
-                                   narrowband_below_db=None if args.one_threshold else args.narrowband_below_db)
+                                   narrowband_below_db=None if args.one_threshold else args.narrowband_below_db,
+                                   check_real=check)
     probs = np.array([calibration.file_probability(s.logit, s.benford) for s in scored])
     thresholds = np.array([calibration.thresholds(s.high_band)[0] for s in scored])
     narrow = np.array([calibration.is_narrowband(s.high_band) for s in scored])
@@ -115,6 +147,22 @@ def main() -> None:
                "roc": roc_table(probs, labels),
                "roc_description": f"{len(rows)} dev recordings ({int((labels == 0).sum())} real, "
                                   f"{int(labels.sum())} synthetic; clean, wideband-codec and phone-line versions)"}
+    if check:
+        plain = calibrate_scored(module, scored, labels, args.far,
+                                 narrowband_below_db=None if args.one_threshold else args.narrowband_below_db)
+        check_p = np.array([calibration.file_probability(s.logit, s.benford) for s in check])
+        check_narrow = np.array([calibration.is_narrowband(s.high_band) for s in check])
+        figures["chain_reals"] = {
+            "recordings": len(check), "per_clean_dev_real": args.chain_reals, "narrowband": int(check_narrow.sum()),
+            "false_alarm_rate": round(float(np.mean([p >= calibration.thresholds(s.high_band)[0]
+                                                     for p, s in zip(check_p, check, strict=True)])), 4),
+            "false_alarm_rate_at_dev_thresholds": round(float(np.mean([p >= plain.thresholds(s.high_band)[0]
+                                                                       for p, s in zip(check_p, check, strict=True)])), 4),
+            "dev_thresholds": {"threshold": plain.threshold, "narrowband_threshold": plain.narrowband_threshold,
+                               "segment_threshold": plain.segment_threshold,
+                               "narrowband_segment_threshold": plain.narrowband_segment_threshold},
+            "own_1pct_point_narrowband": round(threshold_for_far(check_p[check_narrow], args.far), 4)
+            if check_narrow.any() else None}
     if calibration.narrowband_threshold is not None:  # per-bandwidth tables for the per-bandwidth thresholds
         figures["roc_narrowband"] = roc_table(probs[narrow], labels[narrow])
         figures["roc_wideband"] = roc_table(probs[~narrow], labels[~narrow])

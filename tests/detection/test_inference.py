@@ -11,6 +11,7 @@ from voicefake.detection.benford import benford_stats
 from voicefake.detection.inference import (
     Calibration,
     DetectionReport,
+    ThresholdCheck,
     detect_waveform,
     fit_calibration,
     fit_logistic,
@@ -169,6 +170,39 @@ def test_fit_calibration_holds_the_false_alarm_rate_in_each_condition() -> None:
     few = fit_calibration(*args, narrowband=narrow, window_narrowband=narrow, narrowband_below_db=-30.0,
                           min_narrowband_real=n)
     assert few.narrowband_threshold is None and few.threshold == one.threshold
+
+
+def test_fit_calibration_threshold_check_raises_only_the_band_it_binds() -> None:
+    """Check reals that score higher than the dev reals (speech from another recording chain)
+    raise the threshold of their band to their own 1 % point, leave the fusion, the scaling and
+    the other band alone, and never lower a threshold."""
+    rng = np.random.default_rng(1)
+    n = 400
+    narrow = np.repeat([True, False], n)
+    labels = np.tile(np.repeat([0, 1], n // 2), 2)
+    logits = rng.normal(0.0, 1.0, 2 * n) + np.where(labels == 1, 3.0, 0.0)
+    benford = np.zeros((2 * n, 2))
+    stats = np.abs(rng.normal(0.01, 0.001, (n, 2)))
+    args = (logits, benford, labels, logits, labels, stats, 0.01)
+    split = {"narrowband": narrow, "window_narrowband": narrow, "narrowband_below_db": -30.0}
+    base = fit_calibration(*args, **split)
+    m = 300
+    hot = rng.normal(1.5, 1.0, m)  # narrowband check reals, scored higher than the dev reals
+    check = ThresholdCheck(logits=hot, benford=np.zeros((m, 2)), narrowband=np.ones(m, bool),
+                           window_logits=hot, window_narrowband=np.ones(m, bool))
+    held = fit_calibration(*args, **split, check=check)
+    assert (held.weights, held.bias, held.segment_scale) == (base.weights, base.bias, base.segment_scale)
+    assert held.narrowband_threshold > base.narrowband_threshold
+    fused = 1 / (1 + np.exp(-(held.weights[0] * hot + held.bias)))
+    assert np.mean(fused >= held.narrowband_threshold) <= 0.01 < np.mean(fused >= base.narrowband_threshold)
+    assert held.narrowband_segment_threshold > base.narrowband_segment_threshold
+    assert (held.threshold, held.segment_threshold) == (base.threshold, base.segment_threshold)
+    cold = ThresholdCheck(logits=hot - 5.0, benford=np.zeros((m, 2)), narrowband=np.ones(m, bool),
+                          window_logits=hot - 5.0, window_narrowband=np.ones(m, bool))
+    assert fit_calibration(*args, **split, check=cold) == base  # a check never lowers a threshold
+    few = ThresholdCheck(logits=hot[:50], benford=np.zeros((50, 2)), narrowband=np.ones(50, bool),
+                         window_logits=hot[:50], window_narrowband=np.ones(50, bool))
+    assert fit_calibration(*args, **split, check=few) == base  # too few to set a 1 % point
 
 
 def test_saliency_counts_the_artefact_branch() -> None:

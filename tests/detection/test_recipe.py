@@ -412,3 +412,46 @@ def test_prepare_shared_refuses_the_czech_pair_in_train_and_dev(tmp_path, monkey
     with pytest.raises(SystemExit):
         runpy.run_path(str(RECIPE / "prepare_shared.py"), run_name="__main__")
     assert "same Czech voices" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_calibrate_chain_reals_raise_the_threshold_to_hold_on_them(tmp_path, monkeypatch, tiny_checkpoint) -> None:
+    """calibrate.py --chain-reals K: K re-recordings (recording chain, then phone line) of each clean
+    dev real; the written thresholds hold --far on them too and never fall below the dev reals' own."""
+    import numpy as np
+
+    from voicefake.audio.io import write_audio
+    from voicefake.data.manifests import ManifestRow, write_manifest
+
+    rng = np.random.default_rng(0)
+    t = np.arange(24000) / 16000
+    rows = []
+    for i in range(24):
+        fake = i % 2 == 1
+        wav = 0.2 * np.sin(2 * np.pi * (150 + 10 * i) * t * (1 + 0.1 * np.sin(3 * t))) + 0.01 * rng.standard_normal(t.size)
+        if fake:
+            wav = wav + 0.05 * np.sign(np.sin(2 * np.pi * 900 * t))  # a buzz the fakes share
+        path = f"audio/{i}.flac"
+        write_audio(tmp_path / "data" / path, wav.astype(np.float32), 16000)
+        rows.append(ManifestRow(path=path, speaker=f"s{i % 4}", label="fake" if fake else "real",
+                                system="buzz" if fake else "human", duration_s=1.5, sample_rate=16000,
+                                folder="buzz" if fake else "human", notes="split=dev;channel=clean"))
+    write_manifest(rows, tmp_path / "data" / "manifest.csv")
+    base = ["calibrate.py", "--checkpoint", tiny_checkpoint, "--manifest", str(tmp_path / "data" / "manifest.csv")]
+    monkeypatch.setattr(sys, "argv", [*base, "--out", str(tmp_path / "plain")])
+    runpy.run_path(str(RECIPE / "calibrate.py"), run_name="__main__")
+    monkeypatch.setattr(sys, "argv", [*base, "--out", str(tmp_path / "held"), "--chain-reals", "9"])
+    runpy.run_path(str(RECIPE / "calibrate.py"), run_name="__main__")
+    plain, held = (Checkpoint.load(tmp_path / name).metadata for name in ("plain", "held"))
+    assert "chain_reals" not in plain["dev"]
+    chain = held["dev"]["chain_reals"]
+    assert chain["recordings"] == 12 * 9 and chain["per_clean_dev_real"] == 9
+    assert chain["dev_thresholds"]["threshold"] == plain["calibration"]["threshold"]
+    # the untrained detector scores the re-recordings above its dev reals: the check binds
+    assert chain["false_alarm_rate_at_dev_thresholds"] > 0.01 >= chain["false_alarm_rate"]
+    assert held["calibration"]["threshold"] > plain["calibration"]["threshold"]
+    assert held["calibration"]["segment_threshold"] >= plain["calibration"]["segment_threshold"]
+    assert held["calibration"]["weights"] == plain["calibration"]["weights"]  # no part in the fusion
+    monkeypatch.setattr(sys, "argv", [*base, "--out", str(tmp_path / "bad"), "--chain-reals", "-1"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(RECIPE / "calibrate.py"), run_name="__main__")
+    assert not (tmp_path / "bad").exists()

@@ -36,12 +36,21 @@ from voicefake.channel.base import (
     _rng,
 )
 from voicefake.channel.codecs import aac, amr_nb, g711, gsm, mp3, opus, packet_loss
-from voicefake.channel.effects import add_noise, bandpass, narrowband, pitch_shift, reverb, speed
+from voicefake.channel.effects import (
+    add_noise,
+    bandpass,
+    equalize,
+    level,
+    narrowband,
+    pitch_shift,
+    reverb,
+    speed,
+)
 
 __all__ = ["AMR_NB_BITRATES", "CHANNELS", "NOISE_KINDS", "OPUS_RATES", "TELEPHONE_RATE", "Chain",
            "ChannelStep", "NoiseKind", "aac", "add_noise", "amr_nb", "apply_chain", "bandpass", "compose",
-           "draw_phone_steps", "g711", "gsm", "mp3", "narrowband", "opus", "packet_loss", "phone_call",
-           "pitch_shift", "reverb", "speed"]
+           "draw_phone_steps", "draw_recording_steps", "equalize", "g711", "gsm", "level", "mp3", "narrowband",
+           "opus", "packet_loss", "phone_call", "pitch_shift", "recording_chain", "reverb", "speed"]
 
 
 CHANNELS: dict[str, Callable[..., np.ndarray]] = {
@@ -49,6 +58,8 @@ CHANNELS: dict[str, Callable[..., np.ndarray]] = {
     for fn in (
         bandpass,
         narrowband,
+        equalize,
+        level,
         g711,
         gsm,
         amr_nb,
@@ -233,4 +244,67 @@ def phone_call(
     if sample_rate < TELEPHONE_RATE:
         raise ValueError(f"phone_call needs sample_rate >= 8000 Hz, got {sample_rate}")
     steps = draw_phone_steps(_rng(seed))
+    return apply_chain(wav, sample_rate, steps), steps
+
+
+RECORDING_RATES: tuple[int, ...] = (8000, 11025, 22050)
+
+
+def draw_recording_steps(rng: np.random.Generator) -> list[ChannelStep]:
+    """Draw a random recording chain: how someone else's microphone, sound card and file
+    format would have captured the speech (no room, no phone line).
+
+    In order: a smooth microphone response (3-5 control points from 100 Hz to 7.5 kHz,
+    each -8 ... +8 dB, high-pass corner 40-300 Hz); the original sample rate (kept with
+    p = 0.5, else 11.025 kHz, 22.05 kHz or 8 kHz with p = 0.2 / 0.2 / 0.1; a rate at or
+    above the signal's leaves it unchanged); the level (peak -18 ... -1 dBFS, soft-clipped
+    with p = 0.2 at drive 1.5-4); a noise floor (p = 0.5, 30-55 dB SNR, white, pink or
+    hum); a lossy file format (MP3 at 32-96 kbit/s with p = 0.25, wideband Opus at 16-32
+    kbit/s with p = 0.2).
+    """
+    points = int(rng.integers(3, 6))
+    steps = [ChannelStep("equalize", {
+        "freqs_hz": [round(float(f), 1) for f in np.geomspace(100.0, 7500.0, points)],
+        "gains_db": [round(float(g), 2) for g in rng.uniform(-8.0, 8.0, points)],
+        "highpass_hz": round(float(rng.uniform(40.0, 300.0)), 1)})]
+    rate = int(rng.choice([0, 11025, 22050, 8000], p=[0.5, 0.2, 0.2, 0.1]))
+    if rate:
+        steps.append(ChannelStep("narrowband", {"rate": rate}))
+    drive = round(float(rng.uniform(1.5, 4.0)), 3) if rng.random() < 0.2 else 0.0
+    steps.append(ChannelStep("level", {"peak_db": round(float(rng.uniform(-18.0, -1.0)), 2), "drive": drive}))
+    if rng.random() < 0.5:
+        steps.append(ChannelStep("add_noise", {"snr_db": round(float(rng.uniform(30.0, 55.0)), 2),
+                                               "kind": str(rng.choice(["white", "pink", "hum"])),
+                                               "seed": int(rng.integers(2**31))}))
+    codec = rng.random()
+    if codec < 0.25:
+        steps.append(ChannelStep("mp3", {"bitrate": int(rng.choice([32000, 48000, 64000, 96000]))}))
+    elif codec < 0.45:
+        steps.append(ChannelStep("opus", {"bitrate": int(rng.choice([16000, 24000, 32000])), "rate": 16000}))
+    return steps
+
+
+def recording_chain(
+    wav: np.ndarray, sample_rate: int, seed: int | np.random.Generator = 0
+) -> tuple[np.ndarray, list[ChannelStep]]:
+    """Re-record speech through a random microphone, level, noise floor and file format
+    (:func:`draw_recording_steps`): a recording chain that no corpus here was made with.
+
+    The detector's calibration uses it to check its thresholds on real speech from
+    chains it never heard (``recipes/detection/calibrate.py --chain-reals``). Every step
+    carries its parameters and seed, so ``apply_chain(wav, sample_rate, steps)``
+    reproduces the output exactly.
+
+    Args:
+        wav: ``(T,)`` waveform.
+        sample_rate: Hz, at least 16000 (the microphone response reaches 7.5 kHz).
+        seed: int seed or Generator.
+
+    Returns:
+        ``((T,) float32 waveform at sample_rate, steps used)``.
+    """
+    wav = _check(wav, sample_rate)
+    if sample_rate < 16000:
+        raise ValueError(f"recording_chain needs sample_rate >= 16000 Hz, got {sample_rate}")
+    steps = draw_recording_steps(_rng(seed))
     return apply_chain(wav, sample_rate, steps), steps

@@ -1,4 +1,4 @@
-"""Filters and acoustic effects: band-pass, narrowband, noise, reverberation, speed, pitch."""
+"""Filters and acoustic effects: band-pass, narrowband, equaliser, level, noise, reverberation, speed, pitch."""
 
 from __future__ import annotations
 
@@ -197,6 +197,72 @@ def reverb(
     # A silent input gives a silent output; avoid dividing by its zero RMS.
     gain = np.sqrt(np.mean(np.square(wav, dtype=np.float64))) / out_rms if out_rms > 0 else 0.0
     return (out * gain).astype(np.float32)
+
+
+def equalize(
+    wav: np.ndarray,
+    sample_rate: int,
+    freqs_hz: list[float],
+    gains_db: list[float],
+    highpass_hz: float = 0.0,
+) -> np.ndarray:
+    """A smooth, zero-phase frequency response (a microphone's or a preamp's colour).
+
+    The gain in dB is interpolated linearly in log frequency between the control points
+    (held flat below the first and above the last); ``highpass_hz`` adds a second-order
+    high-pass magnitude ``1 / sqrt(1 + (highpass_hz / f) ** 4)``. Applied to the whole
+    signal in the frequency domain.
+
+    Args:
+        wav: ``(T,)`` waveform.
+        sample_rate: Hz.
+        freqs_hz: increasing control frequencies in Hz, in ``(0, sample_rate / 2]``.
+        gains_db: one gain per control frequency, each in [-40, 40] dB.
+        highpass_hz: high-pass corner in Hz, 0 (none) ... 1000.
+
+    Returns:
+        ``(T,)`` float32 waveform.
+    """
+    wav = _check(wav, sample_rate)
+    freqs, gains = np.asarray(freqs_hz, np.float64), np.asarray(gains_db, np.float64)
+    if freqs.ndim != 1 or freqs.size == 0 or freqs.shape != gains.shape:
+        raise ValueError(f"need as many gains as control frequencies (at least one), got {freqs.size} and {gains.size}")
+    if not (np.all(freqs > 0) and np.all(freqs <= sample_rate / 2) and np.all(np.diff(freqs) > 0)):
+        raise ValueError(f"control frequencies must increase within (0, {sample_rate / 2}] Hz, got {list(freqs_hz)}")
+    if np.any(np.abs(gains) > 40):
+        raise ValueError(f"gains must be within +-40 dB, got {list(gains_db)}")
+    _check_range("highpass_hz", highpass_hz, 0.0, 1000.0)
+    grid = np.fft.rfftfreq(wav.size, 1.0 / sample_rate)
+    safe = np.maximum(grid, 1.0)
+    response = 10.0 ** (np.interp(np.log(safe), np.log(freqs), gains) / 20.0)
+    if highpass_hz > 0:
+        response = response / np.sqrt(1.0 + (highpass_hz / safe) ** 4)
+    return np.fft.irfft(np.fft.rfft(wav) * response, wav.size).astype(np.float32)
+
+
+def level(wav: np.ndarray, sample_rate: int, peak_db: float = -1.0, drive: float = 0.0) -> np.ndarray:
+    """Recording level: scale to a peak of ``peak_db`` dBFS, then (``drive > 0``) a soft
+    limiter ``tanh(drive * x) / tanh(drive)`` (an overdriven preamp).
+
+    Args:
+        wav: ``(T,)`` waveform.
+        sample_rate: Hz.
+        peak_db: peak level in dBFS, -60 ... 0.
+        drive: soft-clipping drive, 0 (none) ... 10.
+
+    Returns:
+        ``(T,)`` float32 waveform (silence stays silent).
+    """
+    wav = _check(wav, sample_rate)
+    _check_range("peak_db", peak_db, -60.0, 0.0)
+    _check_range("drive", drive, 0.0, 10.0)
+    peak = float(np.abs(wav).max(initial=0.0))
+    if peak == 0.0:
+        return wav.copy()
+    out = wav / peak * 10.0 ** (peak_db / 20.0)
+    if drive > 0:
+        out = np.tanh(drive * out) / np.tanh(drive)
+    return out.astype(np.float32)
 
 
 def speed(wav: np.ndarray, sample_rate: int, factor: float) -> np.ndarray:

@@ -515,11 +515,31 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, ste
     return theta[:-1], float(theta[-1])
 
 
+@dataclass(frozen=True)
+class ThresholdCheck:
+    """Real recordings that the thresholds must also hold on, but that take no part in the
+    fusion or the Platt scaling: e.g. dev real speech re-recorded through simulated
+    recording chains (``recipes/detection/calibrate.py --chain-reals``), a stand-in for the
+    chains of speech the detector never heard.
+
+    Attributes:
+        logits / benford / narrowband: (M,), (M, 2) :func:`benford_features` and (M,) bool,
+            as in :func:`fit_calibration`.
+        window_logits / window_narrowband: (V,) and (V,) bool, their timeline windows.
+    """
+
+    logits: np.ndarray
+    benford: np.ndarray
+    narrowband: np.ndarray
+    window_logits: np.ndarray
+    window_narrowband: np.ndarray
+
+
 def fit_calibration(logits: np.ndarray, benford: np.ndarray, labels: np.ndarray, window_logits: np.ndarray,
                     window_labels: np.ndarray, real_stats: np.ndarray, far_target: float = 0.01,
                     use_benford: bool = True, narrowband: np.ndarray | None = None,
                     window_narrowband: np.ndarray | None = None, narrowband_below_db: float | None = None,
-                    min_narrowband_real: int = 100) -> Calibration:
+                    min_narrowband_real: int = 100, check: ThresholdCheck | None = None) -> Calibration:
     """Fits fusion, Platt scaling and thresholds on dev scores.
 
     Args:
@@ -535,6 +555,10 @@ def fit_calibration(logits: np.ndarray, benford: np.ndarray, labels: np.ndarray,
             at least ``min_narrowband_real`` real recordings on each side, the narrowband
             thresholds are fitted on the narrowband recordings alone and ``threshold`` /
             ``segment_threshold`` on the others (fusion and Platt scaling stay shared).
+        check: more real recordings; each threshold is then the higher of the one at
+            ``far_target`` on the dev reals and the one at ``far_target`` on the check's
+            recordings (or windows) of the same band, where the check has at least
+            ``min_narrowband_real`` of them: at most ``far_target`` false alarms on each.
     """
     inputs = np.concatenate([logits[:, None], benford], axis=1) if use_benford else logits[:, None]
     weights, bias = fit_logistic(inputs, labels)
@@ -546,17 +570,34 @@ def fit_calibration(logits: np.ndarray, benford: np.ndarray, labels: np.ndarray,
     real, window_real = labels == 0, window_labels == 0
     wide, window_wide = np.ones(labels.size, bool), np.ones(window_labels.size, bool)
     narrow: dict[str, float] = {}
-    if narrowband is not None and window_narrowband is not None and narrowband_below_db is not None \
-            and min(int((narrowband & real).sum()), int((~narrowband & real).sum())) >= min_narrowband_real:
+    split = narrowband is not None and window_narrowband is not None and narrowband_below_db is not None \
+        and min(int((narrowband & real).sum()), int((~narrowband & real).sum())) >= min_narrowband_real
+    if check is not None:
+        check_p = 1 / (1 + np.exp(-(np.concatenate([check.logits[:, None], check.benford], axis=1) @ weights + bias)))
+        check_seg = 1 / (1 + np.exp(-(seg_w[0] * check.window_logits + seg_b)))
+
+    def held(threshold: float, band: str, window: bool) -> float:
+        """``threshold``, raised to the check's own where it has enough recordings in ``band``."""
+        if check is None:
+            return threshold
+        probs, flags = (check_seg, check.window_narrowband) if window else (check_p, check.narrowband)
+        keep = np.ones(probs.size, bool) if not split else (flags if band == "narrow" else ~flags)
+        if int(keep.sum()) < min_narrowband_real:
+            return threshold
+        return max(threshold, threshold_for_far(probs[keep], far_target))
+
+    if split:
+        assert narrowband is not None and window_narrowband is not None and narrowband_below_db is not None
         wide, window_wide = ~narrowband, ~window_narrowband
         narrow = {"narrowband_below_db": float(narrowband_below_db),
-                  "narrowband_threshold": threshold_for_far(fused[narrowband & real], far_target),
-                  "narrowband_segment_threshold": threshold_for_far(seg_p[window_narrowband & window_real], far_target)}
+                  "narrowband_threshold": held(threshold_for_far(fused[narrowband & real], far_target), "narrow", False),
+                  "narrowband_segment_threshold": held(threshold_for_far(seg_p[window_narrowband & window_real],
+                                                                         far_target), "narrow", True)}
     return Calibration(
         weights=(float(weights[0]), float(weights[1]), float(weights[2])), bias=bias,
         segment_scale=float(seg_w[0]), segment_bias=seg_b,
-        threshold=threshold_for_far(fused[wide & real], far_target),
-        segment_threshold=threshold_for_far(seg_p[window_wide & window_real], far_target),
+        threshold=held(threshold_for_far(fused[wide & real], far_target), "wide", False),
+        segment_threshold=held(threshold_for_far(seg_p[window_wide & window_real], far_target), "wide", True),
         far_target=far_target,
         benford_range={name: (round(float(np.percentile(real_stats[:, i], 1)), 5),
                               round(float(np.percentile(real_stats[:, i], 99)), 5))
@@ -602,11 +643,22 @@ def windows_of(scored: Scored, module: Detector, window: float = 1.5, hop: float
 
 
 def calibrate_scored(module: Detector, scored: list[Scored], labels: np.ndarray, far_target: float = 0.01,
-                     use_benford: bool = True, narrowband_below_db: float | None = NARROWBAND_BELOW_DB) -> Calibration:
+                     use_benford: bool = True, narrowband_below_db: float | None = NARROWBAND_BELOW_DB,
+                     check_real: list[Scored] | None = None) -> Calibration:
     """Fits a :class:`Calibration` from scored dev recordings (labels: 1 = synthetic); with
-    ``narrowband_below_db`` (None: off), narrowband input gets its own thresholds."""
+    ``narrowband_below_db`` (None: off), narrowband input gets its own thresholds. With
+    ``check_real`` (scored real recordings), every threshold also holds ``far_target`` on
+    them (:class:`ThresholdCheck`)."""
     from voicefake.detection.benford import benford_features as features
 
+    check = None
+    if check_real:
+        check_windows = [windows_of(item, module)[1] for item in check_real]
+        check_narrow = np.array([narrowband_below_db is not None and s.high_band < narrowband_below_db for s in check_real])
+        check = ThresholdCheck(
+            logits=np.array([s.logit for s in check_real]), benford=np.stack([features(s.benford) for s in check_real]),
+            narrowband=check_narrow, window_logits=np.concatenate(check_windows),
+            window_narrowband=np.concatenate([np.full(w.size, n) for w, n in zip(check_windows, check_narrow, strict=True)]))
     labels = np.asarray(labels)
     logits = np.array([s.logit for s in scored])
     feats = np.stack([features(s.benford) for s in scored])
@@ -619,7 +671,8 @@ def calibrate_scored(module: Detector, scored: list[Scored], labels: np.ndarray,
         win_narrow.append(np.full(logit_windows.size, is_narrow))
     raw = np.array([[s.benford.divergence, s.benford.pause_divergence] for s, y in zip(scored, labels, strict=True) if y == 0])
     return fit_calibration(logits, feats, labels, np.concatenate(win_logits), np.concatenate(win_labels),
-                           raw, far_target, use_benford, narrow, np.concatenate(win_narrow), narrowband_below_db)
+                           raw, far_target, use_benford, narrow, np.concatenate(win_narrow), narrowband_below_db,
+                           check=check)
 
 
 def score_against_truth(
