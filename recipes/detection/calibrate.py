@@ -163,6 +163,12 @@ def main() -> None:
                                "narrowband_segment_threshold": plain.narrowband_segment_threshold},
             "own_1pct_point_narrowband": round(threshold_for_far(check_p[check_narrow], args.far), 4)
             if check_narrow.any() else None}
+        for band, mask in (("narrowband", check_narrow), ("wideband", ~check_narrow)):
+            if mask.sum() >= 100:  # their false alarms at 0, 0.01, ..., 1 (the legs of stereo calls read it)
+                grid = np.linspace(0.0, 1.0, 101)
+                figures["chain_reals"][f"roc_{band}"] = {
+                    "thresholds": [round(float(t), 2) for t in grid],
+                    "far": [round(float(np.mean(check_p[mask] >= t)), 4) for t in grid]}
     if calibration.narrowband_threshold is not None:  # per-bandwidth tables for the per-bandwidth thresholds
         figures["roc_narrowband"] = roc_table(probs[narrow], labels[narrow])
         figures["roc_wideband"] = roc_table(probs[~narrow], labels[~narrow])

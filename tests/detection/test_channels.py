@@ -218,6 +218,10 @@ def test_each_leg_is_held_to_a_share_of_the_false_alarm_rate() -> None:
     assert threshold_for_legs(dev, "narrowband", 0.99, 0.005) == 0.99  # never looser than the model's
     assert threshold_for_legs({}, "wideband", 0.87, 0.005) == 0.87
     assert threshold_for_legs({"roc": dev["roc_narrowband"]}, "wideband", 0.87, 0.001) == pytest.approx(0.99)
+    # calibrated with re-recorded reals too: each leg also holds far on their table of its condition
+    chain = {"roc_narrowband": {"thresholds": [0.9, 0.97, 0.98, 1.0], "far": [0.05, 0.01, 0.004, 0.0]}}
+    assert threshold_for_legs({**dev, "chain_reals": chain}, "narrowband", 0.975, 0.005) == pytest.approx(0.97833, abs=1e-4)
+    assert threshold_for_legs({**dev, "chain_reals": chain}, "wideband", 0.87, 0.005) == 0.87  # no table of that band
     leg = _leg(1, [0.95], 0.95, threshold=0.938).decided_at(0.9575, "legs")
     assert leg.label == "real" and leg.threshold == 0.9575
     assert leg.evidence["threshold_set_by"] == "legs" and leg.evidence["model_threshold"] == 0.938

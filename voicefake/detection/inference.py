@@ -212,20 +212,26 @@ def threshold_for_legs(dev: dict[str, Any], condition: str, model_threshold: flo
     often. Each leg is therefore held to ``far_target / n`` (``far``): the threshold where the
     checkpoint's dev table ``dev["roc_<condition>"]`` (false-alarm rate at thresholds 0, 0.01,
     ..., 1; ``dev["roc"]`` without it) reaches ``far``, linearly interpolated, never below the
-    model's own. Without a table, the model's threshold.
+    model's own. A checkpoint calibrated with re-recorded reals (``dev["chain_reals"]``, whose
+    thresholds hold on them too) holds each leg to ``far`` on their table of that condition as
+    well. Without a table, the model's threshold.
     """
-    roc = dev.get(f"roc_{condition}") or dev.get("roc")
-    if not roc:
-        return model_threshold
+    tables = [dev.get(f"roc_{condition}") or dev.get("roc"), (dev.get("chain_reals") or {}).get(f"roc_{condition}")]
+    return max([model_threshold, *(_far_point(roc, far) for roc in tables if roc)])
+
+
+def _far_point(roc: dict[str, Any], far: float) -> float:
+    """The threshold at which a ``{"thresholds", "far"}`` table falls to ``far`` (interpolated; 0
+    when it never exceeds ``far``)."""
     grid, rates = np.asarray(roc["thresholds"], np.float64), np.asarray(roc["far"], np.float64)
     above = np.flatnonzero(rates > far)
     if above.size == 0:
-        return model_threshold
+        return 0.0
     i = int(above[-1])  # the last grid point still over the rate; the next is at or under it
     if i + 1 >= grid.size:
         return float(grid[-1])
     step = (rates[i] - far) / max(rates[i] - rates[i + 1], 1e-12)
-    return float(max(model_threshold, grid[i] + step * (grid[i + 1] - grid[i])))
+    return float(grid[i] + step * (grid[i + 1] - grid[i]))
 
 
 def check_threshold(threshold: float) -> float:
