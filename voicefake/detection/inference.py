@@ -33,7 +33,7 @@ BANDS_HZ = ((0, 500), (500, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (40
 SALIENCY_MAX_SECONDS = 30.0
 SHORT_SPEECH_S = 8.0
 """Below this much speech a report carries a caution: on voices unlike the calibration data,
-short recordings are flagged more often (docs/benchmarks/detection.md, session 24, by length)."""
+short recordings are flagged more often (docs/benchmarks/detection.md, sessions 24 and 46, by length)."""
 NARROWBAND_BELOW_DB = -30.0  # dev data (session 10): calls -83 to -78 dB, wideband speech mostly -30 to -5 dB
 HIGH_BAND_HZ = 4200.0  # above a telephone channel's band (300-3400 Hz; G.722 wideband goes to 7 kHz)
 
@@ -450,8 +450,8 @@ def detect_waveform(module: Detector, wav: np.ndarray, calibration: Calibration,
     info["speech_seconds"] = round(speech_s, 2)
     if speech_s < SHORT_SPEECH_S:
         info["caution"] = (f"only {speech_s:.1f} s of speech: on unknown voices, recordings of one or two short "
-                           "prompts (3.5-7.3 s) were flagged 0.5-4.9 % of the time at the model's threshold (the "
-                           "target is 1 %), against 0-1.1 % from 15 s on; weigh a 'fake' here with other evidence")
+                           "prompts (3.5-7.3 s) were flagged 0-2.2 % of the time at the model's threshold (the "
+                           "target is 1 %), against 0-0.5 % from 15 s on; weigh a 'fake' here with other evidence")
     if evidence:
         own_bounds, own_p = bounds, seg_p  # windows on this waveform's own time axis
         if kept is not None:
