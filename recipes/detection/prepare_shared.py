@@ -26,7 +26,8 @@ two more real voices from Debian's Fish Fillets NG (``prepare_fillets.py``), wit
 ``--fillets-fakes`` also copy-synthesis of other lines of the same voices; stage
 ``fillets-probe`` (never merged) holds the unseen Dutch pair's lines and fakes made from them; stage ``pairs``
 (never merged; train.py's ``data.pairs``) sends each clean training fake and its own source recording
-through one shared channel; also spliced calls
+through one shared channel; stage ``rechain`` (never merged; ``--rechain-manifest``) re-records every clean
+training clip of a manifest through a drawn recording chain (and a phone line with p = 0.6); also spliced calls
 (``OUT/spliced/*.flac`` + ``*.json`` ground truth) for the segment-timeline benchmark.
 Needs ``apt-get install -y espeak-ng festival flite festvox-kallpc16k``.
 """
@@ -582,6 +583,31 @@ def add_channel_pairs(out: Path, rows: list[ManifestRow]) -> list[ManifestRow]:
     return pairs
 
 
+def add_rechained(out: Path, rows: list[ManifestRow]) -> list[ManifestRow]:
+    """Stage ``rechain`` (session 46): one more copy of every clean training clip in ``rows``,
+    real and fake alike, re-recorded through a drawn recording chain
+    (:func:`voicefake.channel.recording_chain`: microphone response, original rate, level, noise
+    floor, file format) and then, with p = 0.6, a drawn phone line, so that no recording chain
+    decides the label. Seeded by the clip's path; tagged ``channel=rechain`` or
+    ``rechain-phone``. Files under ``audio/rechain/``; re-runs reuse them."""
+    written = []
+    for row in rows:
+        if row.tags.get("split") != "train" or row.tags.get("channel") != "clean":
+            continue
+        stem = row.path.removeprefix("audio/clean/").removesuffix(".flac")
+        rng = np.random.default_rng(int(hashlib.sha1(f"rechain:{stem}".encode()).hexdigest()[:8], 16))
+        rel = f"audio/rechain/{stem}.flac"
+        phone = bool(rng.random() < 0.6)
+        if not (out / rel).exists():
+            audio = channel.recording_chain(load_audio(out / row.path, SAMPLE_RATE, allow_silence=True), SAMPLE_RATE, rng)[0]
+            if phone:
+                audio = channel.phone_call(audio, SAMPLE_RATE, rng)[0]
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_audio(out / rel, loudness_normalize(audio, SAMPLE_RATE), SAMPLE_RATE, force=True)
+        written.append(replace(row, path=rel, notes=f"split=train;channel={'rechain-phone' if phone else 'rechain'}"))
+    return written
+
+
 def add_copy_synthesis(writer: Writer, reals: list, counts: dict[str, int]) -> None:
     for index, (name, fn) in enumerate(COPY_SYNTHESIS.items()):
         sources = pick_sources(reals, {"train": counts["train"], "dev": counts["dev"]}, seed=index)
@@ -695,7 +721,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/detection/data"))
     parser.add_argument("--stage", choices=["shared", "tts", "copy", "copy2", "spliced", "clones", "clones2", "asterisk",
                                             "klettres", "ktuberling", "aux", "fillets", "fillets-dev", "fillets-probe",
-                                            "pairs", "all"],
+                                            "pairs", "rechain", "all"],
                         default="all",
                         help="one part (stages can run in parallel); 'all' also merges the manifests")
     parser.add_argument("--copy-train", type=int, default=50, help="copy-synthesis sources per family (train)")
@@ -746,6 +772,9 @@ def main() -> None:
                         help="put stage fillets-dev (the Czech pair as calibration reals) into manifest.csv")
     parser.add_argument("--merge-fillets", action="store_true",
                         help="put stage fillets (two more real voices) into manifest.csv")
+    parser.add_argument("--rechain-manifest", type=Path, default=None,
+                        help="stage rechain: the manifest whose clean training clips are re-recorded (default: "
+                             "OUT/manifest.csv); its rows go to manifest_rechain.csv, never merged")
     args = parser.parse_args()
     if args.merge_fillets and args.merge_fillets_dev:
         parser.error("--merge-fillets and --merge-fillets-dev put the same Czech voices in train and in dev; "
@@ -771,6 +800,8 @@ def main() -> None:
             add_fillets_probe(writer, args.fillets, args.fillets_probe, args.vocoder)
         elif stage == "pairs":
             writer.rows = add_channel_pairs(args.out, read_manifest(args.out / "manifest.csv"))
+        elif stage == "rechain":
+            writer.rows = add_rechained(args.out, read_manifest(args.rechain_manifest or args.out / "manifest.csv"))
         elif stage in ("copy", "copy2", "spliced", "clones", "clones2", "aux"):
             reals = add_shared(Writer(args.out), root, reals_only=True)
             if stage == "copy":
@@ -792,7 +823,7 @@ def main() -> None:
             write_manifest(writer.rows, args.out / f"manifest_{stage}.csv")
             log.info("stage %s: %d rows", stage, len(writer.rows))
     parts = [args.out / f"manifest_{s}.csv" for s in ("shared", "tts", "copy")]
-    if args.stage != "pairs" and all(p.exists() for p in parts):  # stage pairs reads manifest.csv as it is
+    if args.stage not in ("pairs", "rechain") and all(p.exists() for p in parts):  # they read manifest.csv as it is
         extra = ("clones", "copy2", "asterisk") + (("clones2",) if args.merge_clones2 else ()) \
             + (("klettres",) if args.merge_klettres else ()) + (("aux",) if args.merge_aux else ()) \
             + (("fillets",) if args.merge_fillets else ()) + (("ktuberling",) if args.merge_ktuberling else ()) \

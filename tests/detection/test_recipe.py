@@ -406,6 +406,34 @@ def test_fillets_dev_stage_puts_czech_lines_in_dev_only(tmp_path) -> None:
     assert len(writer.rows) == 10 and all("split=dev" in row.notes and row.label == "real" for row in writer.rows)
 
 
+def test_rechain_stage_re_records_clean_training_clips_of_both_labels(tmp_path) -> None:
+    """Stage rechain: one re-recorded copy of each clean train clip (real and fake), none of dev or
+    channel rows; seeded by the path (a re-run gives the same rows and reuses the files)."""
+    import numpy as np
+
+    from voicefake.audio.io import load_audio, write_audio
+    from voicefake.data.manifests import ManifestRow
+
+    mod = runpy.run_path(str(RECIPE / "prepare_shared.py"))
+    t = np.arange(24000) / 16000
+    rows = []
+    for i, (label, notes) in enumerate([("real", "split=train;channel=clean"), ("fake", "split=train;channel=clean"),
+                                        ("real", "split=dev;channel=clean"), ("real", "split=train;channel=phone")]):
+        path = f"audio/{notes.split('channel=')[1]}/c{i}.flac"
+        write_audio(tmp_path / path, (0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32), 16000)
+        rows.append(ManifestRow(path=path, speaker=f"s{i}", label=label, system="human" if label == "real" else "x",
+                                duration_s=1.5, sample_rate=16000, notes=notes))
+    first = mod["add_rechained"](tmp_path, rows)
+    assert [r.path for r in first] == ["audio/rechain/c0.flac", "audio/rechain/c1.flac"]
+    assert [r.label for r in first] == ["real", "fake"]
+    assert all(r.tags["split"] == "train" and r.tags["channel"] in ("rechain", "rechain-phone") for r in first)
+    for row, source in zip(first, rows, strict=False):
+        wav, orig = load_audio(tmp_path / row.path, 16000), load_audio(tmp_path / source.path, 16000)
+        assert wav.shape == orig.shape and not np.allclose(wav, orig, atol=1e-3)
+    stamp = (tmp_path / first[0].path).stat().st_mtime_ns
+    assert mod["add_rechained"](tmp_path, rows) == first and (tmp_path / first[0].path).stat().st_mtime_ns == stamp
+
+
 def test_prepare_shared_refuses_the_czech_pair_in_train_and_dev(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(sys, "argv", ["prepare_shared.py", "--out", str(tmp_path), "--stage", "fillets-dev",
                                       "--merge-fillets", "--merge-fillets-dev"])
