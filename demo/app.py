@@ -180,8 +180,13 @@ def operating_point(threshold: float) -> str:
     rates = api.detection_operating_point(threshold) if hasattr(api, "detection_operating_point") else None
     if rates is None:
         return f"Threshold {threshold:.2f}."
-    return (f"At threshold **{threshold:.2f}**: false alarms on dev real speech **{100 * rates['far']:.1f}%**, "
+    text = (f"At threshold **{threshold:.2f}**: false alarms on dev real speech **{100 * rates['far']:.1f}%**, "
             f"missed fakes **{100 * rates['miss']:.1f}%** (dev data: {rates['description']}).")
+    calls = api.detection_operating_point(threshold, condition="narrowband")
+    if calls is not None and "far_rerecorded" in calls:
+        text += (f" Dev calls re-recorded through simulated microphones and phone lines (a stand-in for callers' "
+                 f"equipment): **{100 * calls['far_rerecorded']:.1f}%** flagged.")
+    return text
 
 
 def model_thresholds() -> str:

@@ -31,6 +31,15 @@ def test_slider_text_shows_false_alarm_and_miss_rates() -> None:
         assert "false alarms" in text and "missed fakes" in text and "dev recordings" in text
     percent = lambda text: float(text.split("false alarms on dev real speech **")[1].split("%")[0])  # noqa: E731
     assert percent(low) > percent(high)
+    # a model whose call thresholds were checked on re-recorded dev calls (0.4.0 on) says how many it flags
+    from voicefake import api
+
+    if "chain_reals" in api.load("detection").checkpoint.metadata.get("dev", {}):
+        rerecorded = lambda text: float(text.split("phone lines (a stand-in")[1].split("**")[1].split("%")[0])  # noqa: E731
+        assert rerecorded(low) > rerecorded(high) and 0.0 <= rerecorded(high) <= 100.0
+        own = api.load("detection").checkpoint.metadata["calibration"]["narrowband_threshold"]
+        assert api.detection_operating_point(own, condition="narrowband")["far_rerecorded"] <= 0.015  # a 0.01 grid
+        assert "far_rerecorded" not in api.detection_operating_point(own)
 
 
 def test_model_thresholds_text_names_both_bandwidths() -> None:

@@ -364,7 +364,9 @@ def detection_operating_point(threshold: float, checkpoint: PathLike = "detectio
             bandwidth (checkpoints calibrated with narrowband thresholds; None otherwise).
 
     Returns:
-        ``{"threshold", "far", "miss", "description"}``.
+        ``{"threshold", "far", "miss", "description"}``; for a ``condition`` whose thresholds
+        were also checked on re-recorded dev speech (``calibrate.py --chain-reals``, detector
+        0.4.0 on), also ``"far_rerecorded"``: the share of those re-recordings flagged.
 
     Example:
         >>> detection_operating_point(0.9)["far"]
@@ -381,8 +383,12 @@ def detection_operating_point(threshold: float, checkpoint: PathLike = "detectio
     description = dev.get("roc_description", "")
     if condition is not None:
         description = f"the {condition} ones of the {description}"
-    return {"threshold": float(threshold), "far": float(np.interp(threshold, grid, roc["far"])),
-            "miss": float(np.interp(threshold, grid, roc["miss"])), "description": description}
+    point = {"threshold": float(threshold), "far": float(np.interp(threshold, grid, roc["far"])),
+             "miss": float(np.interp(threshold, grid, roc["miss"])), "description": description}
+    chain = (dev.get("chain_reals") or {}).get(f"roc_{condition}") if condition is not None else None
+    if chain:
+        point["far_rerecorded"] = float(np.interp(threshold, np.asarray(chain["thresholds"]), chain["far"]))
+    return point
 
 
 # ----------------------------------------------------------------------------- lipsync
