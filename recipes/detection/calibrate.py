@@ -71,9 +71,10 @@ def roc_table(probs: np.ndarray, labels: np.ndarray, points: int = 101) -> dict[
     """False-alarm and miss rates of the calibrated p_fake at thresholds 0, 0.01, ..., 1 (dev data)."""
     grid = np.linspace(0.0, 1.0, points)
     real, fake = probs[labels == 0], probs[labels == 1]
-    return {"thresholds": [round(float(t), 2) for t in grid],
-            "far": [round(float(np.mean(real >= t)), 4) for t in grid],
-            "miss": [round(float(np.mean(fake < t)), 4) for t in grid]}
+    table = {"thresholds": [round(float(t), 2) for t in grid], "far": [round(float(np.mean(real >= t)), 4) for t in grid]}
+    if fake.size:  # reals alone (the re-recordings): false alarms only
+        table["miss"] = [round(float(np.mean(fake < t)), 4) for t in grid]
+    return table
 
 
 def add_roc(args: argparse.Namespace) -> None:
@@ -114,6 +115,8 @@ def main() -> None:
     parser.add_argument("--roc-only", action="store_true",
                         help="only add the dev operating-point table to the existing checkpoint at --out")
     args = parser.parse_args()
+    if args.chain_reals < 0:
+        parser.error(f"--chain-reals must be 0 or more, got {args.chain_reals}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.roc_only:
         add_roc(args)
@@ -124,8 +127,6 @@ def main() -> None:
             if r.tags.get("split") == "dev" and r.folder != args.exclude_family]
     scored = score_rows(module, rows, args.manifest.parent)
     labels = np.array([int(r.is_fake) for r in rows])
-    if args.chain_reals < 0:
-        parser.error(f"--chain-reals must be 0 or more, got {args.chain_reals}")
     check = chain_reals(module, rows, args.manifest.parent, args.chain_reals) if args.chain_reals else None
     calibration = calibrate_scored(module, scored, labels, args.far,
                                    narrowband_below_db=None if args.one_threshold else args.narrowband_below_db,
@@ -165,10 +166,7 @@ def main() -> None:
             if check_narrow.any() else None}
         for band, mask in (("narrowband", check_narrow), ("wideband", ~check_narrow)):
             if mask.sum() >= 100:  # their false alarms at 0, 0.01, ..., 1 (the legs of stereo calls read it)
-                grid = np.linspace(0.0, 1.0, 101)
-                figures["chain_reals"][f"roc_{band}"] = {
-                    "thresholds": [round(float(t), 2) for t in grid],
-                    "far": [round(float(np.mean(check_p[mask] >= t)), 4) for t in grid]}
+                figures["chain_reals"][f"roc_{band}"] = roc_table(check_p[mask], np.zeros(int(mask.sum()), int))
     if calibration.narrowband_threshold is not None:  # per-bandwidth tables for the per-bandwidth thresholds
         figures["roc_narrowband"] = roc_table(probs[narrow], labels[narrow])
         figures["roc_wideband"] = roc_table(probs[~narrow], labels[~narrow])

@@ -479,6 +479,8 @@ def test_calibrate_chain_reals_raise_the_threshold_to_hold_on_them(tmp_path, mon
     assert held["calibration"]["threshold"] > plain["calibration"]["threshold"]
     assert held["calibration"]["segment_threshold"] >= plain["calibration"]["segment_threshold"]
     assert held["calibration"]["weights"] == plain["calibration"]["weights"]  # no part in the fusion
+    roc = chain["roc_wideband"]  # one band here (no narrowband split): its false alarms, no misses
+    assert set(roc) == {"thresholds", "far"} and roc["far"][0] == 1.0 and roc["far"] == sorted(roc["far"], reverse=True)
     monkeypatch.setattr(sys, "argv", [*base, "--out", str(tmp_path / "bad"), "--chain-reals", "-1"])
     with pytest.raises(SystemExit):
         runpy.run_path(str(RECIPE / "calibrate.py"), run_name="__main__")
