@@ -262,6 +262,7 @@ def run(args: argparse.Namespace) -> dict:
     report: dict = {"reference_seconds": args.reference_seconds, "reference_channel": args.reference_channel,
                     "threads": args.threads, "targets": len(tgts),
                     "contrast": "each decoder's own (api.contrast_for)" if args.contrast is None else args.contrast,
+                    "pitch_range": "api.pitch_range_for" if args.pitch_range is None else args.pitch_range,
                     "source_utterances": list(args.source_utterances),
                     "texts": args.texts, "conversion": args.conversion or "bundled (api.convert_decoder for conversion, "
                                                                  "api.tts_decoder for text to speech, api.FINETUNE_BASE for --finetune)"}
@@ -306,7 +307,7 @@ def run(args: argparse.Namespace) -> dict:
                 start = time.perf_counter()
                 wav, _ = api.convert(s["wav"], profile, blend=blend, checkpoint=args.conversion, content=args.content,
                                      vocoder=args.vocoder, eq=eq, identity_steps=steps, speaker=args.speaker, gv=gv,
-                                     contrast=args.contrast)
+                                     contrast=args.contrast, pitch_range=args.pitch_range)
                 results[f"convert_blend{blend}{_eq_name(eq)}{_gv_name(gv)}{_identity_name(steps)}"].append(
                     _item(judges, wav, held, s["text"], start, (t["speaker"], s["name"]), t["reference_f0"]))
         for engine, blend, eq, gv, rate, steps in itertools.product(args.tts_engine, args.tts_blend, args.eq, args.gv,
@@ -315,7 +316,8 @@ def run(args: argparse.Namespace) -> dict:
                 start = time.perf_counter()
                 wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
                                    vocoder=args.vocoder, engine=engine, eq=eq, rate=rate, identity_steps=steps,
-                                   speaker=args.speaker, gv=gv, contrast=args.contrast)
+                                   speaker=args.speaker, gv=gv, contrast=args.contrast,
+                                   pitch_range=args.pitch_range)
                 results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_gv_name(gv)}{_rate_name(rate)}"
                         f"{_identity_name(steps)}"].append(_item(judges, wav, held, text, start, None, t["reference_f0"]))
         if args.diagnostics:
@@ -494,6 +496,9 @@ def main() -> None:
     parser.add_argument("--contrast", type=float, default=None,
                         help="speaker contrast of the zero-shot rows (api.convert contrast=; default: each "
                              "decoder's own, api.contrast_for)")
+    parser.add_argument("--pitch-range", type=float, default=None,
+                        help="pitch-range matching of every row (api.convert / api.clone pitch_range=; default: "
+                             "api.pitch_range_for, 0 for conversion and api.DEFAULT_TTS_PITCH_RANGE for text)")
     parser.add_argument("--identity-steps", type=int, nargs="+", default=[api.DEFAULT_IDENTITY_STEPS],
                         help="embedding-adaptation steps per clip (0 = off, as before session 18), each with every "
                              "blend, eq and engine; default: the shipped %(default)s")

@@ -260,11 +260,13 @@ def lipsync(video: Any, speech: Any) -> tuple[str, str]:
 
 def _clone(references: Any, microphone: Any, saved: Any, mode: str, text: str, source: Any, consent: bool,
            blend: float, eq: float, gv: float, identity_steps: float, save_as: str, adapt: bool = False,
-           contrast: float = studio.CONTRAST_SLIDER_DEFAULT, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+           contrast: float = studio.CONTRAST_SLIDER_DEFAULT, pitch_range: float = studio.PITCH_SLIDER_DEFAULT,
+           progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
     """Clone tab (see studio.clone_voice), with a per-sentence progress bar."""
     return studio.clone_voice(references, microphone, saved, mode, text, source, consent, blend, save_as,
                               load=_load, progress=lambda done, total: progress(done / total, desc="sentences"), eq=eq,
-                              identity_steps=int(identity_steps or 0), gv=gv, adapt=bool(adapt), contrast=contrast)
+                              identity_steps=int(identity_steps or 0), gv=gv, adapt=bool(adapt), contrast=contrast,
+                              pitch_range=pitch_range)
 
 
 def build_app() -> gr.Blocks:
@@ -348,6 +350,11 @@ def build_app() -> gr.Blocks:
                                            "closer by the judges, a few more lost words; 0 = off); left at "
                                            f"{studio.CONTRAST_SLIDER_DEFAULT:g}: each decoder's own (1 for Convert, "
                                            "0.5 for text, from 30 s of reference; 0 for shorter references and adapted voices)")
+                pitch = gr.Slider(0.0, 1.0, value=studio.PITCH_SLIDER_DEFAULT, step=0.1,
+                                  label="Pitch range: move the intonation towards the reference's (0 = the source's "
+                                        f"own, 1 = the reference's); left at {studio.PITCH_SLIDER_DEFAULT:g}: "
+                                        f"{api.DEFAULT_TTS_PITCH_RANGE:g} for text, {api.DEFAULT_PITCH_RANGE:g} for "
+                                        "Convert and adapted voices")
                 save_as = gr.Textbox(label="Save this voice as (optional name)")
                 adapt = gr.Checkbox(label="Adapt to the reference first (~20-30 s once; closer voice, no identity "
                                           "steps needed; save it to reuse)", elem_id="clone-adapt")
@@ -355,7 +362,8 @@ def build_app() -> gr.Blocks:
             cloned = gr.Audio(label="Output (SYNTHETIC)", type="numpy")
             clone_info = gr.Markdown()
             gr.Button("Generate", variant="primary", elem_id="clone-run").click(
-                _clone, [refs, mic, saved, mode, text, src, consent, blend, eq, gv, identity, save_as, adapt, contrast],
+                _clone, [refs, mic, saved, mode, text, src, consent, blend, eq, gv, identity, save_as, adapt, contrast,
+                         pitch],
                 [cloned, clone_info, saved], api_name="clone")
         with gr.Tab("Call scenario"):
             gr.Markdown("A call script (YAML, see recipes/scenarios/README.md): who speaks, cloned lines and real "

@@ -47,16 +47,20 @@ def _profile(paths: list[str], load: Any, adapt: bool = False) -> Any:
 # (api.contrast_for: 1 for conversion-ref, what Convert uses, and 0.5 for conversion-flite, what text uses,
 # from 30 s of reference; 0 for shorter references and adapted voices)
 CONTRAST_SLIDER_DEFAULT = 1.0
+# ... and the pitch-range slider here; left there, api.pitch_range_for decides (0.5 for text into a zero-shot
+# voice, 0 for Convert and adapted voices)
+PITCH_SLIDER_DEFAULT = api.DEFAULT_TTS_PITCH_RANGE
 
 
 def clone_voice(references: list[Any] | None, microphone: str | None, saved: str | None, mode: str, text: str,
                 source: Any, consent: bool, blend: float, save_as: str, load: Any, progress: Any = None,
                 eq: float = api.DEFAULT_EQ, identity_steps: int | None = None, gv: float = api.DEFAULT_GV,
-                adapt: bool = False, contrast: float | None = None) -> tuple:
+                adapt: bool = False, contrast: float | None = None, pitch_range: float | None = None) -> tuple:
     """Clone tab: returns ((rate, wav), info markdown, saved-voices dropdown update).
 
     ``contrast``: the speaker contrast (``api.contrast_for``); None or the slider's default
-    (:data:`CONTRAST_SLIDER_DEFAULT`): the decoder's own.
+    (:data:`CONTRAST_SLIDER_DEFAULT`): the decoder's own. ``pitch_range`` likewise (``api.pitch_range_for``;
+    None or :data:`PITCH_SLIDER_DEFAULT`: the API's choice for this voice and mode).
 
     ``adapt``: fine-tune a copy of the decoder on the uploaded reference first (the API's defaults,
     session 27: similarity 0.756 and WER 12.5 % against 0.724 and 16.5 % zero-shot on 10 unseen voices). An adapted voice runs without identity
@@ -80,16 +84,17 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
         # the slider left at its default: the API's own choice for this voice and mode (api.blend_for)
         chosen: float | None = None if abs(blend - api.DEFAULT_BLEND) < 1e-6 else blend
         pushed = None if contrast is None or abs(contrast - CONTRAST_SLIDER_DEFAULT) < 1e-6 else contrast
+        ranged = None if pitch_range is None or abs(pitch_range - PITCH_SLIDER_DEFAULT) < 1e-6 else pitch_range
         if mode == MODES[0]:
             if not (text or "").strip():
                 raise gr.Error("Type the text the cloned voice should say.")
             wav, rate = api.clone(text, profile, blend=chosen, progress=progress, eq=eq, identity_steps=identity_steps,
-                                  gv=gv, contrast=pushed)
+                                  gv=gv, contrast=pushed, pitch_range=ranged)
         else:
             if source is None:
                 raise gr.Error("Upload the recording to convert into the target voice.")
             wav, rate = api.convert(load(source if isinstance(source, str) else source.name), profile, blend=chosen, eq=eq,
-                                    identity_steps=identity_steps, gv=gv, contrast=pushed)
+                                    identity_steps=identity_steps, gv=gv, contrast=pushed, pitch_range=ranged)
     except (AudioError, ValueError, RuntimeError, KeyError) as err:
         raise gr.Error(str(err)) from None
     if save_as and save_as.strip():

@@ -37,3 +37,25 @@ def test_a_call_reference_is_named_and_spoken_by_the_call_decoder(tmp_path: Path
         outputs[name] = info
     assert "conversion-call" in outputs["call"] and "reaches only 4.2 kHz (a call" in outputs["call"]
     assert "conversion-ref" in outputs["wide"] and "a call" not in outputs["wide"]
+
+
+def test_the_pitch_slider_leaves_the_choice_to_the_api_at_its_default(tmp_path: Path, monkeypatch) -> None:
+    """Left at its default the pitch-range slider hands None (api.pitch_range_for decides: 0 for Convert);
+    moved, its value reaches api.convert."""
+    studio = demo_module("studio")
+    reference, source = tmp_path / "ref.wav", tmp_path / "source.wav"
+    write_audio(reference, _voice(4.0, SR, 1), SR)
+    write_audio(source, _voice(1.5, SR, 2), SR)
+    load = lambda path: load_audio(path, SR)  # noqa: E731
+    seen: list = []
+    convert = studio.api.convert
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["pitch_range"])
+        return convert(*args, **kwargs)
+
+    monkeypatch.setattr(studio.api, "convert", spy)
+    for value in (studio.PITCH_SLIDER_DEFAULT, 0.8):
+        studio.clone_voice([str(reference)], None, None, studio.MODES[1], "", str(source), True, 0.15, "", load,
+                           identity_steps=0, pitch_range=value)
+    assert seen == [None, 0.8]

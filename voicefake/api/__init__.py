@@ -34,8 +34,10 @@ from voicefake.api.cloning import (
     DEFAULT_EQ,
     DEFAULT_GV,
     DEFAULT_IDENTITY_STEPS,
+    DEFAULT_PITCH_RANGE,
     DEFAULT_RATE,
     DEFAULT_TTS_BLEND,
+    DEFAULT_TTS_PITCH_RANGE,
     FINETUNE_BASE,
     FINETUNE_KEEP,
     FINETUNE_STEPS,
@@ -53,6 +55,7 @@ from voicefake.api.cloning import (
     default_finetune_steps,
     finetune_voice,
     identity_steps_for,
+    pitch_range_for,
     reference_band_hz,
     render_scenario,
     save_voice,
@@ -83,9 +86,9 @@ from voicefake.api.generation import (
 )
 
 __all__ = [
-    "CALL_BAND_HZ", "CALL_BLEND", "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "DEFAULT_TTS_BLEND", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_BLEND", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_BLEND_SECONDS", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
+    "CALL_BAND_HZ", "CALL_BLEND", "DEFAULT_BLEND", "DEFAULT_EQ", "DEFAULT_GV", "DEFAULT_IDENTITY_STEPS", "DEFAULT_RATE", "DEFAULT_TTS_BLEND", "DEFAULT_PITCH_RANGE", "DEFAULT_TTS_PITCH_RANGE", "FINETUNE_BASE", "FINETUNE_KEEP", "FINETUNE_STEPS", "FINETUNED_BLEND", "FINETUNED_IDENTITY_STEPS", "SHORT_AUDIO_FINETUNE_STEPS", "LIPSYNC_MODEL", "MIN_BLEND_SECONDS", "MIN_REFERENCE_S", "AudioInput", "Loaded", "PathLike",
     "Verification", "VoiceReference", "align", "blend_for", "clone", "contrast_for", "convert", "detect",
-    "default_finetune_steps", "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for",
+    "default_finetune_steps", "detection_operating_point", "display_spectrogram", "embed", "embed_speaker", "file_sha256", "identity_steps_for", "pitch_range_for",
     "convert_decoder", "reference_band_hz", "finetune_voice", "load", "load_waveform", "render_scenario", "resynthesize", "save_generated",
     "save_voice", "similarity", "speaker_centre", "sync_offset", "synthetic_metadata", "tts_decoder", "tts_engine", "tts_engine_note", "tts_profile", "verify",
     "verify_embedding", "vocode", "voice_profile", "watermark_detect", "watermark_embed", "watermark_generated",

@@ -81,6 +81,16 @@ DEFAULT_IDENTITY_STEPS = 10
 # decoder was tuned at one embedding and moving away from it costs more than it gains
 # (docs/benchmarks/cloning.md, session 19)
 FINETUNED_IDENTITY_STEPS = 0
+# how far the source's intonation is widened or narrowed towards the reference's pitch range
+# (conversion.inference.match_pitch_range: 0 = the source's own, 1 = the reference's). The range of 30 s
+# of reference (several utterances) is about twice one sentence's: the ratio averaged 1.9 for flite's
+# sentences and 2.0 for VCTK's read ones. Session 47, 40 flite clips into 10 unseen targets, one thread:
+# 0.709 / 14.5 % WER / DNSMOS 2.675 at 0, 0.712 / 11.1 % / 2.714 at 0.5, 0.715 / 16.0 % / 2.727 at 1
+# (docs/benchmarks/cloning.md, session 47)
+DEFAULT_TTS_PITCH_RANGE = 0.5
+# ... and for conversion: 0, the source's own intonation. At 1 the conversions measured 0.750 / 16.4 % WER
+# against 0.751 / 14.9 % (session 47): words lost, no voice gained
+DEFAULT_PITCH_RANGE = 0.0
 # the vocoder's phase refinement for the decoder's mels: one iteration, not the vocoder's own
 # default (12, chosen on real speech's mels). On 10 unseen targets, 12 iterations moved conversion
 # from DNSMOS 2.679 to 2.536 and flite text to speech from 2.669 to 2.569, with similarity within
@@ -139,6 +149,25 @@ def speaker_centre(speaker: PathLike = "speaker", device: str = "cpu") -> Any:
         raise ValueError(f"{model.name} has no embedding centre, which a speaker contrast needs: "
                          "give a centred speaker encoder (speaker-16k) or contrast=0")
     return model.module.get_buffer("center")
+
+
+def pitch_range_for(profile: Any, pitch_range: float | None = None, text: bool = False) -> float:
+    """The pitch-range matching (:func:`voicefake.conversion.inference.match_pitch_range`) that runs for
+    ``profile``: ``pitch_range`` when given (>= 0), otherwise :data:`DEFAULT_TTS_PITCH_RANGE` for text to
+    speech into a zero-shot voice (``text=True``: :func:`clone`) and :data:`DEFAULT_PITCH_RANGE` (0) for
+    conversion and for a fine-tuned voice (its figures were measured without it).
+
+    Example:
+        >>> pitch_range_for(voice_profile("ceo.wav"), text=True)
+        0.5
+    """
+    if pitch_range is not None:
+        if not pitch_range >= 0.0:
+            raise ValueError(f"pitch_range must be >= 0 (0: the source's own intonation), got {pitch_range}")
+        return float(pitch_range)
+    if not text or getattr(profile, "decoder", None) is not None:
+        return DEFAULT_PITCH_RANGE
+    return DEFAULT_TTS_PITCH_RANGE
 
 
 def identity_steps_for(profile: Any, identity_steps: int | None = None) -> int:
@@ -330,7 +359,8 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
             content: PathLike = "content", vocoder: PathLike = "vocoder", device: str = "cpu",
             name: str | None = None, eq: float = DEFAULT_EQ, identity_steps: int | None = None,
             speaker: PathLike = "speaker", gv: float = DEFAULT_GV,
-            phase_iterations: int | None = PHASE_ITERATIONS, contrast: float | None = None) -> tuple[np.ndarray, int]:
+            phase_iterations: int | None = PHASE_ITERATIONS, contrast: float | None = None,
+            pitch_range: float | None = None) -> tuple[np.ndarray, int]:
     """Voice conversion: the source's words, timing and intonation in the reference's voice.
 
     Args:
@@ -358,6 +388,9 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
             ``conversion-ref`` and 0.5 for ``conversion-flite`` (clone's flite speech) from
             :data:`MIN_BLEND_SECONDS` of reference; 0 for the others, for shorter references and for
             a fine-tuned voice).
+        pitch_range: >= 0, how far the source's intonation is widened or narrowed towards the
+            reference's pitch range (0 = the source's own, 1 = the reference's; needs a profile with
+            reference frames); None: :func:`pitch_range_for` (0 for conversion).
         phase_iterations: the vocoder's phase refinement (:func:`vocode`); default
             :data:`PHASE_ITERATIONS`, None: the vocoder checkpoint's own default.
         checkpoint: the conversion decoder; default (None): :func:`convert_decoder` of the
@@ -376,11 +409,14 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
         raise ValueError(f"identity_steps must be >= 0, got {identity_steps}")
     _check_phase_iterations(phase_iterations)
     _check_contrast(contrast)
+    if pitch_range is not None:
+        pitch_range_for(None, pitch_range)
 
     if blend is not None:
         blend_for(None, blend)  # a bad value is refused before the reference is processed
     profile = _profile(reference, device, content)
     identity_steps = identity_steps_for(profile, identity_steps)
+    pitch_range = pitch_range_for(profile, pitch_range)
     blend = blend_for(profile, blend)
     checkpoint = convert_decoder(profile) if checkpoint is None else checkpoint
     encoder = load(content, device, kind="content")
@@ -403,7 +439,7 @@ def convert(source: AudioInput, reference: VoiceReference, blend: float | None =
     with torch.inference_mode():
         mel = convert_mel(wav, profile, _mel_module(mel_cfg), encoder.module, decoder.module, blend, eq,
                           None if judge is None else judge.module, to_judge, identity_steps, gv=gv,
-                          contrast=contrast, centre=centre)
+                          contrast=contrast, centre=centre, pitch_range=pitch_range)
     return vocode(mel, vocoder, device, phase_iterations=phase_iterations).numpy(), mel_cfg.sample_rate
 
 
@@ -420,7 +456,8 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
           vocoder: PathLike = "vocoder", engine: str = "auto", tts_voice: str | None = None,
           eq: float = DEFAULT_EQ, identity_steps: int | None = None,
           speaker: PathLike = "speaker", gv: float = DEFAULT_GV,
-          phase_iterations: int | None = PHASE_ITERATIONS, contrast: float | None = None) -> tuple[np.ndarray, int]:
+          phase_iterations: int | None = PHASE_ITERATIONS, contrast: float | None = None,
+          pitch_range: float | None = None) -> tuple[np.ndarray, int]:
     """Text to speech in the reference's voice: a rule-based front end speaks each sentence,
     then :func:`convert` moves it into the target voice; sentences are joined with short pauses.
 
@@ -439,6 +476,9 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
         blend / eq / gv / identity_steps / speaker / phase_iterations / contrast: as in :func:`convert` (the steps
             run for each sentence); blend None: :func:`blend_for` with ``text=True``
             (:data:`DEFAULT_TTS_BLEND` for a zero-shot voice).
+        pitch_range: as in :func:`convert`; None: :func:`pitch_range_for` with ``text=True``
+            (:data:`DEFAULT_TTS_PITCH_RANGE` for a zero-shot voice: each sentence's intonation moved
+            halfway, in log terms, towards the reference's range).
         progress: optional ``callable(done, total)`` called after each sentence.
         checkpoint: the conversion decoder; default (None): :func:`tts_decoder` of the engine.
         content / vocoder: the models, as in :func:`convert`.
@@ -457,6 +497,8 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
     _check_contrast(contrast)
     if blend is not None:
         blend_for(None, blend)
+    if pitch_range is not None:
+        pitch_range_for(None, pitch_range)
     engine = tts_engine(engine, language)
     if engine == "flite":
         if not _is_english(language):
@@ -474,13 +516,14 @@ def clone(text: str, reference: VoiceReference, language: str = "en-us", rate: i
         log.info("espeak-ng speech: the voice's own decoder is set aside for %s (zero-shot voice)", checkpoint)
     profile = tts_profile(profile, engine)
     blend = blend_for(profile, blend, text=True)
+    pitch_range = pitch_range_for(profile, pitch_range, text=True)
     pieces = []
     for done, sentence in enumerate(sentences, 1):
         spoken, spoken_rate = speak(sentence)
         wav, sample_rate = convert(resample(spoken, spoken_rate, 16000), profile, blend=blend, checkpoint=checkpoint,
                                    content=content, vocoder=vocoder, device=device, eq=eq,
                                    identity_steps=identity_steps, speaker=speaker, gv=gv,
-                                   phase_iterations=phase_iterations, contrast=contrast)
+                                   phase_iterations=phase_iterations, contrast=contrast, pitch_range=pitch_range)
         pieces.append(_fade(wav, sample_rate))
         if progress is not None:
             progress(done, len(sentences))

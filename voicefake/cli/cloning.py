@@ -32,13 +32,18 @@ def _add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gv", type=common.unit_interval, default=api.DEFAULT_GV,
                    help="0-1: restore the spectral movement the decoder smooths away, towards the "
                         "reference's (a global-variance post-filter); default %(default)s")
-    p.add_argument("--contrast", type=_contrast, default=None, metavar="C",
+    p.add_argument("--contrast", type=_non_negative, default=None, metavar="C",
                    help="push the reference's speaker embedding away from the average voice before it conditions "
                         "the decoder (a caricature: a closer voice by the judges, a few more lost words and a lower "
                         "DNSMOS; 0 = off); default: the decoder's own (1 for conversion-ref from "
                         f"{api.MIN_BLEND_SECONDS:g} s of reference, 0.5 for conversion-flite (clone); 0 for the others, "
                         "shorter references and a "
                         "fine-tuned voice)")
+    p.add_argument("--pitch-range", type=_non_negative, default=None, metavar="S",
+                   help="widen or narrow the source's intonation towards the reference's pitch range (0 = the "
+                        "source's own, 1 = the reference's); default "
+                        f"{api.DEFAULT_TTS_PITCH_RANGE:g} for text to speech into a zero-shot voice (clone), "
+                        f"{api.DEFAULT_PITCH_RANGE:g} for conversion and a fine-tuned voice")
     p.add_argument("--identity-steps", type=_steps, default=None, metavar="N",
                    help="gradient steps that adapt the target embedding to each input so that the speaker "
                         "encoder hears the reference's voice (a closer voice; 0 = off, 6-9x faster); default "
@@ -72,8 +77,8 @@ def _voice(args: argparse.Namespace, save_to: str | None = None) -> Any:
         return api.voice_profile(str(path), device=args.device)
 
 
-def _contrast(text: str) -> float:
-    """argparse ``type=`` for a speaker contrast: a number >= 0."""
+def _non_negative(text: str) -> float:
+    """argparse ``type=`` for a speaker contrast or a pitch range: a number >= 0."""
     try:
         value = float(text)
     except ValueError:
@@ -184,10 +189,11 @@ def run_clone(args: argparse.Namespace) -> int:
     wav, rate = api.clone(text, profile, language=args.language, rate=args.rate, blend=args.blend, eq=args.eq,
                           device=args.device, progress=_progress(args), checkpoint=args.checkpoint,
                           engine=args.engine, tts_voice=args.tts_voice, identity_steps=args.identity_steps,
-                          gv=args.gv, contrast=args.contrast)
+                          gv=args.gv, contrast=args.contrast, pitch_range=args.pitch_range)
     steps = api.identity_steps_for(profile, args.identity_steps)
     spoken = api.tts_profile(profile, engine)
     blend = api.blend_for(spoken, args.blend, text=True)  # the blend clone() ran
+    pitch_range = api.pitch_range_for(spoken, args.pitch_range, text=True)
     contrast = _contrast_run(spoken, args.checkpoint or api.tts_decoder(engine, profile), args.contrast, args.device)
     seconds = time.perf_counter() - start
     api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
@@ -196,7 +202,8 @@ def run_clone(args: argparse.Namespace) -> int:
               "seconds": round(seconds, 3), "x_real_time": round(duration / max(seconds, 1e-9), 2),
               "reference": args.reference, "reference_band_hz": api.reference_band_hz(profile),
               "model": model, "engine": engine, "blend": blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
-              "contrast": contrast, "adapted": args.adapt, "watermark": not args.no_watermark}
+              "contrast": contrast, "pitch_range": pitch_range, "adapted": args.adapt,
+              "watermark": not args.no_watermark}
     common.emit(args, record, f"-> {target} ({duration:.2f} s of speech in {seconds:.2f} s)")
     return 0
 
@@ -213,6 +220,7 @@ def run_convert(args: argparse.Namespace) -> int:
     blend = api.blend_for(profile, args.blend)
     band = api.reference_band_hz(profile)
     contrast = _contrast_run(profile, args.checkpoint or api.convert_decoder(profile), args.contrast, args.device)
+    pitch_range = api.pitch_range_for(profile, args.pitch_range)
 
     def handle(label: str, path: Path) -> tuple[dict, str]:
         target = common.output_path(args.output, path, ".converted.wav", multiple)
@@ -220,14 +228,15 @@ def run_convert(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         wav, rate = api.convert(path, profile, blend=args.blend, eq=args.eq, checkpoint=args.checkpoint,
                                 device=args.device, name=label, identity_steps=args.identity_steps, gv=args.gv,
-                                contrast=args.contrast)
+                                contrast=args.contrast, pitch_range=args.pitch_range)
         seconds = time.perf_counter() - start
         api.save_generated(target, wav, rate, model, force=args.force, watermark=not args.no_watermark)
         duration = len(wav) / rate
         record = {"output": str(target), "duration": round(duration, 3), "seconds": round(seconds, 3),
                   "x_real_time": round(duration / max(seconds, 1e-9), 2), "model": model,
                   "reference_band_hz": band, "blend": blend, "eq": args.eq, "gv": args.gv, "identity_steps": steps,
-                  "contrast": contrast, "adapted": args.adapt, "watermark": not args.no_watermark}
+                  "contrast": contrast, "pitch_range": pitch_range, "adapted": args.adapt,
+                  "watermark": not args.no_watermark}
         return record, f"{label} -> {target} ({duration:.2f} s in {seconds:.2f} s)"
 
     return common.per_file(args, args.inputs, handle)

@@ -282,6 +282,52 @@ def adapt_embedding(source_content: torch.Tensor, rel_log_f0: torch.Tensor, voic
         return F.normalize(embedding.detach(), dim=-1)
 
 
+PITCH_RATIO_LIMITS = (0.5, 2.5)
+"""The pitch-range ratio (reference spread / source spread) is clipped to this range before
+``pitch_range`` is applied, so that an octave error in either contour cannot multiply the source's
+intonation by 10 (session 47: the ratio averaged 1.9 over 50 flite sentences, min 0.52, max at the clip)."""
+MIN_VOICED_FRAMES = 50
+"""A contour's spread is read from at least this many voiced frames (0.5 s); with fewer, in the
+reference or in the source, the contour is left as it is."""
+
+
+def pitch_spread(log_f0: torch.Tensor) -> float:
+    """The spread of a log-F0 contour's voiced frames (0 = unvoiced): its 10-90 % quantile range in
+    natural-log units (0.0 with fewer than :data:`MIN_VOICED_FRAMES` voiced frames)."""
+    voiced = log_f0[log_f0 != 0].float()
+    if voiced.numel() < MIN_VOICED_FRAMES:
+        return 0.0
+    low, high = torch.quantile(voiced, torch.tensor([0.1, 0.9], dtype=voiced.dtype))
+    return float(high - low)
+
+
+def match_pitch_range(rel_log_f0: torch.Tensor, voiced: torch.Tensor, reference_log_f0: torch.Tensor,
+                      strength: float) -> torch.Tensor:
+    """The source's intonation (``rel_log_f0``, (B, F): log-F0 minus its voiced median, 0 where
+    unvoiced) widened or narrowed towards the reference's pitch range (mean-variance log-F0
+    conversion, the classic voice-conversion pitch mapping): multiplied by ``ratio ** strength``,
+    where ratio = :func:`pitch_spread` of the reference's contour (``reference_log_f0``, the
+    profile's frames) / that of the source's voiced frames, clipped to :data:`PITCH_RATIO_LIMITS`.
+    0 = the source's own range (the default for conversion); 1 = the reference's.
+
+    The reference's spread is read over all its frames (several utterances, whose levels differ too),
+    so it is about twice one sentence's (session 47: 1.9x for flite's sentences, 2.0x for VCTK's);
+    the strength absorbs that. Text to speech runs at 0.5 by default (flite's clips kept more words and
+    sounded better, docs/benchmarks/cloning.md, session 47); conversion at 0. Returned unchanged when
+    either contour has fewer than :data:`MIN_VOICED_FRAMES` voiced frames.
+    """
+    if not strength >= 0.0:
+        raise ValueError(f"pitch_range must be >= 0, got {strength}")
+    if strength == 0.0:
+        return rel_log_f0
+    target = pitch_spread(reference_log_f0)
+    source = pitch_spread(torch.where(voiced > 0, rel_log_f0 + 1.0, torch.zeros_like(rel_log_f0)))
+    if target <= 0.0 or source <= 0.0:
+        return rel_log_f0
+    ratio = min(PITCH_RATIO_LIMITS[1], max(PITCH_RATIO_LIMITS[0], target / source)) ** strength
+    return rel_log_f0 * ratio
+
+
 def profile_level(decoder: ConversionDecoder, profile: VoiceProfile) -> torch.Tensor | None:
     """(1,) the voiced median log-F0 of the profile's reference frames, for a decoder with
     ``pitch_level`` (0 = unknown: an embedding-only profile, or a reference with no voiced
@@ -312,7 +358,7 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
                 decoder: ConversionDecoder | None, blend: float = 0.25, eq: float = 0.0,
                 speaker: SpeakerEncoder | None = None, speaker_mel: MelReanalysis | None = None,
                 identity_steps: int = 0, gv: float = 0.0, contrast: float = 0.0,
-                centre: torch.Tensor | None = None) -> torch.Tensor:
+                centre: torch.Tensor | None = None, pitch_range: float = 0.0) -> torch.Tensor:
     """16 kHz source waveform -> (M, F) log-mel in the profile's voice (see the module docstring).
 
     A profile with its own fine-tuned decoder uses it instead of ``decoder``. ``gv`` in [0, 1]
@@ -324,6 +370,8 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
     reference frames: an embedding-only profile is used as it is).
     ``contrast`` >= 0 pushes the profile's embedding away from ``centre`` first
     (:meth:`ConversionDecoder.voice_embedding`; ``centre`` defaults to ``speaker``'s, one of them is needed).
+    ``pitch_range`` >= 0 moves the source's intonation towards the reference's pitch range first
+    (:func:`match_pitch_range`; 0 = off; needs a profile with reference frames).
     """
     if not contrast >= 0.0:
         raise ValueError(f"contrast must be >= 0, got {contrast}")
@@ -339,12 +387,14 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
         raise ValueError(f"gv must be in [0, 1], got {gv}")
     if identity_steps < 0:
         raise ValueError(f"identity_steps must be >= 0, got {identity_steps}")
+    if not pitch_range >= 0.0:
+        raise ValueError(f"pitch_range must be >= 0, got {pitch_range}")
     if identity_steps and profile.config.frames and (speaker is None or speaker_mel is None):
         raise ValueError("identity_steps > 0 needs the speaker encoder and its mel re-analysis")
     reference = profile.mels.T
     bands = signal_bands(reference)
     out = _convert_mel(wav, profile, features, content, decoder, blend, speaker, speaker_mel, identity_steps,
-                       bands=bands, contrast=contrast, centre=centre)
+                       bands=bands, contrast=contrast, centre=centre, pitch_range=pitch_range)
     if profile.config.frames == 0:
         return out
     out = _on_bands(match_global_variance, out, reference, gv, bands)
@@ -354,7 +404,8 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
 def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram, content: ContentEncoder,
                  decoder: ConversionDecoder | None, blend: float, speaker: SpeakerEncoder | None = None,
                  speaker_mel: MelReanalysis | None = None, identity_steps: int = 0, *,
-                 bands: int, contrast: float = 0.0, centre: torch.Tensor | None = None) -> torch.Tensor:
+                 bands: int, contrast: float = 0.0, centre: torch.Tensor | None = None,
+                 pitch_range: float = 0.0) -> torch.Tensor:
     """The mel before the post-filters; ``bands``: the reference's :func:`signal_bands`."""
     tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
     mel = features(tensor)
@@ -367,6 +418,8 @@ def _convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogra
         raise ValueError(f"the voice profile has a {profile.config.embedding_dim}-d speaker embedding; "
                          f"the decoder needs {decoder.config.speaker_dim}-d (rebuild the profile)")
     rel, voiced = relative_pitch(log_f0[None])
+    if pitch_range and profile.config.frames:
+        rel = match_pitch_range(rel, voiced, profile.log_f0, pitch_range)
     level = profile_level(decoder, profile)
     # the caricature, and a narrowband reference's embedding moved towards where its clean recording's would be
     base = decoder.voice_embedding(profile.embedding, narrowband=bands < mel.shape[0], contrast=contrast, centre=centre)
