@@ -28,6 +28,9 @@ average voice (``contrast``: :func:`voicefake.conversion.model.contrast_embeddin
 session 43): the
 decoders speak a voice a little closer to the average than its reference is.
 
+Before 2, with ``pitch_range`` > 0, the source's intonation is widened or narrowed towards the
+reference's pitch range (:func:`match_pitch_range`; text to speech, since session 47).
+
 Between 1 and 2, with ``identity_steps`` > 0 and a speaker encoder, the target embedding the
 decoder is conditioned on is adapted to this source (:func:`adapt_embedding`): a few gradient
 steps move it so that the speaker encoder hears the decoder's output as the reference's voice.
@@ -312,15 +315,17 @@ def match_pitch_range(rel_log_f0: torch.Tensor, voiced: torch.Tensor, reference_
 
     The reference's spread is read over all its frames (several utterances, whose levels differ too),
     so it is about twice one sentence's (session 47: 1.9x for flite's sentences, 2.0x for VCTK's);
-    the strength absorbs that. Text to speech runs at 0.5 by default (flite's clips kept more words and
-    sounded better, docs/benchmarks/cloning.md, session 47); conversion at 0. Returned unchanged when
-    either contour has fewer than :data:`MIN_VOICED_FRAMES` voiced frames.
+    the strength absorbs that. Text to speech runs at 0.5 by default (flite's clips: DNSMOS +0.04 and a
+    pitch nearer the reference's, with similarity and words level; docs/benchmarks/cloning.md, session 47);
+    conversion at 0. Returned unchanged when either contour has fewer than :data:`MIN_VOICED_FRAMES`
+    voiced frames.
     """
     if not strength >= 0.0:
         raise ValueError(f"pitch_range must be >= 0, got {strength}")
     if strength == 0.0:
         return rel_log_f0
     target = pitch_spread(reference_log_f0)
+    # shifted by 1 so that a voiced frame at exactly the median (rel 0) is not read as unvoiced
     source = pitch_spread(torch.where(voiced > 0, rel_log_f0 + 1.0, torch.zeros_like(rel_log_f0)))
     if target <= 0.0 or source <= 0.0:
         return rel_log_f0
