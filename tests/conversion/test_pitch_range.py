@@ -72,8 +72,9 @@ def test_the_ratio_is_clipped_and_an_unreadable_contour_is_left_alone() -> None:
     few, few_voiced = relative(contour(500, MIN_VOICED_FRAMES - 1, 0.05))
     assert torch.equal(match_pitch_range(few, few_voiced, wide, 1.0), few)  # the source: too short to read
     assert torch.equal(match_pitch_range(rel, voiced, contour(800, 10, 0.3), 1.0), rel)  # the reference too
-    with pytest.raises(ValueError, match="pitch_range must be >= 0"):
-        match_pitch_range(rel, voiced, wide, -0.5)
+    for bad in (-0.5, float("inf")):
+        with pytest.raises(ValueError, match="pitch_range must be >= 0"):
+            match_pitch_range(rel, voiced, wide, bad)
 
 
 def gliding_voice(f0: float, seconds: float, depth: float, seed: int = 0) -> np.ndarray:
@@ -148,7 +149,8 @@ def test_text_to_speech_widens_the_front_end_halfway_by_default(voices: dict[str
     monkeypatch.undo()
     for call in (lambda: api.convert(voices["src"], tmp_path / "no_such_reference.wav", pitch_range=-1),
                  lambda: api.clone("Hello.", tmp_path / "no_such_reference.wav", pitch_range=-0.1),
-                 lambda: api.pitch_range_for(profile, float("nan"))):
+                 lambda: api.pitch_range_for(profile, float("nan")),
+                 lambda: api.pitch_range_for(profile, float("inf"))):
         with pytest.raises(ValueError, match="pitch_range must be >= 0"):
             call()
 
@@ -159,7 +161,8 @@ def test_text_to_speech_widens_the_front_end_halfway_by_default(voices: dict[str
     assert main(["convert", str(voices["src"]), "--reference", str(voices["ref"]), "-o", str(out), "--json",
                  "--identity-steps", "0", "--pitch-range", "0.8", "--force"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["pitch_range"] == 0.8
-    with pytest.raises(SystemExit) as error:
-        main(["convert", str(voices["src"]), "--reference", str(voices["ref"]), "-o", str(tmp_path / "bad.wav"),
-              "--pitch-range", "-1"])
-    assert error.value.code == 2 and "below 0" in capsys.readouterr().err and not (tmp_path / "bad.wav").exists()
+    for bad, message in (("-1", "below 0"), ("inf", "not a finite number")):
+        with pytest.raises(SystemExit) as error:
+            main(["convert", str(voices["src"]), "--reference", str(voices["ref"]), "-o", str(tmp_path / "bad.wav"),
+                  "--pitch-range", bad])
+        assert error.value.code == 2 and message in capsys.readouterr().err and not (tmp_path / "bad.wav").exists()

@@ -85,8 +85,9 @@ FINETUNED_IDENTITY_STEPS = 0
 # (conversion.inference.match_pitch_range: 0 = the source's own, 1 = the reference's). The range of 30 s
 # of reference (several utterances) is about twice one sentence's: the ratio averaged 1.9 for flite's
 # sentences and 2.0 for VCTK's read ones. Session 47, 40 flite clips into 10 unseen targets, one thread:
-# 0.709 / 14.5 % WER / DNSMOS 2.675 at 0, 0.712 / 11.1 % / 2.714 at 0.5, 0.715 / 16.0 % / 2.727 at 1
-# (docs/benchmarks/cloning.md, session 47)
+# 0.709 / 14.5 % WER / DNSMOS 2.675 at 0, 0.712 / 11.1 % / 2.714 at 0.5, 0.715 / 16.0 % / 2.727 at 1; on
+# 120 clips 0.719 / 11.7 % / 2.727 at 0 and 0.721 / 11.3 % / 2.764 at 0.5: DNSMOS and the pitch gain,
+# similarity and words are level within noise (docs/benchmarks/cloning.md, session 47)
 DEFAULT_TTS_PITCH_RANGE = 0.5
 # ... and for conversion: 0, the source's own intonation. At 1 the conversions measured 0.750 / 16.4 % WER
 # against 0.751 / 14.9 % (session 47): words lost, no voice gained
@@ -162,7 +163,7 @@ def pitch_range_for(profile: Any, pitch_range: float | None = None, text: bool =
         0.5
     """
     if pitch_range is not None:
-        if not pitch_range >= 0.0:
+        if not 0.0 <= pitch_range < float("inf"):
             raise ValueError(f"pitch_range must be >= 0 (0: the source's own intonation), got {pitch_range}")
         return float(pitch_range)
     if not text or getattr(profile, "decoder", None) is not None:

@@ -85,6 +85,8 @@ def _non_negative(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value >= 0.0:
         raise argparse.ArgumentTypeError(f"{value:g} is below 0")
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
 
 

@@ -320,7 +320,7 @@ def match_pitch_range(rel_log_f0: torch.Tensor, voiced: torch.Tensor, reference_
     conversion at 0. Returned unchanged when either contour has fewer than :data:`MIN_VOICED_FRAMES`
     voiced frames.
     """
-    if not strength >= 0.0:
+    if not 0.0 <= strength < float("inf"):
         raise ValueError(f"pitch_range must be >= 0, got {strength}")
     if strength == 0.0:
         return rel_log_f0
@@ -392,7 +392,7 @@ def convert_mel(wav: np.ndarray, profile: VoiceProfile, features: MelSpectrogram
         raise ValueError(f"gv must be in [0, 1], got {gv}")
     if identity_steps < 0:
         raise ValueError(f"identity_steps must be >= 0, got {identity_steps}")
-    if not pitch_range >= 0.0:
+    if not 0.0 <= pitch_range < float("inf"):
         raise ValueError(f"pitch_range must be >= 0, got {pitch_range}")
     if identity_steps and profile.config.frames and (speaker is None or speaker_mel is None):
         raise ValueError("identity_steps > 0 needs the speaker encoder and its mel re-analysis")
