@@ -183,9 +183,11 @@ def test_content_term_compares_what_the_judge_hears_and_ignores_empty_bands() ->
     # a narrowband crop: what the conversion puts above the recording's band costs nothing
     bins = torch.tensor([40, 40, 40])
     top_changed = mel.clone()
-    top_changed[:, 40:] += 3.0
+    # a pattern that moves over time: a constant offset per band is what the encoder's per-band
+    # normalisation removes, so it read as zero to within float noise (-3e-10 on one install)
+    top_changed[:, 40:] += 3.0 * torch.randn(top_changed[:, 40:].shape, generator=torch.Generator().manual_seed(7))
     assert float(content_term(judge, top_changed, mel, bins).detach()) == pytest.approx(0.0, abs=1e-5)
-    assert float(content_term(judge, top_changed, mel).detach()) > 0.0
+    assert float(content_term(judge, top_changed, mel).detach()) > 1e-3
 
 
 def test_steps_with_the_content_term_keep_the_words_of_the_conversion_and_leave_the_judge_alone() -> None:
