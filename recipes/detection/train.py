@@ -15,6 +15,7 @@ with the Benford branch and the threshold are fitted afterwards by ``calibrate.p
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,13 @@ from voicefake.checkpoint import Checkpoint
 from voicefake.config import load_sections, recipe_parser, run_recipe
 from voicefake.data.manifests import ManifestRow, read_manifest
 from voicefake.detection.model import DetectorConfig
-from voicefake.detection.training import DetectionCropDataset, TrainConfig, build_task, copy_sources
+from voicefake.detection.training import (
+    DetectionCropDataset,
+    LazyWaves,
+    TrainConfig,
+    build_task,
+    copy_sources,
+)
 from voicefake.train.loop import LoopConfig, fit
 
 
@@ -46,6 +53,10 @@ class DataConfig:
             ``train.p_pair``; "" for none. The exclusions apply to it too.
         max_seconds: clips are cut to this length in memory.
         dev_items: fixed dev crops evaluated during training.
+        lazy: read each training clip from disk when it is drawn (:class:`LazyWaves`) instead of
+            loading the split into memory first: for corpora larger than RAM (``configs/full.yaml``,
+            whose manifests ``prepare_corpora.py`` writes). Only the ``dev_items`` dev crops are
+            read up front. Costs a decode per crop, so give the loader workers (``loop.num_workers``).
     """
 
     manifest: str = "synthetic"
@@ -54,6 +65,7 @@ class DataConfig:
     pairs: str = ""
     max_seconds: float = 10.0
     dev_items: int = 200
+    lazy: bool = False
 
 
 
@@ -79,11 +91,12 @@ def kept_rows(data: DataConfig, path: Path, split: str) -> list[ManifestRow]:
             and not (data.exclude_corpus and row.corpus == data.exclude_corpus)]
 
 
-def load_split(data: DataConfig, split: str, sample_rate: int) -> tuple[list[np.ndarray], list[int], list[int],
-                                                                        list[bool]]:
-    """Waveforms, labels, copy-synthesis sources (:func:`copy_sources`) and pair-only flags of
-    one split, without the excluded family or corpus. The training split also takes
-    ``data.pairs``' rows (pair-only) whose fake and source are both kept."""
+def load_split(data: DataConfig, split: str, sample_rate: int) -> tuple[list[np.ndarray] | LazyWaves, list[int],
+                                                                        list[int], list[bool], list[float]]:
+    """Waveforms, labels, copy-synthesis sources (:func:`copy_sources`), pair-only flags and
+    seconds (up to ``data.max_seconds``; the manifest's durations when lazy) of one split, without the excluded family or corpus. The training split also takes
+    ``data.pairs``' rows (pair-only) whose fake and source are both kept. With ``data.lazy`` the
+    waveforms are a :class:`LazyWaves` over the files (read when drawn)."""
     path = Path(data.manifest)
     rows = kept_rows(data, path, split)
     folders = [path.parent] * len(rows)
@@ -94,18 +107,30 @@ def load_split(data: DataConfig, split: str, sample_rate: int) -> tuple[list[np.
         pool = [row for row in pool if row.tags.get("pair") in whole]
         rows += pool
         folders += [Path(data.pairs).parent] * len(pool)
-    waves = [load_audio(folder / row.path, sample_rate, allow_silence=True)[: int(data.max_seconds * sample_rate)]
-             for folder, row in zip(folders, rows, strict=True)]
-    return waves, [int(row.is_fake) for row in rows], copy_sources(rows), ["pair" in row.tags for row in rows]
+    if not rows:
+        raise SystemExit(f"{path}: no {split} rows (notes split={split}) after the exclusions; "
+                         "check data.manifest, data.exclude_family and data.exclude_corpus")
+    limit = int(data.max_seconds * sample_rate)
+    files = [folder / row.path for folder, row in zip(folders, rows, strict=True)]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise SystemExit(f"{path}: {len(missing)} of its {split} files are missing (first: {missing[0]}); "
+                         "paths are relative to the manifest's folder: re-run the prepare script that wrote it")
+    waves: list[np.ndarray] | LazyWaves = (
+        LazyWaves([str(f) for f in files], sample_rate, limit) if data.lazy
+        else [load_audio(f, sample_rate, allow_silence=True)[:limit] for f in files])
+    seconds = ([min(row.duration_s, data.max_seconds) for row in rows] if data.lazy
+               else [len(w) / sample_rate for w in waves])
+    return waves, [int(row.is_fake) for row in rows], copy_sources(rows), ["pair" in row.tags for row in rows], seconds
 
 
 class FixedDev(Dataset):
     """Deterministic 4 s crops (tiled when short) of a class-balanced dev subset."""
 
-    def __init__(self, waves: list[np.ndarray], labels: list[int], samples: int, count: int) -> None:
+    def __init__(self, waves: Sequence[np.ndarray] | LazyWaves, labels: list[int], samples: int, count: int) -> None:
         rng = np.random.default_rng(0)
         picks = [i for k in (0, 1) for i in rng.permutation([j for j, y in enumerate(labels) if y == k])[: count // 2]]
-        self.items = [(np.resize(waves[i], samples).astype(np.float32), float(labels[i])) for i in picks]
+        self.items = [(np.resize(np.asarray(waves[i]), samples).astype(np.float32), float(labels[i])) for i in picks]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -132,10 +157,10 @@ def main() -> None:
                          "with loop.batch_size=8) or drop data.pairs")
     if data.manifest == "synthetic":
         (train_waves, train_labels, sources), (dev_waves, dev_labels, _) = synthetic(16, rate, 0), synthetic(8, rate, 1)
-        pair_only = [False] * len(train_waves)
+        pair_only, seconds = [False] * len(train_waves), [len(w) / rate for w in train_waves]
     else:
-        train_waves, train_labels, sources, pair_only = load_split(data, "train", rate)
-        dev_waves, dev_labels, _, _ = load_split(data, "dev", rate)
+        train_waves, train_labels, sources, pair_only, seconds = load_split(data, "train", rate)
+        dev_waves, dev_labels, _, _, _ = load_split(data, "dev", rate)
     segment = int(train.segment_seconds * rate)
     dataset = DetectionCropDataset(train_waves, train_labels, segment, train, rate,
                                    length=max(len(train_waves), loop.batch_size * 50), sources=sources,
@@ -143,8 +168,7 @@ def main() -> None:
     dev = FixedDev(dev_waves, dev_labels, segment, data.dev_items)
     summary = {"train_items": len(train_waves) - sum(pair_only),
                "train_fake": sum(y for y, only in zip(train_labels, pair_only, strict=True) if not only),
-               "train_hours": round(sum(w.size for w, only in zip(train_waves, pair_only, strict=True) if not only)
-                                    / rate / 3600, 3),
+               "train_hours": round(sum(s for s, only in zip(seconds, pair_only, strict=True) if not only) / 3600, 3),
                "train_copies_with_source": len(dataset.copies),
                "train_pair_only": sum(pair_only),
                "excluded_family": data.exclude_family,

@@ -30,13 +30,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import PurePosixPath
-from typing import cast
+from typing import cast, overload
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
+from voicefake.audio.io import load_audio
 from voicefake.channel import effects
 from voicefake.checkpoint import unwrap
 from voicefake.data.manifests import ManifestRow
@@ -155,6 +156,35 @@ def copy_sources(rows: Sequence[ManifestRow]) -> list[int]:
     return sources
 
 
+class LazyWaves(Sequence[torch.Tensor]):
+    """Waveforms read from disk when asked for, not held in memory: corpora of tens of thousands
+    of recordings (ASVspoof, In-the-Wild, WaveFake; ``data.lazy`` in ``recipes/detection/train.py``)
+    do not fit in RAM as float32. Each access decodes the file, resamples it to ``sample_rate`` and
+    keeps its first ``max_samples`` samples, as the in-memory path does. Picklable, so data-loader
+    workers each read their own files.
+    """
+
+    def __init__(self, paths: Sequence[str], sample_rate: int, max_samples: int) -> None:
+        if max_samples <= 0:
+            raise ValueError(f"LazyWaves: max_samples must be > 0, got {max_samples}")
+        self.paths, self.sample_rate, self.max_samples = [str(p) for p in paths], sample_rate, max_samples
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @overload
+    def __getitem__(self, index: int) -> torch.Tensor: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[torch.Tensor]: ...
+
+    def __getitem__(self, index: int | slice) -> torch.Tensor | list[torch.Tensor]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        wav = load_audio(self.paths[index], self.sample_rate, allow_silence=True)[: self.max_samples]
+        return torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+
+
 class DetectionCropDataset(Dataset):
     """Class-balanced random crops: even indices draw a real clip, odd ones a fake clip.
 
@@ -162,7 +192,8 @@ class DetectionCropDataset(Dataset):
     :func:`pair_collate`).
 
     Args:
-        waves: (T,) float32 waveforms at the model rate, loudness-normalised.
+        waves: (T,) float32 waveforms at the model rate, loudness-normalised, or a
+            :class:`LazyWaves` that reads each from disk when it is drawn.
         labels: 1 for synthetic, 0 for real, one per waveform.
         segment_samples: crop length.
         cfg: augmentation settings.
@@ -173,10 +204,11 @@ class DetectionCropDataset(Dataset):
             ``pairs``' channel copies), never as a crop on its own.
     """
 
-    def __init__(self, waves: Sequence[np.ndarray], labels: Sequence[int], segment_samples: int,
+    def __init__(self, waves: Sequence[np.ndarray] | LazyWaves, labels: Sequence[int], segment_samples: int,
                  cfg: TrainConfig, sample_rate: int, length: int = 4096,
                  sources: Sequence[int] | None = None, pair_only: Sequence[bool] | None = None) -> None:
-        self.waves = [torch.as_tensor(np.asarray(w, dtype=np.float32)) for w in waves]
+        self.waves: Sequence[torch.Tensor] = (
+            waves if isinstance(waves, LazyWaves) else [torch.as_tensor(np.asarray(w, dtype=np.float32)) for w in waves])
         only = list(pair_only) if pair_only is not None else [False] * len(self.waves)
         if len(only) != len(self.waves):
             raise ValueError(f"DetectionCropDataset: {len(only)} pair_only flags for {len(self.waves)} waveforms")
