@@ -193,14 +193,18 @@ def test_the_recipe_adds_the_pairs_manifest_to_training_only(tmp_path) -> None:
     write_manifest(pool, tmp_path / "manifest_pairs.csv")  # paths relative to its folder
     data = train["DataConfig"]
     kw = {"manifest": str(tmp_path / "manifest.csv"), "pairs": str(tmp_path / "manifest_pairs.csv")}
-    waves, labels, sources, only = train["load_split"](data(**kw), "train", 16000)
+    waves, labels, sources, only, seconds = train["load_split"](data(**kw), "train", 16000)
     assert labels == [0, 1, 0, 1, 0, 1] and only == [False, False, True, True, True, True]
-    assert sources == [-1, 0, -1, 2, -1, 4] and len(waves) == 6
-    _, labels, sources, only = train["load_split"](data(**kw, exclude_family="world"), "train", 16000)
+    assert sources == [-1, 0, -1, 2, -1, 4] and len(waves) == 6 and seconds == [w.size / 16000 for w in waves]
+    # read from disk when drawn (data.lazy): the same clips, labels, sources and flags
+    lazy, *rest = train["load_split"](data(**kw, lazy=True), "train", 16000)
+    assert rest[:3] == [labels, sources, only] and len(lazy) == 6
+    assert all(np.array_equal(lazy[i].numpy(), waves[i]) for i in range(6))
+    _, labels, sources, only, _ = train["load_split"](data(**kw, exclude_family="world"), "train", 16000)
     assert labels == [0, 0, 1] and sources == [-1, -1, 1] and only == [False, True, True]  # pair 0 went whole
-    _, labels, _, only = train["load_split"](data(**kw, exclude_corpus="librispeech"), "train", 16000)
+    _, labels, _, only, _ = train["load_split"](data(**kw, exclude_corpus="librispeech"), "train", 16000)
     assert labels == [0, 1, 0, 1] and only == [False, False, True, True]
-    _, labels, _, only = train["load_split"](data(**kw), "dev", 16000)
+    _, labels, _, only, _ = train["load_split"](data(**kw), "dev", 16000)
     assert labels == [0] and only == [False]
 
 

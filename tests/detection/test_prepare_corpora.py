@@ -190,3 +190,16 @@ def test_lazy_waves_read_what_the_in_memory_path_holds(tmp_path) -> None:
     assert data.waves is lazy and data[0][0].shape == (8000,)
     with pytest.raises(ValueError, match="max_samples"):
         LazyWaves([str(paths[0])], 16000, 0)
+
+
+def test_training_on_a_manifest_with_missing_files_stops_with_one_clear_line(tmp_path, monkeypatch) -> None:
+    la = asvspoof2019(tmp_path / "corpus")
+    out = tmp_path / "m" / "asv.csv"
+    run(monkeypatch, "asvspoof2019-la", "--root", str(la), "--out", str(out))
+    (la / "ASVspoof2019_LA_train" / "flac" / "LA_T_0000002.flac").unlink()  # the corpus moved or shrank since
+    for lazy in ("true", "false"):
+        monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(RECIPES / "configs" / "tiny.yaml"),
+                                          "--run", str(tmp_path / "run"), f"data.manifest={out}", f"data.lazy={lazy}"])
+        with pytest.raises(SystemExit, match=r"1 of its train files are missing \(first: .*LA_T_0000002.flac\)"):
+            runpy.run_path(str(RECIPES / "train.py"), run_name="__main__")
+    assert not (tmp_path / "run").exists()

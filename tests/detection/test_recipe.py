@@ -358,9 +358,9 @@ def test_folds_leave_out_a_family_or_a_corpus(tmp_path) -> None:
     write_manifest(rows, tmp_path / "manifest.csv")
     data = train["DataConfig"]
     manifest = str(tmp_path / "manifest.csv")
-    _, labels, _, _ = train["load_split"](data(manifest=manifest, exclude_corpus="vctk"), "train", 16000)
+    _, labels, _, _, _ = train["load_split"](data(manifest=manifest, exclude_corpus="vctk"), "train", 16000)
     assert labels == [0, 1]                                     # librispeech-1's real and fake only
-    _, labels, _, _ = train["load_split"](data(manifest=manifest, exclude_family="world"), "train", 16000)
+    _, labels, _, _, _ = train["load_split"](data(manifest=manifest, exclude_family="world"), "train", 16000)
     assert labels == [0, 0, 1]
     dev, test = detection_benchmark.fold_rows(rows, corpus="vctk")
     assert {r.path for r in test} == {"4.flac", "5.flac", "6.flac", "7.flac"}  # both splits, both labels
