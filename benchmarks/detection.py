@@ -19,6 +19,7 @@ corpus, for comparison on the corpora's dev splits).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import time
@@ -43,6 +44,7 @@ from voicefake.detection.inference import (
     prepare,
     score_against_truth,
 )
+from voicefake.detection.model import PairMaxPool
 from voicefake.metrics import compute_eer, expected_calibration_error, reliability_table
 from voicefake.train import state as run_state
 
@@ -366,6 +368,25 @@ def speed() -> dict:
                 cpus.append(time.process_time() - cpu)
         out[f"network_x_real_time_{threads}_thread_wall"] = round(60 / min(walls), 1)
         out[f"network_x_real_time_{threads}_thread_cpu"] = round(60 / min(cpus), 1)
+    # side by side, runs interleaved: the same weights with torch's max_pool2d in place of
+    # PairMaxPool (the network before session 48)
+    torch.set_num_threads(1)
+    pooled = copy.deepcopy(module)
+    pooled.stem_pool = torch.nn.MaxPool2d(pooled.stem_pool.pool, ceil_mode=True)
+    for block in pooled.blocks:
+        if isinstance(block.pool, PairMaxPool):
+            block.pool = torch.nn.MaxPool2d(block.pool.pool, ceil_mode=True)
+    side: dict[str, list[float]] = {"pair_max_pool": [], "max_pool2d": []}
+    with torch.inference_mode():
+        if not torch.equal(pooled(minute[None]).frame_logits, module(minute[None]).frame_logits):
+            raise AssertionError("PairMaxPool and max_pool2d disagree")
+        for _ in range(6):
+            for name, net in (("pair_max_pool", module), ("max_pool2d", pooled)):
+                wall = time.perf_counter()
+                net(minute[None])
+                side[name].append(time.perf_counter() - wall)
+    for name, walls in side.items():
+        out[f"network_x_real_time_1_thread_wall_{name}_interleaved"] = round(60 / min(walls), 1)
     torch.set_num_threads(2)
     call = prepare((0.05 * rng.standard_normal(600 * 16000)).astype(np.float32), 16000)
     from voicefake.detection.inference import Calibration

@@ -7,6 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from voicefake.checkpoint import Checkpoint, CheckpointError
 from voicefake.detection.losses import one_class_loss
@@ -287,3 +289,38 @@ def test_artefact_branch_is_frozen_and_round_trips(tmp_path) -> None:
         assert torch.allclose(loaded(wav).frame_logits, model(wav).frame_logits, atol=1e-6)
     with pytest.raises(ValueError, match="artefact"):
         replace(DetectorConfig.tiny(), artefact_weight=-1.0)
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (2, 1), (1, 2)])
+@pytest.mark.parametrize("shape", [(2, 3, 8, 10), (1, 4, 7, 9), (1, 1, 1, 1)])
+def test_pair_max_pool_is_max_pool2d_with_partial_windows(pool, shape) -> None:
+    """Inference takes neighbouring maxima (session 48: faster on CPUs without AVX-512); the
+    numbers are max_pool2d's with ceil_mode, odd sizes included; with autograd, max_pool2d runs."""
+    from voicefake.detection.model import PairMaxPool
+
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        assert torch.equal(PairMaxPool(pool)(x), F.max_pool2d(x, pool, ceil_mode=True))
+    leaf = x.clone().requires_grad_(True)
+    out = PairMaxPool(pool)(leaf)
+    assert out.grad_fn is not None and "MaxPool2D" in type(out.grad_fn).__name__
+    with pytest.raises(ValueError, match="1 or 2"):
+        PairMaxPool((3, 3))
+
+
+def test_bundled_detector_scores_as_with_max_pool2d() -> None:
+    """The bundled weights through PairMaxPool give max_pool2d's frame logits bit for bit."""
+    import copy
+
+    from voicefake import api
+    from voicefake.detection.model import PairMaxPool
+
+    module = api.load("detection").module
+    before = copy.deepcopy(module)
+    before.stem_pool = nn.MaxPool2d((2, 2), ceil_mode=True)
+    for block in before.blocks:
+        if isinstance(block.pool, PairMaxPool):
+            block.pool = nn.MaxPool2d(block.pool.pool, ceil_mode=True)
+    wav = torch.from_numpy(np.random.default_rng(0).standard_normal(16000 * 3 + 123).astype(np.float32) * 0.05)
+    with torch.inference_mode():
+        assert torch.equal(module(wav[None]).frame_logits, before(wav[None]).frame_logits)

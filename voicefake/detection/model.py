@@ -132,13 +132,38 @@ class MaxFeatureMap(nn.Module):
         return torch.maximum(a, b)
 
 
+class PairMaxPool(nn.Module):
+    """Max pooling by 1 or 2 along (bands, frames), stride = kernel, partial windows kept: what
+    ``nn.MaxPool2d(pool, ceil_mode=True)`` computes, with the same numbers. Without autograd
+    (inference) it takes the elementwise maximum of neighbouring rows and columns instead, which is
+    3-15x faster than ``max_pool2d`` on CPUs without AVX-512 (session 48); with autograd on
+    (training) it calls ``max_pool2d`` itself, so training and its gradients are unchanged."""
+
+    def __init__(self, pool: tuple[int, int]) -> None:
+        super().__init__()
+        if not set(pool) <= {1, 2}:
+            raise ValueError(f"PairMaxPool pools by 1 or 2 along each axis, got {pool}")
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return F.max_pool2d(x, self.pool, ceil_mode=True)
+        for dim, size in zip((2, 3), self.pool, strict=True):
+            if size == 2:
+                if x.shape[dim] % 2:  # the last, partial window keeps its one value
+                    x = F.pad(x, (0, 1) if dim == 3 else (0, 0, 0, 1), value=float("-inf"))
+                pairs = x.unflatten(dim, (-1, 2))
+                x = torch.maximum(pairs.select(dim + 1, 0), pairs.select(dim + 1, 1))
+        return x
+
+
 class LcnnBlock(nn.Module):
     """Max pooling by ``pool`` (first: the convolutions run on the smaller grid), 1x1 MFM,
     batch norm, kxk MFM."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, pool: tuple[int, int]) -> None:
         super().__init__()
-        self.pool = nn.MaxPool2d(pool, ceil_mode=True) if pool != (1, 1) else nn.Identity()
+        self.pool = PairMaxPool(pool) if pool != (1, 1) else nn.Identity()
         self.reduce = MaxFeatureMap(in_channels, in_channels, 1)
         self.norm = nn.BatchNorm2d(in_channels)
         self.conv = MaxFeatureMap(in_channels, out_channels, kernel)
@@ -159,7 +184,7 @@ class Detector(nn.Module):
         # strides and pools to 40 ms frames: the costly convolutions run on a 16x smaller grid
         self.input_norm = nn.BatchNorm2d(config.in_channels)
         self.stem = MaxFeatureMap(config.in_channels, c[0], 5, stride=2)
-        self.stem_pool = nn.MaxPool2d((2, 2), ceil_mode=True)
+        self.stem_pool = PairMaxPool((2, 2))
         self.blocks = nn.Sequential(
             LcnnBlock(c[0], c[1], 3, (1, 1)),
             LcnnBlock(c[1], c[2], 3, (2, 1)),
