@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -36,10 +38,14 @@ def flagged(manifest: Path, checkpoint: str, split: str, parts: int, by_family: 
     loaded = api.load(checkpoint, kind="detection")
     calibration = Calibration.from_metadata(loaded.checkpoint.metadata)
     found: dict = defaultdict(lambda: defaultdict(list))
-    for row in read_manifest(manifest):
+    rows = [row for row in read_manifest(manifest) if row.tags.get("split") == split]
+    start = time.perf_counter()
+    for done, row in enumerate(rows, 1):
         notes = row.tags
-        if notes.get("split") != split:
-            continue
+        if done % 1000 == 0 or done == len(rows):  # big eval sets (ASVspoof 2021 DF: 611 k files) take hours
+            rate = done / (time.perf_counter() - start)
+            print(f"{checkpoint}: {done}/{len(rows)} scored, {rate:.1f}/s, about {(len(rows) - done) / rate / 60:.0f} min "
+                  "left", file=sys.stderr, flush=True)
         p, flag, _ = decide(loaded.module, calibration, load_audio(manifest.parent / row.path, 16000, allow_silence=True))
         group = row.folder if by_family else "-".join(row.system.split("-")[:parts]) if parts else row.system
         found[group][notes.get("channel", "")].append((p, flag))
