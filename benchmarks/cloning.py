@@ -263,6 +263,7 @@ def run(args: argparse.Namespace) -> dict:
                     "threads": args.threads, "targets": len(tgts),
                     "contrast": "each decoder's own (api.contrast_for)" if args.contrast is None else args.contrast,
                     "pitch_range": "api.pitch_range_for" if args.pitch_range is None else args.pitch_range,
+                    "tts_voice": args.tts_voice or "the default (rms)",
                     "source_utterances": list(args.source_utterances),
                     "texts": args.texts, "conversion": args.conversion or "bundled (api.convert_decoder for conversion, "
                                                                  "api.tts_decoder for text to speech, api.FINETUNE_BASE for --finetune)"}
@@ -317,7 +318,7 @@ def run(args: argparse.Namespace) -> dict:
                 wav, _ = api.clone(text, profile, blend=blend, checkpoint=args.conversion, content=args.content,
                                    vocoder=args.vocoder, engine=engine, eq=eq, rate=rate, identity_steps=steps,
                                    speaker=args.speaker, gv=gv, contrast=args.contrast,
-                                   pitch_range=args.pitch_range)
+                                   pitch_range=args.pitch_range, tts_voice=args.tts_voice)
                 results[f"{_tts_name(engine)}blend{blend}{_eq_name(eq)}{_gv_name(gv)}{_rate_name(rate)}"
                         f"{_identity_name(steps)}"].append(_item(judges, wav, held, text, start, None, t["reference_f0"]))
         if args.diagnostics:
@@ -370,7 +371,7 @@ def finetuned(args: argparse.Namespace, judges: Judges, target: dict, srcs: list
             begin = time.perf_counter()
             wav, _ = api.clone(text, str(path), blend=args.finetune_blend, engine=engine, eq=args.eq[0],
                                gv=args.gv[0], identity_steps=steps, content=args.content, vocoder=args.vocoder,
-                               speaker=args.speaker)
+                               speaker=args.speaker, tts_voice=args.tts_voice)
             results[f"finetuned_{_tts_name(engine)}{_identity_name(steps)}"].append(
                 _item(judges, wav, held, text, begin, None, target["reference_f0"]))
 
@@ -496,6 +497,8 @@ def main() -> None:
     parser.add_argument("--contrast", type=float, default=None,
                         help="speaker contrast of the zero-shot rows (api.convert contrast=; default: each "
                              "decoder's own, api.contrast_for)")
+    parser.add_argument("--tts-voice", default=None, choices=["rms", "slt", "awb", "kal16", "kal"],
+                        help="flite voice of every text-to-speech row (api.clone tts_voice=; default: the API's, rms)")
     parser.add_argument("--pitch-range", type=float, default=None,
                         help="pitch-range matching of every row (api.convert / api.clone pitch_range=; default: "
                              "api.pitch_range_for, 0 for conversion and api.DEFAULT_TTS_PITCH_RANGE for text)")
