@@ -94,9 +94,11 @@ def kept_rows(data: DataConfig, path: Path, split: str) -> list[ManifestRow]:
 def load_split(data: DataConfig, split: str, sample_rate: int) -> tuple[list[np.ndarray] | LazyWaves, list[int],
                                                                         list[int], list[bool], list[float]]:
     """Waveforms, labels, copy-synthesis sources (:func:`copy_sources`), pair-only flags and
-    seconds (up to ``data.max_seconds``; the manifest's durations when lazy) of one split, without the excluded family or corpus. The training split also takes
-    ``data.pairs``' rows (pair-only) whose fake and source are both kept. With ``data.lazy`` the
-    waveforms are a :class:`LazyWaves` over the files (read when drawn)."""
+    seconds (up to ``data.max_seconds``; the manifest's durations when lazy) of one split,
+    without the excluded family or corpus. The training split also takes ``data.pairs``' rows
+    (pair-only) whose fake and source are both kept. With ``data.lazy`` the waveforms are a
+    :class:`LazyWaves` over the files (read when drawn). A split with no rows, or with files
+    that are gone, stops the recipe with one line."""
     path = Path(data.manifest)
     rows = kept_rows(data, path, split)
     folders = [path.parent] * len(rows)

@@ -222,3 +222,17 @@ def test_loading_benchmark_times_both_paths_on_one_split(tmp_path, monkeypatch, 
     monkeypatch.setattr(sys, "argv", ["detection_loading.py", "--manifest", str(out), "--split", "nope"])
     with pytest.raises(SystemExit, match="no rows with split=nope"):
         runpy.run_path(str(Path(__file__).parents[2] / "benchmarks" / "detection_loading.py"), run_name="__main__")
+
+
+def test_training_on_an_eval_only_manifest_names_the_missing_split(tmp_path, monkeypatch) -> None:
+    """ASVspoof 2021's manifests are eval only: training on one alone stops with one line."""
+    base = tmp_path / "ASVspoof2021"
+    tone(base / "ASVspoof2021_LA_eval" / "flac" / "LA_E_1.flac")
+    (base / "keys" / "LA" / "CM").mkdir(parents=True)
+    (base / "keys" / "LA" / "CM" / "trial_metadata.txt").write_text("LA_0009 LA_E_1 none - bonafide bonafide notrim eval\n")
+    out = tmp_path / "m" / "la.csv"
+    run(monkeypatch, "asvspoof2021-la", "--root", str(base / "ASVspoof2021_LA_eval"), "--out", str(out))
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(RECIPES / "configs" / "tiny.yaml"),
+                                      "--run", str(tmp_path / "run"), f"data.manifest={out}", "data.lazy=true"])
+    with pytest.raises(SystemExit, match="no train rows"):
+        runpy.run_path(str(RECIPES / "train.py"), run_name="__main__")
