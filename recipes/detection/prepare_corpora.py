@@ -38,16 +38,16 @@ attacks by their waveform generator (:data:`ASVSPOOF2019_FAMILIES`, the database
 (:data:`WAVEFAKE_FAMILIES`), In-the-Wild's fakes as one family (their systems are not named).
 
 A file the protocol lists but the disk lacks, or one that cannot be read, is skipped and
-counted in the summary line (the first few are named); a missing protocol file is an error.
+counted in the summary line (the first of each kind is named); a missing protocol file is an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -57,6 +57,9 @@ import soundfile as sf
 
 from voicefake.config import run_recipe
 from voicefake.data.manifests import ManifestRow, read_manifest, write_manifest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prepare_shared import hashed_fraction  # noqa: E402  (the shared data's split hash)
 
 AUDIO_SUFFIXES = (".flac", ".wav")
 
@@ -106,8 +109,8 @@ class Collected:
 
 
 def in_dev(key: str, fraction: float) -> bool:
-    """True for about ``fraction`` of keys, the same on every machine (a hash, not a random draw)."""
-    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+    """True for about ``fraction`` of keys, the same on every machine (prepare_shared's hash, not a random draw)."""
+    return hashed_fraction(key) < fraction
 
 
 def index_audio(root: Path) -> dict[str, Path]:
@@ -181,7 +184,7 @@ def asvspoof2021(root: Path, keys: Path, out_dir: Path, track: str) -> Collected
     for fields in protocol_lines(keys, 8):
         speaker, utterance, codec, place, attack, key, _, subset = fields[:8]
         label = label_of(key, str(keys))
-        channel = "clean" if codec in ("none", "-") else (f"{codec}-{place}" if track == "LA" else codec)
+        channel = "clean" if codec in ("none", "nocodec", "-") else (f"{codec}-{place}" if track == "LA" else codec)
         if label == "real":
             family = name.replace("-", "_")
         elif track == "LA":

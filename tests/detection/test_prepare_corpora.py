@@ -110,6 +110,7 @@ def test_asvspoof2021_la_and_df_are_eval_only_with_their_channels_and_families(t
     df = {Path(r.path).stem: r for r in read_manifest(df_out)}
     assert df["DF_E_1"].folder == "traditional-vocoder" and df["DF_E_1"].tags["channel"] == "mp3m4a"
     assert df["DF_E_1"].tags["source"] == "asvspoof" and df["DF_E_2"].label == "real"
+    assert df["DF_E_2"].tags["channel"] == "clean"  # DF writes "nocodec" where LA writes "none"
 
 
 def test_in_the_wild_is_split_by_speaker_or_all_eval(tmp_path, monkeypatch) -> None:
