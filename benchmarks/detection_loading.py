@@ -1,4 +1,5 @@
-"""What reading training clips from disk when drawn (``data.lazy``) costs against holding them in memory.
+"""What reading training clips from disk when drawn (``data.lazy``) costs against holding them in memory,
+and what channels drawn on the fly (``train.p_channel``) cost per crop.
 
     VOICEFAKE_DATA=../shared/data python benchmarks/detection_loading.py \
         --manifest runs/detection/data/manifest.csv --crops 2000 --json runs/bench/detection_loading.json
@@ -10,6 +11,11 @@ default; that load is timed too and the float32 bytes it holds are counted) and 
 clip decoded from its file: :class:`voicefake.detection.training.LazyWaves`). The figure that
 matters for ``configs/full.yaml`` is crops per second per loader worker against what the GPU
 consumes (``loop.batch_size`` crops a step).
+
+``--channel-crops N`` adds one arm per chain kind of ``train.p_channel`` (in memory, every crop
+through a freshly drawn "phone" or "recording" chain, N crops each, the same seed): its milliseconds
+a crop, less the in-memory arm's, is what one crop through that kind of chain adds, so
+``p_channel`` times their mean is the loader's extra work per crop.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=2000)
     parser.add_argument("--segment-seconds", type=float, default=3.0)
     parser.add_argument("--max-seconds", type=float, default=10.0)
+    parser.add_argument("--channel-crops", type=int, default=0,
+                        help="crops per chain kind of train.p_channel (0: skip those arms)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -69,6 +77,13 @@ def main() -> None:
         "lazy_ms_per_crop": round(1000 * lazy_s / args.crops, 2),
         "lazy_over_in_memory_time": round(lazy_s / memory_s, 2),
     }
+    base_ms = 1000 * memory_s / args.crops
+    for kind in ("phone", "recording") if args.channel_crops > 0 else ():
+        channel_cfg = TrainConfig(segment_seconds=args.segment_seconds, p_channel=1.0, channel_kinds=(kind,))
+        arm = DetectionCropDataset(waves, labels, segment, channel_cfg, rate, length=args.channel_crops)
+        ms = 1000 * draw(arm, args.channel_crops) / args.channel_crops
+        result[f"channel_{kind}_ms_per_crop"] = round(ms, 2)
+        result[f"channel_{kind}_added_ms_per_crop"] = round(ms - base_ms, 2)
     print(json.dumps(result, indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -207,7 +207,8 @@ def test_training_on_a_manifest_with_missing_files_stops_with_one_clear_line(tmp
 
 
 def test_loading_benchmark_times_both_paths_on_one_split(tmp_path, monkeypatch, capsys) -> None:
-    """benchmarks/detection_loading.py: the same crops drawn in memory and lazily; the JSON holds both rates."""
+    """benchmarks/detection_loading.py: the same crops drawn in memory and lazily; the JSON holds both rates,
+    and with --channel-crops what a chain of each kind adds to a crop."""
     import json
 
     la = asvspoof2019(tmp_path / "corpus")
@@ -215,11 +216,13 @@ def test_loading_benchmark_times_both_paths_on_one_split(tmp_path, monkeypatch, 
     run(monkeypatch, "asvspoof2019-la", "--root", str(la), "--out", str(out))
     result = tmp_path / "loading.json"
     monkeypatch.setattr(sys, "argv", ["detection_loading.py", "--manifest", str(out), "--crops", "6",
-                                      "--segment-seconds", "0.5", "--json", str(result)])
+                                      "--segment-seconds", "0.5", "--channel-crops", "3", "--json", str(result)])
     runpy.run_path(str(Path(__file__).parents[2] / "benchmarks" / "detection_loading.py"), run_name="__main__")
     figures = json.loads(result.read_text())
     assert figures["clips"] == 2 and figures["crops"] == 6 and figures["in_memory_mbytes"] > 0
     assert figures["lazy_crops_per_second"] > 0 and figures["in_memory_crops_per_second"] > 0
+    # a codec round trip per crop costs more than a crop cut from memory
+    assert figures["channel_phone_added_ms_per_crop"] > 0 and figures["channel_recording_ms_per_crop"] > 0
     monkeypatch.setattr(sys, "argv", ["detection_loading.py", "--manifest", str(out), "--split", "nope"])
     with pytest.raises(SystemExit, match="no rows with split=nope"):
         runpy.run_path(str(Path(__file__).parents[2] / "benchmarks" / "detection_loading.py"), run_name="__main__")

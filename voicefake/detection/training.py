@@ -3,7 +3,10 @@
 
 Augmentation treats both labels identically (the label must never be readable from the
 channel): random crop length, random low-pass at 3.4-4 kHz (narrowband emulation, so that
-bandwidth is not a cue), dither noise that fills digital silence, and a random gain.
+bandwidth is not a cue), dither noise that fills digital silence, and a random gain. With
+``p_channel`` a crop first goes through a random phone call or recording chain of
+:mod:`voicefake.channel`, drawn afresh for each crop (a pair's two crops share theirs), for
+corpora that have no channel copies of their own (``configs/full.yaml``).
 
 Spliced crops (``p_splice``) teach the per-frame logits, which make the segment timeline,
 where a fake starts and stops: a span of a real crop is replaced by a span of another clip,
@@ -38,13 +41,15 @@ from torch import nn
 from torch.utils.data import Dataset, default_collate
 
 from voicefake.audio.io import load_audio
-from voicefake.channel import effects
+from voicefake.channel import apply_chain, draw_phone_steps, draw_recording_steps, effects
 from voicefake.checkpoint import unwrap
 from voicefake.data.manifests import ManifestRow
 from voicefake.detection.augment import rawboost
 from voicefake.detection.losses import detection_loss, one_class_loss, pair_margin_loss
 from voicefake.detection.model import Detector, DetectorConfig
 from voicefake.train.loop import TrainTask, warmup_cosine
+
+CHANNEL_DRAWS = {"phone": draw_phone_steps, "recording": draw_recording_steps}
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,15 @@ class TrainConfig:
         p_rawboost: probability of one RawBoost distortion (:func:`voicefake.detection.augment.rawboost`:
             a random notch-filter channel with non-linear terms, impulsive errors, or coloured
             noise) before the other augmentation, both labels.
+        p_channel: probability that a crop is first sent through a random channel of
+            :mod:`voicefake.channel`, drawn for that crop from ``channel_kinds`` (equally likely):
+            "phone" (:func:`~voicefake.channel.draw_phone_steps`: room, noise, handset, an 8 kHz
+            codec, packet loss) or "recording" (:func:`~voicefake.channel.draw_recording_steps`:
+            microphone response, sample rate, level, noise floor, a lossy file format). Both
+            labels alike, and a pair's real and fake crop through the same chain. It costs about
+            40-60 ms of codec work per 3 s crop on one CPU thread (``benchmarks/detection_loading.py``),
+            so give the loader workers.
+        channel_kinds: the chain kinds ``p_channel`` draws from.
         oc_margins: (m_real, m_fake) cosine margins of the one-class loss
             (:func:`~voicefake.detection.losses.one_class_loss`), used when the model's
             ``head`` is "one_class"; the linear head trains with binary cross-entropy.
@@ -111,6 +125,8 @@ class TrainConfig:
     p_speed: float = 0.0
     speed_range: tuple[float, float] = (0.87, 1.15)
     p_rawboost: float = 0.0
+    p_channel: float = 0.0
+    channel_kinds: tuple[str, ...] = ("phone", "recording")
     oc_margins: tuple[float, float] = (0.9, 0.2)
     p_pair: float = 0.0
     pair_margin: float = 2.0
@@ -125,6 +141,12 @@ class TrainConfig:
                              f"got {self.oc_margins}")
         if not 0.0 <= self.p_pair <= 1.0:
             raise ValueError(f"TrainConfig.p_pair must be a probability in [0, 1], got {self.p_pair}")
+        if not 0.0 <= self.p_channel <= 1.0:
+            raise ValueError(f"TrainConfig.p_channel must be a probability in [0, 1], got {self.p_channel}")
+        unknown = sorted(set(self.channel_kinds) - set(CHANNEL_DRAWS))
+        if not self.channel_kinds or unknown:
+            raise ValueError(f"TrainConfig.channel_kinds must name one or more of {sorted(CHANNEL_DRAWS)}, "
+                             f"got {list(self.channel_kinds)}")
         if not math.isfinite(self.sam_rho) or self.sam_rho < 0:
             raise ValueError(f"TrainConfig.sam_rho must be a finite number >= 0 (0 turns SAM off), got {self.sam_rho}")
         if self.sam_warmup_steps < 0:
@@ -326,7 +348,13 @@ def pair_collate(items: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, .
 
 
 def augment(wav: torch.Tensor, cfg: TrainConfig, sample_rate: int) -> torch.Tensor:
-    """Label-blind augmentation of one (T,) crop."""
+    """Label-blind augmentation of one (T,) crop. Every draw comes from torch's generator, so
+    replaying its state replays the augmentation (a pair's two crops)."""
+    if cfg.p_channel > 0 and float(torch.rand(())) < cfg.p_channel:
+        kind = cfg.channel_kinds[int(torch.randint(len(cfg.channel_kinds), ()))]
+        rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
+        steps = CHANNEL_DRAWS[kind](rng)
+        wav = torch.from_numpy(apply_chain(wav.numpy(), sample_rate, steps, seed=rng))
     if cfg.p_rawboost > 0 and float(torch.rand(())) < cfg.p_rawboost:
         rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
         wav = torch.from_numpy(rawboost(wav.numpy(), rng, sample_rate))
