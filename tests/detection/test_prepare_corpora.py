@@ -14,6 +14,7 @@ import torch
 
 from voicefake.checkpoint import Checkpoint
 from voicefake.data.manifests import read_manifest
+from voicefake.detection.training import copy_sources
 
 RECIPES = Path(__file__).parents[2] / "recipes" / "detection"
 RECIPE = RECIPES / "prepare_corpora.py"
@@ -136,8 +137,10 @@ def test_in_the_wild_is_split_by_speaker_or_all_eval(tmp_path, monkeypatch) -> N
         run(monkeypatch, "in-the-wild", "--root", str(root), "--out", str(out))
 
 
-def test_wavefake_keeps_each_fake_with_its_source_and_names_the_architecture(tmp_path, monkeypatch) -> None:
-    gen, lj = tmp_path / "generated_audio", tmp_path / "LJSpeech-1.1"
+def wavefake_corpus(base: Path) -> tuple[Path, Path]:
+    """A miniature WaveFake (``generated_audio``) and LJSpeech: 30 utterances, MelGAN copies of
+    all, HiFi-GAN and WaveGlow copies of five, one TTS prompt."""
+    gen, lj = base / "generated_audio", base / "LJSpeech-1.1"
     ids = [f"LJ001-{i:04d}" for i in range(30)]
     for i, utt in enumerate(ids):
         tone(lj / "wavs" / f"{utt}.wav", 150.0, seconds=0.4)
@@ -146,6 +149,11 @@ def test_wavefake_keeps_each_fake_with_its_source_and_names_the_architecture(tmp
             tone(gen / "ljspeech_hifiGAN" / f"{utt}_generated.wav", 150.0, seconds=0.4)
             tone(gen / "ljspeech_waveglow" / f"{utt}.wav", 150.0, seconds=0.4)
     tone(gen / "common_voices_prompts_from_conformer_fastspeech2_pwg_ljspeech" / "generated" / "gen_0.wav")
+    return gen, lj
+
+
+def test_wavefake_keeps_each_fake_with_its_source_and_names_the_architecture(tmp_path, monkeypatch) -> None:
+    gen, lj = wavefake_corpus(tmp_path)
     out = tmp_path / "wf.csv"
     run(monkeypatch, "wavefake", "--root", str(gen), "--ljspeech", str(lj), "--out", str(out), "--dev-fraction", "0.3")
     rows = read_manifest(out)
@@ -159,6 +167,31 @@ def test_wavefake_keeps_each_fake_with_its_source_and_names_the_architecture(tmp
         split_of.setdefault(row.tags["utterance"], set()).add(row.tags["split"])
     assert all(len(s) == 1 for s in split_of.values())  # a fake and its source: one split
     assert {next(iter(s)) for s in split_of.values()} == {"train", "dev"}
+    # train.p_pair finds each vocoder copy's LJSpeech source by the utterance, not the file name
+    sources = copy_sources(rows)
+    for row, source in zip(rows, sources, strict=True):
+        if row.is_fake and row.tags["utterance"].startswith("LJ"):
+            assert source >= 0 and not rows[source].is_fake and rows[source].tags["utterance"] == row.tags["utterance"]
+        else:
+            assert source == -1  # reals, and the TTS prompts, which have no source recording
+
+
+def test_full_configs_training_options_run_together_on_wavefake(tmp_path, monkeypatch) -> None:
+    """full.yaml's data path in miniature: WaveFake read lazily, pairs of vocoder copies and their
+    LJSpeech sources, crops through channels drawn on the fly."""
+    gen, lj = wavefake_corpus(tmp_path)
+    out = tmp_path / "wf.csv"
+    run(monkeypatch, "wavefake", "--root", str(gen), "--ljspeech", str(lj), "--out", str(out), "--dev-fraction", "0.3")
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config", str(RECIPES / "configs" / "tiny.yaml"),
+                                      "--run", str(tmp_path / "run"), f"data.manifest={out}", "data.lazy=true",
+                                      "data.dev_items=4", "train.p_pair=0.5", "train.p_channel=0.5",
+                                      "loop.batch_size=2"])
+    runpy.run_path(str(RECIPES / "train.py"), run_name="__main__")
+    assert "pair_order/train" in (tmp_path / "run" / "logs" / "scalars.jsonl").read_text()
+    copies = sum(r.is_fake and r.tags["split"] == "train" and r.tags["utterance"].startswith("LJ")
+                 for r in read_manifest(out))
+    step = sorted((tmp_path / "run").glob("step_*"))[-1]
+    assert copies > 0 and Checkpoint.load(step / "detector").metadata["data"]["train_copies_with_source"] == copies
 
 
 def test_merge_re_roots_paths_and_lazy_training_reads_the_corpus_in_place(tmp_path, monkeypatch) -> None:

@@ -160,17 +160,26 @@ def copy_sources(rows: Sequence[ManifestRow]) -> list[int]:
     (``<source name>_<n>``, ``recipes/detection/prepare_shared.py``). Of those, only
     ``channel=clean`` rows are paired: a recording's channel copy and its fake's went through
     channels drawn apart. Rows tagged ``pair=<id>`` (stage ``pairs``: a fake and its source
-    through one and the same channel) are paired by that tag instead, fake to real.
+    through one and the same channel) are paired by that tag instead, fake to real. A clean fake
+    tagged ``utterance=<id>`` (WaveFake, ``prepare_corpora.py``: its vocoders' copies of LJSpeech
+    and JSUT keep the source's id, not its file name) pairs with the clean real recording of
+    the same speaker and utterance.
     """
     def clean(row: ManifestRow) -> bool:
         return row.tags.get("channel") == "clean" and "pair" not in row.tags
 
     reals = {(r.speaker, PurePosixPath(r.path).stem): i for i, r in enumerate(rows) if clean(r) and not r.is_fake}
     tagged = {r.tags["pair"]: i for i, r in enumerate(rows) if "pair" in r.tags and not r.is_fake}
+    said = {(r.speaker, r.tags["utterance"]): i for i, r in enumerate(rows)
+            if clean(r) and not r.is_fake and "utterance" in r.tags}
     sources = []
     for row in rows:
         if "pair" in row.tags:
             sources.append(tagged.get(row.tags["pair"], -1) if row.is_fake else -1)
+            continue
+        if "utterance" in row.tags:
+            paired = row.is_fake and clean(row)
+            sources.append(said.get((row.speaker, row.tags["utterance"]), -1) if paired else -1)
             continue
         base, _, number = PurePosixPath(row.path).stem.rpartition("_")
         paired = row.is_fake and clean(row) and number.isdigit()
