@@ -261,12 +261,15 @@ def lipsync(video: Any, speech: Any) -> tuple[str, str]:
 def _clone(references: Any, microphone: Any, saved: Any, mode: str, text: str, source: Any, consent: bool,
            blend: float, eq: float, gv: float, identity_steps: float, save_as: str, adapt: bool = False,
            contrast: float = studio.CONTRAST_SLIDER_DEFAULT, pitch_range: float = studio.PITCH_SLIDER_DEFAULT,
-           progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
-    """Clone tab (see studio.clone_voice), with a per-sentence progress bar."""
-    return studio.clone_voice(references, microphone, saved, mode, text, source, consent, blend, save_as,
+           mode_defaults: bool = True, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+    """Clone tab (see studio.clone_voice), with a per-sentence progress bar. With ``mode_defaults``
+    the blend, contrast and pitch-range sliders are not read: the API picks them for the voice and
+    mode; without it each runs at exactly its slider's value."""
+    own = (None, None, None) if mode_defaults else (blend, contrast, pitch_range)
+    return studio.clone_voice(references, microphone, saved, mode, text, source, consent, own[0], save_as,
                               load=_load, progress=lambda done, total: progress(done / total, desc="sentences"), eq=eq,
-                              identity_steps=int(identity_steps or 0), gv=gv, adapt=bool(adapt), contrast=contrast,
-                              pitch_range=pitch_range)
+                              identity_steps=int(identity_steps or 0), gv=gv, adapt=bool(adapt), contrast=own[1],
+                              pitch_range=own[2])
 
 
 def build_app() -> gr.Blocks:
@@ -333,9 +336,13 @@ def build_app() -> gr.Blocks:
                     text = gr.Textbox(label="Text to speak", lines=3, elem_id="clone-text")
                     src = gr.File(label="Recording to convert (Convert mode)")
             with gr.Row():
-                blend = gr.Slider(0.0, 1.0, value=api.DEFAULT_BLEND, step=0.05,
+                mode_defaults = gr.Checkbox(value=True, elem_id="clone-mode-defaults",
+                                            label="Mode defaults: blend, contrast and pitch range picked for the "
+                                                  "voice and mode (moving one of those sliders unticks this; the "
+                                                  "output line says what ran)")
+                blend = gr.Slider(0.0, 1.0, value=api.DEFAULT_BLEND, step=0.05, elem_id="clone-blend",
                                   label="Blend: 0 = decoder (clearest words), 1 = the reference's own frames in voiced speech (closest voice); "
-                                        f"left at its default: {api.DEFAULT_BLEND} for Convert ({api.CALL_BLEND} from a call's reference), "
+                                        f"mode defaults: {api.DEFAULT_BLEND} for Convert ({api.CALL_BLEND} from a call's reference), "
                                         f"{api.DEFAULT_TTS_BLEND} for text, "
                                         f"{api.FINETUNED_BLEND} for an adapted voice")
                 eq = gr.Slider(0.0, 1.0, value=api.DEFAULT_EQ, step=0.05,
@@ -347,12 +354,12 @@ def build_app() -> gr.Blocks:
                                            "0 = off, faster)")
                 contrast = gr.Slider(0.0, 2.0, value=studio.CONTRAST_SLIDER_DEFAULT, step=0.1,
                                      label="Contrast: push the voice away from the average voice (a caricature: "
-                                           "closer by the judges, a few more lost words; 0 = off); left at "
-                                           f"{studio.CONTRAST_SLIDER_DEFAULT:g}: each decoder's own (1 for Convert, "
-                                           "0.5 for text, from 30 s of reference; 0 for shorter references and adapted voices)")
+                                           "closer by the judges, a few more lost words; 0 = off); mode defaults: "
+                                           "1 for Convert, 0.5 for text, from 30 s of reference; 0 for shorter "
+                                           "references and adapted voices")
                 pitch = gr.Slider(0.0, 1.0, value=studio.PITCH_SLIDER_DEFAULT, step=0.1,
                                   label="Pitch range: move the intonation towards the reference's (0 = the source's "
-                                        f"own, 1 = the reference's); left at {studio.PITCH_SLIDER_DEFAULT:g}: "
+                                        f"own, 1 = the reference's); mode defaults: "
                                         f"{api.DEFAULT_TTS_PITCH_RANGE:g} for text, {api.DEFAULT_PITCH_RANGE:g} for "
                                         "Convert and adapted voices")
                 save_as = gr.Textbox(label="Save this voice as (optional name)")
@@ -363,8 +370,10 @@ def build_app() -> gr.Blocks:
             clone_info = gr.Markdown()
             gr.Button("Generate", variant="primary", elem_id="clone-run").click(
                 _clone, [refs, mic, saved, mode, text, src, consent, blend, eq, gv, identity, save_as, adapt, contrast,
-                         pitch],
+                         pitch, mode_defaults],
                 [cloned, clone_info, saved], api_name="clone")
+            for slider in (blend, contrast, pitch):  # a slider the user moves is meant: run at its value
+                slider.input(None, None, mode_defaults, js="() => false", api_visibility="private")
         with gr.Tab("Call scenario"):
             gr.Markdown("A call script (YAML, see recipes/scenarios/README.md): who speaks, cloned lines and real "
                         "recordings, pauses; rendered through a phone line with ground truth of which segments are fake.")

@@ -43,24 +43,23 @@ def _profile(paths: list[str], load: Any, adapt: bool = False) -> Any:
     return _PROFILES[key]
 
 
-# the Clone tab's contrast slider starts here; left there, each decoder runs at its own default
-# (api.contrast_for: 1 for conversion-ref, what Convert uses, and 0.5 for conversion-flite, what text uses,
-# from 30 s of reference; 0 for shorter references and adapted voices)
+# where the Clone tab's contrast and pitch-range sliders start. While its "mode defaults" box is ticked
+# they are not read: the API picks for the voice and mode (api.contrast_for: 1 for conversion-ref, what
+# Convert uses, and 0.5 for conversion-flite, what text uses, from 30 s of reference, 0 for shorter
+# references and adapted voices; api.pitch_range_for: 0.5 for text into a zero-shot voice, 0 otherwise)
 CONTRAST_SLIDER_DEFAULT = 1.0
-# ... and the pitch-range slider here; left there, api.pitch_range_for decides (0.5 for text into a zero-shot
-# voice, 0 for Convert and adapted voices)
 PITCH_SLIDER_DEFAULT = api.DEFAULT_TTS_PITCH_RANGE
 
 
 def clone_voice(references: list[Any] | None, microphone: str | None, saved: str | None, mode: str, text: str,
-                source: Any, consent: bool, blend: float, save_as: str, load: Any, progress: Any = None,
+                source: Any, consent: bool, blend: float | None, save_as: str, load: Any, progress: Any = None,
                 eq: float = api.DEFAULT_EQ, identity_steps: int | None = None, gv: float = api.DEFAULT_GV,
                 adapt: bool = False, contrast: float | None = None, pitch_range: float | None = None) -> tuple:
     """Clone tab: returns ((rate, wav), info markdown, saved-voices dropdown update).
 
-    ``contrast``: the speaker contrast (``api.contrast_for``); None or the slider's default
-    (:data:`CONTRAST_SLIDER_DEFAULT`): the decoder's own. ``pitch_range`` likewise (``api.pitch_range_for``;
-    None or :data:`PITCH_SLIDER_DEFAULT`: the API's choice for this voice and mode).
+    ``blend``, ``contrast`` and ``pitch_range``: None lets the API pick for this voice and mode
+    (``api.blend_for``, ``api.contrast_for``, ``api.pitch_range_for``: what the tab's "mode defaults"
+    box does); a number runs exactly that, whatever it is. The info line says what ran.
 
     ``adapt``: fine-tune a copy of the decoder on the uploaded reference first (the API's defaults,
     session 27: similarity 0.756 and WER 12.5 % against 0.724 and 16.5 % zero-shot on 10 unseen voices). An adapted voice runs without identity
@@ -81,25 +80,27 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
                  and not (mode == MODES[0] and api.tts_engine() == "espeak"))
         if tuned:
             identity_steps = api.FINETUNED_IDENTITY_STEPS
-        # the slider left at its default: the API's own choice for this voice and mode (api.blend_for)
-        chosen: float | None = None if abs(blend - api.DEFAULT_BLEND) < 1e-6 else blend
-        pushed = None if contrast is None or abs(contrast - CONTRAST_SLIDER_DEFAULT) < 1e-6 else contrast
-        ranged = None if pitch_range is None or abs(pitch_range - PITCH_SLIDER_DEFAULT) < 1e-6 else pitch_range
-        if mode == MODES[0]:
+        speaks = mode == MODES[0]
+        if speaks:
             if not (text or "").strip():
                 raise gr.Error("Type the text the cloned voice should say.")
-            wav, rate = api.clone(text, profile, blend=chosen, progress=progress, eq=eq, identity_steps=identity_steps,
-                                  gv=gv, contrast=pushed, pitch_range=ranged)
+            wav, rate = api.clone(text, profile, blend=blend, progress=progress, eq=eq, identity_steps=identity_steps,
+                                  gv=gv, contrast=contrast, pitch_range=pitch_range)
         else:
             if source is None:
                 raise gr.Error("Upload the recording to convert into the target voice.")
-            wav, rate = api.convert(load(source if isinstance(source, str) else source.name), profile, blend=chosen, eq=eq,
-                                    identity_steps=identity_steps, gv=gv, contrast=pushed, pitch_range=ranged)
+            wav, rate = api.convert(load(source if isinstance(source, str) else source.name), profile, blend=blend, eq=eq,
+                                    identity_steps=identity_steps, gv=gv, contrast=contrast, pitch_range=pitch_range)
+        decoder = api.load(api.tts_decoder(api.tts_engine(), profile) if speaks else api.convert_decoder(profile))
+        ran = (f"blend {api.blend_for(profile, blend, text=speaks):g}, "
+               f"contrast {api.contrast_for(profile, decoder.module, contrast):g}, "
+               f"pitch range {api.pitch_range_for(profile, pitch_range, text=speaks):g}"
+               f"{' (mode defaults)' if blend is None and contrast is None and pitch_range is None else ''}")
     except (AudioError, ValueError, RuntimeError, KeyError) as err:
         raise gr.Error(str(err)) from None
     if save_as and save_as.strip():
         SAVED[save_as.strip()] = profile
-    model = api.load(api.tts_decoder(api.tts_engine(), profile) if mode == MODES[0] else api.convert_decoder(profile)).name
+    model = decoder.name
     marked, note = api.watermark_generated(wav, rate, model)
     similarity = api.similarity(api.embed(marked, centre=False), profile.embedding.numpy()) if profile.config.embedding_dim else float("nan")
     front = f" · text front end: {api.tts_engine()}" if mode == MODES[0] else ""
@@ -112,7 +113,7 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
     info = (f"**SYNTHETIC SPEECH** generated by voicefake {__version__} ({model}); {note}. "
             f"{len(marked) / rate:.1f} s · speaker similarity to the reference (speaker-16k cosine) "
             f"**{similarity:.2f}** from {profile.seconds:.1f} s of reference"
-            f"{' (decoder adapted to it)' if tuned else ''}{front}.")
+            f"{' (decoder adapted to it)' if tuned else ''}{front} · {ran}.")
     return (rate, marked), info, gr.update(choices=sorted(SAVED), value=None)
 
 

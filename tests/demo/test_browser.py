@@ -76,6 +76,30 @@ def test_detect_tab_in_browser(data_root: Path, tmp_path: Path) -> None:
         browser.close()
 
 
+def test_moving_a_clone_slider_unticks_the_mode_defaults_box(tmp_path: Path) -> None:
+    """The Clone tab's "mode defaults" box (ticked: the API picks blend, contrast and pitch range) is
+    unticked in the page itself when the user moves one of those sliders, so the value shown is the
+    value that runs."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    with running_demo(tmp_path) as url, playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 2400})
+        page.goto(url, timeout=60_000)
+        page.get_by_role("tab", name="Clone").click()
+        box = page.locator("#clone-mode-defaults input[type=checkbox]")
+        box.wait_for(timeout=30_000)
+        assert box.is_checked()
+        page.locator("#clone-blend input[type=range]").fill("0.5")
+        page.wait_for_function("!document.querySelector('#clone-mode-defaults input[type=checkbox]').checked",
+                               timeout=10_000)
+        box.check()  # ticked again by hand, it stays ticked
+        page.wait_for_timeout(500)
+        assert box.is_checked()
+        browser.close()
+
+
 def _verdict(table_text: str, name: str) -> str:
     """The verdict cell that follows the file-name cell containing ``name`` (cells are
     separate lines or tab-separated in the rendered table's text)."""

@@ -61,6 +61,7 @@ def test_clone_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> Non
                                          True, 0.5, 0.0, 0.5, 0, "ceo", False, api_name="/clone")
         assert "SYNTHETIC" in label and "watermark" in label and Path(audio).exists()
         assert f"text front end: {api.tts_engine()}" in label
+        assert "(mode defaults)" in label  # the sliders were not read
         wav, rate = sf.read(audio)
         assert len(wav) / rate > 0.8
         with pytest.raises(Exception, match="consent"):
@@ -69,8 +70,10 @@ def test_clone_tab_through_gradio_client(data_root: Path, tmp_path: Path) -> Non
         # the voice saved as "ceo" is reused without uploading the reference again
         converted, label, _ = client.predict(None, None, "ceo", "Convert a recording", "",
                                              handle(str(data_root / OTHER)), True, 0.5, 1.0, 0.0, 2, "", False, 0.5,
-                                             api_name="/clone")
+                                             0.5, False, api_name="/clone")
         assert Path(converted).exists() and "SYNTHETIC" in label
+        # the mode defaults box unticked: each slider runs at its value, 0.5 (text's default) included
+        assert "blend 0.5, contrast 0.5, pitch range 0.5." in label
         # adapting to the uploaded reference first (a decoder fine-tuned on it; no identity steps)
         adapted, label, _ = client.predict(refs, None, None, "Convert a recording", "",
                                            handle(str(data_root / OTHER)), True, 0.0, 0.5, 0.5, 10, "", True,

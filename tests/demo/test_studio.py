@@ -39,9 +39,10 @@ def test_a_call_reference_is_named_and_spoken_by_the_call_decoder(tmp_path: Path
     assert "conversion-ref" in outputs["wide"] and "a call" not in outputs["wide"]
 
 
-def test_the_pitch_slider_leaves_the_choice_to_the_api_at_its_default(tmp_path: Path, monkeypatch) -> None:
-    """Left at its default the pitch-range slider hands None (api.pitch_range_for decides: 0 for Convert);
-    moved, its value reaches api.convert."""
+def test_none_leaves_the_choice_to_the_api_and_a_number_runs_exactly(tmp_path: Path, monkeypatch) -> None:
+    """None (the tab's "mode defaults" box) lets api.pitch_range_for decide: 0 for Convert. A number
+    reaches api.convert as it is, the old slider default 0.5 included (it used to be read as "decide");
+    the info line says what ran."""
     studio = demo_module("studio")
     reference, source = tmp_path / "ref.wav", tmp_path / "source.wav"
     write_audio(reference, _voice(4.0, SR, 1), SR)
@@ -55,7 +56,9 @@ def test_the_pitch_slider_leaves_the_choice_to_the_api_at_its_default(tmp_path: 
         return convert(*args, **kwargs)
 
     monkeypatch.setattr(studio.api, "convert", spy)
-    for value in (studio.PITCH_SLIDER_DEFAULT, 0.8):
-        studio.clone_voice([str(reference)], None, None, studio.MODES[1], "", str(source), True, 0.15, "", load,
-                           identity_steps=0, pitch_range=value)
-    assert seen == [None, 0.8]
+    infos = [studio.clone_voice([str(reference)], None, None, studio.MODES[1], "", str(source), True, blend, "", load,
+                                identity_steps=0, pitch_range=value)[1]
+             for blend, value in ((None, None), (0.15, studio.PITCH_SLIDER_DEFAULT))]
+    assert seen == [None, studio.PITCH_SLIDER_DEFAULT]
+    assert "blend 0, contrast 0, pitch range 0 (mode defaults)" in infos[0]  # 4 s of reference: no blend, no contrast
+    assert f"blend 0.15, contrast 0, pitch range {studio.PITCH_SLIDER_DEFAULT:g}." in infos[1]
