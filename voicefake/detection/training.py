@@ -83,8 +83,8 @@ class TrainConfig:
             codec, packet loss) or "recording" (:func:`~voicefake.channel.draw_recording_steps`:
             microphone response, sample rate, level, noise floor, a lossy file format). Both
             labels alike, and a pair's real and fake crop through the same chain. It costs about
-            40-60 ms of codec work per 3 s crop on one CPU thread (``benchmarks/detection_loading.py``),
-            so give the loader workers.
+            55 ms (recording) to 75 ms (phone) of CPU per 4 s crop on one thread
+            (``benchmarks/detection_loading.py``), so give the loader workers.
         channel_kinds: the chain kinds ``p_channel`` draws from.
         oc_margins: (m_real, m_fake) cosine margins of the one-class loss
             (:func:`~voicefake.detection.losses.one_class_loss`), used when the model's
