@@ -92,9 +92,10 @@ def clone_voice(references: list[Any] | None, microphone: str | None, saved: str
             wav, rate = api.convert(load(source if isinstance(source, str) else source.name), profile, blend=blend, eq=eq,
                                     identity_steps=identity_steps, gv=gv, contrast=contrast, pitch_range=pitch_range)
         decoder = api.load(api.tts_decoder(api.tts_engine(), profile) if speaks else api.convert_decoder(profile))
-        ran = (f"blend {api.blend_for(profile, blend, text=speaks):g}, "
-               f"contrast {api.contrast_for(profile, decoder.module, contrast):g}, "
-               f"pitch range {api.pitch_range_for(profile, pitch_range, text=speaks):g}"
+        voice = api.tts_profile(profile, api.tts_engine()) if speaks else profile  # as clone() sees it
+        ran = (f"blend {api.blend_for(voice, blend, text=speaks):g}, "
+               f"contrast {api.contrast_for(voice, decoder.module, contrast):g}, "
+               f"pitch range {api.pitch_range_for(voice, pitch_range, text=speaks):g}"
                f"{' (mode defaults)' if blend is None and contrast is None and pitch_range is None else ''}")
     except (AudioError, ValueError, RuntimeError, KeyError) as err:
         raise gr.Error(str(err)) from None
