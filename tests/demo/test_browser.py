@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,17 +34,27 @@ def _artifacts(tmp_path: Path) -> Path:
     return folder
 
 
-def test_detect_tab_in_browser(data_root: Path, tmp_path: Path) -> None:
+@contextmanager
+def _demo_page(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium page on the demo, served from a subprocess for the block's duration."""
     playwright = pytest.importorskip("playwright.sync_api")
-    corrupt = tmp_path / "corrupt_call.wav"
-    corrupt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(64))
-    artifacts = _artifacts(tmp_path)
     with running_demo(tmp_path) as url, playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 2400})
-        page.goto(url, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 2400})
+            page.goto(url, timeout=60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_detect_tab_in_browser(data_root: Path, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt_call.wav"
+    corrupt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(64))
+    artifacts = _artifacts(tmp_path)
+    with _demo_page(tmp_path) as page:
         page.locator("#detect-files input[type=file]").set_input_files(
             [str(data_root / REAL), str(data_root / FAKE)])
         page.wait_for_timeout(1500)
@@ -73,20 +86,13 @@ def test_detect_tab_in_browser(data_root: Path, tmp_path: Path) -> None:
         page.wait_for_function(
             "document.querySelector('#detect-table') && /1688-142285-0003/.test(document.querySelector('#detect-table').innerText)",
             timeout=120_000)
-        browser.close()
 
 
 def test_moving_a_clone_slider_unticks_the_mode_defaults_box(tmp_path: Path) -> None:
     """The Clone tab's "mode defaults" box (ticked: the API picks blend, contrast and pitch range) is
     unticked in the page itself when the user moves one of those sliders, so the value shown is the
     value that runs."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    with running_demo(tmp_path) as url, playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 2400})
-        page.goto(url, timeout=60_000)
+    with _demo_page(tmp_path) as page:
         page.get_by_role("tab", name="Clone").click()
         box = page.locator("#clone-mode-defaults input[type=checkbox]")
         box.wait_for(timeout=30_000)
@@ -97,7 +103,6 @@ def test_moving_a_clone_slider_unticks_the_mode_defaults_box(tmp_path: Path) -> 
         box.check()  # ticked again by hand, it stays ticked
         page.wait_for_timeout(500)
         assert box.is_checked()
-        browser.close()
 
 
 def _verdict(table_text: str, name: str) -> str:
