@@ -348,9 +348,49 @@ def localisation(spliced: Path, checkpoint: str = "detection") -> dict:
     return summary
 
 
-def speed() -> dict:
+def parse_size(text: str) -> tuple[tuple[int, int, int, int], int]:
+    """``"8,16,32,48:48"`` -> ((8, 16, 32, 48), 48): the four LCNN block widths and the frame head's width."""
+    try:
+        widths, hidden = text.split(":")
+        channels = tuple(int(w) for w in widths.split(","))
+        if len(channels) != 4:
+            raise ValueError
+        return (channels[0], channels[1], channels[2], channels[3]), int(hidden)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected four block widths and the head's width, "
+                                         "e.g. 8,16,32,48:48") from None
+
+
+def size_speed(module: torch.nn.Module, sizes: list[tuple[tuple[int, int, int, int], int]],
+               audio: torch.Tensor, rounds: int = 6) -> list[dict]:
+    """Times real time on one thread of networks of other sizes (untrained: the weights do not change
+    the cost), interleaved with ``module`` round by round so that a busy machine slows all alike."""
+    import dataclasses
+
+    from voicefake.detection.model import Detector
+
+    nets = [("bundled", module)] + [
+        (f"{','.join(map(str, channels))}:{hidden}",
+         Detector(dataclasses.replace(module.config, channels=channels, hidden=hidden)).eval())
+        for channels, hidden in sizes]
+    torch.set_num_threads(1)
+    walls: dict[str, list[float]] = {name: [] for name, _ in nets}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for name, net in nets:
+                wall = time.perf_counter()
+                net(audio[None])
+                walls[name].append(time.perf_counter() - wall)
+    seconds = audio.numel() / module.config.sample_rate
+    return [{"size": name, "parameters": sum(p.numel() for p in net.parameters()),
+             "channels": list(net.config.channels), "hidden": net.config.hidden,
+             "x_real_time_1_thread_wall": round(seconds / min(walls[name]), 1)} for name, net in nets]
+
+
+def speed(sizes: list[tuple[tuple[int, int, int, int], int]] | None = None) -> dict:
     """Times real time of the network (CPU time and wall) and the full timeline of a 10-min call
-    (one pass) and of a 60-min call (six 10-minute pieces)."""
+    (one pass) and of a 60-min call (six 10-minute pieces); with ``sizes``, also networks of other
+    widths beside the bundled one (:func:`size_speed`)."""
     loaded = api.load("detection")
     module = loaded.module
     out = {}
@@ -387,6 +427,8 @@ def speed() -> dict:
                 side[name].append(time.perf_counter() - wall)
     for name, walls in side.items():
         out[f"network_x_real_time_1_thread_wall_{name}_interleaved"] = round(60 / min(walls), 1)
+    if sizes:
+        out["sizes_interleaved"] = size_speed(module, sizes, minute)
     torch.set_num_threads(2)
     call = prepare((0.05 * rng.standard_normal(600 * 16000)).astype(np.float32), 16000)
     from voicefake.detection.inference import Calibration
@@ -566,6 +608,9 @@ def main() -> None:
     parser.add_argument("--by-length", type=int, nargs="+", default=[], metavar="N",
                         help="also score the unseen voices' prompts joined N at a time (e.g. 1 2 4 8): false "
                              "alarms against recording length")
+    parser.add_argument("--speed-sizes", type=parse_size, nargs="+", default=[], metavar="W,W,W,W:H",
+                        help="with the speed part: also time untrained networks of these sizes on one thread, "
+                             "interleaved with the bundled one (four LCNN block widths : frame-head width)")
     parser.add_argument("--checkpoint", default="detection",
                         help="the model of the 'bundled' part: the bundled one, or a calibrated candidate's folder")
     args = parser.parse_args()
@@ -640,7 +685,7 @@ def main() -> None:
             result["chains_control"] = [{k: v for k, v in f.items() if k != "records"} for f in control]
             result["chains_control_pooled_dev_only"] = pooled(control, dev_only=True)
     if "speed" not in args.skip:
-        result["speed"] = speed()
+        result["speed"] = speed(args.speed_sizes)
     args.out.write_text(json.dumps(result, indent=1))
     args.out.with_suffix(".md").write_text(to_markdown(result) + "\n")
     print(to_markdown(result))

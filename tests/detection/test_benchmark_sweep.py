@@ -205,3 +205,24 @@ def test_dev_operating_point_uses_each_bands_threshold() -> None:
     assert out["all"]["false_alarm_rate"] == pytest.approx(1 / 3, abs=1e-4) and out["all"]["miss_rate"] == 0.5
     assert out["all"]["eer"] is not None
     assert detection_benchmark.dev_operating_point(points, 0.9, 0.9)["narrowband"]["false_alarm_rate"] == 1.0
+
+
+def test_speed_sizes_parse_and_time_each_size_beside_the_bundled_network() -> None:
+    """--speed-sizes: each size is parsed strictly, built at that width on the bundled front end,
+    and timed beside the bundled network (its own row first, with its real parameter count)."""
+    import argparse
+
+    import torch
+
+    assert detection_benchmark.parse_size("8,16,32,48:48") == ((8, 16, 32, 48), 48)
+    for bad in ("8,16,32:48", "8,16,32,48", "a,16,32,48:48"):
+        with pytest.raises(argparse.ArgumentTypeError, match="four block widths"):
+            detection_benchmark.parse_size(bad)
+    module = api.load("detection").module
+    rows = detection_benchmark.size_speed(module, [((8, 16, 32, 48), 48)], torch.zeros(16000), rounds=1)
+    assert [r["size"] for r in rows] == ["bundled", "8,16,32,48:48"]
+    assert rows[0]["parameters"] == sum(p.numel() for p in module.parameters())
+    assert rows[0]["channels"] == list(module.config.channels)
+    assert rows[1]["channels"] == [8, 16, 32, 48] and rows[1]["hidden"] == 48
+    assert rows[1]["parameters"] > rows[0]["parameters"]
+    assert all(r["x_real_time_1_thread_wall"] > 0 for r in rows)
