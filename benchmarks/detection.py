@@ -352,12 +352,12 @@ def parse_size(text: str) -> tuple[tuple[int, int, int, int], int]:
     """``"8,16,32,48:48"`` -> ((8, 16, 32, 48), 48): the four LCNN block widths and the frame head's width."""
     try:
         widths, hidden = text.split(":")
-        channels = tuple(int(w) for w in widths.split(","))
-        if len(channels) != 4:
+        channels, head = tuple(int(w) for w in widths.split(",")), int(hidden)
+        if len(channels) != 4 or min(*channels, head) <= 0:
             raise ValueError
-        return (channels[0], channels[1], channels[2], channels[3]), int(hidden)
+        return (channels[0], channels[1], channels[2], channels[3]), head
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected four block widths and the head's width, "
+        raise argparse.ArgumentTypeError(f"{text!r}: expected four positive block widths and the head's width, "
                                          "e.g. 8,16,32,48:48") from None
 
 

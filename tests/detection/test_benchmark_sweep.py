@@ -215,8 +215,8 @@ def test_speed_sizes_parse_and_time_each_size_beside_the_bundled_network() -> No
     import torch
 
     assert detection_benchmark.parse_size("8,16,32,48:48") == ((8, 16, 32, 48), 48)
-    for bad in ("8,16,32:48", "8,16,32,48", "a,16,32,48:48"):
-        with pytest.raises(argparse.ArgumentTypeError, match="four block widths"):
+    for bad in ("8,16,32:48", "8,16,32,48", "a,16,32,48:48", "0,16,32,48:48", "8,16,32,48:-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="four positive block widths"):
             detection_benchmark.parse_size(bad)
     module = api.load("detection").module
     rows = detection_benchmark.size_speed(module, [((8, 16, 32, 48), 48)], torch.zeros(16000), rounds=1)
