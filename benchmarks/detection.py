@@ -373,6 +373,16 @@ def size_speed(module: torch.nn.Module, sizes: list[tuple[tuple[int, int, int, i
         (f"{','.join(map(str, channels))}:{hidden}",
          Detector(dataclasses.replace(module.config, channels=channels, hidden=hidden)).eval())
         for channels, hidden in sizes]
+    speeds = interleaved_speed(nets, audio, module.config.sample_rate, rounds)
+    return [{"size": name, "parameters": sum(p.numel() for p in net.parameters()),
+             "channels": list(net.config.channels), "hidden": net.config.hidden,
+             "x_real_time_1_thread_wall": speeds[name]} for name, net in nets]
+
+
+def interleaved_speed(nets: list[tuple[str, torch.nn.Module]], audio: torch.Tensor, sample_rate: int,
+                      rounds: int = 6) -> dict[str, float]:
+    """Times real time of each network on one thread (best wall time of ``rounds``), the networks
+    taking turns within each round so that a busy machine slows all of them alike."""
     torch.set_num_threads(1)
     walls: dict[str, list[float]] = {name: [] for name, _ in nets}
     with torch.inference_mode():
@@ -381,10 +391,8 @@ def size_speed(module: torch.nn.Module, sizes: list[tuple[tuple[int, int, int, i
                 wall = time.perf_counter()
                 net(audio[None])
                 walls[name].append(time.perf_counter() - wall)
-    seconds = audio.numel() / module.config.sample_rate
-    return [{"size": name, "parameters": sum(p.numel() for p in net.parameters()),
-             "channels": list(net.config.channels), "hidden": net.config.hidden,
-             "x_real_time_1_thread_wall": round(seconds / min(walls[name]), 1)} for name, net in nets]
+    seconds = audio.numel() / sample_rate
+    return {name: round(seconds / min(times), 1) for name, times in walls.items()}
 
 
 def speed(sizes: list[tuple[tuple[int, int, int, int], int]] | None = None) -> dict:
@@ -416,17 +424,12 @@ def speed(sizes: list[tuple[tuple[int, int, int, int], int]] | None = None) -> d
     for block in pooled.blocks:
         if isinstance(block.pool, PairMaxPool):
             block.pool = torch.nn.MaxPool2d(block.pool.pool, ceil_mode=True)
-    side: dict[str, list[float]] = {"pair_max_pool": [], "max_pool2d": []}
     with torch.inference_mode():
         if not torch.equal(pooled(minute[None]).frame_logits, module(minute[None]).frame_logits):
             raise AssertionError("PairMaxPool and max_pool2d disagree")
-        for _ in range(6):
-            for name, net in (("pair_max_pool", module), ("max_pool2d", pooled)):
-                wall = time.perf_counter()
-                net(minute[None])
-                side[name].append(time.perf_counter() - wall)
-    for name, walls in side.items():
-        out[f"network_x_real_time_1_thread_wall_{name}_interleaved"] = round(60 / min(walls), 1)
+    side = interleaved_speed([("pair_max_pool", module), ("max_pool2d", pooled)], minute, 16000)
+    for name, x_real_time in side.items():
+        out[f"network_x_real_time_1_thread_wall_{name}_interleaved"] = x_real_time
     if sizes:
         out["sizes_interleaved"] = size_speed(module, sizes, minute)
     torch.set_num_threads(2)
